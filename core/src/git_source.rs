@@ -1,0 +1,166 @@
+//! A Git repository that declares clusters, links and policies.
+
+use crate::{
+    duration::Duration,
+    validation::{ValidationErrors, dns1123_label},
+};
+
+/// A named Git source.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct GitSource {
+    /// DNS-1123 label, unique among sources; objects synced from it are owned by it.
+    pub name: String,
+    /// Where and how to fetch.
+    pub spec: GitSourceSpec,
+}
+
+/// The declarative part of a [`GitSource`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GitSourceSpec {
+    /// A local path, `file://`, `https://` or `ssh://` URL.
+    pub url: String,
+    /// What to track.
+    #[serde(rename = "ref", default)]
+    pub git_ref: GitRef,
+    /// Directory inside the repository holding the manifests.
+    #[serde(default = "default_path")]
+    pub path: String,
+    /// How often to fetch when no webhook arrives.
+    #[serde(default = "default_poll_interval")]
+    pub poll_interval: Duration,
+    /// Revert changes made outside Git instead of only reporting them.
+    #[serde(default)]
+    pub self_heal: bool,
+    /// How to authenticate; credentials are read from files or env, never stored here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<GitAuth>,
+}
+
+/// Branch, tag or commit, as in Flux's `spec.ref`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum GitRef {
+    /// Follow a branch head.
+    Branch(String),
+    /// A tag (re-resolved on each fetch, so moved tags are followed).
+    Tag(String),
+    /// A fixed commit.
+    Commit(String),
+}
+
+impl Default for GitRef {
+    fn default() -> Self {
+        GitRef::Branch("main".into())
+    }
+}
+
+/// Credentials for private repositories, by reference.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GitAuth {
+    /// File holding an HTTPS token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<String>,
+    /// Environment variable holding an HTTPS token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_env: Option<String>,
+    /// SSH private key file for `ssh://` URLs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_key_file: Option<String>,
+}
+
+fn default_path() -> String {
+    ".".into()
+}
+/// Argo CD and Flux both default to minutes; one minute keeps Git hosts happy and drift visible.
+pub const fn default_poll_interval() -> Duration {
+    Duration::from_secs(60)
+}
+
+impl GitSource {
+    /// Checks every field.
+    pub fn validate(&self) -> Result<(), ValidationErrors> {
+        let mut errs = ValidationErrors::default();
+        errs.check("metadata.name", dns1123_label(&self.name));
+        let spec = &self.spec;
+        let url = spec.url.as_str();
+        let scheme_ok = ["file://", "https://", "http://", "ssh://"]
+            .iter()
+            .any(|s| url.starts_with(s))
+            || url.starts_with('/')
+            || url.starts_with('.');
+        if !scheme_ok {
+            errs.push(
+                "spec.url",
+                format!("{url:?} must be a local path or a file://, https:// or ssh:// URL"),
+            );
+        }
+        let (field, value) = match &spec.git_ref {
+            GitRef::Branch(b) => ("spec.ref.branch", b),
+            GitRef::Tag(t) => ("spec.ref.tag", t),
+            GitRef::Commit(c) => ("spec.ref.commit", c),
+        };
+        if value.is_empty() {
+            errs.push(field, "must not be empty");
+        }
+        if let GitRef::Commit(c) = &spec.git_ref
+            && !(c.len() >= 7 && c.len() <= 40 && c.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            errs.push(
+                "spec.ref.commit",
+                format!("{c:?} must be 7 to 40 hexadecimal characters"),
+            );
+        }
+        if spec.path.split('/').any(|p| p == "..") {
+            errs.push("spec.path", "must stay inside the repository (no '..')");
+        }
+        if spec.poll_interval.as_std() < std::time::Duration::from_secs(1) {
+            errs.push("spec.pollInterval", "must be at least 1s");
+        }
+        errs.into_result()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(url: &str) -> GitSource {
+        GitSource {
+            name: "fleet".into(),
+            spec: serde_json::from_value(serde_json::json!({"url": url})).unwrap(),
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let s = source("https://git.example.com/fleet.git");
+        assert_eq!(s.spec.git_ref, GitRef::Branch("main".into()));
+        assert_eq!(s.spec.path, ".");
+        assert_eq!(s.spec.poll_interval.to_string(), "1m");
+        assert!(s.validate().is_ok());
+    }
+
+    #[test]
+    fn rejects_bad_url_commit_and_escaping_path() {
+        let mut s = source("git@host:repo");
+        s.spec.git_ref = GitRef::Commit("xyz".into());
+        s.spec.path = "../etc".into();
+        let errs: Vec<String> = s
+            .validate()
+            .unwrap_err()
+            .0
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            errs,
+            vec![
+                "spec.url: \"git@host:repo\" must be a local path or a file://, https:// or ssh:// URL",
+                "spec.ref.commit: \"xyz\" must be 7 to 40 hexadecimal characters",
+                "spec.path: must stay inside the repository (no '..')",
+            ]
+        );
+    }
+}

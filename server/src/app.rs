@@ -1,0 +1,53 @@
+//! Start-up wiring: connect, migrate, serve. The only place that uses `anyhow`.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use linkplane_store::Store;
+use secrecy::ExposeSecret;
+
+use crate::{
+    config::{Command, DatabaseArgs, ServeArgs},
+    http,
+};
+
+/// Runs one subcommand to completion.
+pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve(args) => serve(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Migrate(args) => {
+            let store = connect(&args.database).await?;
+            store.migrate().await.context("migrating the database")?;
+            println!("database is up to date");
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn connect(db: &DatabaseArgs) -> anyhow::Result<Store> {
+    Store::connect(db.database_url.expose_secret(), db.database_max_connections)
+        .await
+        .context("connecting to PostgreSQL (check --database-url / DATABASE_URL)")
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let store = connect(&args.database).await?;
+    if !args.no_migrate {
+        store.migrate().await.context("migrating the database")?;
+        tracing::info!("database migrated");
+    }
+    let listener = tokio::net::TcpListener::bind(args.http.listen)
+        .await
+        .with_context(|| format!("binding {}", args.http.listen))?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+    // Printed on stdout (not only logged) so scripts can wait for it.
+    println!("linkplane listening on http://{addr}");
+    tracing::info!(%addr, "listening");
+    let state = http::AppState { store };
+    http::serve(
+        listener,
+        state,
+        std::time::Duration::from_secs(args.http.shutdown_grace_seconds),
+    )
+    .await
+}

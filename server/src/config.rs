@@ -1,0 +1,135 @@
+//! Command-line and environment configuration: one typed struct, grouped by concern.
+//!
+//! Every flag has an `env` twin (`LINKPLANE_*`, or the conventional `DATABASE_URL`) so the Helm
+//! chart maps values onto environment variables one to one.
+
+use std::net::SocketAddr;
+
+use clap::{Args, Parser, Subcommand};
+use secrecy::SecretString;
+
+/// linkplane: connect Kubernetes services across clusters, centrally.
+#[derive(Debug, Parser)]
+#[command(name = "linkplane", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Logging.
+    #[command(flatten)]
+    pub log: LogArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server: HTTP API, health endpoints (migrates the database first unless --no-migrate).
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate(MigrateArgs),
+}
+
+/// Logging options.
+#[derive(Debug, Clone, Args)]
+pub struct LogArgs {
+    /// Log filter in `tracing` syntax, e.g. `info,linkplane=debug`.
+    #[arg(long, env = "LINKPLANE_LOG", default_value = "info", global = true)]
+    pub log: String,
+    /// Log format.
+    #[arg(
+        long,
+        env = "LINKPLANE_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// Database connection options.
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// PostgreSQL URL, e.g. `postgres://user:pass@host:5432/linkplane`.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: SecretString,
+    /// Maximum pooled connections.
+    #[arg(long, env = "LINKPLANE_DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
+    pub database_max_connections: u32,
+}
+
+/// HTTP server options.
+#[derive(Debug, Clone, Args)]
+pub struct HttpArgs {
+    /// Address to listen on.
+    #[arg(long, env = "LINKPLANE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Seconds to wait for in-flight requests on shutdown.
+    #[arg(long, env = "LINKPLANE_SHUTDOWN_GRACE_SECONDS", default_value_t = 10)]
+    pub shutdown_grace_seconds: u64,
+}
+
+/// `linkplane serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Database.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+    /// HTTP.
+    #[command(flatten)]
+    pub http: HttpArgs,
+    /// Do not apply migrations on start (when a separate job runs `linkplane migrate`).
+    #[arg(long, env = "LINKPLANE_NO_MIGRATE", default_value_t = false)]
+    pub no_migrate: bool,
+}
+
+/// `linkplane migrate`.
+#[derive(Debug, Clone, Args)]
+pub struct MigrateArgs {
+    /// Database.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn serve_defaults() {
+        let cli =
+            Cli::try_parse_from(["linkplane", "serve", "--database-url", "postgres://x"]).unwrap();
+        let Command::Serve(args) = cli.command else {
+            panic!("expected serve")
+        };
+        assert_eq!(args.http.listen.to_string(), "127.0.0.1:8080");
+        assert!(!args.no_migrate);
+        assert_eq!(args.database.database_max_connections, 16);
+    }
+
+    #[test]
+    fn database_url_is_not_printed_in_debug_output() {
+        let cli = Cli::try_parse_from([
+            "linkplane",
+            "migrate",
+            "--database-url",
+            "postgres://u:hunter2@h/db",
+        ])
+        .unwrap();
+        assert!(!format!("{cli:?}").contains("hunter2"));
+    }
+}

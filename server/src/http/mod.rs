@@ -1,0 +1,66 @@
+//! The HTTP surface: health endpoints now; the GraphQL API, metrics and webhooks mount here.
+
+mod health;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::{Router, routing::get};
+use linkplane_store::Store;
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    /// The database.
+    pub store: Store,
+}
+
+/// Every route.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serves until SIGINT/SIGTERM, then drains in-flight requests for at most `grace`.
+pub async fn serve(listener: TcpListener, state: AppState, grace: Duration) -> anyhow::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        let _ = stop_tx.send(true);
+    });
+    let mut stop_rx2 = stop_rx.clone();
+    tokio::select! {
+        res = server => res.context("serving HTTP"),
+        () = async move {
+            let _ = stop_rx2.wait_for(|stopped| *stopped).await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!(?grace, "in-flight requests did not finish in time");
+            Ok(())
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+}

@@ -1,0 +1,21 @@
+//! The `linkplane` binary. Everything is wired in [`app`]; this file only parses the command line.
+
+mod app;
+mod config;
+mod http;
+mod telemetry;
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = config::Cli::parse();
+    telemetry::init(&cli.log);
+    match app::run(cli.command).await {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

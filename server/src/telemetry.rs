@@ -1,0 +1,25 @@
+//! Tracing subscriber set-up.
+
+use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+
+use crate::config::{LogArgs, LogFormat};
+
+/// Installs the global subscriber; an invalid filter falls back to `info` with a warning.
+pub fn init(args: &LogArgs) {
+    let (filter, bad_filter) = match EnvFilter::try_new(&args.log) {
+        Ok(f) => (f, None),
+        Err(e) => (EnvFilter::new("info"), Some(e)),
+    };
+    let registry = tracing_subscriber::registry().with(filter);
+    match args.log_format {
+        LogFormat::Text => registry
+            .with(fmt::layer().with_writer(std::io::stderr))
+            .init(),
+        LogFormat::Json => registry
+            .with(fmt::layer().json().with_writer(std::io::stderr))
+            .init(),
+    }
+    if let Some(e) = bad_filter {
+        tracing::warn!(filter = %args.log, error = %e, "invalid log filter, using `info`");
+    }
+}

@@ -1,0 +1,129 @@
+//! The store's error type: database failures mapped by meaning at this boundary.
+
+/// What can go wrong talking to Postgres, classified so callers can answer users precisely.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint failed: the object (or an equivalent one) already exists.
+    #[error("{kind} {name:?} already exists")]
+    Conflict {
+        /// Object kind, e.g. `Link`.
+        kind: &'static str,
+        /// The conflicting name, or the constraint when no single name applies.
+        name: String,
+    },
+    /// The object does not exist.
+    #[error("{kind} {name:?} not found")]
+    NotFound {
+        /// Object kind.
+        kind: &'static str,
+        /// The missing name.
+        name: String,
+    },
+    /// A reference to another object is dangling, or an object is still referenced.
+    #[error("{kind} {name:?}: {reason}")]
+    Reference {
+        /// Object kind.
+        kind: &'static str,
+        /// Object name.
+        name: String,
+        /// Which reference failed.
+        reason: String,
+    },
+    /// A check constraint failed (e.g. a link whose source equals its target).
+    #[error("{kind} {name:?} is invalid: {reason}")]
+    Invalid {
+        /// Object kind.
+        kind: &'static str,
+        /// Object name.
+        name: String,
+        /// The violated constraint.
+        reason: String,
+    },
+    /// A stored JSON document no longer deserializes into the domain type.
+    #[error("stored {kind} {name:?} cannot be decoded")]
+    Corrupt {
+        /// Object kind.
+        kind: &'static str,
+        /// Object name.
+        name: String,
+        /// The decoding failure.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// Any other database failure.
+    #[error("database error while {action}")]
+    Database {
+        /// What the store was doing.
+        action: &'static str,
+        /// The driver's error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// Applying migrations failed.
+    #[error("applying database migrations failed")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+}
+
+/// `Result` with [`StoreError`].
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+impl StoreError {
+    /// Maps a driver error for an operation on one named object.
+    pub(crate) fn from_sqlx(
+        kind: &'static str,
+        name: &str,
+        action: &'static str,
+        err: sqlx::Error,
+    ) -> Self {
+        if let sqlx::Error::Database(db) = &err {
+            let constraint = db.constraint().unwrap_or_default().to_string();
+            match db.code().as_deref() {
+                Some("23505") => {
+                    return StoreError::Conflict {
+                        kind,
+                        name: name.to_string(),
+                    };
+                }
+                Some("23503") => {
+                    return StoreError::Reference {
+                        kind,
+                        name: name.to_string(),
+                        reason: reference_reason(&constraint, db.message()),
+                    };
+                }
+                Some("23514") => {
+                    return StoreError::Invalid {
+                        kind,
+                        name: name.to_string(),
+                        reason: constraint,
+                    };
+                }
+                _ => {}
+            }
+        }
+        StoreError::Database {
+            action,
+            source: err,
+        }
+    }
+
+    /// Wraps a driver error that has no single object to blame.
+    pub(crate) fn db(action: &'static str) -> impl FnOnce(sqlx::Error) -> Self {
+        move |source| StoreError::Database { action, source }
+    }
+}
+
+fn reference_reason(constraint: &str, message: &str) -> String {
+    match constraint {
+        "links_source_cluster_fkey" => "spec.source names a cluster that does not exist".into(),
+        "links_target_cluster_fkey" => {
+            if message.contains("still referenced") || message.contains("update or delete") {
+                "the cluster is still used by a link (as target)".into()
+            } else {
+                "spec.target names a cluster that does not exist".into()
+            }
+        }
+        _ if message.contains("update or delete") => "it is still referenced by a link".into(),
+        _ => format!("reference check {constraint} failed"),
+    }
+}

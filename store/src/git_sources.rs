@@ -1,0 +1,258 @@
+//! The `git_sources` table: a source's spec and its sync status.
+
+use chrono::{DateTime, Utc};
+use linkplane_core::{GitSource, GitSourceSpec};
+use sqlx::{FromRow, PgConnection};
+
+use crate::{Result, StoreError, WriteOutcome, spec_table::to_json};
+
+const KIND: &str = "GitSource";
+
+/// `Synced` / `OutOfSync` / `Failed`, Argo CD's vocabulary; `Unknown` before the first sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncStatus {
+    /// Never synced yet.
+    Unknown,
+    /// The database matches the applied revision.
+    Synced,
+    /// A newer revision exists, or objects drifted from Git.
+    OutOfSync,
+    /// The last attempt was rejected or failed; the last good revision stays applied.
+    Failed,
+}
+
+impl SyncStatus {
+    /// Column value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncStatus::Unknown => "Unknown",
+            SyncStatus::Synced => "Synced",
+            SyncStatus::OutOfSync => "OutOfSync",
+            SyncStatus::Failed => "Failed",
+        }
+    }
+
+    fn parse(value: &str) -> Self {
+        match value {
+            "Synced" => SyncStatus::Synced,
+            "OutOfSync" => SyncStatus::OutOfSync,
+            "Failed" => SyncStatus::Failed,
+            _ => SyncStatus::Unknown,
+        }
+    }
+}
+
+/// A source with its status.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceState {
+    /// The source.
+    pub source: GitSource,
+    /// Commit the source is held at, if pinned.
+    pub pinned_revision: Option<String>,
+    /// Current status.
+    pub status: SyncStatus,
+    /// Last revision applied successfully.
+    pub last_applied_revision: Option<String>,
+    /// Last revision tried (applied or rejected).
+    pub last_attempted_revision: Option<String>,
+    /// Last error, with file:line locations.
+    pub last_error: Option<String>,
+    /// When the last attempt finished.
+    pub last_synced_at: Option<DateTime<Utc>>,
+}
+
+#[derive(FromRow)]
+struct Row {
+    name: String,
+    spec: serde_json::Value,
+    pinned_revision: Option<String>,
+    status: String,
+    last_applied_revision: Option<String>,
+    last_attempted_revision: Option<String>,
+    last_error: Option<String>,
+    last_synced_at: Option<DateTime<Utc>>,
+}
+
+impl Row {
+    fn decode(self) -> Result<SourceState> {
+        let spec: GitSourceSpec =
+            serde_json::from_value(self.spec).map_err(|source| StoreError::Corrupt {
+                kind: KIND,
+                name: self.name.clone(),
+                source,
+            })?;
+        Ok(SourceState {
+            source: GitSource {
+                name: self.name,
+                spec,
+            },
+            pinned_revision: self.pinned_revision,
+            status: SyncStatus::parse(&self.status),
+            last_applied_revision: self.last_applied_revision,
+            last_attempted_revision: self.last_attempted_revision,
+            last_error: self.last_error,
+            last_synced_at: self.last_synced_at,
+        })
+    }
+}
+
+const COLUMNS: &str = "name, spec, pinned_revision, status, last_applied_revision, last_attempted_revision, \
+                       last_error, last_synced_at";
+
+/// Creates or updates a source's spec, keeping its status.
+pub async fn upsert(conn: &mut PgConnection, source: &GitSource) -> Result<WriteOutcome> {
+    let spec = to_json(KIND, &source.name, &source.spec)?;
+    let inserted: Option<bool> = sqlx::query_scalar(
+        "INSERT INTO git_sources (name, spec) VALUES ($1, $2)
+         ON CONFLICT (name) DO UPDATE SET spec = EXCLUDED.spec, updated_at = now()
+         WHERE git_sources.spec IS DISTINCT FROM EXCLUDED.spec
+         RETURNING (xmax = 0) AS inserted",
+    )
+    .bind(&source.name)
+    .bind(spec)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(|e| StoreError::from_sqlx(KIND, &source.name, "upserting", e))?;
+    Ok(match inserted {
+        Some(true) => WriteOutcome::Created,
+        Some(false) => WriteOutcome::Updated,
+        None => WriteOutcome::Unchanged,
+    })
+}
+
+/// One source by name.
+pub async fn get(conn: &mut PgConnection, name: &str) -> Result<Option<SourceState>> {
+    let sql = format!("SELECT {COLUMNS} FROM git_sources WHERE name = $1");
+    let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(name)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(|e| StoreError::from_sqlx(KIND, name, "reading", e))?;
+    row.map(Row::decode).transpose()
+}
+
+/// Every source, by name.
+pub async fn list(conn: &mut PgConnection) -> Result<Vec<SourceState>> {
+    let sql = format!("SELECT {COLUMNS} FROM git_sources ORDER BY name");
+    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(StoreError::db("listing git sources"))?;
+    rows.into_iter().map(Row::decode).collect()
+}
+
+/// Deletes a source and its history.
+pub async fn delete(conn: &mut PgConnection, name: &str) -> Result<bool> {
+    let done = sqlx::query("DELETE FROM git_sources WHERE name = $1")
+        .bind(name)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| StoreError::from_sqlx(KIND, name, "deleting", e))?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Records the outcome of a sync attempt on the source row.
+pub async fn set_status(
+    conn: &mut PgConnection,
+    name: &str,
+    status: SyncStatus,
+    attempted_revision: Option<&str>,
+    applied_revision: Option<&str>,
+    error: Option<&str>,
+) -> Result<()> {
+    let done = sqlx::query(
+        "UPDATE git_sources SET status = $2,
+             last_attempted_revision = COALESCE($3, last_attempted_revision),
+             last_applied_revision = COALESCE($4, last_applied_revision),
+             last_error = $5, last_synced_at = now(), updated_at = now()
+         WHERE name = $1",
+    )
+    .bind(name)
+    .bind(status.as_str())
+    .bind(attempted_revision)
+    .bind(applied_revision)
+    .bind(error)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| StoreError::from_sqlx(KIND, name, "recording sync status", e))?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound {
+            kind: KIND,
+            name: name.to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Pins the source to a commit, or unpins it with `None`.
+pub async fn set_pin(conn: &mut PgConnection, name: &str, revision: Option<&str>) -> Result<()> {
+    let done = sqlx::query(
+        "UPDATE git_sources SET pinned_revision = $2, updated_at = now() WHERE name = $1",
+    )
+    .bind(name)
+    .bind(revision)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| StoreError::from_sqlx(KIND, name, "pinning", e))?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound {
+            kind: KIND,
+            name: name.to_string(),
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(name: &str) -> GitSource {
+        GitSource {
+            name: name.into(),
+            spec: serde_json::from_value(serde_json::json!({"url": "file:///tmp/fleet"})).unwrap(),
+        }
+    }
+
+    #[sqlx::test(migrator = "crate::MIGRATOR")]
+    async fn status_and_pin_are_recorded(pool: sqlx::PgPool) {
+        let mut conn = pool.acquire().await.unwrap();
+        assert_eq!(
+            upsert(&mut conn, &source("fleet")).await.unwrap(),
+            WriteOutcome::Created
+        );
+        let s = get(&mut conn, "fleet").await.unwrap().unwrap();
+        assert_eq!(s.status, SyncStatus::Unknown);
+        set_status(
+            &mut conn,
+            "fleet",
+            SyncStatus::Synced,
+            Some("abc"),
+            Some("abc"),
+            None,
+        )
+        .await
+        .unwrap();
+        set_status(
+            &mut conn,
+            "fleet",
+            SyncStatus::Failed,
+            Some("def"),
+            None,
+            Some("a.yaml:1:1: bad"),
+        )
+        .await
+        .unwrap();
+        set_pin(&mut conn, "fleet", Some("abc")).await.unwrap();
+        let s = get(&mut conn, "fleet").await.unwrap().unwrap();
+        assert_eq!(s.status, SyncStatus::Failed);
+        assert_eq!(s.last_applied_revision.as_deref(), Some("abc"));
+        assert_eq!(s.last_attempted_revision.as_deref(), Some("def"));
+        assert_eq!(s.last_error.as_deref(), Some("a.yaml:1:1: bad"));
+        assert_eq!(s.pinned_revision.as_deref(), Some("abc"));
+        assert!(matches!(
+            set_pin(&mut conn, "nope", None).await,
+            Err(StoreError::NotFound { .. })
+        ));
+    }
+}

@@ -1,0 +1,93 @@
+//! Postgres persistence for linkplane.
+//!
+//! [`Store`] owns the connection pool and the embedded migrations; each module is one table
+//! family with free functions over `&mut PgConnection`, so the same call works on a pooled
+//! connection and inside a transaction (the GitOps engine applies a whole revision in one).
+//! [`changes`] exposes the LISTEN/NOTIFY feeds reconcilers and subscriptions use instead of polling.
+//!
+//! Domain types go in and come out ([`linkplane_core`]); SQL never leaks past this crate.
+
+pub mod changes;
+pub mod clusters;
+pub mod error;
+pub mod gateways;
+pub mod git_sources;
+pub mod links;
+pub mod mirrors;
+pub mod owner;
+pub mod policies;
+pub mod reconcilers;
+mod spec_table;
+pub mod sync_history;
+#[cfg(test)]
+mod test_support;
+
+use std::time::Duration;
+
+use sqlx::{PgPool, Postgres, Transaction, pool::PoolConnection, postgres::PgPoolOptions};
+
+pub use error::{Result, StoreError};
+pub use owner::{Owner, Stored, WriteOutcome};
+pub use sqlx::PgConnection;
+
+/// The migrations in the top-level `migrations/` folder, embedded at compile time.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// A handle to the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: PgPool,
+}
+
+impl Store {
+    /// Connects with a bounded pool. Fails fast (5 s) so a wrong URL is reported at start-up.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(StoreError::db("connecting to the database"))?;
+        Ok(Self { pool })
+    }
+
+    /// Wraps an existing pool (tests get one per database from `#[sqlx::test]`).
+    pub fn from_pool(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// The pool, for components that run their own queries through this crate's functions.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Applies pending migrations.
+    pub async fn migrate(&self) -> Result<()> {
+        MIGRATOR.run(&self.pool).await.map_err(StoreError::Migrate)
+    }
+
+    /// Round-trips a trivial query: the readiness check.
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::db("pinging the database"))?;
+        Ok(())
+    }
+
+    /// A pooled connection for a series of calls.
+    pub async fn acquire(&self) -> Result<PoolConnection<Postgres>> {
+        self.pool
+            .acquire()
+            .await
+            .map_err(StoreError::db("acquiring a connection"))
+    }
+
+    /// A transaction: pass `&mut tx` to any function of this crate; commit with `tx.commit()`.
+    pub async fn begin(&self) -> Result<Transaction<'static, Postgres>> {
+        self.pool
+            .begin()
+            .await
+            .map_err(StoreError::db("starting a transaction"))
+    }
+}

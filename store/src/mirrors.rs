@@ -1,0 +1,358 @@
+//! The `mirrors` table: the state of every exported service a link selects.
+
+use chrono::{DateTime, Utc};
+use sqlx::{FromRow, PgConnection};
+
+use crate::{Result, StoreError};
+
+/// Why a mirror is (or is not) in place. Nothing is silent: every selected service has a state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MirrorState {
+    /// The mirror exists and matches the remote service.
+    Mirrored,
+    /// A local object we do not own blocks the mirror.
+    Conflict,
+    /// The local namespace does not exist (and the link does not create namespaces).
+    MissingNamespace,
+    /// An export policy forbids this export.
+    PolicyDenied,
+    /// Writing failed; the message says why.
+    Error,
+}
+
+impl MirrorState {
+    /// Column value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MirrorState::Mirrored => "Mirrored",
+            MirrorState::Conflict => "Conflict",
+            MirrorState::MissingNamespace => "MissingNamespace",
+            MirrorState::PolicyDenied => "PolicyDenied",
+            MirrorState::Error => "Error",
+        }
+    }
+
+    /// Parses a column value.
+    pub fn parse(value: &str) -> Option<Self> {
+        Some(match value {
+            "Mirrored" => MirrorState::Mirrored,
+            "Conflict" => MirrorState::Conflict,
+            "MissingNamespace" => MirrorState::MissingNamespace,
+            "PolicyDenied" => MirrorState::PolicyDenied,
+            "Error" => MirrorState::Error,
+            _ => return None,
+        })
+    }
+}
+
+/// One mirror's state as the reconciler reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MirrorStatus {
+    /// Link that selects the service.
+    pub link: String,
+    /// Cluster holding the mirror.
+    pub source_cluster: String,
+    /// Cluster exporting the service.
+    pub target_cluster: String,
+    /// Namespace (same on both sides).
+    pub namespace: String,
+    /// Remote Service name.
+    pub remote_name: String,
+    /// Local mirror name (possibly shortened).
+    pub local_name: String,
+    /// `gateway` or `remote-discovery`.
+    pub mode: String,
+    /// Headless with endpoint mirrors.
+    pub headless: bool,
+    /// Current state.
+    pub state: MirrorState,
+    /// Detail for non-Mirrored states.
+    pub message: String,
+}
+
+/// A stored mirror row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MirrorRow {
+    /// Row id, stable for cursors.
+    pub id: i64,
+    /// The state.
+    pub status: MirrorStatus,
+    /// Last change of `state`.
+    pub last_transition: DateTime<Utc>,
+    /// Last write.
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(FromRow)]
+struct Row {
+    id: i64,
+    link: String,
+    source_cluster: String,
+    target_cluster: String,
+    remote_namespace: String,
+    remote_name: String,
+    local_name: String,
+    mode: String,
+    headless: bool,
+    state: String,
+    message: String,
+    last_transition: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<Row> for MirrorRow {
+    fn from(r: Row) -> Self {
+        MirrorRow {
+            id: r.id,
+            status: MirrorStatus {
+                link: r.link,
+                source_cluster: r.source_cluster,
+                target_cluster: r.target_cluster,
+                namespace: r.remote_namespace,
+                remote_name: r.remote_name,
+                local_name: r.local_name,
+                mode: r.mode,
+                headless: r.headless,
+                // The CHECK constraint guarantees a known value.
+                state: MirrorState::parse(&r.state).unwrap_or(MirrorState::Error),
+                message: r.message,
+            },
+            last_transition: r.last_transition,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// Filters for [`list`]; `None` means any.
+#[derive(Debug, Clone, Default)]
+pub struct MirrorFilter {
+    /// Cluster holding the mirror.
+    pub source_cluster: Option<String>,
+    /// Cluster exporting the service.
+    pub target_cluster: Option<String>,
+    /// Namespace.
+    pub namespace: Option<String>,
+    /// State.
+    pub state: Option<MirrorState>,
+    /// Link.
+    pub link: Option<String>,
+}
+
+/// Records a mirror's state; `last_transition` moves only when the state changes, and an
+/// identical status is not rewritten (no event, no write amplification).
+pub async fn upsert(conn: &mut PgConnection, s: &MirrorStatus) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO mirrors (link, source_cluster, target_cluster, remote_namespace, remote_name, local_name,
+                              mode, headless, state, message)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+         ON CONFLICT (link, remote_namespace, remote_name) DO UPDATE SET
+             source_cluster = EXCLUDED.source_cluster, target_cluster = EXCLUDED.target_cluster,
+             local_name = EXCLUDED.local_name, mode = EXCLUDED.mode, headless = EXCLUDED.headless,
+             state = EXCLUDED.state, message = EXCLUDED.message, updated_at = now(),
+             last_transition = CASE WHEN mirrors.state = EXCLUDED.state THEN mirrors.last_transition ELSE now() END
+         WHERE (mirrors.local_name, mirrors.mode, mirrors.headless, mirrors.state, mirrors.message)
+               IS DISTINCT FROM (EXCLUDED.local_name, EXCLUDED.mode, EXCLUDED.headless, EXCLUDED.state, EXCLUDED.message)",
+    )
+    .bind(&s.link)
+    .bind(&s.source_cluster)
+    .bind(&s.target_cluster)
+    .bind(&s.namespace)
+    .bind(&s.remote_name)
+    .bind(&s.local_name)
+    .bind(&s.mode)
+    .bind(s.headless)
+    .bind(s.state.as_str())
+    .bind(&s.message)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| StoreError::from_sqlx("Mirror", &s.local_name, "recording mirror state", e))?;
+    Ok(())
+}
+
+/// Forgets a mirror (the service is no longer selected).
+pub async fn delete(
+    conn: &mut PgConnection,
+    link: &str,
+    namespace: &str,
+    remote_name: &str,
+) -> Result<bool> {
+    let done = sqlx::query(
+        "DELETE FROM mirrors WHERE link = $1 AND remote_namespace = $2 AND remote_name = $3",
+    )
+    .bind(link)
+    .bind(namespace)
+    .bind(remote_name)
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::db("deleting mirror state"))?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Forgets every mirror of a link except those listed as `(namespace, remote_name)` (a full
+/// resync's garbage collection of state rows). Returns how many were removed.
+pub async fn retain_for_link(
+    conn: &mut PgConnection,
+    link: &str,
+    keep: &[(String, String)],
+) -> Result<u64> {
+    let (namespaces, names): (Vec<&str>, Vec<&str>) =
+        keep.iter().map(|(n, s)| (n.as_str(), s.as_str())).unzip();
+    let done = sqlx::query(
+        "DELETE FROM mirrors WHERE link = $1 AND (remote_namespace, remote_name) NOT IN
+             (SELECT * FROM UNNEST($2::text[], $3::text[]))",
+    )
+    .bind(link)
+    .bind(&namespaces)
+    .bind(&names)
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::db("pruning mirror state"))?;
+    Ok(done.rows_affected())
+}
+
+/// Mirrors matching `filter`, ordered by id, after `after_id`, at most `limit`.
+pub async fn list(
+    conn: &mut PgConnection,
+    filter: &MirrorFilter,
+    after_id: i64,
+    limit: i64,
+) -> Result<Vec<MirrorRow>> {
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT id, link, source_cluster, target_cluster, remote_namespace, remote_name, local_name, mode, headless,
+                state, message, last_transition, updated_at
+         FROM mirrors
+         WHERE ($1::text IS NULL OR source_cluster = $1) AND ($2::text IS NULL OR target_cluster = $2)
+           AND ($3::text IS NULL OR remote_namespace = $3) AND ($4::text IS NULL OR state = $4)
+           AND ($5::text IS NULL OR link = $5) AND id > $6
+         ORDER BY id LIMIT $7",
+    )
+    .bind(&filter.source_cluster)
+    .bind(&filter.target_cluster)
+    .bind(&filter.namespace)
+    .bind(filter.state.map(MirrorState::as_str))
+    .bind(&filter.link)
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(StoreError::db("listing mirrors"))?;
+    Ok(rows.into_iter().map(MirrorRow::from).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Owner, clusters, links, test_support::cluster};
+    use linkplane_core::Link;
+
+    fn status(name: &str, state: MirrorState) -> MirrorStatus {
+        MirrorStatus {
+            link: "west-from-east".into(),
+            source_cluster: "west".into(),
+            target_cluster: "east".into(),
+            namespace: "shop".into(),
+            remote_name: name.into(),
+            local_name: format!("{name}-east"),
+            mode: "gateway".into(),
+            headless: false,
+            state,
+            message: String::new(),
+        }
+    }
+
+    async fn seed(conn: &mut PgConnection) {
+        for n in ["east", "west"] {
+            clusters::upsert(conn, &cluster(n), &Owner::Api)
+                .await
+                .unwrap();
+        }
+        links::upsert(
+            conn,
+            &Link::new("west-from-east", "west", "east"),
+            &Owner::Api,
+        )
+        .await
+        .unwrap();
+    }
+
+    #[sqlx::test(migrator = "crate::MIGRATOR")]
+    async fn transition_time_moves_only_on_state_change(pool: sqlx::PgPool) {
+        let mut conn = pool.acquire().await.unwrap();
+        seed(&mut conn).await;
+        upsert(&mut conn, &status("web", MirrorState::MissingNamespace))
+            .await
+            .unwrap();
+        let first = list(&mut conn, &MirrorFilter::default(), 0, 10)
+            .await
+            .unwrap()
+            .remove(0);
+        let mut s = status("web", MirrorState::MissingNamespace);
+        s.message = "Namespace does not exist".into();
+        upsert(&mut conn, &s).await.unwrap();
+        let second = list(&mut conn, &MirrorFilter::default(), 0, 10)
+            .await
+            .unwrap()
+            .remove(0);
+        assert_eq!(first.last_transition, second.last_transition);
+        assert_eq!(second.status.message, "Namespace does not exist");
+        upsert(&mut conn, &status("web", MirrorState::Mirrored))
+            .await
+            .unwrap();
+        let third = list(&mut conn, &MirrorFilter::default(), 0, 10)
+            .await
+            .unwrap()
+            .remove(0);
+        assert!(third.last_transition > second.last_transition);
+    }
+
+    #[sqlx::test(migrator = "crate::MIGRATOR")]
+    async fn filter_paginate_and_retain(pool: sqlx::PgPool) {
+        let mut conn = pool.acquire().await.unwrap();
+        seed(&mut conn).await;
+        for (n, st) in [
+            ("a", MirrorState::Mirrored),
+            ("b", MirrorState::Conflict),
+            ("c", MirrorState::Mirrored),
+        ] {
+            upsert(&mut conn, &status(n, st)).await.unwrap();
+        }
+        let conflicts = MirrorFilter {
+            state: Some(MirrorState::Conflict),
+            ..Default::default()
+        };
+        assert_eq!(list(&mut conn, &conflicts, 0, 10).await.unwrap().len(), 1);
+        let page1 = list(&mut conn, &MirrorFilter::default(), 0, 2)
+            .await
+            .unwrap();
+        let page2 = list(&mut conn, &MirrorFilter::default(), page1[1].id, 2)
+            .await
+            .unwrap();
+        assert_eq!((page1.len(), page2.len()), (2, 1));
+        assert_eq!(page2[0].status.remote_name, "c");
+        let removed = retain_for_link(&mut conn, "west-from-east", &[("shop".into(), "a".into())])
+            .await
+            .unwrap();
+        assert_eq!(removed, 2);
+        assert!(
+            delete(&mut conn, "west-from-east", "shop", "a")
+                .await
+                .unwrap()
+        );
+    }
+
+    #[sqlx::test(migrator = "crate::MIGRATOR")]
+    async fn rows_go_with_their_link(pool: sqlx::PgPool) {
+        let mut conn = pool.acquire().await.unwrap();
+        seed(&mut conn).await;
+        upsert(&mut conn, &status("a", MirrorState::Mirrored))
+            .await
+            .unwrap();
+        links::delete(&mut conn, "west-from-east").await.unwrap();
+        assert!(
+            list(&mut conn, &MirrorFilter::default(), 0, 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+}

@@ -1,0 +1,214 @@
+//! The `sync_history` table: one row per sync attempt, newest 50 kept per source.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::{FromRow, PgConnection, types::Json};
+
+use crate::{Result, StoreError};
+
+/// How many attempts are kept per source (Argo CD keeps 10, Flux 5; 50 covers a busy day).
+pub const HISTORY_LIMIT: i64 = 50;
+
+/// Created/updated/deleted counts for one kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct KindCounts {
+    /// Objects inserted.
+    pub created: i32,
+    /// Objects changed.
+    pub updated: i32,
+    /// Objects pruned.
+    pub deleted: i32,
+}
+
+/// One sync attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncRecord {
+    /// Row id (0 before insertion).
+    pub id: i64,
+    /// Source name.
+    pub source: String,
+    /// Commit id.
+    pub revision: String,
+    /// Commit author.
+    pub author: String,
+    /// Commit message (first line is enough for display).
+    pub message: String,
+    /// `startup`, `poll`, `webhook`, `manual`, `pin` or `self-heal`.
+    pub trigger: String,
+    /// `Applied`, `Unchanged`, `Rejected` or `Failed`.
+    pub result: String,
+    /// When the attempt began.
+    pub started_at: DateTime<Utc>,
+    /// How long it took.
+    pub duration_ms: i64,
+    /// Per kind counts.
+    pub counts: BTreeMap<String, KindCounts>,
+    /// `path/file.yaml:line:col: message` errors.
+    pub errors: Vec<String>,
+}
+
+impl SyncRecord {
+    /// Totals over every kind.
+    pub fn totals(&self) -> KindCounts {
+        self.counts
+            .values()
+            .fold(KindCounts::default(), |a, c| KindCounts {
+                created: a.created + c.created,
+                updated: a.updated + c.updated,
+                deleted: a.deleted + c.deleted,
+            })
+    }
+}
+
+#[derive(FromRow)]
+struct Row {
+    id: i64,
+    source: String,
+    revision: String,
+    author: String,
+    message: String,
+    trigger: String,
+    result: String,
+    started_at: DateTime<Utc>,
+    duration_ms: i64,
+    counts: Json<BTreeMap<String, KindCounts>>,
+    errors: Json<Vec<String>>,
+}
+
+/// Appends an attempt and trims the source's history to [`HISTORY_LIMIT`]. Returns the new id.
+pub async fn record(conn: &mut PgConnection, rec: &SyncRecord) -> Result<i64> {
+    let totals = rec.totals();
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO sync_history (source, revision, author, message, trigger, result, started_at, duration_ms,
+                                   created, updated, deleted, counts, errors)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+    )
+    .bind(&rec.source)
+    .bind(&rec.revision)
+    .bind(&rec.author)
+    .bind(&rec.message)
+    .bind(&rec.trigger)
+    .bind(&rec.result)
+    .bind(rec.started_at)
+    .bind(rec.duration_ms)
+    .bind(totals.created)
+    .bind(totals.updated)
+    .bind(totals.deleted)
+    .bind(Json(&rec.counts))
+    .bind(Json(&rec.errors))
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| StoreError::from_sqlx("GitSource", &rec.source, "recording sync history", e))?;
+    sqlx::query(
+        "DELETE FROM sync_history WHERE source = $1 AND id NOT IN
+             (SELECT id FROM sync_history WHERE source = $1 ORDER BY id DESC LIMIT $2)",
+    )
+    .bind(&rec.source)
+    .bind(HISTORY_LIMIT)
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::db("trimming sync history"))?;
+    Ok(id)
+}
+
+/// Newest first, at most `limit`.
+pub async fn list(conn: &mut PgConnection, source: &str, limit: i64) -> Result<Vec<SyncRecord>> {
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT id, source, revision, author, message, trigger, result, started_at, duration_ms, counts, errors
+         FROM sync_history WHERE source = $1 ORDER BY id DESC LIMIT $2",
+    )
+    .bind(source)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(StoreError::db("listing sync history"))?;
+    Ok(rows
+        .into_iter()
+        .map(|r| SyncRecord {
+            id: r.id,
+            source: r.source,
+            revision: r.revision,
+            author: r.author,
+            message: r.message,
+            trigger: r.trigger,
+            result: r.result,
+            started_at: r.started_at,
+            duration_ms: r.duration_ms,
+            counts: r.counts.0,
+            errors: r.errors.0,
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::git_sources;
+    use linkplane_core::GitSource;
+
+    fn rec(i: usize) -> SyncRecord {
+        SyncRecord {
+            id: 0,
+            source: "fleet".into(),
+            revision: format!("rev{i}"),
+            author: "Ada <ada@example.com>".into(),
+            message: "add link".into(),
+            trigger: "webhook".into(),
+            result: "Applied".into(),
+            started_at: Utc::now(),
+            duration_ms: 12,
+            counts: BTreeMap::from([(
+                "Link".to_string(),
+                KindCounts {
+                    created: 1,
+                    updated: 2,
+                    deleted: 3,
+                },
+            )]),
+            errors: vec![],
+        }
+    }
+
+    #[sqlx::test(migrator = "crate::MIGRATOR")]
+    async fn history_keeps_newest_fifty(pool: sqlx::PgPool) {
+        let mut conn = pool.acquire().await.unwrap();
+        let src = GitSource {
+            name: "fleet".into(),
+            spec: serde_json::from_value(serde_json::json!({"url": "/x"})).unwrap(),
+        };
+        git_sources::upsert(&mut conn, &src).await.unwrap();
+        for i in 0..55 {
+            record(&mut conn, &rec(i)).await.unwrap();
+        }
+        let all = list(&mut conn, "fleet", 100).await.unwrap();
+        assert_eq!(all.len(), 50);
+        assert_eq!(all[0].revision, "rev54");
+        assert_eq!(all[49].revision, "rev5");
+        assert_eq!(
+            all[0].counts["Link"],
+            KindCounts {
+                created: 1,
+                updated: 2,
+                deleted: 3
+            }
+        );
+        assert_eq!(all[0].totals().deleted, 3);
+    }
+
+    #[sqlx::test(migrator = "crate::MIGRATOR")]
+    async fn unknown_trigger_is_rejected(pool: sqlx::PgPool) {
+        let mut conn = pool.acquire().await.unwrap();
+        let src = GitSource {
+            name: "fleet".into(),
+            spec: serde_json::from_value(serde_json::json!({"url": "/x"})).unwrap(),
+        };
+        git_sources::upsert(&mut conn, &src).await.unwrap();
+        let mut r = rec(0);
+        r.trigger = "cron".into();
+        assert!(matches!(
+            record(&mut conn, &r).await,
+            Err(StoreError::Invalid { .. })
+        ));
+    }
+}
