@@ -1,0 +1,1 @@
+//! Git sync: parse, validate and atomically apply revisions of linkplane manifests.

@@ -1,0 +1,1 @@
+//! An in-memory Kubernetes API server that kubectl and kube-rs use unchanged.

@@ -1,0 +1,1 @@
+//! Per-cluster reconcilers that mirror exported services between linked clusters.

@@ -1,0 +1,1 @@
+//! The GraphQL topology API.
