@@ -10,6 +10,7 @@
 pub mod changes;
 pub mod clusters;
 pub mod error;
+pub mod federation;
 pub mod gateways;
 pub mod git_sources;
 pub mod links;

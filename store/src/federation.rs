@@ -1,0 +1,360 @@
+//! The `federated_services` and `federated_members` tables: federation state for the API.
+
+use chrono::{DateTime, Utc};
+use sqlx::{FromRow, PgConnection};
+
+use crate::{Result, StoreError};
+
+/// State of one federated Service in one source cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FederatedState {
+    /// `<svc>-federated` exists and lists every member.
+    Federated,
+    /// Blocked by a user-owned `<svc>-federated`, or members disagree on ports (message says which).
+    Conflict,
+    /// The namespace does not exist in the source cluster.
+    MissingNamespace,
+    /// Writing failed.
+    Error,
+}
+
+impl FederatedState {
+    /// Column value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FederatedState::Federated => "Federated",
+            FederatedState::Conflict => "Conflict",
+            FederatedState::MissingNamespace => "MissingNamespace",
+            FederatedState::Error => "Error",
+        }
+    }
+
+    /// Parses a column value.
+    pub fn parse(value: &str) -> Option<Self> {
+        Some(match value {
+            "Federated" => FederatedState::Federated,
+            "Conflict" => FederatedState::Conflict,
+            "MissingNamespace" => FederatedState::MissingNamespace,
+            "Error" => FederatedState::Error,
+            _ => return None,
+        })
+    }
+}
+
+/// State of one member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MemberState {
+    /// Listed in the discovery annotations.
+    Member,
+    /// Not admitted (e.g. a headless Service); the message says why.
+    Rejected,
+    /// Its cluster is unreachable; it stays listed until the cluster answers again.
+    Unreachable,
+}
+
+impl MemberState {
+    /// Column value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MemberState::Member => "Member",
+            MemberState::Rejected => "Rejected",
+            MemberState::Unreachable => "Unreachable",
+        }
+    }
+
+    /// Parses a column value.
+    pub fn parse(value: &str) -> Option<Self> {
+        Some(match value {
+            "Member" => MemberState::Member,
+            "Rejected" => MemberState::Rejected,
+            "Unreachable" => MemberState::Unreachable,
+            _ => return None,
+        })
+    }
+}
+
+/// One member of a federated service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberStatus {
+    /// Cluster holding the member Service.
+    pub cluster: String,
+    /// True for the source cluster's own Service (`local-discovery`).
+    pub is_local: bool,
+    /// Its state.
+    pub state: MemberState,
+    /// Detail for Rejected/Unreachable.
+    pub message: String,
+    /// The member Service's creation time (oldest member wins metadata and port conflicts).
+    pub member_since: Option<DateTime<Utc>>,
+}
+
+/// A federated service's state as the reconciler reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FederatedStatus {
+    /// Cluster holding `<svc>-federated`.
+    pub source_cluster: String,
+    /// Namespace (same for every member).
+    pub namespace: String,
+    /// Base service name.
+    pub service: String,
+    /// Name of the federated Service (possibly shortened).
+    pub local_name: String,
+    /// State.
+    pub state: FederatedState,
+    /// Detail for non-Federated states.
+    pub message: String,
+    /// `multicluster.linkerd.io/remote-discovery` as written.
+    pub remote_discovery: String,
+    /// Whether `multicluster.linkerd.io/local-discovery` is set.
+    pub local_discovery: bool,
+    /// Members, in annotation order.
+    pub members: Vec<MemberStatus>,
+}
+
+/// A stored federated service.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FederatedRow {
+    /// Row id, stable for cursors.
+    pub id: i64,
+    /// The state.
+    pub status: FederatedStatus,
+    /// Last change of state.
+    pub last_transition: DateTime<Utc>,
+}
+
+#[derive(FromRow)]
+struct ServiceRow {
+    id: i64,
+    source_cluster: String,
+    namespace: String,
+    service: String,
+    local_name: String,
+    state: String,
+    message: String,
+    remote_discovery: String,
+    local_discovery: bool,
+    last_transition: DateTime<Utc>,
+}
+
+#[derive(FromRow)]
+struct MemberRow {
+    federated_id: i64,
+    member_cluster: String,
+    is_local: bool,
+    state: String,
+    message: String,
+    member_since: Option<DateTime<Utc>>,
+}
+
+/// Records a federated service and replaces its member list, in one transaction.
+pub async fn upsert(conn: &mut PgConnection, s: &FederatedStatus) -> Result<()> {
+    let map = |e| {
+        StoreError::from_sqlx(
+            "FederatedService",
+            &s.local_name,
+            "recording federation state",
+            e,
+        )
+    };
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO federated_services (source_cluster, namespace, service, local_name, state, message,
+                                         remote_discovery, local_discovery)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (source_cluster, namespace, service) DO UPDATE SET
+             local_name = EXCLUDED.local_name, state = EXCLUDED.state, message = EXCLUDED.message,
+             remote_discovery = EXCLUDED.remote_discovery, local_discovery = EXCLUDED.local_discovery,
+             updated_at = now(),
+             last_transition = CASE WHEN federated_services.state = EXCLUDED.state
+                                    THEN federated_services.last_transition ELSE now() END
+         RETURNING id",
+    )
+    .bind(&s.source_cluster)
+    .bind(&s.namespace)
+    .bind(&s.service)
+    .bind(&s.local_name)
+    .bind(s.state.as_str())
+    .bind(&s.message)
+    .bind(&s.remote_discovery)
+    .bind(s.local_discovery)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(map)?;
+    let clusters: Vec<&str> = s.members.iter().map(|m| m.cluster.as_str()).collect();
+    let locals: Vec<bool> = s.members.iter().map(|m| m.is_local).collect();
+    let states: Vec<&str> = s.members.iter().map(|m| m.state.as_str()).collect();
+    let messages: Vec<&str> = s.members.iter().map(|m| m.message.as_str()).collect();
+    let since: Vec<Option<DateTime<Utc>>> = s.members.iter().map(|m| m.member_since).collect();
+    sqlx::query(
+        "WITH incoming AS (
+             SELECT * FROM UNNEST($2::text[], $3::bool[], $4::text[], $5::text[], $6::timestamptz[])
+                 AS t(member_cluster, is_local, state, message, member_since)),
+         removed AS (
+             DELETE FROM federated_members m WHERE m.federated_id = $1
+                 AND m.member_cluster NOT IN (SELECT member_cluster FROM incoming))
+         INSERT INTO federated_members (federated_id, member_cluster, is_local, state, message, member_since)
+         SELECT $1, member_cluster, is_local, state, message, member_since FROM incoming
+         ON CONFLICT (federated_id, member_cluster) DO UPDATE SET is_local = EXCLUDED.is_local,
+             state = EXCLUDED.state, message = EXCLUDED.message, member_since = EXCLUDED.member_since",
+    )
+    .bind(id)
+    .bind(&clusters)
+    .bind(&locals)
+    .bind(&states)
+    .bind(&messages)
+    .bind(&since)
+    .execute(&mut *conn)
+    .await
+    .map_err(map)?;
+    Ok(())
+}
+
+/// Forgets a federated service (it was deleted because no member remains).
+pub async fn delete(
+    conn: &mut PgConnection,
+    source_cluster: &str,
+    namespace: &str,
+    service: &str,
+) -> Result<bool> {
+    let done =
+        sqlx::query("DELETE FROM federated_services WHERE source_cluster = $1 AND namespace = $2 AND service = $3")
+            .bind(source_cluster)
+            .bind(namespace)
+            .bind(service)
+            .execute(&mut *conn)
+            .await
+            .map_err(StoreError::db("deleting federation state"))?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// Federated services, optionally of one source cluster and/or namespace, ordered by id after
+/// `after_id`, at most `limit`, each with its members in annotation order (local first, then by
+/// `member_since`, then by cluster name).
+pub async fn list(
+    conn: &mut PgConnection,
+    source_cluster: Option<&str>,
+    namespace: Option<&str>,
+    after_id: i64,
+    limit: i64,
+) -> Result<Vec<FederatedRow>> {
+    let services: Vec<ServiceRow> = sqlx::query_as(
+        "SELECT id, source_cluster, namespace, service, local_name, state, message, remote_discovery,
+                local_discovery, last_transition
+         FROM federated_services
+         WHERE ($1::text IS NULL OR source_cluster = $1) AND ($2::text IS NULL OR namespace = $2) AND id > $3
+         ORDER BY id LIMIT $4",
+    )
+    .bind(source_cluster)
+    .bind(namespace)
+    .bind(after_id)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(StoreError::db("listing federated services"))?;
+    let ids: Vec<i64> = services.iter().map(|s| s.id).collect();
+    let members: Vec<MemberRow> = sqlx::query_as(
+        "SELECT federated_id, member_cluster, is_local, state, message, member_since FROM federated_members
+         WHERE federated_id = ANY($1)
+         ORDER BY federated_id, is_local DESC, member_since NULLS LAST, member_cluster",
+    )
+    .bind(&ids)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(StoreError::db("listing federated members"))?;
+    let mut by_id: std::collections::HashMap<i64, Vec<MemberStatus>> =
+        std::collections::HashMap::new();
+    for m in members {
+        by_id.entry(m.federated_id).or_default().push(MemberStatus {
+            cluster: m.member_cluster,
+            is_local: m.is_local,
+            state: MemberState::parse(&m.state).unwrap_or(MemberState::Rejected),
+            message: m.message,
+            member_since: m.member_since,
+        });
+    }
+    Ok(services
+        .into_iter()
+        .map(|s| FederatedRow {
+            id: s.id,
+            last_transition: s.last_transition,
+            status: FederatedStatus {
+                members: by_id.remove(&s.id).unwrap_or_default(),
+                source_cluster: s.source_cluster,
+                namespace: s.namespace,
+                service: s.service,
+                local_name: s.local_name,
+                state: FederatedState::parse(&s.state).unwrap_or(FederatedState::Error),
+                message: s.message,
+                remote_discovery: s.remote_discovery,
+                local_discovery: s.local_discovery,
+            },
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Owner, clusters, test_support::cluster};
+
+    fn member(c: &str, local: bool, state: MemberState) -> MemberStatus {
+        MemberStatus {
+            cluster: c.into(),
+            is_local: local,
+            state,
+            message: String::new(),
+            member_since: None,
+        }
+    }
+
+    fn status(members: Vec<MemberStatus>) -> FederatedStatus {
+        FederatedStatus {
+            source_cluster: "west".into(),
+            namespace: "shop".into(),
+            service: "web".into(),
+            local_name: "web-federated".into(),
+            state: FederatedState::Federated,
+            message: String::new(),
+            remote_discovery: "web@east,web@north".into(),
+            local_discovery: true,
+            members,
+        }
+    }
+
+    #[sqlx::test(migrator = "crate::MIGRATOR")]
+    async fn members_are_replaced_and_listed_local_first(pool: sqlx::PgPool) {
+        let mut conn = pool.acquire().await.unwrap();
+        clusters::upsert(&mut conn, &cluster("west"), &Owner::Api)
+            .await
+            .unwrap();
+        let first = status(vec![
+            member("east", false, MemberState::Member),
+            member("north", false, MemberState::Member),
+            member("west", true, MemberState::Member),
+        ]);
+        upsert(&mut conn, &first).await.unwrap();
+        let mut second = status(vec![
+            member("west", true, MemberState::Member),
+            member("north", false, MemberState::Unreachable),
+        ]);
+        second.remote_discovery = "web@north".into();
+        upsert(&mut conn, &second).await.unwrap();
+        let rows = list(&mut conn, Some("west"), None, 0, 10).await.unwrap();
+        assert_eq!(rows.len(), 1);
+        let got: Vec<(String, MemberState)> = rows[0]
+            .status
+            .members
+            .iter()
+            .map(|m| (m.cluster.clone(), m.state))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("west".to_string(), MemberState::Member),
+                ("north".to_string(), MemberState::Unreachable)
+            ]
+        );
+        assert_eq!(rows[0].status.remote_discovery, "web@north");
+        assert!(delete(&mut conn, "west", "shop", "web").await.unwrap());
+        assert!(list(&mut conn, None, None, 0, 10).await.unwrap().is_empty());
+    }
+}
