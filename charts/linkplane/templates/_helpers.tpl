@@ -1,0 +1,84 @@
+{{/* Chart name, at most 63 characters (DNS label). */}}
+{{- define "linkplane.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Full name: release name, plus the chart name unless the release name already contains it. */}}
+{{- define "linkplane.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "linkplane.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels on every object. */}}
+{{- define "linkplane.labels" -}}
+helm.sh/chart: {{ include "linkplane.chart" . }}
+{{ include "linkplane.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* Labels that select the server pods; never change them (Deployment selectors are immutable). */}}
+{{- define "linkplane.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "linkplane.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "linkplane.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "linkplane.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret the server reads its secret flags from. */}}
+{{- define "linkplane.secretName" -}}
+{{- default (include "linkplane.fullname" .) .Values.secrets.existingSecret }}
+{{- end }}
+
+{{- define "linkplane.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/* The container port: the port of config.listen ("0.0.0.0:8080", "[::]:8080"). */}}
+{{- define "linkplane.port" -}}
+{{- splitList ":" .Values.config.listen | last | int }}
+{{- end }}
+
+{{/* Fails rendering with a clear message when the values cannot work together. */}}
+{{- define "linkplane.validate" -}}
+{{- if and (not .Values.secrets.existingSecret) (not .Values.secrets.databaseUrl) }}
+{{- fail "linkplane: set secrets.databaseUrl (DATABASE_URL) or secrets.existingSecret (a Secret with the key secretKeys.databaseUrl)" }}
+{{- end }}
+{{- if and (eq .Values.migrations.mode "job") (not .Values.secrets.existingSecret) }}
+{{- fail "linkplane: migrations.mode=job needs secrets.existingSecret: the pre-install hook Job runs before the chart's own Secret exists" }}
+{{- end }}
+{{- if and .Values.podDisruptionBudget.enabled (not (kindIs "invalid" .Values.podDisruptionBudget.minAvailable)) (not (kindIs "invalid" .Values.podDisruptionBudget.maxUnavailable)) }}
+{{- fail "linkplane: set podDisruptionBudget.minAvailable or podDisruptionBudget.maxUnavailable, not both" }}
+{{- end }}
+{{- end }}
+
+{{/* Environment variables of secret flags, read from the Secret. Shared by the server and the migration Job. */}}
+{{- define "linkplane.secretEnv" -}}
+- name: DATABASE_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "linkplane.secretName" . }}
+      key: {{ .Values.secretKeys.databaseUrl }}
+{{- end }}
