@@ -12,6 +12,7 @@ pub mod git_source;
 pub mod glob;
 pub mod link;
 pub mod naming;
+pub mod plan;
 pub mod policy;
 pub mod selector;
 pub mod validation;
