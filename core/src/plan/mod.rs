@@ -9,7 +9,6 @@
 //! the same remote types and [`copy`] rules.
 
 pub mod copy;
-pub mod federation;
 pub mod mirror;
 
 use std::collections::BTreeMap;
