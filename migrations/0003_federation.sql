@@ -7,7 +7,7 @@ CREATE TABLE federated_services (
     namespace         text        NOT NULL,
     service           text        NOT NULL,
     local_name        text        NOT NULL,
-    state             text        NOT NULL CHECK (state IN ('Federated', 'Conflict', 'MissingNamespace', 'Error')),
+    state             text        NOT NULL CHECK (state IN ('Federated', 'Conflict', 'MissingNamespace', 'Rejected', 'Error')),
     message           text        NOT NULL DEFAULT '',
     remote_discovery  text        NOT NULL DEFAULT '',
     local_discovery   boolean     NOT NULL DEFAULT false,

@@ -14,6 +14,8 @@ pub enum FederatedState {
     Conflict,
     /// The namespace does not exist in the source cluster.
     MissingNamespace,
+    /// Members exist but none may join (e.g. all headless); nothing is written.
+    Rejected,
     /// Writing failed.
     Error,
 }
@@ -25,6 +27,7 @@ impl FederatedState {
             FederatedState::Federated => "Federated",
             FederatedState::Conflict => "Conflict",
             FederatedState::MissingNamespace => "MissingNamespace",
+            FederatedState::Rejected => "Rejected",
             FederatedState::Error => "Error",
         }
     }
@@ -35,6 +38,7 @@ impl FederatedState {
             "Federated" => FederatedState::Federated,
             "Conflict" => FederatedState::Conflict,
             "MissingNamespace" => FederatedState::MissingNamespace,
+            "Rejected" => FederatedState::Rejected,
             "Error" => FederatedState::Error,
             _ => return None,
         })
