@@ -9,6 +9,7 @@
 //! the same remote types and [`copy`] rules.
 
 pub mod copy;
+pub mod federation;
 pub mod mirror;
 
 use std::collections::BTreeMap;
