@@ -9,6 +9,7 @@
 
 pub mod changes;
 pub mod clusters;
+pub mod credentials;
 pub mod error;
 pub mod federation;
 pub mod gateways;
@@ -22,6 +23,8 @@ mod spec_table;
 pub mod sync_history;
 #[cfg(test)]
 mod test_support;
+pub mod tokens;
+pub mod topology;
 
 use std::time::Duration;
 

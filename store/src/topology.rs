@@ -1,0 +1,475 @@
+//! Read-side queries for the API: mirror rows batched by many parents at once, grouped into
+//! exported services, counted by state, and the blast radius of a cluster failure.
+//!
+//! Every function here is exactly one SQL statement and takes a *set* of keys, so the GraphQL
+//! DataLoaders answer a whole level of a query with one round trip whatever the fleet size.
+
+use chrono::{DateTime, Utc};
+use sqlx::{FromRow, PgConnection};
+
+use crate::{
+    Result, StoreError,
+    mirrors::{MirrorRow, MirrorState, MirrorStatus},
+};
+
+/// Which column of `mirrors` a batched query groups by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MirrorParent {
+    /// The link selecting the service.
+    Link,
+    /// The cluster holding the mirror (the link's source).
+    SourceCluster,
+    /// The cluster exporting the service (the link's target).
+    TargetCluster,
+}
+
+impl MirrorParent {
+    /// The column name: a compile-time constant, never user input.
+    fn column(self) -> &'static str {
+        match self {
+            MirrorParent::Link => "link",
+            MirrorParent::SourceCluster => "source_cluster",
+            MirrorParent::TargetCluster => "target_cluster",
+        }
+    }
+}
+
+/// How many mirrors of one parent are in one state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateCount {
+    /// The parent's name (link or cluster).
+    pub parent: String,
+    /// The state.
+    pub state: MirrorState,
+    /// Number of mirrors.
+    pub count: i64,
+}
+
+#[derive(FromRow)]
+struct MirrorRecord {
+    id: i64,
+    link: String,
+    source_cluster: String,
+    target_cluster: String,
+    remote_namespace: String,
+    remote_name: String,
+    local_name: String,
+    mode: String,
+    headless: bool,
+    state: String,
+    message: String,
+    last_transition: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+impl From<MirrorRecord> for MirrorRow {
+    fn from(r: MirrorRecord) -> Self {
+        MirrorRow {
+            id: r.id,
+            status: MirrorStatus {
+                link: r.link,
+                source_cluster: r.source_cluster,
+                target_cluster: r.target_cluster,
+                namespace: r.remote_namespace,
+                remote_name: r.remote_name,
+                local_name: r.local_name,
+                mode: r.mode,
+                headless: r.headless,
+                // The CHECK constraint guarantees a known value.
+                state: MirrorState::parse(&r.state).unwrap_or(MirrorState::Error),
+                message: r.message,
+            },
+            last_transition: r.last_transition,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+const MIRROR_COLUMNS: &str = "id, link, source_cluster, target_cluster, remote_namespace, remote_name, \
+     local_name, mode, headless, state, message, last_transition, updated_at";
+
+/// Mirror counts per `(parent, state)` for the given parents.
+pub async fn mirror_counts(
+    conn: &mut PgConnection,
+    by: MirrorParent,
+    parents: &[String],
+) -> Result<Vec<StateCount>> {
+    let col = by.column();
+    let sql = format!(
+        "SELECT {col}::text, state, count(*) FROM mirrors WHERE {col} = ANY($1) GROUP BY {col}, state"
+    );
+    let rows: Vec<(String, String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(parents)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(StoreError::db("counting mirrors"))?;
+    Ok(rows
+        .into_iter()
+        .map(|(parent, state, count)| StateCount {
+            parent,
+            state: MirrorState::parse(&state).unwrap_or(MirrorState::Error),
+            count,
+        })
+        .collect())
+}
+
+/// Per parent, the first `limit` mirrors with id > `after_id` (ordered by id) that match the
+/// optional namespace and state: one page per parent, in one statement.
+pub async fn mirror_pages(
+    conn: &mut PgConnection,
+    by: MirrorParent,
+    parents: &[String],
+    namespace: Option<&str>,
+    state: Option<MirrorState>,
+    after_id: i64,
+    limit: i64,
+) -> Result<Vec<MirrorRow>> {
+    let col = by.column();
+    let sql = format!(
+        "SELECT {MIRROR_COLUMNS} FROM (
+             SELECT m.*, row_number() OVER (PARTITION BY m.{col} ORDER BY m.id) AS rn
+             FROM mirrors m
+             WHERE m.{col} = ANY($1) AND ($2::text IS NULL OR m.remote_namespace = $2)
+               AND ($3::text IS NULL OR m.state = $3) AND m.id > $4) page
+         WHERE rn <= $5 ORDER BY {col}, id"
+    );
+    let rows: Vec<MirrorRecord> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(parents)
+        .bind(namespace)
+        .bind(state.map(MirrorState::as_str))
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(StoreError::db("paging mirrors"))?;
+    Ok(rows.into_iter().map(MirrorRow::from).collect())
+}
+
+/// An exported service: one service of a target cluster that at least one link selects.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportedService {
+    /// Cluster exporting the service.
+    pub target_cluster: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Service name in the target cluster.
+    pub name: String,
+    /// The mirror rows of this service, one per consuming link, by consumer cluster.
+    pub consumers: Vec<MirrorRow>,
+}
+
+/// Cursor of [`services`]: services are ordered by `(target_cluster, namespace, name)`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceKey {
+    /// Cluster exporting the service.
+    pub target_cluster: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Service name.
+    pub name: String,
+}
+
+fn group_services(rows: Vec<MirrorRecord>) -> Vec<ExportedService> {
+    let mut out: Vec<ExportedService> = Vec::new();
+    for row in rows.into_iter().map(MirrorRow::from) {
+        let s = &row.status;
+        match out.last_mut() {
+            Some(last)
+                if last.target_cluster == s.target_cluster
+                    && last.namespace == s.namespace
+                    && last.name == s.remote_name =>
+            {
+                last.consumers.push(row);
+            }
+            _ => out.push(ExportedService {
+                target_cluster: s.target_cluster.clone(),
+                namespace: s.namespace.clone(),
+                name: s.remote_name.clone(),
+                consumers: vec![row],
+            }),
+        }
+    }
+    out
+}
+
+/// A page of exported services (after `after`, at most `limit`), optionally of one target
+/// cluster and/or namespace, each with every consumer.
+pub async fn services(
+    conn: &mut PgConnection,
+    target_cluster: Option<&str>,
+    namespace: Option<&str>,
+    after: Option<&ServiceKey>,
+    limit: i64,
+) -> Result<Vec<ExportedService>> {
+    let sql = format!(
+        "WITH keys AS (
+             SELECT DISTINCT target_cluster, remote_namespace, remote_name FROM mirrors
+             WHERE ($1::text IS NULL OR target_cluster = $1) AND ($2::text IS NULL OR remote_namespace = $2)
+               AND ($3::text IS NULL OR (target_cluster, remote_namespace, remote_name) > ($3, $4, $5))
+             ORDER BY 1, 2, 3 LIMIT $6)
+         SELECT {MIRROR_COLUMNS} FROM mirrors JOIN keys USING (target_cluster, remote_namespace, remote_name)
+         ORDER BY target_cluster, remote_namespace, remote_name, source_cluster, id"
+    );
+    let rows: Vec<MirrorRecord> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(target_cluster)
+        .bind(namespace)
+        .bind(after.map(|k| k.target_cluster.as_str()))
+        .bind(after.map(|k| k.namespace.as_str()))
+        .bind(after.map(|k| k.name.as_str()))
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(StoreError::db("listing exported services"))?;
+    Ok(group_services(rows))
+}
+
+/// Every exported service of each of `targets`, with its consumers.
+pub async fn services_of(
+    conn: &mut PgConnection,
+    targets: &[String],
+) -> Result<Vec<ExportedService>> {
+    let sql = format!(
+        "SELECT {MIRROR_COLUMNS} FROM mirrors WHERE target_cluster = ANY($1)
+         ORDER BY target_cluster, remote_namespace, remote_name, source_cluster, id"
+    );
+    let rows: Vec<MirrorRecord> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(targets)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(StoreError::db("listing exported services"))?;
+    Ok(group_services(rows))
+}
+
+/// Mirrors that serve traffic only through `cluster`: every `Mirrored` mirror of a service it
+/// exports, or only the gateway-mode ones when `gateway_only` (remote-discovery mirrors reach pods
+/// directly and survive a gateway failure). A mirror has exactly one target, so each loses every
+/// endpoint when its target fails.
+pub async fn stranded_mirrors(
+    conn: &mut PgConnection,
+    cluster: &str,
+    gateway_only: bool,
+) -> Result<Vec<MirrorRow>> {
+    let sql = format!(
+        "SELECT {MIRROR_COLUMNS} FROM mirrors
+         WHERE target_cluster = $1 AND state = 'Mirrored' AND (NOT $2 OR mode = 'gateway')
+         ORDER BY source_cluster, remote_namespace, remote_name, id"
+    );
+    let rows: Vec<MirrorRecord> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(cluster)
+        .bind(gateway_only)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(StoreError::db("computing the blast radius"))?;
+    Ok(rows.into_iter().map(MirrorRow::from).collect())
+}
+
+/// A federated service identified for the blast radius.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct FederatedRef {
+    /// Row id.
+    pub id: i64,
+    /// Cluster holding the `<svc>-federated` Service.
+    pub source_cluster: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Base service name.
+    pub service: String,
+    /// The federated Service's name.
+    pub local_name: String,
+}
+
+/// Federated services with at least one `Member` whose every `Member` is in `cluster`.
+pub async fn stranded_federated(
+    conn: &mut PgConnection,
+    cluster: &str,
+) -> Result<Vec<FederatedRef>> {
+    sqlx::query_as(
+        "SELECT fs.id, fs.source_cluster, fs.namespace, fs.service, fs.local_name FROM federated_services fs
+         WHERE EXISTS (SELECT 1 FROM federated_members m
+                       WHERE m.federated_id = fs.id AND m.state = 'Member' AND m.member_cluster = $1)
+           AND NOT EXISTS (SELECT 1 FROM federated_members m
+                           WHERE m.federated_id = fs.id AND m.state = 'Member' AND m.member_cluster <> $1)
+         ORDER BY fs.source_cluster, fs.namespace, fs.service",
+    )
+    .bind(cluster)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(StoreError::db("computing the federated blast radius"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        Owner, clusters,
+        federation::{self, FederatedState, FederatedStatus, MemberState, MemberStatus},
+        links, mirrors,
+        test_support::cluster,
+    };
+    use linkplane_core::Link;
+
+    fn status(link: &str, src: &str, dst: &str, name: &str, mode: &str) -> MirrorStatus {
+        MirrorStatus {
+            link: link.into(),
+            source_cluster: src.into(),
+            target_cluster: dst.into(),
+            namespace: "shop".into(),
+            remote_name: name.into(),
+            local_name: format!("{name}-{dst}"),
+            mode: mode.into(),
+            headless: false,
+            state: MirrorState::Mirrored,
+            message: String::new(),
+        }
+    }
+
+    async fn seed(conn: &mut PgConnection) {
+        for n in ["east", "west", "north"] {
+            clusters::upsert(conn, &cluster(n), &Owner::Api)
+                .await
+                .unwrap();
+        }
+        for (l, s, t) in [("w-e", "west", "east"), ("n-e", "north", "east")] {
+            links::upsert(conn, &Link::new(l, s, t), &Owner::Api)
+                .await
+                .unwrap();
+        }
+        for (l, s, name, mode) in [
+            ("w-e", "west", "web", "gateway"),
+            ("w-e", "west", "db", "remote-discovery"),
+            ("n-e", "north", "web", "gateway"),
+        ] {
+            mirrors::upsert(conn, &status(l, s, "east", name, mode))
+                .await
+                .unwrap();
+        }
+    }
+
+    #[sqlx::test(migrator = "crate::MIGRATOR")]
+    async fn services_group_consumers_and_page_by_key(pool: sqlx::PgPool) {
+        let mut conn = pool.acquire().await.unwrap();
+        seed(&mut conn).await;
+        let page = services(&mut conn, None, None, None, 1).await.unwrap();
+        assert_eq!(page.len(), 1);
+        assert_eq!(page[0].name, "db");
+        let key = ServiceKey {
+            target_cluster: "east".into(),
+            namespace: "shop".into(),
+            name: "db".into(),
+        };
+        let next = services(&mut conn, None, None, Some(&key), 10)
+            .await
+            .unwrap();
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].name, "web");
+        let consumers: Vec<&str> = next[0]
+            .consumers
+            .iter()
+            .map(|m| m.status.source_cluster.as_str())
+            .collect();
+        assert_eq!(consumers, ["north", "west"]);
+        assert_eq!(
+            services_of(&mut conn, &["east".into()])
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
+    }
+
+    #[sqlx::test(migrator = "crate::MIGRATOR")]
+    async fn counts_and_pages_cover_every_parent_in_one_call(pool: sqlx::PgPool) {
+        let mut conn = pool.acquire().await.unwrap();
+        seed(&mut conn).await;
+        let counts = mirror_counts(
+            &mut conn,
+            MirrorParent::SourceCluster,
+            &["west".into(), "north".into()],
+        )
+        .await
+        .unwrap();
+        let west: i64 = counts
+            .iter()
+            .filter(|c| c.parent == "west")
+            .map(|c| c.count)
+            .sum();
+        assert_eq!(west, 2);
+        let pages = mirror_pages(
+            &mut conn,
+            MirrorParent::Link,
+            &["w-e".into(), "n-e".into()],
+            None,
+            None,
+            0,
+            1,
+        )
+        .await
+        .unwrap();
+        assert_eq!(pages.len(), 2, "one row per link");
+    }
+
+    #[sqlx::test(migrator = "crate::MIGRATOR")]
+    async fn blast_radius_distinguishes_gateway_and_cluster_failure(pool: sqlx::PgPool) {
+        let mut conn = pool.acquire().await.unwrap();
+        seed(&mut conn).await;
+        assert_eq!(
+            stranded_mirrors(&mut conn, "east", false)
+                .await
+                .unwrap()
+                .len(),
+            3
+        );
+        assert_eq!(
+            stranded_mirrors(&mut conn, "east", true)
+                .await
+                .unwrap()
+                .len(),
+            2
+        );
+        let member = |c: &str, local: bool, state| MemberStatus {
+            cluster: c.into(),
+            is_local: local,
+            state,
+            message: String::new(),
+            member_since: None,
+        };
+        let fed = |svc: &str, members| FederatedStatus {
+            source_cluster: "west".into(),
+            namespace: "shop".into(),
+            service: svc.into(),
+            local_name: format!("{svc}-federated"),
+            state: FederatedState::Federated,
+            message: String::new(),
+            remote_discovery: String::new(),
+            local_discovery: false,
+            members,
+        };
+        federation::upsert(
+            &mut conn,
+            &fed(
+                "only-east",
+                vec![
+                    member("east", false, MemberState::Member),
+                    member("north", false, MemberState::Unreachable),
+                ],
+            ),
+        )
+        .await
+        .unwrap();
+        federation::upsert(
+            &mut conn,
+            &fed(
+                "spread",
+                vec![
+                    member("east", false, MemberState::Member),
+                    member("west", true, MemberState::Member),
+                ],
+            ),
+        )
+        .await
+        .unwrap();
+        let stranded = stranded_federated(&mut conn, "east").await.unwrap();
+        assert_eq!(stranded.len(), 1);
+        assert_eq!(stranded[0].service, "only-east");
+    }
+}
