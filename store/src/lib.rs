@@ -14,6 +14,7 @@ pub mod error;
 pub mod federation;
 pub mod gateways;
 pub mod git_sources;
+pub mod gitops;
 pub mod links;
 pub mod mirrors;
 pub mod owner;

@@ -1,0 +1,325 @@
+//! The GitOps engine's tables (`migrations/0002_gitops.sql`): the objects each source's applied
+//! revision declared, the drift found against them, and webhook delivery dedupe.
+
+use chrono::{DateTime, Utc};
+use sqlx::{FromRow, PgConnection, types::Json};
+
+use crate::{Result, StoreError};
+
+/// One object as the applied revision declared it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppliedObject {
+    /// `Cluster`, `Link` or `ExportPolicy`.
+    pub kind: String,
+    /// Object name.
+    pub name: String,
+    /// The spec as declared (the same JSON the object tables store).
+    pub spec: serde_json::Value,
+    /// Where it was declared, `file.yaml:line:col`.
+    pub file: String,
+}
+
+/// Replaces the source's applied objects with `objects`, all declared by `revision`.
+pub async fn replace_applied(
+    conn: &mut PgConnection,
+    source: &str,
+    revision: &str,
+    objects: &[AppliedObject],
+) -> Result<()> {
+    sqlx::query("DELETE FROM gitops_objects WHERE source = $1")
+        .bind(source)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| StoreError::from_sqlx("GitSource", source, "clearing applied objects", e))?;
+    // One statement per chunk: 10,000 objects cost a handful of round trips, not 10,000.
+    for chunk in objects.chunks(5000) {
+        let kinds: Vec<&str> = chunk.iter().map(|o| o.kind.as_str()).collect();
+        let names: Vec<&str> = chunk.iter().map(|o| o.name.as_str()).collect();
+        let specs: Vec<Json<&serde_json::Value>> = chunk.iter().map(|o| Json(&o.spec)).collect();
+        let files: Vec<&str> = chunk.iter().map(|o| o.file.as_str()).collect();
+        sqlx::query(
+            "INSERT INTO gitops_objects (source, kind, name, spec, revision, file)
+             SELECT $1, k, n, s, $2, f FROM UNNEST($3::text[], $4::text[], $5::jsonb[], $6::text[]) AS t(k, n, s, f)",
+        )
+        .bind(source)
+        .bind(revision)
+        .bind(&kinds)
+        .bind(&names)
+        .bind(&specs)
+        .bind(&files)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| StoreError::from_sqlx("GitSource", source, "recording applied objects", e))?;
+    }
+    Ok(())
+}
+
+#[derive(FromRow)]
+struct AppliedRow {
+    kind: String,
+    name: String,
+    spec: serde_json::Value,
+    file: String,
+}
+
+/// The source's applied objects, by kind then name.
+pub async fn applied(conn: &mut PgConnection, source: &str) -> Result<Vec<AppliedObject>> {
+    let rows: Vec<AppliedRow> = sqlx::query_as(
+        "SELECT kind, name, spec, file FROM gitops_objects WHERE source = $1 ORDER BY kind, name",
+    )
+    .bind(source)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(StoreError::db("listing applied objects"))?;
+    Ok(rows
+        .into_iter()
+        .map(|r| AppliedObject {
+            kind: r.kind,
+            name: r.name,
+            spec: r.spec,
+            file: r.file,
+        })
+        .collect())
+}
+
+/// An applied object whose live row differs: different spec, deleted, or taken over.
+#[derive(Debug, Clone, PartialEq, FromRow)]
+pub struct Divergence {
+    /// Object kind.
+    pub kind: String,
+    /// Object name.
+    pub name: String,
+    /// The spec the applied revision declared.
+    pub desired: serde_json::Value,
+    /// The live spec; `None` when the object was deleted.
+    pub actual: Option<serde_json::Value>,
+    /// The live owner column (`api` / `git:<source>`); `None` when deleted.
+    pub actual_owner: Option<String>,
+}
+
+/// Compares the source's applied objects with the live tables, in one query; only differing
+/// objects come back, so an in-sync source of 10,000 objects costs one index scan per table.
+pub async fn divergences(conn: &mut PgConnection, source: &str) -> Result<Vec<Divergence>> {
+    let owner = format!("git:{source}");
+    sqlx::query_as(
+        "SELECT o.kind, o.name, o.spec AS desired, t.spec AS actual, t.owner::text AS actual_owner
+           FROM gitops_objects o LEFT JOIN clusters t ON t.name = o.name
+          WHERE o.source = $1 AND o.kind = 'Cluster'
+            AND (t.spec IS DISTINCT FROM o.spec OR t.owner::text IS DISTINCT FROM $2)
+         UNION ALL
+         SELECT o.kind, o.name, o.spec, t.spec, t.owner::text
+           FROM gitops_objects o LEFT JOIN links t ON t.name = o.name
+          WHERE o.source = $1 AND o.kind = 'Link'
+            AND (t.spec IS DISTINCT FROM o.spec OR t.owner::text IS DISTINCT FROM $2)
+         UNION ALL
+         SELECT o.kind, o.name, o.spec, t.spec, t.owner::text
+           FROM gitops_objects o LEFT JOIN export_policies t ON t.name = o.name
+          WHERE o.source = $1 AND o.kind = 'ExportPolicy'
+            AND (t.spec IS DISTINCT FROM o.spec OR t.owner::text IS DISTINCT FROM $2)
+         ORDER BY 1, 2",
+    )
+    .bind(source)
+    .bind(owner)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(StoreError::db("comparing applied objects with live objects"))
+}
+
+/// One field that differs between Git and the database.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FieldDiff {
+    /// Field path, e.g. `spec.gateway.port`.
+    pub path: String,
+    /// Value declared in Git (`null` when absent).
+    pub desired: serde_json::Value,
+    /// Value in the database (`null` when absent).
+    pub actual: serde_json::Value,
+}
+
+/// A drifted object as stored for the API.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DriftEntry {
+    /// Object kind.
+    pub kind: String,
+    /// Object name.
+    pub name: String,
+    /// `Modified`, `Deleted` or `OwnerChanged`.
+    pub change: String,
+    /// Differing fields (empty for `Deleted`).
+    pub diff: Vec<FieldDiff>,
+    /// When this check found it.
+    pub detected_at: DateTime<Utc>,
+}
+
+#[derive(FromRow)]
+struct DriftRow {
+    kind: String,
+    name: String,
+    change: String,
+    diff: Json<Vec<FieldDiff>>,
+    detected_at: DateTime<Utc>,
+}
+
+/// Replaces the source's drift report.
+pub async fn replace_drift(
+    conn: &mut PgConnection,
+    source: &str,
+    entries: &[DriftEntry],
+) -> Result<()> {
+    sqlx::query("DELETE FROM gitops_drift WHERE source = $1")
+        .bind(source)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| StoreError::from_sqlx("GitSource", source, "clearing drift", e))?;
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let kinds: Vec<&str> = entries.iter().map(|e| e.kind.as_str()).collect();
+    let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+    let changes: Vec<&str> = entries.iter().map(|e| e.change.as_str()).collect();
+    let diffs: Vec<Json<&Vec<FieldDiff>>> = entries.iter().map(|e| Json(&e.diff)).collect();
+    let times: Vec<DateTime<Utc>> = entries.iter().map(|e| e.detected_at).collect();
+    sqlx::query(
+        "INSERT INTO gitops_drift (source, kind, name, change, diff, detected_at)
+         SELECT $1, k, n, c, d, t
+           FROM UNNEST($2::text[], $3::text[], $4::text[], $5::jsonb[], $6::timestamptz[]) AS x(k, n, c, d, t)",
+    )
+    .bind(source)
+    .bind(&kinds)
+    .bind(&names)
+    .bind(&changes)
+    .bind(&diffs)
+    .bind(&times)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| StoreError::from_sqlx("GitSource", source, "recording drift", e))?;
+    Ok(())
+}
+
+/// The source's current drift report, by kind then name.
+pub async fn drift(conn: &mut PgConnection, source: &str) -> Result<Vec<DriftEntry>> {
+    let rows: Vec<DriftRow> = sqlx::query_as(
+        "SELECT kind, name, change, diff, detected_at FROM gitops_drift WHERE source = $1 ORDER BY kind, name",
+    )
+    .bind(source)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(StoreError::db("listing drift"))?;
+    Ok(rows
+        .into_iter()
+        .map(|r| DriftEntry {
+            kind: r.kind,
+            name: r.name,
+            change: r.change,
+            diff: r.diff.0,
+            detected_at: r.detected_at,
+        })
+        .collect())
+}
+
+/// Records a webhook delivery; `false` when it was seen before (a provider retry). Deliveries
+/// older than a day are forgotten on the way.
+pub async fn record_delivery(
+    conn: &mut PgConnection,
+    provider: &str,
+    delivery_id: &str,
+) -> Result<bool> {
+    sqlx::query("DELETE FROM gitops_webhook_deliveries WHERE received_at < now() - interval '1 day'")
+        .execute(&mut *conn)
+        .await
+        .map_err(StoreError::db("trimming webhook deliveries"))?;
+    let done = sqlx::query(
+        "INSERT INTO gitops_webhook_deliveries (provider, delivery_id) VALUES ($1, $2)
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(provider)
+    .bind(delivery_id)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| StoreError::from_sqlx("WebhookDelivery", delivery_id, "recording", e))?;
+    Ok(done.rows_affected() == 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Owner, clusters, git_sources, test_support::cluster};
+    use linkplane_core::GitSource;
+
+    async fn setup(conn: &mut PgConnection) {
+        let src = GitSource {
+            name: "fleet".into(),
+            spec: serde_json::from_value(serde_json::json!({"url": "/x"})).unwrap(),
+        };
+        git_sources::upsert(conn, &src).await.unwrap();
+    }
+
+    #[sqlx::test(migrator = "crate::MIGRATOR")]
+    async fn divergences_report_modified_deleted_and_taken_over_objects(pool: sqlx::PgPool) {
+        let mut conn = pool.acquire().await.unwrap();
+        setup(&mut conn).await;
+        let owner = Owner::Git("fleet".into());
+        let mut objects = Vec::new();
+        for n in ["a", "b", "c", "d"] {
+            let c = cluster(n);
+            clusters::upsert(&mut conn, &c, &owner).await.unwrap();
+            objects.push(AppliedObject {
+                kind: "Cluster".into(),
+                name: n.into(),
+                spec: serde_json::to_value(&c.spec).unwrap(),
+                file: "c.yaml:1:1".into(),
+            });
+        }
+        replace_applied(&mut conn, "fleet", "abc", &objects).await.unwrap();
+        assert_eq!(applied(&mut conn, "fleet").await.unwrap(), objects);
+        assert!(divergences(&mut conn, "fleet").await.unwrap().is_empty());
+
+        let mut b = cluster("b");
+        b.spec.cluster_domain = "changed.local".into();
+        clusters::upsert(&mut conn, &b, &owner).await.unwrap();
+        clusters::delete(&mut conn, "c").await.unwrap();
+        clusters::upsert(&mut conn, &cluster("d"), &Owner::Api).await.unwrap();
+        let d = divergences(&mut conn, "fleet").await.unwrap();
+        let names: Vec<(&str, bool, Option<&str>)> = d
+            .iter()
+            .map(|x| (x.name.as_str(), x.actual.is_some(), x.actual_owner.as_deref()))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("b", true, Some("git:fleet")),
+                ("c", false, None),
+                ("d", true, Some("api"))
+            ]
+        );
+    }
+
+    #[sqlx::test(migrator = "crate::MIGRATOR")]
+    async fn drift_report_is_replaced_and_deliveries_dedupe(pool: sqlx::PgPool) {
+        let mut conn = pool.acquire().await.unwrap();
+        setup(&mut conn).await;
+        let entry = DriftEntry {
+            kind: "Link".into(),
+            name: "l".into(),
+            change: "Modified".into(),
+            diff: vec![FieldDiff {
+                path: "spec.createNamespaces".into(),
+                desired: serde_json::json!(false),
+                actual: serde_json::json!(true),
+            }],
+            detected_at: Utc::now(),
+        };
+        replace_drift(&mut conn, "fleet", std::slice::from_ref(&entry))
+            .await
+            .unwrap();
+        let got = drift(&mut conn, "fleet").await.unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].diff, entry.diff);
+        replace_drift(&mut conn, "fleet", &[]).await.unwrap();
+        assert!(drift(&mut conn, "fleet").await.unwrap().is_empty());
+
+        assert!(record_delivery(&mut conn, "github", "d1").await.unwrap());
+        assert!(!record_delivery(&mut conn, "github", "d1").await.unwrap());
+        assert!(record_delivery(&mut conn, "gitlab", "d1").await.unwrap());
+    }
+}
