@@ -1,0 +1,208 @@
+//! The HTTP(S) front of one simulated cluster: the accept loop (stoppable and restartable on
+//! the same port), bearer-token authentication, fault injection, and routing of the
+//! Kubernetes URL layout to [`discovery`], [`resources`] and [`watch`].
+
+pub(crate) mod discovery;
+pub(crate) mod openapi;
+pub(crate) mod resources;
+pub(crate) mod table;
+pub(crate) mod watch;
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode, header};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+
+use crate::cluster::ClusterInner;
+use crate::status::ApiError;
+
+/// Response body: a whole buffer or a watch stream.
+pub(crate) type Body = BoxBody<Bytes, Infallible>;
+
+/// Accepts connections until `cancel` fires, then drops every open connection (and with them
+/// every watch), as a crashed API server would.
+pub(crate) async fn serve(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    cluster: Arc<ClusterInner>,
+    cancel: CancellationToken,
+) {
+    let mut conns = JoinSet::new();
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            accepted = listener.accept() => {
+                let Ok((tcp, _)) = accepted else { continue };
+                let _ = tcp.set_nodelay(true);
+                let cluster = cluster.clone();
+                let tls = tls.clone();
+                conns.spawn(async move {
+                    match tls {
+                        Some(acceptor) => match acceptor.accept(tcp).await {
+                            Ok(stream) => serve_io(stream, cluster).await,
+                            Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
+                        },
+                        None => serve_io(tcp, cluster).await,
+                    }
+                });
+            }
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+        }
+    }
+    conns.abort_all();
+}
+
+async fn serve_io<I>(io: I, cluster: Arc<ClusterInner>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| {
+        let cluster = cluster.clone();
+        async move { Ok::<_, Infallible>(handle(cluster, req).await) }
+    });
+    let builder = auto::Builder::new(TokioExecutor::new());
+    if let Err(e) = builder.serve_connection(TokioIo::new(io), service).await {
+        tracing::debug!(error = %e, "connection closed with an error");
+    }
+}
+
+/// A JSON response.
+pub(crate) fn json_response(code: u16, body: impl Into<Bytes>) -> Response<Body> {
+    let mut resp = Response::new(Full::new(body.into()).boxed());
+    *resp.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+/// The `Status` response of an error.
+pub(crate) fn error_response(err: &ApiError) -> Response<Body> {
+    let mut resp = json_response(err.code, err.to_json().to_string());
+    if err.code == 429 {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    }
+    resp
+}
+
+/// Decoded query parameters.
+#[derive(Debug, Default)]
+pub(crate) struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(raw: Option<&str>) -> Self {
+        let pairs = raw
+            .unwrap_or("")
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                (percent_decode(k), percent_decode(v))
+            })
+            .collect();
+        Self(pairs)
+    }
+
+    /// The first value of a parameter.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// A boolean parameter (`1`/`true`).
+    pub fn flag(&self, key: &str) -> bool {
+        matches!(self.get(key), Some("1" | "true" | "True"))
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 3 <= bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+                match u8::from_str_radix(hex, 16) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether a request changes state (the writes fault injection may fail).
+fn is_write(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE
+    )
+}
+
+async fn handle(cluster: Arc<ClusterInner>, req: Request<Incoming>) -> Response<Body> {
+    let latency = cluster.faults.latency();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let path = req.uri().path().to_string();
+    if matches!(path.as_str(), "/healthz" | "/livez" | "/readyz") {
+        return Response::new(Full::new(Bytes::from_static(b"ok")).boxed());
+    }
+    if !cluster.authorized(req.headers().get(header::AUTHORIZATION)) {
+        return error_response(&ApiError::unauthorized());
+    }
+    let query = Query::parse(req.uri().query());
+    let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    if let Some(resp) = discovery::route(&cluster, req.method(), req.headers(), &segs) {
+        return resp;
+    }
+    let Some(target) = resources::Target::parse(&segs) else {
+        return error_response(&ApiError::path_not_found());
+    };
+    if is_write(req.method())
+        && query.get("dryRun").is_none_or(|d| d != "All")
+        && let Some(err) = cluster.faults.injected_write_failure()
+    {
+        return error_response(&err);
+    }
+    resources::handle(&cluster, target, query, req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_parameters_are_percent_decoded() {
+        let q = Query::parse(Some(
+            "labelSelector=app%3Dweb%2Ctier+in+%28a%29&watch=1&x=%zz",
+        ));
+        assert_eq!(q.get("labelSelector"), Some("app=web,tier in (a)"));
+        assert!(q.flag("watch"));
+        assert_eq!(q.get("x"), Some("%zz"));
+        assert_eq!(q.get("missing"), None);
+    }
+}

@@ -1,0 +1,1098 @@
+//! The in-memory object store of one cluster: a table per resource type keyed by
+//! (namespace, name), one resourceVersion counter, a bounded event window per type for watch
+//! resumption and a broadcast channel per type for live watchers.
+//!
+//! Objects are kept as serialized JSON bytes (plus their labels for selector matching), so a
+//! list is a concatenation and a stored Service costs well under a kilobyte. Every method takes
+//! the lock briefly and never across an `.await`.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+use crate::admission::{self, Allocator, now};
+use crate::apply;
+use crate::patch;
+use crate::resources::{ENDPOINTS, NAMESPACES, RESOURCES, SERVICES};
+use crate::selector::{FieldSelector, LabelSelector};
+use crate::status::{ApiError, ApiResult};
+
+/// Namespaces every cluster starts with, as a kubeadm cluster has them.
+const INITIAL_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
+/// Namespaces that may not be deleted (403, as Kubernetes answers).
+const UNDELETABLE_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
+/// Live-watcher channel capacity; a watcher that falls this far behind is closed and must
+/// resume from its last resourceVersion (as a real API server closes slow watchers).
+const WATCH_CHANNEL_CAPACITY: usize = 16_384;
+
+/// One stored object.
+#[derive(Debug)]
+pub(crate) struct Obj {
+    pub rv: u64,
+    pub namespace: String,
+    pub name: String,
+    pub labels: Vec<(String, String)>,
+    pub json: Bytes,
+}
+
+impl Obj {
+    /// The stored object parsed back (for a write).
+    pub fn value(&self) -> ApiResult<Value> {
+        serde_json::from_slice(&self.json)
+            .map_err(|e| ApiError::internal(format!("stored object is corrupt: {e}")))
+    }
+
+    /// Whether it is selected by both selectors.
+    pub fn selected(&self, labels: &LabelSelector, fields: &FieldSelector) -> bool {
+        fields.matches(&self.namespace, &self.name)
+            && labels.matches(|k| {
+                self.labels
+                    .iter()
+                    .find(|(a, _)| a == k)
+                    .map(|(_, v)| v.as_str())
+            })
+    }
+}
+
+/// What happened to an object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EventType {
+    Added,
+    Modified,
+    Deleted,
+}
+
+impl EventType {
+    /// The watch event `type` string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Added => "ADDED",
+            Self::Modified => "MODIFIED",
+            Self::Deleted => "DELETED",
+        }
+    }
+}
+
+/// One change, as watchers see it.
+#[derive(Debug)]
+pub(crate) struct Event {
+    pub kind: EventType,
+    pub obj: Arc<Obj>,
+}
+
+struct Table {
+    objects: BTreeMap<(String, String), Arc<Obj>>,
+    events: VecDeque<Arc<Event>>,
+    /// Every event with a resourceVersion above this is still in `events`.
+    history_start: u64,
+    tx: broadcast::Sender<Arc<Event>>,
+}
+
+struct Data {
+    tables: Vec<Table>,
+    rv: u64,
+    window: usize,
+    alloc: Allocator,
+}
+
+/// Who is writing, and how.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct WriteCtx {
+    /// `fieldManager`, or a name derived from the user agent.
+    pub manager: String,
+    /// `dryRun=All`: validate and default but store nothing.
+    pub dry_run: bool,
+    /// `force` for server-side apply.
+    pub force: bool,
+}
+
+/// The patch formats the API accepts, by content type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PatchType {
+    Json,
+    Merge,
+    Strategic,
+    Apply,
+}
+
+/// A list answer.
+pub(crate) struct ListPage {
+    pub items: Vec<Arc<Obj>>,
+    pub rv: u64,
+    pub continue_token: Option<String>,
+    pub remaining: usize,
+}
+
+/// What a new watch starts from.
+pub(crate) struct WatchStart {
+    pub initial: Vec<Arc<Event>>,
+    pub rx: broadcast::Receiver<Arc<Event>>,
+}
+
+/// Delete preconditions (`DeleteOptions.preconditions`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Preconditions {
+    pub uid: Option<String>,
+    pub resource_version: Option<String>,
+}
+
+/// The object store of one cluster.
+pub(crate) struct Store {
+    data: Mutex<Data>,
+}
+
+fn key(ns: &str, name: &str) -> (String, String) {
+    (ns.to_string(), name.to_string())
+}
+
+impl Store {
+    /// A store with the initial namespaces and an event window of `window` events per type.
+    pub fn new(window: usize) -> Self {
+        let tables = RESOURCES
+            .iter()
+            .map(|_| Table {
+                objects: BTreeMap::new(),
+                events: VecDeque::new(),
+                history_start: 0,
+                tx: broadcast::channel(WATCH_CHANNEL_CAPACITY).0,
+            })
+            .collect();
+        let store = Self {
+            data: Mutex::new(Data {
+                tables,
+                rv: 0,
+                window: window.max(1),
+                alloc: Allocator::default(),
+            }),
+        };
+        let ctx = WriteCtx {
+            manager: "kube-apiserver".into(),
+            ..WriteCtx::default()
+        };
+        for ns in INITIAL_NAMESPACES {
+            // Cannot fail: the names are valid and the store is empty.
+            let _ = store.create(NAMESPACES, None, json!({"metadata": {"name": ns}}), &ctx);
+        }
+        store
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Data> {
+        // A panic while holding the lock leaves consistent data (every write is one commit).
+        self.data.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The newest resourceVersion.
+    pub fn current_rv(&self) -> u64 {
+        self.lock().rv
+    }
+
+    /// One object.
+    pub fn get(&self, r: usize, ns: &str, name: &str) -> ApiResult<Arc<Obj>> {
+        let d = self.lock();
+        d.tables[r]
+            .objects
+            .get(&key(ns, name))
+            .cloned()
+            .ok_or_else(|| not_found(r, name))
+    }
+
+    /// A page of a list. `ns` of `None` lists across namespaces.
+    pub fn list(
+        &self,
+        r: usize,
+        ns: Option<&str>,
+        labels: &LabelSelector,
+        fields: &FieldSelector,
+        limit: Option<usize>,
+        continue_token: Option<&str>,
+    ) -> ApiResult<ListPage> {
+        let (start_after, token_rv) = match continue_token {
+            Some(t) if !t.is_empty() => {
+                let (rv, k) = decode_continue(t)
+                    .ok_or_else(|| ApiError::bad_request("invalid continue token"))?;
+                (Some(k), Some(rv))
+            }
+            _ => (None, None),
+        };
+        let d = self.lock();
+        let table = &d.tables[r];
+        let lower = match (&start_after, ns) {
+            (Some(k), _) => std::ops::Bound::Excluded(k.clone()),
+            (None, Some(ns)) => std::ops::Bound::Included(key(ns, "")),
+            (None, None) => std::ops::Bound::Unbounded,
+        };
+        let mut items = Vec::new();
+        let mut more = false;
+        let mut last_key = None;
+        let limit = limit.filter(|l| *l > 0);
+        let mut remaining = 0;
+        for (k, obj) in table.objects.range((lower, std::ops::Bound::Unbounded)) {
+            if let Some(ns) = ns
+                && k.0 != ns
+            {
+                break;
+            }
+            if !obj.selected(labels, fields) {
+                continue;
+            }
+            if limit.is_some_and(|l| items.len() >= l) {
+                more = true;
+                remaining += 1;
+                continue;
+            }
+            last_key = Some(k.clone());
+            items.push(obj.clone());
+        }
+        let rv = token_rv.unwrap_or(d.rv);
+        let continue_token = if more {
+            last_key.map(|k| encode_continue(rv, &k))
+        } else {
+            None
+        };
+        Ok(ListPage {
+            items,
+            rv,
+            continue_token,
+            remaining,
+        })
+    }
+
+    /// Creates an object (`ns` is the request's namespace for namespaced types).
+    pub fn create(
+        &self,
+        r: usize,
+        ns: Option<&str>,
+        mut obj: Value,
+        ctx: &WriteCtx,
+    ) -> ApiResult<Arc<Obj>> {
+        admission::check_type_and_namespace(r, &mut obj, ns)?;
+        let mut d = self.lock();
+        d.create_locked(r, ns, obj, ctx, None)
+    }
+
+    /// Replaces an object (PUT). A resourceVersion in the body must match the stored one.
+    pub fn update(
+        &self,
+        r: usize,
+        ns: Option<&str>,
+        name: &str,
+        mut obj: Value,
+        subresource: &str,
+        ctx: &WriteCtx,
+    ) -> ApiResult<Arc<Obj>> {
+        admission::check_type_and_namespace(r, &mut obj, ns)?;
+        check_name(&obj, name)?;
+        let mut d = self.lock();
+        let nsk = ns.unwrap_or("");
+        let Some(current) = d.tables[r].objects.get(&key(nsk, name)).cloned() else {
+            if r == ENDPOINTS || RESOURCES[r].kind == "Event" {
+                // These types allow create-on-update, as in Kubernetes.
+                return d.create_locked(r, ns, obj, ctx, None);
+            }
+            return Err(not_found(r, name));
+        };
+        if let Some(rv) = obj
+            .pointer("/metadata/resourceVersion")
+            .and_then(Value::as_str)
+            && !rv.is_empty()
+            && rv != current.rv.to_string()
+        {
+            return Err(stale(r, name));
+        }
+        let old = current.value()?;
+        d.update_locked(r, &old, obj, subresource, ctx)
+    }
+
+    /// Patches an object; a server-side apply creates it when missing.
+    #[allow(clippy::too_many_arguments)]
+    pub fn patch(
+        &self,
+        r: usize,
+        ns: Option<&str>,
+        name: &str,
+        ty: PatchType,
+        body: &Value,
+        subresource: &str,
+        ctx: &WriteCtx,
+    ) -> ApiResult<(Arc<Obj>, bool)> {
+        let rt = &RESOURCES[r];
+        let mut d = self.lock();
+        let nsk = ns.unwrap_or("");
+        let current = d.tables[r].objects.get(&key(nsk, name)).cloned();
+        let Some(current) = current else {
+            if ty != PatchType::Apply {
+                return Err(not_found(r, name));
+            }
+            let mut applied = body.clone();
+            admission::check_type_and_namespace(r, &mut applied, ns)?;
+            check_name(&applied, name)?;
+            let stamp = now();
+            let empty = json!({"metadata": {"name": name}});
+            let merged = apply::apply(
+                r,
+                &empty,
+                &applied,
+                &ctx.manager,
+                ctx.force,
+                subresource,
+                &rt.api_version(),
+                &stamp,
+            )
+            .map_err(|c| ApiError::apply_conflict(rt.group, rt.plural, name, c))?;
+            let obj = d.create_locked(r, ns, merged, ctx, Some(()))?;
+            return Ok((obj, true));
+        };
+        let old = current.value()?;
+        let mut new = old.clone();
+        let stamp = now();
+        match ty {
+            PatchType::Merge => patch::merge_patch(&mut new, body),
+            PatchType::Strategic => patch::strategic_merge(r, &mut new, body),
+            PatchType::Json => patch::json_patch(&mut new, body).map_err(|e| {
+                ApiError::invalid(
+                    rt.kind,
+                    rt.group,
+                    rt.plural,
+                    name,
+                    vec![crate::status::cause("FieldValueInvalid", "", e)],
+                )
+            })?,
+            PatchType::Apply => {
+                let mut applied = body.clone();
+                admission::check_type_and_namespace(r, &mut applied, ns)?;
+                check_name(&applied, name)?;
+                new = apply::apply(
+                    r,
+                    &old,
+                    &applied,
+                    &ctx.manager,
+                    ctx.force,
+                    subresource,
+                    &rt.api_version(),
+                    &stamp,
+                )
+                .map_err(|c| ApiError::apply_conflict(rt.group, rt.plural, name, c))?;
+            }
+        }
+        if new.pointer("/metadata/resourceVersion") != old.pointer("/metadata/resourceVersion")
+            && new
+                .pointer("/metadata/resourceVersion")
+                .and_then(Value::as_str)
+                .is_some()
+        {
+            return Err(stale(r, name));
+        }
+        admission::check_type_and_namespace(r, &mut new, ns)?;
+        check_name(&new, name)?;
+        let ctx = if ty == PatchType::Apply {
+            WriteCtx {
+                manager: String::new(),
+                ..ctx.clone()
+            }
+        } else {
+            ctx.clone()
+        };
+        let obj = d.update_locked(r, &old, new, subresource, &ctx)?;
+        Ok((obj, false))
+    }
+
+    /// Deletes an object; with finalizers it only gets a `deletionTimestamp`.
+    pub fn delete(
+        &self,
+        r: usize,
+        ns: Option<&str>,
+        name: &str,
+        pre: &Preconditions,
+        dry_run: bool,
+    ) -> ApiResult<Arc<Obj>> {
+        let mut d = self.lock();
+        let nsk = ns.unwrap_or("");
+        let current = d.tables[r]
+            .objects
+            .get(&key(nsk, name))
+            .cloned()
+            .ok_or_else(|| not_found(r, name))?;
+        if let Some(uid) = &pre.uid {
+            let actual = current.value()?;
+            if actual.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid.as_str()) {
+                let rt = &RESOURCES[r];
+                return Err(ApiError::conflict(
+                    rt.group,
+                    rt.plural,
+                    name,
+                    &format!(
+                        "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                        actual
+                            .pointer("/metadata/uid")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                    ),
+                ));
+            }
+        }
+        if let Some(rv) = &pre.resource_version
+            && *rv != current.rv.to_string()
+        {
+            return Err(stale(r, name));
+        }
+        if r == NAMESPACES && UNDELETABLE_NAMESPACES.contains(&name) {
+            return Err(ApiError::forbidden(format!(
+                "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+            )));
+        }
+        if dry_run {
+            return Ok(current);
+        }
+        d.delete_locked(r, &current)
+    }
+
+    /// Deletes every selected object of a collection.
+    pub fn delete_collection(
+        &self,
+        r: usize,
+        ns: Option<&str>,
+        labels: &LabelSelector,
+        fields: &FieldSelector,
+        dry_run: bool,
+    ) -> ApiResult<Vec<Arc<Obj>>> {
+        let mut d = self.lock();
+        let victims: Vec<Arc<Obj>> = d.tables[r]
+            .objects
+            .values()
+            .filter(|o| ns.is_none_or(|ns| o.namespace == ns) && o.selected(labels, fields))
+            .filter(|o| !(r == NAMESPACES && UNDELETABLE_NAMESPACES.contains(&o.name.as_str())))
+            .cloned()
+            .collect();
+        if dry_run {
+            return Ok(victims);
+        }
+        victims.iter().map(|v| d.delete_locked(r, v)).collect()
+    }
+
+    /// Starts a watch. `rv` of `None` (or 0) sends the current objects as ADDED first; otherwise
+    /// the retained events after `rv` are replayed, or `410 Expired` if they are gone.
+    pub fn watch(
+        &self,
+        r: usize,
+        ns: Option<&str>,
+        labels: &LabelSelector,
+        fields: &FieldSelector,
+        rv: Option<u64>,
+    ) -> ApiResult<WatchStart> {
+        let d = self.lock();
+        let table = &d.tables[r];
+        let selected =
+            |o: &Obj| ns.is_none_or(|ns| o.namespace == ns) && o.selected(labels, fields);
+        let initial = match rv {
+            None | Some(0) => table
+                .objects
+                .values()
+                .filter(|o| selected(o))
+                .map(|o| {
+                    Arc::new(Event {
+                        kind: EventType::Added,
+                        obj: o.clone(),
+                    })
+                })
+                .collect(),
+            Some(rv) => {
+                if rv < table.history_start {
+                    return Err(ApiError::gone(format!(
+                        "too old resource version: {rv} ({})",
+                        table.history_start
+                    )));
+                }
+                table
+                    .events
+                    .iter()
+                    .filter(|e| e.obj.rv > rv && selected(&e.obj))
+                    .cloned()
+                    .collect()
+            }
+        };
+        Ok(WatchStart {
+            initial,
+            rx: table.tx.subscribe(),
+        })
+    }
+
+    /// Forgets all watch history: any watch from an older resourceVersion gets `410`.
+    pub fn expire_history(&self) {
+        let mut d = self.lock();
+        let rv = d.rv;
+        for t in &mut d.tables {
+            t.events.clear();
+            t.history_start = rv;
+        }
+    }
+
+    /// Total stored object bytes and count for a resource type (benchmarks report it).
+    pub fn stored_bytes(&self, r: usize) -> (usize, usize) {
+        let d = self.lock();
+        let t = &d.tables[r];
+        let bytes = t
+            .objects
+            .values()
+            .map(|o| {
+                o.json.len()
+                    + o.namespace.len() * 2
+                    + o.name.len() * 2
+                    + o.labels
+                        .iter()
+                        .map(|(k, v)| k.len() + v.len() + 48)
+                        .sum::<usize>()
+                    + std::mem::size_of::<Obj>()
+                    + 2 * std::mem::size_of::<(String, String)>()
+            })
+            .sum();
+        (bytes, t.objects.len())
+    }
+}
+
+impl Data {
+    fn create_locked(
+        &mut self,
+        r: usize,
+        ns: Option<&str>,
+        mut obj: Value,
+        ctx: &WriteCtx,
+        applied: Option<()>,
+    ) -> ApiResult<Arc<Obj>> {
+        let rt = &RESOURCES[r];
+        if let Some(ns) = ns {
+            match self.tables[NAMESPACES].objects.get(&key("", ns)) {
+                None => return Err(not_found(NAMESPACES, ns)),
+                Some(n) if n.json.windows(17).any(|w| w == b"deletionTimestamp") => {
+                    return Err(ApiError::forbidden(format!(
+                        "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                        rt.plural,
+                        obj.pointer("/metadata/name")
+                            .and_then(Value::as_str)
+                            .unwrap_or("")
+                    )));
+                }
+                Some(_) => {}
+            }
+        }
+        admission::default_create(r, &mut obj, &mut self.alloc)?;
+        let name = obj
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let release = |alloc: &mut Allocator, obj: &Value| {
+            if r == SERVICES {
+                alloc.release_service(obj);
+            }
+        };
+        if let Err(e) = admission::validate(r, &obj) {
+            release(&mut self.alloc, &obj);
+            return Err(e);
+        }
+        if self.tables[r]
+            .objects
+            .contains_key(&key(ns.unwrap_or(""), &name))
+        {
+            release(&mut self.alloc, &obj);
+            return Err(ApiError::already_exists(rt.group, rt.plural, &name));
+        }
+        if applied.is_none() {
+            apply::record_update(
+                r,
+                None,
+                &mut obj,
+                &ctx.manager,
+                "",
+                &rt.api_version(),
+                &now(),
+            );
+        }
+        if ctx.dry_run {
+            release(&mut self.alloc, &obj);
+            return self.build(r, obj, self.rv);
+        }
+        self.commit(r, EventType::Added, obj)
+    }
+
+    fn update_locked(
+        &mut self,
+        r: usize,
+        old: &Value,
+        mut obj: Value,
+        subresource: &str,
+        ctx: &WriteCtx,
+    ) -> ApiResult<Arc<Obj>> {
+        let rt = &RESOURCES[r];
+        if rt.status {
+            if subresource == "status" {
+                // The status subresource changes status only.
+                let status = obj.get("status").cloned();
+                obj = old.clone();
+                match status {
+                    Some(s) => obj["status"] = s,
+                    None => {
+                        if let Value::Object(m) = &mut obj {
+                            m.remove("status");
+                        }
+                    }
+                }
+            } else if r != NAMESPACES {
+                match old.get("status") {
+                    Some(s) => obj["status"] = s.clone(),
+                    None => {
+                        if let Value::Object(m) = &mut obj {
+                            m.remove("status");
+                        }
+                    }
+                }
+            }
+        }
+        let mut scratch = Allocator::default();
+        let alloc = if ctx.dry_run {
+            &mut scratch
+        } else {
+            &mut self.alloc
+        };
+        admission::default_update(r, old, &mut obj, alloc)?;
+        admission::validate(r, &obj)?;
+        if !ctx.manager.is_empty() {
+            apply::record_update(
+                r,
+                Some(old),
+                &mut obj,
+                &ctx.manager,
+                subresource,
+                &rt.api_version(),
+                &now(),
+            );
+        }
+        let mut unchanged = obj.clone();
+        unchanged["metadata"]["resourceVersion"] = old["metadata"]["resourceVersion"].clone();
+        if let Value::Object(m) = &mut unchanged["metadata"] {
+            m.remove("managedFields");
+        }
+        let mut old_cmp = old.clone();
+        if let Value::Object(m) = &mut old_cmp["metadata"] {
+            m.remove("managedFields");
+        }
+        if unchanged == old_cmp {
+            // A no-op write does not bump the resourceVersion nor notify watchers.
+            let ns = old
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let name = old
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            if let Some(o) = self.tables[r].objects.get(&key(ns, name)) {
+                return Ok(o.clone());
+            }
+        }
+        if ctx.dry_run {
+            return self.build(r, obj, self.rv);
+        }
+        let deleting = obj.pointer("/metadata/deletionTimestamp").is_some();
+        let no_finalizers = obj
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty);
+        if deleting && no_finalizers {
+            let built = self.commit(r, EventType::Modified, obj)?;
+            return self.remove(r, &built);
+        }
+        self.commit(r, EventType::Modified, obj)
+    }
+
+    fn delete_locked(&mut self, r: usize, current: &Arc<Obj>) -> ApiResult<Arc<Obj>> {
+        let mut obj = current.value()?;
+        let has_finalizers = obj
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .is_some_and(|f| !f.is_empty());
+        if r == NAMESPACES {
+            if obj.pointer("/metadata/deletionTimestamp").is_none() {
+                obj["metadata"]["deletionTimestamp"] = json!(now());
+                obj["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+                obj["status"] = json!({"phase": "Terminating"});
+                self.commit(r, EventType::Modified, obj)?;
+            }
+            // Play the namespace controller: delete everything inside.
+            let ns = current.name.clone();
+            for t in 0..self.tables.len() {
+                if t == NAMESPACES {
+                    continue;
+                }
+                let inside: Vec<Arc<Obj>> = self.tables[t]
+                    .objects
+                    .range(key(&ns, "")..)
+                    .take_while(|(k, _)| k.0 == ns)
+                    .map(|(_, o)| o.clone())
+                    .collect();
+                for o in inside {
+                    self.delete_locked(t, &o)?;
+                }
+            }
+            return self
+                .finish_namespace(&ns)
+                .map(|o| o.unwrap_or_else(|| current.clone()));
+        }
+        if has_finalizers {
+            if obj.pointer("/metadata/deletionTimestamp").is_some() {
+                return Ok(current.clone());
+            }
+            obj["metadata"]["deletionTimestamp"] = json!(now());
+            obj["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+            return self.commit(r, EventType::Modified, obj);
+        }
+        self.remove(r, current)
+    }
+
+    /// Removes an object for good (DELETED event) with the side effects controllers would have.
+    fn remove(&mut self, r: usize, current: &Arc<Obj>) -> ApiResult<Arc<Obj>> {
+        let mut obj = current.value()?;
+        if r == SERVICES {
+            self.alloc.release_service(&obj);
+        }
+        obj["metadata"]["resourceVersion"] = json!(current.rv.to_string());
+        let deleted = self.commit(r, EventType::Deleted, obj)?;
+        if r == SERVICES
+            && let Some(ep) = self.tables[ENDPOINTS]
+                .objects
+                .get(&key(&current.namespace, &current.name))
+                .cloned()
+        {
+            // The endpoints controller removes a Service's Endpoints with it.
+            self.delete_locked(ENDPOINTS, &ep)?;
+        }
+        if !current.namespace.is_empty() {
+            self.finish_namespace(&current.namespace.clone())?;
+        }
+        Ok(deleted)
+    }
+
+    /// Removes a terminating namespace once it is empty. Returns the DELETED namespace.
+    fn finish_namespace(&mut self, ns: &str) -> ApiResult<Option<Arc<Obj>>> {
+        let Some(nsobj) = self.tables[NAMESPACES].objects.get(&key("", ns)).cloned() else {
+            return Ok(None);
+        };
+        if !nsobj.json.windows(17).any(|w| w == b"deletionTimestamp") {
+            return Ok(None);
+        }
+        let empty = self
+            .tables
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != NAMESPACES)
+            .all(|(_, t)| {
+                t.objects
+                    .range(key(ns, "")..)
+                    .next()
+                    .is_none_or(|(k, _)| k.0 != ns)
+            });
+        if !empty {
+            return Ok(None);
+        }
+        let obj = nsobj.value()?;
+        self.commit(NAMESPACES, EventType::Deleted, obj).map(Some)
+    }
+
+    fn build(&self, r: usize, mut obj: Value, rv: u64) -> ApiResult<Arc<Obj>> {
+        let _ = r;
+        obj["metadata"]["resourceVersion"] = json!(rv.to_string());
+        let m = &obj["metadata"];
+        let namespace = m
+            .get("namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let name = m
+            .get("name")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_string();
+        let labels = m
+            .get("labels")
+            .and_then(Value::as_object)
+            .map(|l| {
+                l.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let json = serde_json::to_vec(&obj)
+            .map_err(|e| ApiError::internal(format!("cannot serialize object: {e}")))?;
+        Ok(Arc::new(Obj {
+            rv,
+            namespace,
+            name,
+            labels,
+            json: Bytes::from(json),
+        }))
+    }
+
+    /// Stores one change: new resourceVersion, table, event window, live watchers.
+    fn commit(&mut self, r: usize, kind: EventType, obj: Value) -> ApiResult<Arc<Obj>> {
+        let rv = self.rv + 1;
+        let built = self.build(r, obj, rv)?;
+        self.rv = rv;
+        let window = self.window;
+        let t = &mut self.tables[r];
+        let k = key(&built.namespace, &built.name);
+        if kind == EventType::Deleted {
+            t.objects.remove(&k);
+        } else {
+            t.objects.insert(k, built.clone());
+        }
+        let event = Arc::new(Event {
+            kind,
+            obj: built.clone(),
+        });
+        t.events.push_back(event.clone());
+        while t.events.len() > window {
+            if let Some(old) = t.events.pop_front() {
+                t.history_start = old.obj.rv;
+            }
+        }
+        // No receivers is fine: nobody is watching this type.
+        let _ = t.tx.send(event);
+        Ok(built)
+    }
+}
+
+fn not_found(r: usize, name: &str) -> ApiError {
+    let rt = &RESOURCES[r];
+    ApiError::not_found(rt.group, rt.plural, name)
+}
+
+fn stale(r: usize, name: &str) -> ApiError {
+    let rt = &RESOURCES[r];
+    ApiError::stale(rt.group, rt.plural, name)
+}
+
+fn check_name(obj: &Value, name: &str) -> ApiResult<()> {
+    match obj.pointer("/metadata/name").and_then(Value::as_str) {
+        Some(n) if n == name => Ok(()),
+        None | Some("") => Ok(()),
+        Some(n) => Err(ApiError::bad_request(format!(
+            "the name of the object ({n}) does not match the name on the URL ({name})"
+        ))),
+    }
+}
+
+fn encode_continue(rv: u64, k: &(String, String)) -> String {
+    use base64::Engine;
+    let raw = json!({"rv": rv, "ns": k.0, "name": k.1}).to_string();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+}
+
+fn decode_continue(token: &str) -> Option<(u64, (String, String))> {
+    use base64::Engine;
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()?;
+    let v: Value = serde_json::from_slice(&raw).ok()?;
+    Some((
+        v.get("rv")?.as_u64()?,
+        (
+            v.get("ns")?.as_str()?.to_string(),
+            v.get("name")?.as_str()?.to_string(),
+        ),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> WriteCtx {
+        WriteCtx {
+            manager: "test".into(),
+            ..WriteCtx::default()
+        }
+    }
+
+    fn svc(name: &str, app: &str) -> Value {
+        json!({"metadata": {"name": name, "labels": {"app": app}}, "spec": {"ports": [{"port": 80}]}})
+    }
+
+    #[test]
+    fn list_pages_with_continue_tokens() {
+        let s = Store::new(100);
+        for i in 0..5 {
+            s.create(
+                SERVICES,
+                Some("default"),
+                svc(&format!("s{i}"), "a"),
+                &ctx(),
+            )
+            .unwrap();
+        }
+        let all = LabelSelector::default();
+        let nf = FieldSelector::default();
+        let p1 = s
+            .list(SERVICES, Some("default"), &all, &nf, Some(2), None)
+            .unwrap();
+        assert_eq!(p1.items.len(), 2);
+        assert_eq!(p1.remaining, 3);
+        let p2 = s
+            .list(
+                SERVICES,
+                Some("default"),
+                &all,
+                &nf,
+                Some(10),
+                p1.continue_token.as_deref(),
+            )
+            .unwrap();
+        let names: Vec<&str> = p2.items.iter().map(|o| o.name.as_str()).collect();
+        assert_eq!(names, vec!["s2", "s3", "s4"]);
+        assert_eq!(
+            p2.rv, p1.rv,
+            "pages report the first page's resourceVersion"
+        );
+        assert!(p2.continue_token.is_none());
+    }
+
+    #[test]
+    fn watch_from_an_expired_version_is_gone() {
+        let s = Store::new(2);
+        for i in 0..4 {
+            s.create(
+                SERVICES,
+                Some("default"),
+                svc(&format!("s{i}"), "a"),
+                &ctx(),
+            )
+            .unwrap();
+        }
+        let all = LabelSelector::default();
+        let nf = FieldSelector::default();
+        let err = s.watch(SERVICES, None, &all, &nf, Some(1)).err().unwrap();
+        assert_eq!((err.code, err.reason), (410, "Expired"));
+        let rv = s.current_rv();
+        let ok = s.watch(SERVICES, None, &all, &nf, Some(rv - 1)).unwrap();
+        assert_eq!(ok.initial.len(), 1);
+        s.expire_history();
+        assert_eq!(
+            s.watch(SERVICES, None, &all, &nf, Some(rv - 1))
+                .err()
+                .unwrap()
+                .code,
+            410
+        );
+    }
+
+    #[test]
+    fn finalizers_delay_deletion_until_removed() {
+        let s = Store::new(100);
+        let mut v = svc("web", "a");
+        v["metadata"]["finalizers"] = json!(["example.com/keep"]);
+        s.create(SERVICES, Some("default"), v, &ctx()).unwrap();
+        let marked = s
+            .delete(
+                SERVICES,
+                Some("default"),
+                "web",
+                &Preconditions::default(),
+                false,
+            )
+            .unwrap();
+        assert!(
+            marked
+                .value()
+                .unwrap()
+                .pointer("/metadata/deletionTimestamp")
+                .is_some()
+        );
+        let mut cur = s.get(SERVICES, "default", "web").unwrap().value().unwrap();
+        cur["metadata"]["finalizers"] = json!([]);
+        s.update(SERVICES, Some("default"), "web", cur, "", &ctx())
+            .unwrap();
+        assert_eq!(s.get(SERVICES, "default", "web").err().unwrap().code, 404);
+    }
+
+    #[test]
+    fn deleting_a_namespace_deletes_its_objects() {
+        let s = Store::new(100);
+        s.create(
+            NAMESPACES,
+            None,
+            json!({"metadata": {"name": "team"}}),
+            &ctx(),
+        )
+        .unwrap();
+        s.create(SERVICES, Some("team"), svc("web", "a"), &ctx())
+            .unwrap();
+        s.delete(NAMESPACES, None, "team", &Preconditions::default(), false)
+            .unwrap();
+        assert_eq!(s.get(SERVICES, "team", "web").err().unwrap().code, 404);
+        assert_eq!(s.get(NAMESPACES, "", "team").err().unwrap().code, 404);
+        let err = s
+            .delete(
+                NAMESPACES,
+                None,
+                "default",
+                &Preconditions::default(),
+                false,
+            )
+            .err()
+            .unwrap();
+        assert_eq!(err.code, 403);
+    }
+
+    #[test]
+    fn deleting_a_service_deletes_its_endpoints() {
+        let s = Store::new(100);
+        s.create(SERVICES, Some("default"), svc("web", "a"), &ctx())
+            .unwrap();
+        s.create(
+            ENDPOINTS,
+            Some("default"),
+            json!({"metadata": {"name": "web"}, "subsets": []}),
+            &ctx(),
+        )
+        .unwrap();
+        s.delete(
+            SERVICES,
+            Some("default"),
+            "web",
+            &Preconditions::default(),
+            false,
+        )
+        .unwrap();
+        assert_eq!(s.get(ENDPOINTS, "default", "web").err().unwrap().code, 404);
+    }
+
+    #[test]
+    fn stale_updates_conflict_and_noop_updates_keep_the_version() {
+        let s = Store::new(100);
+        let created = s
+            .create(SERVICES, Some("default"), svc("web", "a"), &ctx())
+            .unwrap();
+        let v = created.value().unwrap();
+        let same = s
+            .update(SERVICES, Some("default"), "web", v.clone(), "", &ctx())
+            .unwrap();
+        assert_eq!(same.rv, created.rv);
+        let mut changed = v.clone();
+        changed["metadata"]["labels"]["app"] = json!("b");
+        s.update(
+            SERVICES,
+            Some("default"),
+            "web",
+            changed.clone(),
+            "",
+            &ctx(),
+        )
+        .unwrap();
+        let err = s
+            .update(SERVICES, Some("default"), "web", changed, "", &ctx())
+            .err()
+            .unwrap();
+        assert_eq!((err.code, err.reason), (409, "Conflict"));
+    }
+}
