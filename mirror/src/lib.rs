@@ -1,1 +1,32 @@
 //! Per-cluster reconcilers that mirror exported services between linked clusters.
+//!
+//! [`Supervisor::start`] is the entry point: it reads clusters, links and export policies from
+//! Postgres, follows their changes (LISTEN/NOTIFY), and runs one [`ClusterRuntime`] per cluster
+//! that any link touches — one watch set (Services, Endpoints, Namespaces) feeding an in-memory
+//! [`index::ClusterIndex`], shared by every link, and one write queue for the mirrors written
+//! *into* that cluster. Each key `(link, namespace, service)` is planned by the pure
+//! [`linkplane_core::plan::mirror::plan_service`] and written by a thin applier (`apply`) that
+//! only writes what differs. Gateway addresses and liveness come from per-link workers
+//! ([`gateway`]); every mirror's state lands in Postgres in batches.
+//!
+//! Reading order: `supervisor` → `runtime` (routing of watch events to keys) → `apply` →
+//! `index` / `convert`. Federation (`<svc>-federated`) plugs in next to `apply`, reading the same
+//! indexes through [`SupervisorHandle::runtime`] / the `runtime::Shared` routing.
+
+mod apply;
+mod convert;
+pub mod credentials;
+mod error;
+pub mod gateway;
+pub mod index;
+mod metrics;
+mod queue;
+mod runtime;
+mod status;
+mod supervisor;
+
+pub use credentials::{CredentialResolver, Credentials};
+pub use error::{Error, Result};
+pub use metrics::Metrics;
+pub use runtime::{ClusterRuntime, LinkEntry, MirrorKey, Options, Snapshot};
+pub use supervisor::{Supervisor, SupervisorHandle};

@@ -43,11 +43,17 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Printed on stdout (not only logged) so scripts can wait for it.
     println!("linkplane listening on http://{addr}");
     tracing::info!(%addr, "listening");
+    let mut registry = prometheus_client::registry::Registry::default();
+    let mirror = crate::mirror::start(&store, &args.mirror, &mut registry).await?;
     let state = http::AppState { store };
-    http::serve(
+    let served = http::serve(
         listener,
         state,
         std::time::Duration::from_secs(args.http.shutdown_grace_seconds),
     )
-    .await
+    .await;
+    if let Some(mirror) = mirror {
+        mirror.shutdown().await;
+    }
+    served
 }

@@ -89,6 +89,9 @@ pub struct ServeArgs {
     /// Do not apply migrations on start (when a separate job runs `linkplane migrate`).
     #[arg(long, env = "LINKPLANE_NO_MIGRATE", default_value_t = false)]
     pub no_migrate: bool,
+    /// Service mirror.
+    #[command(flatten)]
+    pub mirror: crate::mirror::MirrorArgs,
 }
 
 /// `linkplane migrate`.

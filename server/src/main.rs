@@ -3,6 +3,7 @@
 mod app;
 mod config;
 mod http;
+mod mirror;
 mod telemetry;
 
 use clap::Parser;

@@ -1,0 +1,629 @@
+//! The applier: plans one `(link, namespace, service)` key from the indexes and makes the
+//! source cluster match with the fewest writes (an object whose owned fields already match is
+//! never rewritten). Local objects we do not own are never touched.
+
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
+
+use k8s_openapi::api::core::v1::{Endpoints, Namespace, Service};
+use kube::{
+    Api, Client,
+    api::{DeleteParams, PostParams},
+};
+use linkplane_core::{
+    MirrorMode,
+    naming::{
+        CLUSTER_NAME_LABEL, HEADLESS_MIRROR_SVC_NAME_LABEL, MIRRORED_SERVICE_LABEL,
+        mirror_service_name,
+    },
+    plan::{
+        DesiredEndpoints, DesiredMirror, DesiredNamespace, DesiredService, MirrorContext, Outcome,
+        Plan, mirror::plan_service,
+    },
+};
+use linkplane_store::mirrors::{MirrorState, MirrorStatus};
+use tracing::Instrument;
+
+use crate::{
+    Metrics,
+    convert::{
+        endpoints_match, endpoints_object, index_endpoints, index_service, namespace_object,
+        resolve_endpoints, service_matches, service_object,
+    },
+    error::{Error, Result},
+    index::IndexedService,
+    runtime::{ClusterRuntime, MirrorKey, Shared},
+    status::StatusMsg,
+};
+
+/// Runs reconciles from `rt`'s queue forever (one of `concurrency` workers).
+pub(crate) async fn worker(rt: Arc<ClusterRuntime>, shared: Arc<Shared>) {
+    loop {
+        let key = rt.queue.next().await;
+        let span = tracing::info_span!(
+            "reconcile",
+            cluster = %rt.cluster.name,
+            link = %key.link,
+            namespace = %key.namespace,
+            service = %key.service
+        );
+        let res = reconcile(&rt, &shared, &key).instrument(span).await;
+        rt.queue.done(&key);
+        if let Err(e) = res {
+            shared
+                .metrics
+                .mirror_errors
+                .get_or_create(&Metrics::cluster_kind(&rt.cluster.name, e.kind()))
+                .inc();
+            let delay = if e.kind() == "conflict" || e.kind() == "retry" {
+                Duration::from_millis(rand::random_range(100..300))
+            } else {
+                Duration::from_millis(rand::random_range(1000..2000))
+            };
+            tracing::debug!(error = %e.chain(), ?delay, "reconcile failed; retrying");
+            rt.queue.add_after(key, delay);
+        }
+    }
+}
+
+enum Applied {
+    Done,
+    Conflict(String),
+}
+
+async fn reconcile(rt: &Arc<ClusterRuntime>, shared: &Shared, key: &MirrorKey) -> Result<()> {
+    let snap = shared.snapshot();
+    let Some(entry) = snap.links.get(&key.link) else {
+        return Ok(());
+    };
+    let link = &entry.link;
+    if entry.paused || link.spec.source != rt.cluster.name {
+        return Ok(());
+    }
+    let (Some(target), Some(source)) = (
+        snap.clusters.get(&link.spec.target),
+        snap.clusters.get(&link.spec.source),
+    ) else {
+        return Ok(());
+    };
+    let Some(target_rt) = shared.runtime(&link.spec.target) else {
+        return Ok(());
+    };
+    let Some(client) = rt.client() else {
+        return Ok(());
+    };
+    if !target_rt.is_synced() || !rt.is_synced() {
+        return Ok(());
+    }
+    let (svc, eps) = {
+        let idx = target_rt.index();
+        (
+            idx.services
+                .get(&key.namespace, &key.service)
+                .map(|s| s.service.clone()),
+            idx.endpoints
+                .get(&key.namespace, &key.service)
+                .map(|e| e.endpoints.clone()),
+        )
+    };
+    let ns_exists = rt.index().has_namespace(&key.namespace);
+    let gateway = shared.gateway(&link.name);
+    let ctx = MirrorContext {
+        link,
+        target,
+        source,
+        policies: &snap.policies,
+        gateway: &gateway,
+    };
+    let plan = plan_service(&ctx, svc.as_ref(), eps.as_ref(), ns_exists);
+    let applier = Applier {
+        client,
+        rt,
+        metrics: &shared.metrics,
+        target: &link.spec.target,
+    };
+    let status = |mode: MirrorMode,
+                  local_name: &str,
+                  headless: bool,
+                  state: MirrorState,
+                  message: String| {
+        MirrorStatus {
+            link: link.name.clone(),
+            source_cluster: link.spec.source.clone(),
+            target_cluster: link.spec.target.clone(),
+            namespace: key.namespace.clone(),
+            remote_name: key.service.clone(),
+            local_name: local_name.to_string(),
+            mode: mode.as_str().to_string(),
+            headless,
+            state,
+            message,
+        }
+    };
+    let local_name = mirror_service_name(&key.service, &link.spec.target).name;
+    match plan {
+        Plan::Unselected => {
+            applier.remove(&key.namespace, &local_name).await?;
+            shared.status.send(StatusMsg::Delete {
+                link: link.name.clone(),
+                namespace: key.namespace.clone(),
+                name: key.service.clone(),
+            });
+        }
+        Plan::Absent {
+            mode,
+            local_name,
+            outcome,
+        } => {
+            applier.remove(&key.namespace, &local_name).await?;
+            let (state, message) = outcome_state(&outcome);
+            shared.status.send(StatusMsg::Upsert(status(
+                mode,
+                &local_name,
+                false,
+                state,
+                message,
+            )));
+        }
+        Plan::Hold {
+            mode,
+            local_name,
+            outcome,
+        } => {
+            let (state, message) = outcome_state(&outcome);
+            shared.status.send(StatusMsg::Upsert(status(
+                mode,
+                &local_name,
+                false,
+                state,
+                message,
+            )));
+        }
+        Plan::Mirror(d) => {
+            let name = d.service.name.clone();
+            let headless = d.service.headless;
+            match applier.apply(&d).await {
+                Ok(Applied::Done) => shared.status.send(StatusMsg::Upsert(status(
+                    d.mode,
+                    &name,
+                    headless,
+                    MirrorState::Mirrored,
+                    String::new(),
+                ))),
+                Ok(Applied::Conflict(msg)) => shared.status.send(StatusMsg::Upsert(status(
+                    d.mode,
+                    &name,
+                    headless,
+                    MirrorState::Conflict,
+                    msg,
+                ))),
+                Err(e) => {
+                    // Optimistic-concurrency conflicts are routine (a stale index); retried
+                    // silently. Anything else is visible.
+                    if e.kind() != "conflict" && e.kind() != "retry" {
+                        shared.status.send(StatusMsg::Upsert(status(
+                            d.mode,
+                            &name,
+                            headless,
+                            MirrorState::Error,
+                            e.chain(),
+                        )));
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn outcome_state(o: &Outcome) -> (MirrorState, String) {
+    match o {
+        Outcome::Mirrored => (MirrorState::Mirrored, String::new()),
+        Outcome::MissingNamespace => (
+            MirrorState::MissingNamespace,
+            "Namespace does not exist".into(),
+        ),
+        Outcome::PolicyDenied(p) => (
+            MirrorState::PolicyDenied,
+            format!(
+                "no export policy allows this export (consulted: {})",
+                p.join(", ")
+            ),
+        ),
+        Outcome::Invalid(m) => (MirrorState::Error, m.clone()),
+    }
+}
+
+fn owned(labels: &BTreeMap<String, String>, target: &str) -> bool {
+    labels.get(MIRRORED_SERVICE_LABEL).map(String::as_str) == Some("true")
+        && labels.get(CLUSTER_NAME_LABEL).map(String::as_str) == Some(target)
+}
+
+fn is_code(e: &kube::Error, code: u16) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == code)
+}
+
+struct Applier<'a> {
+    client: Client,
+    rt: &'a Arc<ClusterRuntime>,
+    metrics: &'a Metrics,
+    target: &'a str,
+}
+
+enum Ensured {
+    Ok(Option<String>),
+    Conflict(String),
+}
+
+impl Applier<'_> {
+    fn count(&self, kind: &str) {
+        self.metrics
+            .mirror_writes
+            .get_or_create(&Metrics::cluster_kind(&self.rt.cluster.name, kind))
+            .inc();
+    }
+
+    fn services(&self, ns: &str) -> Api<Service> {
+        Api::namespaced(self.client.clone(), ns)
+    }
+
+    fn endpoints(&self, ns: &str) -> Api<Endpoints> {
+        Api::namespaced(self.client.clone(), ns)
+    }
+
+    async fn apply(&self, d: &DesiredMirror) -> Result<Applied> {
+        if let Some(ns) = &d.namespace {
+            self.create_namespace(ns).await?;
+        }
+        let ns = &d.service.namespace;
+        let mut cluster_ips = BTreeMap::new();
+        match self.ensure_service(&d.service).await? {
+            Ensured::Conflict(m) => return Ok(Applied::Conflict(m)),
+            Ensured::Ok(_) => {}
+        }
+        for em in &d.endpoint_mirrors {
+            match self.ensure_service(&em.service).await? {
+                Ensured::Conflict(m) => return Ok(Applied::Conflict(m)),
+                Ensured::Ok(ip) => {
+                    if let Some(ip) = ip {
+                        cluster_ips.insert(em.service.name.clone(), ip);
+                    }
+                }
+            }
+            if let Ensured::Conflict(m) = self
+                .ensure_endpoints(&em.endpoints, &BTreeMap::new())
+                .await?
+            {
+                return Ok(Applied::Conflict(m));
+            }
+        }
+        // Endpoint mirrors of this root that are no longer produced: same namespace only.
+        let keep: Vec<&str> = d
+            .endpoint_mirrors
+            .iter()
+            .map(|e| e.service.name.as_str())
+            .collect();
+        for stale in self.endpoint_mirrors(ns, &d.service.name) {
+            if !keep.contains(&stale.as_str()) {
+                self.delete_pair(ns, &stale).await?;
+            }
+        }
+        match &d.endpoints {
+            Some(e) => {
+                if let Ensured::Conflict(m) = self.ensure_endpoints(e, &cluster_ips).await? {
+                    return Ok(Applied::Conflict(m));
+                }
+            }
+            None => {
+                // Remote-discovery: a gateway-mode leftover Endpoints goes.
+                let leftover = self
+                    .rt
+                    .index()
+                    .endpoints
+                    .get(ns, &d.service.name)
+                    .is_some_and(|e| owned(&e.labels, self.target));
+                if leftover {
+                    self.delete_endpoints(ns, &d.service.name).await?;
+                }
+            }
+        }
+        Ok(Applied::Done)
+    }
+
+    async fn create_namespace(&self, ns: &DesiredNamespace) -> Result<()> {
+        let api: Api<Namespace> = Api::all(self.client.clone());
+        match api
+            .create(&PostParams::default(), &namespace_object(ns))
+            .await
+        {
+            Ok(_) => {
+                self.count("create");
+                Ok(())
+            }
+            Err(e) if is_code(&e, 409) => Ok(()),
+            Err(e) => Err(Error::kube(format!("creating namespace {}", ns.name))(e)),
+        }
+    }
+
+    async fn ensure_service(&self, d: &DesiredService) -> Result<Ensured> {
+        let api = self.services(&d.namespace);
+        let what = format!("Service {}/{}", d.namespace, d.name);
+        let mut actual = self.rt.index().services.get(&d.namespace, &d.name).cloned();
+        if actual.is_none() {
+            match api
+                .create(&PostParams::default(), &service_object(d, None))
+                .await
+            {
+                Ok(created) => {
+                    self.count("create");
+                    return Ok(Ensured::Ok(index_service(&created).cluster_ip));
+                }
+                Err(e) if is_code(&e, 409) => {
+                    // Our index is behind: read the live object and carry on with it.
+                    let live = api
+                        .get_opt(&d.name)
+                        .await
+                        .map_err(Error::kube(format!("reading {what}")))?;
+                    actual = live.as_ref().map(index_service);
+                    if actual.is_none() {
+                        return Err(Error::Retry(format!("{what} vanished while creating it")));
+                    }
+                }
+                Err(e) => return Err(Error::kube(format!("creating {what}"))(e)),
+            }
+        }
+        let Some(a) = actual else {
+            return Err(Error::Retry(format!("{what} unknown")));
+        };
+        if !owned(&a.service.labels, self.target) {
+            return Ok(Ensured::Conflict(format!(
+                "a Service {} exists in namespace {} and is not a mirror of cluster {}; it is left untouched",
+                d.name, d.namespace, self.target
+            )));
+        }
+        if service_matches(&a, d) {
+            return Ok(Ensured::Ok(a.cluster_ip));
+        }
+        if a.service.headless != d.headless {
+            // clusterIP is immutable: recreate.
+            self.delete_service(&d.namespace, &d.name).await?;
+            let created = api
+                .create(&PostParams::default(), &service_object(d, None))
+                .await
+                .map_err(Error::kube(format!("recreating {what}")))?;
+            self.count("create");
+            return Ok(Ensured::Ok(index_service(&created).cluster_ip));
+        }
+        self.replace_service(&api, d, &a, &what).await
+    }
+
+    async fn replace_service(
+        &self,
+        api: &Api<Service>,
+        d: &DesiredService,
+        a: &IndexedService,
+        what: &str,
+    ) -> Result<Ensured> {
+        let mut obj = service_object(d, a.cluster_ip.clone());
+        obj.metadata.resource_version = Some(a.service.resource_version.clone());
+        let replaced = api
+            .replace(&d.name, &PostParams::default(), &obj)
+            .await
+            .map_err(Error::kube(format!("updating {what}")))?;
+        self.count("replace");
+        Ok(Ensured::Ok(index_service(&replaced).cluster_ip))
+    }
+
+    async fn ensure_endpoints(
+        &self,
+        d: &DesiredEndpoints,
+        cluster_ips: &BTreeMap<String, String>,
+    ) -> Result<Ensured> {
+        let resolved = {
+            let idx = self.rt.index();
+            resolve_endpoints(d, |name| {
+                cluster_ips.get(name).cloned().or_else(|| {
+                    idx.services
+                        .get(&d.namespace, name)
+                        .and_then(|s| s.cluster_ip.clone())
+                })
+            })
+        };
+        let Some(resolved) = resolved else {
+            return Err(Error::Retry(format!(
+                "endpoint mirrors of {}/{} have no ClusterIP yet",
+                d.namespace, d.name
+            )));
+        };
+        let api = self.endpoints(&d.namespace);
+        let what = format!("Endpoints {}/{}", d.namespace, d.name);
+        let mut actual = self
+            .rt
+            .index()
+            .endpoints
+            .get(&d.namespace, &d.name)
+            .cloned();
+        if actual.is_none() {
+            match api
+                .create(&PostParams::default(), &endpoints_object(d, &resolved))
+                .await
+            {
+                Ok(_) => {
+                    self.count("create");
+                    return Ok(Ensured::Ok(None));
+                }
+                Err(e) if is_code(&e, 409) => {
+                    let live = api
+                        .get_opt(&d.name)
+                        .await
+                        .map_err(Error::kube(format!("reading {what}")))?;
+                    actual = live.as_ref().map(index_endpoints);
+                    if actual.is_none() {
+                        return Err(Error::Retry(format!("{what} vanished while creating it")));
+                    }
+                }
+                Err(e) => return Err(Error::kube(format!("creating {what}"))(e)),
+            }
+        }
+        let Some(a) = actual else {
+            return Err(Error::Retry(format!("{what} unknown")));
+        };
+        if !owned(&a.labels, self.target) {
+            return Ok(Ensured::Conflict(format!(
+                "an Endpoints {} exists in namespace {} and is not a mirror of cluster {}; it is left untouched",
+                d.name, d.namespace, self.target
+            )));
+        }
+        if endpoints_match(&a, d, &resolved) {
+            return Ok(Ensured::Ok(None));
+        }
+        let mut obj = endpoints_object(d, &resolved);
+        obj.metadata.resource_version = Some(a.endpoints.resource_version.clone());
+        api.replace(&d.name, &PostParams::default(), &obj)
+            .await
+            .map_err(Error::kube(format!("updating {what}")))?;
+        self.count("replace");
+        Ok(Ensured::Ok(None))
+    }
+
+    /// Names of the endpoint mirrors of root `root` in `ns` that we own.
+    fn endpoint_mirrors(&self, ns: &str, root: &str) -> Vec<String> {
+        self.rt
+            .index()
+            .services
+            .in_namespace(ns)
+            .filter(|s| {
+                owned(&s.service.labels, self.target)
+                    && s.service
+                        .labels
+                        .get(HEADLESS_MIRROR_SVC_NAME_LABEL)
+                        .map(String::as_str)
+                        == Some(root)
+            })
+            .map(|s| s.service.name.clone())
+            .collect()
+    }
+
+    /// Deletes the mirror `name` in `ns` (Service, Endpoints, endpoint mirrors) if we own it.
+    async fn remove(&self, ns: &str, name: &str) -> Result<()> {
+        for em in self.endpoint_mirrors(ns, name) {
+            self.delete_pair(ns, &em).await?;
+        }
+        let (svc_owned, eps_owned) = {
+            let idx = self.rt.index();
+            (
+                idx.services
+                    .get(ns, name)
+                    .is_some_and(|s| owned(&s.service.labels, self.target)),
+                idx.endpoints
+                    .get(ns, name)
+                    .is_some_and(|e| owned(&e.labels, self.target)),
+            )
+        };
+        if svc_owned {
+            self.delete_service(ns, name).await?;
+        }
+        if eps_owned {
+            self.delete_endpoints(ns, name).await?;
+        }
+        Ok(())
+    }
+
+    async fn delete_pair(&self, ns: &str, name: &str) -> Result<()> {
+        self.delete_service(ns, name).await?;
+        let has_eps = self
+            .rt
+            .index()
+            .endpoints
+            .get(ns, name)
+            .is_some_and(|e| owned(&e.labels, self.target));
+        if has_eps {
+            self.delete_endpoints(ns, name).await?;
+        }
+        Ok(())
+    }
+
+    async fn delete_service(&self, ns: &str, name: &str) -> Result<()> {
+        match self
+            .services(ns)
+            .delete(name, &DeleteParams::default())
+            .await
+        {
+            Ok(_) => {
+                self.count("delete");
+                Ok(())
+            }
+            Err(e) if is_code(&e, 404) => Ok(()),
+            Err(e) => Err(Error::kube(format!("deleting Service {ns}/{name}"))(e)),
+        }
+    }
+
+    async fn delete_endpoints(&self, ns: &str, name: &str) -> Result<()> {
+        match self
+            .endpoints(ns)
+            .delete(name, &DeleteParams::default())
+            .await
+        {
+            Ok(_) => {
+                self.count("delete");
+                Ok(())
+            }
+            Err(e) if is_code(&e, 404) => Ok(()),
+            Err(e) => Err(Error::kube(format!("deleting Endpoints {ns}/{name}"))(e)),
+        }
+    }
+}
+
+/// Deletes every mirror of `target` in the source cluster (link removed with
+/// `cleanupOnUnlink`). Lists through the API, not the index, so nothing is missed.
+pub(crate) async fn cleanup(
+    client: Client,
+    source: &str,
+    target: &str,
+    metrics: &Metrics,
+) -> Result<usize> {
+    let selector = format!("{MIRRORED_SERVICE_LABEL}=true,{CLUSTER_NAME_LABEL}={target}");
+    let lp = kube::api::ListParams::default().labels(&selector);
+    let mut deleted = 0;
+    let svcs: Api<Service> = Api::all(client.clone());
+    for s in svcs
+        .list(&lp)
+        .await
+        .map_err(Error::kube(format!("listing mirrors of {target}")))?
+    {
+        let (Some(ns), Some(name)) = (s.metadata.namespace, s.metadata.name) else {
+            continue;
+        };
+        match Api::<Service>::namespaced(client.clone(), &ns)
+            .delete(&name, &DeleteParams::default())
+            .await
+        {
+            Ok(_) => deleted += 1,
+            Err(e) if is_code(&e, 404) => {}
+            Err(e) => return Err(Error::kube(format!("deleting Service {ns}/{name}"))(e)),
+        }
+    }
+    let eps: Api<Endpoints> = Api::all(client.clone());
+    for e in eps
+        .list(&lp)
+        .await
+        .map_err(Error::kube(format!("listing mirror Endpoints of {target}")))?
+    {
+        let (Some(ns), Some(name)) = (e.metadata.namespace, e.metadata.name) else {
+            continue;
+        };
+        match Api::<Endpoints>::namespaced(client.clone(), &ns)
+            .delete(&name, &DeleteParams::default())
+            .await
+        {
+            Ok(_) => deleted += 1,
+            Err(e) if is_code(&e, 404) => {}
+            Err(e) => return Err(Error::kube(format!("deleting Endpoints {ns}/{name}"))(e)),
+        }
+    }
+    metrics
+        .mirror_writes
+        .get_or_create(&Metrics::cluster_kind(source, "delete"))
+        .inc_by(deleted as u64);
+    Ok(deleted)
+}

@@ -1,0 +1,165 @@
+//! Prometheus metrics under Linkerd's service-mirror names (linkerd-compat §7.1), plus
+//! linkplane's own write/error counters. Labels are cluster names and error kinds only.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::{
+    metrics::{counter::Counter, family::Family, gauge::Gauge, histogram::Histogram},
+    registry::Registry,
+};
+
+type Labels = Vec<(&'static str, String)>;
+
+/// Linkerd's `gateway_probe_latency_ms` buckets.
+const LATENCY_BUCKETS: [f64; 25] = [
+    1.0, 2.0, 3.0, 4.0, 5.0, 10.0, 20.0, 30.0, 40.0, 50.0, 100.0, 200.0, 300.0, 400.0, 500.0,
+    1000.0, 2000.0, 3000.0, 4000.0, 5000.0, 10000.0, 20000.0, 30000.0, 40000.0, 50000.0,
+];
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
+}
+
+/// Every metric the mirror exports. Create once with [`Metrics::new`] on the server's registry.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    /// `gateway_enabled{target_cluster_name}`.
+    pub gateway_enabled: Family<Labels, Gauge>,
+    /// `gateway_alive{target_cluster_name}`.
+    pub gateway_alive: Family<Labels, Gauge>,
+    /// `gateway_latency{target_cluster_name}`: last successful probe, ms.
+    pub gateway_latency: Family<Labels, Gauge<f64, AtomicU64>>,
+    /// `gateway_probe_latency_ms{target_cluster_name}`.
+    pub gateway_probe_latency_ms: Family<Labels, Histogram, fn() -> Histogram>,
+    /// `gateway_probes{target_cluster_name, probe_successful}`.
+    pub gateway_probes: Family<Labels, Counter>,
+    /// `service_mirror_endpoint_repairs{target_cluster_name}`.
+    pub endpoint_repairs: Family<Labels, Counter>,
+    /// `service_cache_size{cluster}`.
+    pub service_cache_size: Family<Labels, Gauge>,
+    /// `endpoints_cache_size{cluster}`.
+    pub endpoints_cache_size: Family<Labels, Gauge>,
+    /// `namespace_cache_size{cluster}`.
+    pub namespace_cache_size: Family<Labels, Gauge>,
+    /// `link_cache_size`: links the supervisor runs.
+    pub link_cache_size: Gauge,
+    /// `linkplane_mirror_writes{cluster, kind}`: Kubernetes writes by the applier.
+    pub mirror_writes: Family<Labels, Counter>,
+    /// `linkplane_mirror_errors{cluster, kind}`: failed reconciles by error kind.
+    pub mirror_errors: Family<Labels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            gateway_enabled: Family::default(),
+            gateway_alive: Family::default(),
+            gateway_latency: Family::default(),
+            gateway_probe_latency_ms: Family::new_with_constructor(latency_histogram),
+            gateway_probes: Family::default(),
+            endpoint_repairs: Family::default(),
+            service_cache_size: Family::default(),
+            endpoints_cache_size: Family::default(),
+            namespace_cache_size: Family::default(),
+            link_cache_size: Gauge::default(),
+            mirror_writes: Family::default(),
+            mirror_errors: Family::default(),
+        }
+    }
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them on `registry` (the server serves `/metrics`).
+    pub fn new(registry: &mut Registry) -> Self {
+        let m = Self::default();
+        m.register(registry);
+        m
+    }
+
+    fn register(&self, r: &mut Registry) {
+        r.register(
+            "gateway_enabled",
+            "Gateway probing enabled",
+            self.gateway_enabled.clone(),
+        );
+        r.register(
+            "gateway_alive",
+            "Gateway is alive",
+            self.gateway_alive.clone(),
+        );
+        r.register(
+            "gateway_latency",
+            "Latency of the last successful gateway probe (ms)",
+            self.gateway_latency.clone(),
+        );
+        r.register(
+            "gateway_probe_latency_ms",
+            "Gateway probe latency (ms)",
+            self.gateway_probe_latency_ms.clone(),
+        );
+        r.register(
+            "gateway_probes",
+            "Gateway probes performed",
+            self.gateway_probes.clone(),
+        );
+        r.register(
+            "service_mirror_endpoint_repairs",
+            "Endpoint repair passes",
+            self.endpoint_repairs.clone(),
+        );
+        r.register(
+            "service_cache_size",
+            "Services indexed per cluster",
+            self.service_cache_size.clone(),
+        );
+        r.register(
+            "endpoints_cache_size",
+            "Endpoints indexed per cluster",
+            self.endpoints_cache_size.clone(),
+        );
+        r.register(
+            "namespace_cache_size",
+            "Namespaces indexed per cluster",
+            self.namespace_cache_size.clone(),
+        );
+        r.register(
+            "link_cache_size",
+            "Links being reconciled",
+            self.link_cache_size.clone(),
+        );
+        r.register(
+            "linkplane_mirror_writes",
+            "Kubernetes writes made by the mirror applier",
+            self.mirror_writes.clone(),
+        );
+        r.register(
+            "linkplane_mirror_errors",
+            "Failed mirror reconciles by error kind",
+            self.mirror_errors.clone(),
+        );
+    }
+
+    pub(crate) fn target(cluster: &str) -> Labels {
+        vec![("target_cluster_name", cluster.to_string())]
+    }
+
+    pub(crate) fn cluster(cluster: &str) -> Labels {
+        vec![("cluster", cluster.to_string())]
+    }
+
+    pub(crate) fn cluster_kind(cluster: &str, kind: &str) -> Labels {
+        vec![("cluster", cluster.to_string()), ("kind", kind.to_string())]
+    }
+
+    /// Total writes so far (benchmarks read this).
+    pub fn total_writes(&self, cluster: &str) -> u64 {
+        ["create", "replace", "delete"]
+            .iter()
+            .map(|k| {
+                self.mirror_writes
+                    .get_or_create(&Self::cluster_kind(cluster, k))
+                    .get()
+            })
+            .sum()
+    }
+}

@@ -1,0 +1,650 @@
+//! Shared state of the running reconcilers: the configuration snapshot, one [`ClusterRuntime`]
+//! per cluster (client, watch set, index, write queue) and the routing of watch events to
+//! `(link, namespace, service)` keys.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    fmt::Debug,
+    sync::{
+        Arc, OnceLock, RwLock,
+        atomic::{AtomicBool, AtomicU8, Ordering},
+    },
+    time::Duration,
+};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Endpoints, Namespace, Service};
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    runtime::{WatchStreamExt, watcher},
+};
+use linkplane_core::{
+    Cluster, ExportPolicy, Link,
+    naming::{CLUSTER_NAME_LABEL, LINKPLANE_REMOTE_SERVICE_LABEL, MIRRORED_SERVICE_LABEL},
+    plan::GatewayView,
+};
+use linkplane_store::{Store, reconcilers::ReconcilerState};
+use tokio::task::JoinHandle;
+
+use crate::{
+    Metrics,
+    convert::{index_endpoints, index_namespace, index_service},
+    credentials::Credentials,
+    index::ClusterIndex,
+    queue::WorkQueue,
+    status::{StatusMsg, StatusSink},
+};
+
+/// A unit of work: mirror `(namespace, service)` of `link`'s target into its source.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MirrorKey {
+    /// Link name.
+    pub link: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Remote Service name.
+    pub service: String,
+}
+
+/// A link as the supervisor runs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkEntry {
+    /// The link.
+    pub link: Link,
+    /// Operator pause: keep mirrors, change nothing.
+    pub paused: bool,
+}
+
+/// The configuration the reconcilers work from, replaced wholesale on every change.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Clusters by name.
+    pub clusters: BTreeMap<String, Cluster>,
+    /// Links by name.
+    pub links: BTreeMap<String, LinkEntry>,
+    /// Every export policy.
+    pub policies: Vec<ExportPolicy>,
+}
+
+impl Snapshot {
+    /// Links whose target is `cluster`.
+    pub fn links_targeting<'a>(&'a self, cluster: &'a str) -> impl Iterator<Item = &'a LinkEntry> {
+        self.links
+            .values()
+            .filter(move |l| l.link.spec.target == cluster)
+    }
+
+    /// Links whose source is `cluster`.
+    pub fn links_into<'a>(&'a self, cluster: &'a str) -> impl Iterator<Item = &'a LinkEntry> {
+        self.links
+            .values()
+            .filter(move |l| l.link.spec.source == cluster)
+    }
+}
+
+/// Runtime options (the server maps its flags onto these).
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Writes in flight per source cluster.
+    pub concurrency: usize,
+    /// Full resync interval: the safety net, not the main path.
+    pub resync_interval: Duration,
+    /// How often batched mirror states are flushed to Postgres.
+    pub status_flush: Duration,
+    /// How to obtain cluster credentials.
+    pub credentials: Credentials,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            concurrency: 32,
+            resync_interval: Duration::from_secs(600),
+            status_flush: Duration::from_millis(50),
+            credentials: Credentials::default(),
+        }
+    }
+}
+
+/// State shared by every task of the supervisor.
+pub(crate) struct Shared {
+    pub store: Store,
+    pub options: Options,
+    pub metrics: Metrics,
+    pub status: StatusSink,
+    pub config: RwLock<Arc<Snapshot>>,
+    pub clusters: RwLock<HashMap<String, Arc<ClusterRuntime>>>,
+    pub gateways: RwLock<HashMap<String, GatewayView>>,
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|e| e.into_inner())
+}
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Shared {
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        read(&self.config).clone()
+    }
+
+    pub fn runtime(&self, cluster: &str) -> Option<Arc<ClusterRuntime>> {
+        read(&self.clusters).get(cluster).cloned()
+    }
+
+    pub fn runtimes(&self) -> Vec<Arc<ClusterRuntime>> {
+        read(&self.clusters).values().cloned().collect()
+    }
+
+    pub fn insert_runtime(&self, rt: Arc<ClusterRuntime>) -> Option<Arc<ClusterRuntime>> {
+        write(&self.clusters).insert(rt.cluster.name.clone(), rt)
+    }
+
+    pub fn remove_runtime(&self, cluster: &str) -> Option<Arc<ClusterRuntime>> {
+        write(&self.clusters).remove(cluster)
+    }
+
+    pub fn gateway(&self, link: &str) -> GatewayView {
+        read(&self.gateways)
+            .get(link)
+            .cloned()
+            .unwrap_or(GatewayView {
+                addresses: vec![],
+                alive: true,
+            })
+    }
+
+    pub fn set_gateway(&self, link: &str, view: GatewayView) {
+        write(&self.gateways).insert(link.to_string(), view);
+    }
+
+    pub fn remove_gateway(&self, link: &str) {
+        write(&self.gateways).remove(link);
+    }
+
+    fn enqueue(&self, entry: &LinkEntry, namespace: &str, service: &str) {
+        if let Some(rt) = self.runtime(&entry.link.spec.source) {
+            rt.queue.add(MirrorKey {
+                link: entry.link.name.clone(),
+                namespace: namespace.to_string(),
+                service: service.to_string(),
+            });
+        }
+    }
+
+    /// Queues every key of `link`: each target Service, and each mirror we own in the source
+    /// (so orphans are garbage-collected), and forgets state rows of anything else. Only once
+    /// both clusters' indexes are synced: an empty index must never look like "all deleted".
+    pub fn enqueue_link(&self, link_name: &str) {
+        let snap = self.snapshot();
+        let Some(entry) = snap.links.get(link_name) else {
+            return;
+        };
+        let spec = &entry.link.spec;
+        let (Some(source), Some(target)) = (self.runtime(&spec.source), self.runtime(&spec.target))
+        else {
+            return;
+        };
+        if !source.is_synced() || !target.is_synced() {
+            return;
+        }
+        let mut keys: BTreeSet<(String, String)> = {
+            let idx = target.index();
+            idx.services.iter().map(|(k, _)| k.clone()).collect()
+        };
+        {
+            let idx = source.index();
+            for (_, s) in idx.services.iter() {
+                if let Some(remote) = owned_remote(&s.service.labels, &spec.target) {
+                    keys.insert((s.service.namespace.clone(), remote.to_string()));
+                }
+            }
+        }
+        for (ns, name) in &keys {
+            source.queue.add(MirrorKey {
+                link: link_name.to_string(),
+                namespace: ns.clone(),
+                service: name.clone(),
+            });
+        }
+        self.status.send(StatusMsg::Retain {
+            link: link_name.to_string(),
+            keep: keys.into_iter().collect(),
+        });
+    }
+
+    /// A watched object changed in `cluster`.
+    pub fn on_change(
+        &self,
+        cluster: &str,
+        kind: Kind,
+        namespace: &str,
+        name: &str,
+        labels: &BTreeMap<String, String>,
+    ) {
+        let snap = self.snapshot();
+        match kind {
+            Kind::Service | Kind::Endpoints => {
+                for entry in snap.links_targeting(cluster) {
+                    self.enqueue(entry, namespace, name);
+                }
+                // One of our mirrors changed (or was deleted by hand): re-check it.
+                if labels.contains_key(MIRRORED_SERVICE_LABEL) {
+                    for entry in snap.links_into(cluster) {
+                        if let Some(remote) = owned_remote(labels, &entry.link.spec.target) {
+                            self.enqueue(entry, namespace, remote);
+                        }
+                    }
+                }
+            }
+            Kind::Namespace => {
+                for entry in snap.links_into(cluster) {
+                    if let Some(target) = self.runtime(&entry.link.spec.target) {
+                        let names: Vec<String> = target
+                            .index()
+                            .services
+                            .in_namespace(name)
+                            .map(|s| s.service.name.clone())
+                            .collect();
+                        for svc in names {
+                            self.enqueue(entry, name, &svc);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every watch of `cluster` (re)listed: full resync of each link touching it.
+    pub fn on_synced(&self, cluster: &str) {
+        let snap = self.snapshot();
+        for entry in snap.links.values() {
+            if entry.link.spec.source == cluster || entry.link.spec.target == cluster {
+                self.enqueue_link(&entry.link.name);
+            }
+        }
+    }
+
+    /// `cluster` cannot be watched: every mirror of every link touching it is in error.
+    pub fn on_failed(&self, cluster: &str, message: &str) {
+        let snap = self.snapshot();
+        for entry in snap.links.values() {
+            let spec = &entry.link.spec;
+            if spec.source == cluster || spec.target == cluster {
+                self.status.send(StatusMsg::LinkError {
+                    link: entry.link.name.clone(),
+                    message: format!("cluster {cluster} is unreachable: {message}"),
+                });
+            }
+        }
+    }
+}
+
+/// The remote Service a local object stands for, if we own it for `target`.
+pub(crate) fn owned_remote<'a>(
+    labels: &'a BTreeMap<String, String>,
+    target: &str,
+) -> Option<&'a str> {
+    (labels.get(MIRRORED_SERVICE_LABEL).map(String::as_str) == Some("true")
+        && labels.get(CLUSTER_NAME_LABEL).map(String::as_str) == Some(target))
+    .then(|| {
+        labels
+            .get(LINKPLANE_REMOTE_SERVICE_LABEL)
+            .map(String::as_str)
+    })
+    .flatten()
+}
+
+/// Kinds in a watch set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Services.
+    Service,
+    /// Endpoints.
+    Endpoints,
+    /// Namespaces.
+    Namespace,
+}
+
+const SYNCED_ALL: u8 = 0b111;
+
+/// One cluster's client, watch set, index and write queue: a value with a lifetime, started
+/// when a link needs the cluster and stopped (its tasks aborted) when none does.
+pub struct ClusterRuntime {
+    /// The cluster as configured when this runtime started.
+    pub cluster: Cluster,
+    client: OnceLock<Client>,
+    index: RwLock<ClusterIndex>,
+    synced: AtomicU8,
+    ever_synced: AtomicBool,
+    /// Work queue of mirrors to write into this cluster (when it is a source).
+    pub(crate) queue: WorkQueue<MirrorKey>,
+    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Debug for ClusterRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterRuntime")
+            .field("cluster", &self.cluster.name)
+            .finish()
+    }
+}
+
+impl ClusterRuntime {
+    pub(crate) fn new(cluster: Cluster) -> Arc<Self> {
+        Arc::new(Self {
+            cluster,
+            client: OnceLock::new(),
+            index: RwLock::new(ClusterIndex::default()),
+            synced: AtomicU8::new(0),
+            ever_synced: AtomicBool::new(false),
+            queue: WorkQueue::new(),
+            tasks: std::sync::Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Read access to the index.
+    pub fn index(&self) -> std::sync::RwLockReadGuard<'_, ClusterIndex> {
+        read(&self.index)
+    }
+
+    /// The client, once credentials resolved.
+    pub fn client(&self) -> Option<Client> {
+        self.client.get().cloned()
+    }
+
+    /// True once every watch listed at least once.
+    pub fn is_synced(&self) -> bool {
+        self.ever_synced.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn push_task(&self, t: JoinHandle<()>) {
+        self.tasks.lock().unwrap_or_else(|e| e.into_inner()).push(t);
+    }
+
+    /// Aborts every task of this runtime.
+    pub(crate) fn stop(&self) {
+        for t in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            t.abort();
+        }
+    }
+
+    /// Connects (retrying with backoff and jitter) and starts the watches and the writers.
+    pub(crate) fn start(self: &Arc<Self>, shared: Arc<Shared>) {
+        let rt = self.clone();
+        let task = tokio::spawn(async move {
+            let name = rt.cluster.name.clone();
+            set_status(&shared.store, &name, ReconcilerState::Starting, "", false).await;
+            let mut backoff = Backoff::default();
+            let client = loop {
+                match shared.options.credentials.client(&rt.cluster).await {
+                    Ok(c) => break c,
+                    Err(e) => {
+                        let msg = e.chain();
+                        tracing::warn!(cluster = %name, error = %msg, "cannot build client");
+                        set_status(&shared.store, &name, ReconcilerState::Failed, &msg, false)
+                            .await;
+                        shared.on_failed(&name, &msg);
+                        tokio::time::sleep(backoff.next()).await;
+                    }
+                }
+            };
+            let _ = rt.client.set(client.clone());
+            rt.push_task(tokio::spawn(watch::<Service>(
+                rt.clone(),
+                shared.clone(),
+                client.clone(),
+                Kind::Service,
+            )));
+            rt.push_task(tokio::spawn(watch::<Endpoints>(
+                rt.clone(),
+                shared.clone(),
+                client.clone(),
+                Kind::Endpoints,
+            )));
+            rt.push_task(tokio::spawn(watch::<Namespace>(
+                rt.clone(),
+                shared.clone(),
+                client,
+                Kind::Namespace,
+            )));
+            for _ in 0..shared.options.concurrency.max(1) {
+                rt.push_task(tokio::spawn(crate::apply::worker(
+                    rt.clone(),
+                    shared.clone(),
+                )));
+            }
+        });
+        self.push_task(task);
+    }
+
+    fn apply_event(&self, kind: Kind, obj: &dyn IndexObject, ev: IndexOp) -> bool {
+        let mut idx = write(&self.index);
+        let key = (obj.ns(), obj.name());
+        match (kind, ev) {
+            (Kind::Service, IndexOp::Apply) => idx.services.apply(key, obj.service()),
+            (Kind::Service, IndexOp::Delete) => idx.services.delete(&key),
+            (Kind::Service, IndexOp::ResetApply) => {
+                idx.services.reset_apply(key, obj.service());
+                false
+            }
+            (Kind::Endpoints, IndexOp::Apply) => idx.endpoints.apply(key, obj.endpoints()),
+            (Kind::Endpoints, IndexOp::Delete) => idx.endpoints.delete(&key),
+            (Kind::Endpoints, IndexOp::ResetApply) => {
+                idx.endpoints.reset_apply(key, obj.endpoints());
+                false
+            }
+            (Kind::Namespace, IndexOp::Apply) => idx.namespaces.apply(key, obj.ns_labels()),
+            (Kind::Namespace, IndexOp::Delete) => idx.namespaces.delete(&key),
+            (Kind::Namespace, IndexOp::ResetApply) => {
+                idx.namespaces.reset_apply(key, obj.ns_labels());
+                false
+            }
+        }
+    }
+
+    fn reset(&self, kind: Kind, begin: bool) {
+        let mut idx = write(&self.index);
+        match (kind, begin) {
+            (Kind::Service, true) => idx.services.begin_reset(),
+            (Kind::Service, false) => drop(idx.services.finish_reset()),
+            (Kind::Endpoints, true) => idx.endpoints.begin_reset(),
+            (Kind::Endpoints, false) => drop(idx.endpoints.finish_reset()),
+            (Kind::Namespace, true) => idx.namespaces.begin_reset(),
+            (Kind::Namespace, false) => drop(idx.namespaces.finish_reset()),
+        }
+    }
+
+    fn update_cache_metrics(&self, m: &Metrics) {
+        let idx = self.index();
+        let l = Metrics::cluster(&self.cluster.name);
+        m.service_cache_size
+            .get_or_create(&l)
+            .set(idx.services.len() as i64);
+        m.endpoints_cache_size
+            .get_or_create(&l)
+            .set(idx.endpoints.len() as i64);
+        m.namespace_cache_size
+            .get_or_create(&l)
+            .set(idx.namespaces.len() as i64);
+    }
+}
+
+#[derive(Clone, Copy)]
+enum IndexOp {
+    Apply,
+    Delete,
+    ResetApply,
+}
+
+trait IndexObject {
+    fn ns(&self) -> String;
+    fn name(&self) -> String;
+    fn labels_map(&self) -> BTreeMap<String, String>;
+    fn service(&self) -> crate::index::IndexedService {
+        Default::default()
+    }
+    fn endpoints(&self) -> crate::index::IndexedEndpoints {
+        Default::default()
+    }
+    fn ns_labels(&self) -> BTreeMap<String, String> {
+        Default::default()
+    }
+}
+
+impl IndexObject for Service {
+    fn ns(&self) -> String {
+        ResourceExt::namespace(self).unwrap_or_default()
+    }
+    fn name(&self) -> String {
+        self.name_any()
+    }
+    fn labels_map(&self) -> BTreeMap<String, String> {
+        self.labels().clone()
+    }
+    fn service(&self) -> crate::index::IndexedService {
+        index_service(self)
+    }
+}
+
+impl IndexObject for Endpoints {
+    fn ns(&self) -> String {
+        ResourceExt::namespace(self).unwrap_or_default()
+    }
+    fn name(&self) -> String {
+        self.name_any()
+    }
+    fn labels_map(&self) -> BTreeMap<String, String> {
+        self.labels().clone()
+    }
+    fn endpoints(&self) -> crate::index::IndexedEndpoints {
+        index_endpoints(self)
+    }
+}
+
+impl IndexObject for Namespace {
+    fn ns(&self) -> String {
+        String::new()
+    }
+    fn name(&self) -> String {
+        self.name_any()
+    }
+    fn labels_map(&self) -> BTreeMap<String, String> {
+        self.labels().clone()
+    }
+    fn ns_labels(&self) -> BTreeMap<String, String> {
+        index_namespace(self)
+    }
+}
+
+fn kind_bit(kind: Kind) -> u8 {
+    match kind {
+        Kind::Service => 1,
+        Kind::Endpoints => 2,
+        Kind::Namespace => 4,
+    }
+}
+
+async fn watch<K>(rt: Arc<ClusterRuntime>, shared: Arc<Shared>, client: Client, kind: Kind)
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + serde::de::DeserializeOwned
+        + Debug
+        + Send
+        + Sync
+        + 'static
+        + IndexObject,
+{
+    let name = rt.cluster.name.clone();
+    let api: Api<K> = Api::all(client);
+    let stream = watcher(api, watcher::Config::default()).default_backoff();
+    futures::pin_mut!(stream);
+    let mut failing = false;
+    while let Some(ev) = stream.next().await {
+        match ev {
+            Ok(watcher::Event::Init) => rt.reset(kind, true),
+            Ok(watcher::Event::InitApply(o)) => {
+                rt.apply_event(kind, &o, IndexOp::ResetApply);
+            }
+            Ok(watcher::Event::InitDone) => {
+                rt.reset(kind, false);
+                rt.update_cache_metrics(&shared.metrics);
+                let all = rt.synced.fetch_or(kind_bit(kind), Ordering::AcqRel) | kind_bit(kind);
+                if all == SYNCED_ALL {
+                    let first = !rt.ever_synced.swap(true, Ordering::AcqRel);
+                    if first || failing {
+                        set_status(&shared.store, &name, ReconcilerState::Running, "", true).await;
+                    }
+                    failing = false;
+                    tracing::info!(cluster = %name, kind = ?kind, "watch synced");
+                    shared.on_synced(&name);
+                }
+            }
+            Ok(watcher::Event::Apply(o)) => {
+                if rt.apply_event(kind, &o, IndexOp::Apply) {
+                    shared.on_change(&name, kind, &o.ns(), &o.name(), &o.labels_map());
+                }
+            }
+            Ok(watcher::Event::Delete(o)) => {
+                if rt.apply_event(kind, &o, IndexOp::Delete) {
+                    shared.on_change(&name, kind, &o.ns(), &o.name(), &o.labels_map());
+                }
+            }
+            Err(e) => {
+                let msg = format!("watching {kind:?}: {e}");
+                tracing::warn!(cluster = %name, error = %msg, "watch failed; backing off");
+                if !failing {
+                    failing = true;
+                    set_status(
+                        &shared.store,
+                        &name,
+                        ReconcilerState::Failed,
+                        &msg,
+                        rt.is_synced(),
+                    )
+                    .await;
+                    shared.on_failed(&name, &msg);
+                }
+            }
+        }
+    }
+}
+
+pub(crate) async fn set_status(
+    store: &Store,
+    cluster: &str,
+    state: ReconcilerState,
+    msg: &str,
+    synced: bool,
+) {
+    let res = async {
+        let mut conn = store.acquire().await?;
+        linkplane_store::reconcilers::set(&mut conn, cluster, state, msg, synced).await
+    }
+    .await;
+    if let Err(e) = res {
+        tracing::debug!(cluster, error = %e, "recording reconciler status");
+    }
+}
+
+/// Exponential backoff with full jitter: 0.5 s doubling to 30 s.
+#[derive(Debug, Default)]
+pub(crate) struct Backoff {
+    attempt: u32,
+}
+
+impl Backoff {
+    pub(crate) fn next(&mut self) -> Duration {
+        let cap = 500u64.saturating_mul(1 << self.attempt.min(6)).min(30_000);
+        self.attempt += 1;
+        let ms = rand::random_range(cap / 2..=cap);
+        Duration::from_millis(ms)
+    }
+}

@@ -1,0 +1,180 @@
+//! Batched mirror-state writes: reconcilers send states here; one task writes them to Postgres in
+//! a transaction every flush interval, skipping states identical to the last one written, so the
+//! database is never the bottleneck and nothing is silent.
+
+use std::{
+    collections::{HashMap, HashSet},
+    time::Duration,
+};
+
+use linkplane_store::{
+    Store,
+    mirrors::{self, MirrorState, MirrorStatus},
+};
+use tokio::sync::mpsc;
+
+type Key = (String, String, String);
+
+/// One state change to record.
+#[derive(Debug, Clone)]
+pub(crate) enum StatusMsg {
+    /// The mirror's state.
+    Upsert(MirrorStatus),
+    /// The service is no longer selected: forget its row.
+    Delete {
+        link: String,
+        namespace: String,
+        name: String,
+    },
+    /// Forget every row of `link` except these keys (full-resync garbage collection).
+    Retain {
+        link: String,
+        keep: Vec<(String, String)>,
+    },
+    /// Every known mirror of `link` is in error (its cluster is unreachable).
+    LinkError { link: String, message: String },
+}
+
+/// Sender side; cheap to clone.
+#[derive(Debug, Clone)]
+pub(crate) struct StatusSink(mpsc::UnboundedSender<StatusMsg>);
+
+impl StatusSink {
+    pub(crate) fn send(&self, msg: StatusMsg) {
+        // The receiver lives as long as the supervisor; a send after shutdown is moot.
+        let _ = self.0.send(msg);
+    }
+}
+
+/// Starts the writer task.
+pub(crate) fn spawn(store: Store, flush: Duration) -> (StatusSink, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let task = tokio::spawn(run(store, flush, rx));
+    (StatusSink(tx), task)
+}
+
+async fn run(store: Store, flush: Duration, mut rx: mpsc::UnboundedReceiver<StatusMsg>) {
+    let mut written: HashMap<Key, Option<MirrorStatus>> = HashMap::new();
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        let deadline = tokio::time::sleep(flush);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                _ = &mut deadline => break,
+                msg = rx.recv() => match msg {
+                    Some(m) => batch.push(m),
+                    None => break,
+                },
+            }
+        }
+        let ops = coalesce(batch, &mut written);
+        if ops.is_empty() {
+            continue;
+        }
+        if let Err(e) = write(&store, &ops, true).await {
+            tracing::warn!(error = %e, "batched mirror-state write failed; retrying one by one");
+            if let Err(e) = write(&store, &ops, false).await {
+                tracing::warn!(error = %e, "mirror-state write failed");
+            }
+        }
+    }
+}
+
+/// Turns messages into the minimal list of writes, updating the cache of written states
+/// (`None` = known to have no row).
+fn coalesce(
+    batch: Vec<StatusMsg>,
+    written: &mut HashMap<Key, Option<MirrorStatus>>,
+) -> Vec<StatusMsg> {
+    let mut ops = Vec::new();
+    for msg in batch {
+        match msg {
+            StatusMsg::Upsert(s) => {
+                let key = (s.link.clone(), s.namespace.clone(), s.remote_name.clone());
+                if written.get(&key) != Some(&Some(s.clone())) {
+                    written.insert(key, Some(s.clone()));
+                    ops.push(StatusMsg::Upsert(s));
+                }
+            }
+            StatusMsg::Delete {
+                link,
+                namespace,
+                name,
+            } => {
+                let key = (link.clone(), namespace.clone(), name.clone());
+                if written.get(&key) != Some(&None) {
+                    written.insert(key, None);
+                    ops.push(StatusMsg::Delete {
+                        link,
+                        namespace,
+                        name,
+                    });
+                }
+            }
+            StatusMsg::Retain { link, keep } => {
+                let set: HashSet<(&str, &str)> =
+                    keep.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+                written
+                    .retain(|(l, ns, n), _| l != &link || set.contains(&(ns.as_str(), n.as_str())));
+                ops.push(StatusMsg::Retain { link, keep });
+            }
+            StatusMsg::LinkError { link, message } => {
+                for ((l, _, _), s) in written.iter_mut() {
+                    if let Some(s) = s.as_mut().filter(|s| {
+                        *l == link && (s.state != MirrorState::Error || s.message != message)
+                    }) {
+                        s.state = MirrorState::Error;
+                        s.message = message.clone();
+                        ops.push(StatusMsg::Upsert(s.clone()));
+                    }
+                }
+            }
+        }
+    }
+    ops
+}
+
+async fn write(store: &Store, ops: &[StatusMsg], atomic: bool) -> linkplane_store::Result<()> {
+    if atomic {
+        let mut tx = store.begin().await?;
+        for op in ops {
+            apply(&mut tx, op).await?;
+        }
+        tx.commit()
+            .await
+            .map_err(|source| linkplane_store::StoreError::Database {
+                action: "committing mirror states",
+                source,
+            })?;
+    } else {
+        let mut conn = store.acquire().await?;
+        for op in ops {
+            // A row of a link deleted meanwhile fails its foreign key: nothing to record.
+            if let Err(e) = apply(&mut conn, op).await {
+                tracing::debug!(error = %e, "skipping mirror-state write");
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn apply(
+    conn: &mut linkplane_store::PgConnection,
+    op: &StatusMsg,
+) -> linkplane_store::Result<()> {
+    match op {
+        StatusMsg::Upsert(s) => mirrors::upsert(conn, s).await,
+        StatusMsg::Delete {
+            link,
+            namespace,
+            name,
+        } => mirrors::delete(conn, link, namespace, name)
+            .await
+            .map(|_| ()),
+        StatusMsg::Retain { link, keep } => {
+            mirrors::retain_for_link(conn, link, keep).await.map(|_| ())
+        }
+        StatusMsg::LinkError { .. } => Ok(()),
+    }
+}

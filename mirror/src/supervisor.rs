@@ -1,0 +1,329 @@
+//! The supervisor: reads clusters, links and export policies from Postgres, follows the store's
+//! LISTEN/NOTIFY feed, and starts, restarts and stops the per-cluster runtimes and per-link
+//! gateway workers to match. A slow periodic full resync is the safety net.
+
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use futures::StreamExt;
+use linkplane_core::GatewaySpec;
+use linkplane_store::{Store, changes::CONFIG_CHANNEL, reconcilers::ReconcilerState};
+use tokio::{sync::oneshot, task::JoinHandle};
+
+use crate::{
+    Metrics,
+    apply::cleanup,
+    error::Result,
+    gateway,
+    runtime::{ClusterRuntime, LinkEntry, Options, Shared, Snapshot, set_status},
+    status,
+};
+
+/// Entry point of the mirror: see [`Supervisor::start`].
+#[derive(Debug)]
+pub struct Supervisor;
+
+/// A running supervisor. Dropping it leaves the tasks running; call [`shutdown`](Self::shutdown).
+pub struct SupervisorHandle {
+    shared: Arc<Shared>,
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<()>,
+    status_task: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for SupervisorHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SupervisorHandle").finish_non_exhaustive()
+    }
+}
+
+impl Supervisor {
+    /// Loads the configuration, subscribes to changes and starts every needed cluster runtime.
+    /// Fails only if the change feed cannot be subscribed; cluster failures are per cluster.
+    pub async fn start(
+        store: Store,
+        options: Options,
+        metrics: Metrics,
+    ) -> Result<SupervisorHandle> {
+        let feed = store.listen(&[CONFIG_CHANNEL]).await?;
+        let (sink, status_task) = status::spawn(store.clone(), options.status_flush);
+        let shared = Arc::new(Shared {
+            store,
+            options,
+            metrics,
+            status: sink,
+            config: RwLock::new(Arc::new(Snapshot::default())),
+            clusters: RwLock::new(HashMap::new()),
+            gateways: RwLock::new(HashMap::new()),
+        });
+        let (stop, stop_rx) = oneshot::channel();
+        let task = tokio::spawn(run(shared.clone(), Box::pin(feed), stop_rx));
+        Ok(SupervisorHandle {
+            shared,
+            stop: Some(stop),
+            task,
+            status_task,
+        })
+    }
+}
+
+impl SupervisorHandle {
+    /// Stops every watch, writer and probe, then the supervisor itself.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let _ = (&mut self.task).await;
+        // Let the last mirror states reach the database.
+        tokio::time::sleep(self.shared.options.status_flush * 2).await;
+        self.status_task.abort();
+    }
+
+    /// The runtime (client, index) of `cluster`, if running. Federation reads the indexes.
+    pub fn runtime(&self, cluster: &str) -> Option<Arc<ClusterRuntime>> {
+        self.shared.runtime(cluster)
+    }
+
+    /// Keys waiting or being written, over every cluster (benchmarks wait for zero).
+    pub fn pending(&self) -> usize {
+        self.shared.runtimes().iter().map(|r| r.queue.len()).sum()
+    }
+}
+
+type Feed = std::pin::Pin<
+    Box<
+        dyn futures::Stream<Item = linkplane_store::Result<linkplane_store::changes::Change>>
+            + Send,
+    >,
+>;
+
+#[derive(Default)]
+struct Probes {
+    running: HashMap<String, (JoinHandle<()>, String, Option<GatewaySpec>)>,
+}
+
+async fn run(shared: Arc<Shared>, mut feed: Feed, mut stop: oneshot::Receiver<()>) {
+    let mut probes = Probes::default();
+    reload(&shared, &mut probes).await;
+    let mut resync = tokio::time::interval(shared.options.resync_interval);
+    resync.tick().await;
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            change = feed.next() => match change {
+                Some(Ok(_)) => {
+                    // Coalesce a burst (a Git sync writes many rows) into one reload.
+                    let deadline = tokio::time::sleep(Duration::from_millis(50));
+                    tokio::pin!(deadline);
+                    loop {
+                        tokio::select! {
+                            _ = &mut deadline => break,
+                            more = feed.next() => if more.is_none() { break },
+                        }
+                    }
+                    reload(&shared, &mut probes).await;
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "change feed interrupted; re-reading configuration");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    reload(&shared, &mut probes).await;
+                }
+                None => {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    match shared.store.listen(&[CONFIG_CHANNEL]).await {
+                        Ok(f) => feed = Box::pin(f),
+                        Err(e) => tracing::warn!(error = %e, "re-subscribing to configuration changes"),
+                    }
+                    reload(&shared, &mut probes).await;
+                }
+            },
+            _ = resync.tick() => {
+                reload(&shared, &mut probes).await;
+                let names: Vec<String> = shared.snapshot().links.keys().cloned().collect();
+                for l in names {
+                    shared.enqueue_link(&l);
+                }
+            }
+        }
+    }
+    for (_, (t, _, _)) in probes.running.drain() {
+        t.abort();
+    }
+    for rt in shared.runtimes() {
+        rt.stop();
+        shared.remove_runtime(&rt.cluster.name);
+    }
+}
+
+async fn load(store: &Store) -> linkplane_store::Result<Snapshot> {
+    let mut conn = store.acquire().await?;
+    let clusters = linkplane_store::clusters::list(&mut conn).await?;
+    let links = linkplane_store::links::list(&mut conn).await?;
+    let policies = linkplane_store::policies::list(&mut conn).await?;
+    Ok(Snapshot {
+        clusters: clusters
+            .into_iter()
+            .map(|c| (c.value.name.clone(), c.value))
+            .collect(),
+        links: links
+            .into_iter()
+            .map(|l| {
+                (
+                    l.stored.value.name.clone(),
+                    LinkEntry {
+                        link: l.stored.value,
+                        paused: l.paused,
+                    },
+                )
+            })
+            .collect(),
+        policies: policies.into_iter().map(|p| p.value).collect(),
+    })
+}
+
+async fn reload(shared: &Arc<Shared>, probes: &mut Probes) {
+    let new = match load(&shared.store).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading configuration; keeping the previous one");
+            return;
+        }
+    };
+    let old = shared.snapshot();
+    shared.metrics.link_cache_size.set(new.links.len() as i64);
+
+    // Links gone (or re-pointed): clean up their mirrors while the source client still exists.
+    for (name, entry) in &old.links {
+        let spec = &entry.link.spec;
+        let gone = match new.links.get(name) {
+            None => true,
+            Some(n) => n.link.spec.source != spec.source || n.link.spec.target != spec.target,
+        };
+        if !gone {
+            continue;
+        }
+        if let Some((t, _, _)) = probes.running.remove(name) {
+            t.abort();
+        }
+        shared.remove_gateway(name);
+        shared
+            .metrics
+            .gateway_enabled
+            .remove(&Metrics::target(&spec.target));
+        if spec.cleanup_on_unlink && !entry.paused {
+            if let Some(client) = shared.runtime(&spec.source).and_then(|r| r.client()) {
+                let (source, target, link, metrics) = (
+                    spec.source.clone(),
+                    spec.target.clone(),
+                    name.clone(),
+                    shared.metrics.clone(),
+                );
+                tokio::spawn(async move {
+                    match cleanup(client, &source, &target, &metrics).await {
+                        Ok(n) => {
+                            tracing::info!(%link, %source, deleted = n, "link removed: mirrors cleaned up")
+                        }
+                        Err(e) => {
+                            tracing::warn!(%link, %source, error = %e.chain(), "cleaning up mirrors of a removed link")
+                        }
+                    }
+                });
+            } else {
+                tracing::warn!(link = %name, "link removed but its source cluster is not connected: mirrors left in place");
+            }
+        }
+    }
+
+    let new = Arc::new(new);
+    *shared.config.write().unwrap_or_else(|e| e.into_inner()) = new.clone();
+
+    // Cluster runtimes: one per cluster some link touches.
+    let needed: BTreeSet<&str> = new
+        .links
+        .values()
+        .flat_map(|l| [l.link.spec.source.as_str(), l.link.spec.target.as_str()])
+        .filter(|c| new.clusters.contains_key(*c))
+        .collect();
+    let mut restarted = BTreeSet::new();
+    for name in &needed {
+        let Some(cluster) = new.clusters.get(*name) else {
+            continue;
+        };
+        let keep = shared.runtime(name).is_some_and(|rt| {
+            rt.cluster.spec.api_server == cluster.spec.api_server
+                && rt.cluster.spec.credentials == cluster.spec.credentials
+        });
+        if keep {
+            continue;
+        }
+        let rt = ClusterRuntime::new(cluster.clone());
+        if let Some(old_rt) = shared.insert_runtime(rt.clone()) {
+            tracing::info!(cluster = %name, "cluster connection changed: restarting its reconciler");
+            old_rt.stop();
+        } else {
+            tracing::info!(cluster = %name, "starting reconciler");
+        }
+        rt.start(shared.clone());
+        restarted.insert(name.to_string());
+    }
+    for rt in shared.runtimes() {
+        if !needed.contains(rt.cluster.name.as_str()) {
+            tracing::info!(cluster = %rt.cluster.name, "no link uses this cluster: stopping its reconciler");
+            rt.stop();
+            shared.remove_runtime(&rt.cluster.name);
+            set_status(
+                &shared.store,
+                &rt.cluster.name,
+                ReconcilerState::Stopped,
+                "no link uses this cluster",
+                false,
+            )
+            .await;
+        }
+    }
+
+    // Links: gateway workers, and a full pass over each link whose inputs changed.
+    let policies_changed = old.policies != new.policies;
+    for (name, entry) in &new.links {
+        let spec = &entry.link.spec;
+        let gw = new
+            .clusters
+            .get(&spec.target)
+            .and_then(|c| c.spec.gateway.clone());
+        let probe_current = probes
+            .running
+            .get(name)
+            .is_some_and(|(_, t, g)| *t == spec.target && *g == gw);
+        if !probe_current {
+            if let Some((t, _, _)) = probes.running.remove(name) {
+                t.abort();
+            }
+            shared.set_gateway(name, gateway::initial_view(gw.as_ref()));
+            let task = match &gw {
+                Some(g) => tokio::spawn(gateway::run(
+                    shared.clone(),
+                    name.clone(),
+                    spec.target.clone(),
+                    g.clone(),
+                )),
+                None => tokio::spawn(async {}),
+            };
+            probes
+                .running
+                .insert(name.clone(), (task, spec.target.clone(), gw));
+        }
+        let clusters_changed = [&spec.source, &spec.target]
+            .iter()
+            .any(|c| old.clusters.get(*c) != new.clusters.get(*c) && !restarted.contains(*c));
+        if old.links.get(name) != Some(entry)
+            || policies_changed
+            || clusters_changed
+            || !probe_current
+        {
+            shared.enqueue_link(name);
+        }
+    }
+}

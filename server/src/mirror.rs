@@ -1,0 +1,62 @@
+//! `linkplane serve`'s service-mirror options and start-up: maps flags onto
+//! [`linkplane_mirror::Options`] and starts the supervisor.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use linkplane_core::Duration;
+use linkplane_mirror::{Credentials, Metrics, Options, Supervisor, SupervisorHandle};
+use linkplane_store::Store;
+use prometheus_client::registry::Registry;
+
+/// Service mirror (reconciler) options.
+#[derive(Debug, Clone, Args)]
+pub struct MirrorArgs {
+    /// Do not run the service-mirror reconcilers (API-only replicas).
+    #[arg(long, env = "LINKPLANE_NO_RECONCILE", default_value_t = false)]
+    pub no_reconcile: bool,
+    /// Kubernetes writes in flight per source cluster.
+    #[arg(long, env = "LINKPLANE_RECONCILE_CONCURRENCY", default_value_t = 32)]
+    pub reconcile_concurrency: usize,
+    /// Full resync interval: the safety net behind the event-driven reconcilers.
+    #[arg(long, env = "LINKPLANE_RESYNC_INTERVAL", default_value = "10m")]
+    pub resync_interval: Duration,
+    /// Namespace of `secretRef` credentials that name none (defaults to the pod's namespace).
+    #[arg(long, env = "LINKPLANE_CREDENTIALS_NAMESPACE")]
+    pub credentials_namespace: Option<String>,
+    /// Kubeconfig of the cluster linkplane runs in, for `secretRef` credentials (default:
+    /// the in-cluster service account).
+    #[arg(long, env = "LINKPLANE_MANAGEMENT_KUBECONFIG")]
+    pub management_kubeconfig: Option<PathBuf>,
+}
+
+/// Starts the mirror unless disabled; its metrics go on `registry`.
+pub async fn start(
+    store: &Store,
+    args: &MirrorArgs,
+    registry: &mut Registry,
+) -> anyhow::Result<Option<SupervisorHandle>> {
+    let metrics = Metrics::new(registry);
+    if args.no_reconcile {
+        tracing::info!("service mirror disabled (--no-reconcile)");
+        return Ok(None);
+    }
+    let options = Options {
+        concurrency: args.reconcile_concurrency.max(1),
+        resync_interval: args.resync_interval.as_std(),
+        credentials: Credentials {
+            management_kubeconfig: args.management_kubeconfig.clone(),
+            default_namespace: args
+                .credentials_namespace
+                .clone()
+                .or_else(|| std::env::var("POD_NAMESPACE").ok()),
+            resolver: None,
+        },
+        ..Options::default()
+    };
+    let handle = Supervisor::start(store.clone(), options, metrics)
+        .await
+        .context("starting the service mirror")?;
+    Ok(Some(handle))
+}
