@@ -210,6 +210,15 @@ pub async fn retain_for_link(
     Ok(done.rows_affected())
 }
 
+/// How many mirrors are in `state` (all states with `None`).
+pub async fn count(conn: &mut PgConnection, state: Option<MirrorState>) -> Result<i64> {
+    sqlx::query_scalar("SELECT count(*) FROM mirrors WHERE ($1::text IS NULL OR state = $1)")
+        .bind(state.map(MirrorState::as_str))
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(StoreError::db("counting mirrors"))
+}
+
 /// Mirrors matching `filter`, ordered by id, after `after_id`, at most `limit`.
 pub async fn list(
     conn: &mut PgConnection,
