@@ -447,17 +447,6 @@ pub(crate) mod testing {
             .unwrap();
         oid.to_string()
     }
-
-    /// Moves `branch` to `commit` (a force push).
-    pub fn force(repo: &git2::Repository, branch: &str, commit: &str) {
-        repo.reference(
-            &format!("refs/heads/{branch}"),
-            git2::Oid::from_str(commit).unwrap(),
-            true,
-            "force",
-        )
-        .unwrap();
-    }
 }
 
 #[cfg(test)]

@@ -6,6 +6,18 @@ use sqlx::{FromRow, PgConnection, types::Json};
 
 use crate::{Result, StoreError};
 
+/// Locks the source's row until the transaction ends, so two replicas never apply the same
+/// source at once. `false` when the source does not exist.
+pub async fn lock_source(conn: &mut PgConnection, source: &str) -> Result<bool> {
+    let row: Option<i32> =
+        sqlx::query_scalar("SELECT 1 FROM git_sources WHERE name = $1 FOR UPDATE")
+            .bind(source)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(|e| StoreError::from_sqlx("GitSource", source, "locking", e))?;
+    Ok(row.is_some())
+}
+
 /// One object as the applied revision declared it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AppliedObject {
@@ -122,7 +134,9 @@ pub async fn divergences(conn: &mut PgConnection, source: &str) -> Result<Vec<Di
     .bind(owner)
     .fetch_all(&mut *conn)
     .await
-    .map_err(StoreError::db("comparing applied objects with live objects"))
+    .map_err(StoreError::db(
+        "comparing applied objects with live objects",
+    ))
 }
 
 /// One field that differs between Git and the database.
@@ -224,10 +238,12 @@ pub async fn record_delivery(
     provider: &str,
     delivery_id: &str,
 ) -> Result<bool> {
-    sqlx::query("DELETE FROM gitops_webhook_deliveries WHERE received_at < now() - interval '1 day'")
-        .execute(&mut *conn)
-        .await
-        .map_err(StoreError::db("trimming webhook deliveries"))?;
+    sqlx::query(
+        "DELETE FROM gitops_webhook_deliveries WHERE received_at < now() - interval '1 day'",
+    )
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::db("trimming webhook deliveries"))?;
     let done = sqlx::query(
         "INSERT INTO gitops_webhook_deliveries (provider, delivery_id) VALUES ($1, $2)
          ON CONFLICT DO NOTHING",
@@ -270,7 +286,9 @@ mod tests {
                 file: "c.yaml:1:1".into(),
             });
         }
-        replace_applied(&mut conn, "fleet", "abc", &objects).await.unwrap();
+        replace_applied(&mut conn, "fleet", "abc", &objects)
+            .await
+            .unwrap();
         assert_eq!(applied(&mut conn, "fleet").await.unwrap(), objects);
         assert!(divergences(&mut conn, "fleet").await.unwrap().is_empty());
 
@@ -278,11 +296,19 @@ mod tests {
         b.spec.cluster_domain = "changed.local".into();
         clusters::upsert(&mut conn, &b, &owner).await.unwrap();
         clusters::delete(&mut conn, "c").await.unwrap();
-        clusters::upsert(&mut conn, &cluster("d"), &Owner::Api).await.unwrap();
+        clusters::upsert(&mut conn, &cluster("d"), &Owner::Api)
+            .await
+            .unwrap();
         let d = divergences(&mut conn, "fleet").await.unwrap();
         let names: Vec<(&str, bool, Option<&str>)> = d
             .iter()
-            .map(|x| (x.name.as_str(), x.actual.is_some(), x.actual_owner.as_deref()))
+            .map(|x| {
+                (
+                    x.name.as_str(),
+                    x.actual.is_some(),
+                    x.actual_owner.as_deref(),
+                )
+            })
             .collect();
         assert_eq!(
             names,

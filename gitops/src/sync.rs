@@ -1,0 +1,606 @@
+//! One sync of one source: fetch, resolve, parse, validate, apply in one transaction, record.
+//!
+//! [`Syncer::sync`] is the whole algorithm; the runtime ([`crate::runtime`]) only decides
+//! when to call it. The rules:
+//! - the commit is the source's pin when set, else its branch/tag/commit;
+//! - a commit equal to the last applied one is not re-applied: only drift is checked (and
+//!   reverted with `selfHeal`);
+//! - a rejected commit is not retried until the resolved commit changes (a `Manual` trigger
+//!   retries anyway, e.g. after the API-owned object it collided with was removed);
+//! - a revision with any error is rejected whole and the last good revision stays applied.
+
+use std::{collections::BTreeMap, time::Instant};
+
+use chrono::Utc;
+use linkplane_core::GitSourceSpec;
+use linkplane_store::{
+    Store, StoreError,
+    git_sources::{self, SourceState, SyncStatus},
+    gitops as gstore,
+    sync_history::{self, KindCounts, SyncRecord},
+};
+
+use crate::{
+    Error,
+    apply::{self, Plan},
+    git::{Cache, Resolved},
+    manifest::{self, Diagnostic},
+};
+
+/// Why a sync runs; stored in `sync_history.trigger`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Trigger {
+    /// The server started.
+    Startup,
+    /// The poll interval elapsed.
+    Poll,
+    /// A verified push webhook arrived.
+    Webhook,
+    /// Someone asked (API or CLI).
+    Manual,
+    /// The source's pinned revision was set or cleared.
+    Pin,
+    /// Drift was reverted.
+    SelfHeal,
+}
+
+impl Trigger {
+    /// The `sync_history.trigger` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Startup => "startup",
+            Trigger::Poll => "poll",
+            Trigger::Webhook => "webhook",
+            Trigger::Manual => "manual",
+            Trigger::Pin => "pin",
+            Trigger::SelfHeal => "self-heal",
+        }
+    }
+}
+
+/// What a sync did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncResult {
+    /// The revision was applied (something was written).
+    Applied,
+    /// The revision was already applied; drift was checked.
+    Unchanged,
+    /// The revision was invalid; nothing was written.
+    Rejected,
+    /// Git or the database failed; nothing was written.
+    Failed,
+    /// The commit was rejected before and has not changed: not retried.
+    Skipped,
+}
+
+impl SyncResult {
+    /// The `sync_history.result` value (`Skipped` is never recorded).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncResult::Applied => "Applied",
+            SyncResult::Unchanged => "Unchanged",
+            SyncResult::Rejected => "Rejected",
+            SyncResult::Failed => "Failed",
+            SyncResult::Skipped => "Skipped",
+        }
+    }
+}
+
+/// The outcome of one sync.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncOutcome {
+    /// Source name.
+    pub source: String,
+    /// The commit considered, when it could be resolved.
+    pub revision: Option<String>,
+    /// What happened.
+    pub result: SyncResult,
+    /// Created/updated/deleted per kind (also for self-heal).
+    pub counts: BTreeMap<String, KindCounts>,
+    /// `file:line:col: message` errors of a rejected revision, or the failure.
+    pub errors: Vec<String>,
+    /// Objects found drifted after the sync (and not healed).
+    pub drifted: usize,
+    /// Wall time.
+    pub duration: std::time::Duration,
+}
+
+/// Runs syncs against a store with a Git cache.
+#[derive(Debug, Clone)]
+pub struct Syncer {
+    store: Store,
+    cache: Cache,
+}
+
+/// At most this many error lines go into `git_sources.last_error` (all go to history).
+const LAST_ERROR_LINES: usize = 20;
+
+impl Syncer {
+    /// A syncer over `store` with its Git cache.
+    pub fn new(store: Store, cache: Cache) -> Self {
+        Self { store, cache }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Syncs `source` once.
+    #[tracing::instrument(skip(self), fields(trigger = trigger.as_str()))]
+    pub async fn sync(&self, source: &str, trigger: super::Trigger) -> Result<SyncOutcome, Error> {
+        let started = Utc::now();
+        let t0 = Instant::now();
+        let state = {
+            let mut conn = self.store.acquire().await?;
+            git_sources::get(&mut conn, source)
+                .await?
+                .ok_or_else(|| Error::UnknownSource(source.to_string()))?
+        };
+        let spec = &state.source.spec;
+        let resolved = match self
+            .cache
+            .resolve(source, spec, state.pinned_revision.as_deref())
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => {
+                let msg = e.to_string();
+                tracing::warn!(error = %msg, "fetching the source failed");
+                let revision = state
+                    .pinned_revision
+                    .clone()
+                    .or_else(|| state.last_attempted_revision.clone())
+                    .unwrap_or_default();
+                let resolved = Resolved {
+                    commit: revision,
+                    author: String::new(),
+                    message: String::new(),
+                };
+                return self
+                    .finish_failed(&state, trigger, &resolved, started, t0, vec![msg], false)
+                    .await;
+            }
+        };
+        let commit = resolved.commit.clone();
+        let applied = state.last_applied_revision.as_deref() == Some(commit.as_str());
+        if applied {
+            return self
+                .unchanged(&state, trigger, &resolved, started, t0)
+                .await;
+        }
+        let rejected_before = state.status == SyncStatus::Failed
+            && state.last_attempted_revision.as_deref() == Some(commit.as_str());
+        if rejected_before && trigger != Trigger::Manual {
+            let drifted = self.check_drift(source, false).await?.len();
+            return Ok(SyncOutcome {
+                source: source.to_string(),
+                revision: Some(commit),
+                result: SyncResult::Skipped,
+                counts: BTreeMap::new(),
+                errors: vec![],
+                drifted,
+                duration: t0.elapsed(),
+            });
+        }
+        let files = match self.cache.files(source, spec, &commit).await {
+            Ok(f) => f,
+            Err(e) => {
+                return self
+                    .finish_failed(
+                        &state,
+                        trigger,
+                        &resolved,
+                        started,
+                        t0,
+                        vec![e.to_string()],
+                        true,
+                    )
+                    .await;
+            }
+        };
+        let rev = match manifest::parse_files(&files) {
+            Ok(rev) => rev,
+            Err(diags) => {
+                return self
+                    .finish_rejected(&state, trigger, &resolved, started, t0, diags.to_strings())
+                    .await;
+            }
+        };
+        let mut tx = self.store.begin().await?;
+        gstore::lock_source(&mut tx, source).await?;
+        let plan: Plan = apply::plan(&mut tx, source, &rev).await?;
+        if !plan.conflicts.is_empty() {
+            drop(tx);
+            let errors = plan.conflicts.iter().map(located).collect();
+            return self
+                .finish_rejected(&state, trigger, &resolved, started, t0, errors)
+                .await;
+        }
+        if let Err(e) = apply::apply(&mut tx, source, &commit, &rev, &plan).await {
+            drop(tx);
+            return self
+                .finish_failed(
+                    &state,
+                    trigger,
+                    &resolved,
+                    started,
+                    t0,
+                    vec![error_chain(&e)],
+                    true,
+                )
+                .await;
+        }
+        let counts = plan.counts();
+        git_sources::set_status(
+            &mut tx,
+            source,
+            SyncStatus::Synced,
+            Some(&commit),
+            Some(&commit),
+            None,
+        )
+        .await?;
+        let record = self.record(
+            source,
+            &resolved,
+            trigger,
+            SyncResult::Applied,
+            started,
+            t0,
+            counts.clone(),
+            vec![],
+        );
+        sync_history::record(&mut tx, &record).await?;
+        tx.commit().await.map_err(|e| {
+            Error::from(StoreError::Database {
+                action: "committing the revision",
+                source: e,
+            })
+        })?;
+        tracing::info!(revision = %commit, objects = rev.len(), "revision applied");
+        Ok(SyncOutcome {
+            source: source.to_string(),
+            revision: Some(commit),
+            result: SyncResult::Applied,
+            counts,
+            errors: vec![],
+            drifted: 0,
+            duration: t0.elapsed(),
+        })
+    }
+
+    /// The commit is already applied: settle the status and handle drift.
+    async fn unchanged(
+        &self,
+        state: &SourceState,
+        trigger: Trigger,
+        resolved: &Resolved,
+        started: chrono::DateTime<Utc>,
+        t0: Instant,
+    ) -> Result<SyncOutcome, Error> {
+        let source = state.source.name.as_str();
+        let commit = resolved.commit.as_str();
+        let self_heal = state.source.spec.self_heal;
+        let drift = self.check_drift(source, false).await?;
+        let mut counts = BTreeMap::new();
+        let mut remaining = drift.len();
+        if self_heal && !drift.is_empty() {
+            let mut tx = self.store.begin().await?;
+            gstore::lock_source(&mut tx, source).await?;
+            let (healed, left) = apply::heal(&mut tx, source, &drift).await?;
+            gstore::replace_drift(&mut tx, source, &left).await?;
+            let status = if left.is_empty() {
+                SyncStatus::Synced
+            } else {
+                SyncStatus::OutOfSync
+            };
+            git_sources::set_status(&mut tx, source, status, Some(commit), None, None).await?;
+            let record = self.record(
+                source,
+                resolved,
+                Trigger::SelfHeal,
+                SyncResult::Applied,
+                started,
+                t0,
+                healed.clone(),
+                vec![],
+            );
+            sync_history::record(&mut tx, &record).await?;
+            tx.commit().await.map_err(|e| {
+                Error::from(StoreError::Database {
+                    action: "committing self-heal",
+                    source: e,
+                })
+            })?;
+            tracing::info!(healed = drift.len() - left.len(), "drift reverted");
+            counts = healed;
+            remaining = left.len();
+        } else {
+            let status = if drift.is_empty() {
+                SyncStatus::Synced
+            } else {
+                SyncStatus::OutOfSync
+            };
+            let settled = state.status == status
+                && state.last_attempted_revision.as_deref() == Some(commit)
+                && state.last_error.is_none();
+            let mut conn = self.store.acquire().await?;
+            if !settled {
+                git_sources::set_status(&mut conn, source, status, Some(commit), None, None)
+                    .await?;
+            }
+            // Explicit requests leave a trace; timed polls of an unchanged commit do not
+            // (they would push real attempts out of the 50-row history).
+            if matches!(trigger, Trigger::Manual | Trigger::Pin) || !settled {
+                let record = self.record(
+                    source,
+                    resolved,
+                    trigger,
+                    SyncResult::Unchanged,
+                    started,
+                    t0,
+                    BTreeMap::new(),
+                    vec![],
+                );
+                sync_history::record(&mut conn, &record).await?;
+            }
+        }
+        Ok(SyncOutcome {
+            source: source.to_string(),
+            revision: Some(commit.to_string()),
+            result: SyncResult::Unchanged,
+            counts,
+            errors: vec![],
+            drifted: remaining,
+            duration: t0.elapsed(),
+        })
+    }
+
+    /// Compares the database with the source's applied revision and stores the report; with
+    /// `set_status`, also flips the status between `Synced` and `OutOfSync` (never out of
+    /// `Failed`). Returns the drifted objects.
+    pub async fn check_drift(
+        &self,
+        source: &str,
+        set_status: bool,
+    ) -> Result<Vec<gstore::DriftEntry>, Error> {
+        let mut conn = self.store.acquire().await?;
+        let drift = apply::detect_drift(&mut conn, source).await?;
+        let before = gstore::drift(&mut conn, source).await?;
+        let same = before.len() == drift.len()
+            && before
+                .iter()
+                .zip(&drift)
+                .all(|(a, b)| a.kind == b.kind && a.name == b.name && a.diff == b.diff);
+        if !same {
+            gstore::replace_drift(&mut conn, source, &drift).await?;
+        }
+        if set_status
+            && let Some(state) = git_sources::get(&mut conn, source).await?
+            && matches!(state.status, SyncStatus::Synced | SyncStatus::OutOfSync)
+        {
+            let want = if drift.is_empty() {
+                SyncStatus::Synced
+            } else {
+                SyncStatus::OutOfSync
+            };
+            if state.status != want {
+                git_sources::set_status(&mut conn, source, want, None, None, None).await?;
+            }
+        }
+        Ok(drift)
+    }
+
+    /// Drift check for a configuration change: report, and revert when the source self-heals.
+    pub async fn on_config_change(&self, source: &str) -> Result<SyncOutcome, Error> {
+        let t0 = Instant::now();
+        let state = {
+            let mut conn = self.store.acquire().await?;
+            git_sources::get(&mut conn, source)
+                .await?
+                .ok_or_else(|| Error::UnknownSource(source.to_string()))?
+        };
+        let Some(applied) = state.last_applied_revision.clone() else {
+            return Ok(SyncOutcome {
+                source: source.to_string(),
+                revision: None,
+                result: SyncResult::Skipped,
+                counts: BTreeMap::new(),
+                errors: vec![],
+                drifted: 0,
+                duration: t0.elapsed(),
+            });
+        };
+        if state.source.spec.self_heal {
+            let resolved = Resolved {
+                commit: applied,
+                author: String::new(),
+                message: String::new(),
+            };
+            return self
+                .unchanged(&state, Trigger::SelfHeal, &resolved, Utc::now(), t0)
+                .await;
+        }
+        let drift = self.check_drift(source, true).await?;
+        Ok(SyncOutcome {
+            source: source.to_string(),
+            revision: Some(applied),
+            result: SyncResult::Unchanged,
+            counts: BTreeMap::new(),
+            errors: vec![],
+            drifted: drift.len(),
+            duration: t0.elapsed(),
+        })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        source: &str,
+        resolved: &Resolved,
+        trigger: Trigger,
+        result: SyncResult,
+        started: chrono::DateTime<Utc>,
+        t0: Instant,
+        counts: BTreeMap<String, KindCounts>,
+        errors: Vec<String>,
+    ) -> SyncRecord {
+        SyncRecord {
+            id: 0,
+            source: source.to_string(),
+            revision: resolved.commit.clone(),
+            author: resolved.author.clone(),
+            message: resolved.message.clone(),
+            trigger: trigger.as_str().to_string(),
+            result: result.as_str().to_string(),
+            started_at: started,
+            duration_ms: i64::try_from(t0.elapsed().as_millis()).unwrap_or(i64::MAX),
+            counts,
+            errors,
+        }
+    }
+
+    async fn finish_rejected(
+        &self,
+        state: &SourceState,
+        trigger: Trigger,
+        resolved: &Resolved,
+        started: chrono::DateTime<Utc>,
+        t0: Instant,
+        errors: Vec<String>,
+    ) -> Result<SyncOutcome, Error> {
+        tracing::warn!(revision = %resolved.commit, errors = errors.len(), "revision rejected");
+        self.finish(
+            state,
+            trigger,
+            resolved,
+            started,
+            t0,
+            errors,
+            SyncResult::Rejected,
+            true,
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn finish_failed(
+        &self,
+        state: &SourceState,
+        trigger: Trigger,
+        resolved: &Resolved,
+        started: chrono::DateTime<Utc>,
+        t0: Instant,
+        errors: Vec<String>,
+        attempted: bool,
+    ) -> Result<SyncOutcome, Error> {
+        self.finish(
+            state,
+            trigger,
+            resolved,
+            started,
+            t0,
+            errors,
+            SyncResult::Failed,
+            attempted,
+        )
+        .await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn finish(
+        &self,
+        state: &SourceState,
+        trigger: Trigger,
+        resolved: &Resolved,
+        started: chrono::DateTime<Utc>,
+        t0: Instant,
+        errors: Vec<String>,
+        result: SyncResult,
+        attempted: bool,
+    ) -> Result<SyncOutcome, Error> {
+        let source = state.source.name.as_str();
+        let mut last_error: Vec<&str> = errors
+            .iter()
+            .take(LAST_ERROR_LINES)
+            .map(String::as_str)
+            .collect();
+        let more = errors.len().saturating_sub(LAST_ERROR_LINES);
+        let more_line = format!("… and {more} more");
+        if more > 0 {
+            last_error.push(&more_line);
+        }
+        let last_error = last_error.join("\n");
+        let mut conn = self.store.acquire().await?;
+        let attempted_rev =
+            (attempted && !resolved.commit.is_empty()).then_some(resolved.commit.as_str());
+        git_sources::set_status(
+            &mut conn,
+            source,
+            SyncStatus::Failed,
+            attempted_rev,
+            None,
+            Some(&last_error),
+        )
+        .await?;
+        let record = self.record(
+            source,
+            resolved,
+            trigger,
+            result,
+            started,
+            t0,
+            BTreeMap::new(),
+            errors.clone(),
+        );
+        sync_history::record(&mut conn, &record).await?;
+        Ok(SyncOutcome {
+            source: source.to_string(),
+            revision: (!resolved.commit.is_empty()).then(|| resolved.commit.clone()),
+            result,
+            counts: BTreeMap::new(),
+            errors,
+            drifted: 0,
+            duration: t0.elapsed(),
+        })
+    }
+
+    /// Parses and plans a revision of `spec` without applying (the API's "plan" preview).
+    pub async fn preview(
+        &self,
+        source: &str,
+        spec: &GitSourceSpec,
+        pin: Option<&str>,
+    ) -> Result<(Resolved, Result<Plan, manifest::Diagnostics>), Error> {
+        let resolved = self.cache.resolve(source, spec, pin).await?;
+        let files = self.cache.files(source, spec, &resolved.commit).await?;
+        let plan = match manifest::parse_files(&files) {
+            Ok(rev) => {
+                let mut conn = self.store.acquire().await?;
+                Ok(apply::plan(&mut conn, source, &rev).await?)
+            }
+            Err(d) => Err(d),
+        };
+        Ok((resolved, plan))
+    }
+}
+
+fn located(d: &Diagnostic) -> String {
+    if d.file.is_empty() {
+        d.message.clone()
+    } else {
+        d.to_string()
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
