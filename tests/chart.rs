@@ -804,3 +804,175 @@ fn chart_maps_exactly_the_flags_of_linkplane_serve() {
          _helpers.tpl (linkplane.secretEnv), values.schema.json and tests/values/all-features.yaml"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Applying to a cluster: kubesim speaks the Kubernetes API for core kinds (Namespace, Service,
+// Secret, ConfigMap, ...); the rendered objects of those kinds go through real `kubectl apply
+// --server-side` and are read back. Kinds kubesim does not serve (Deployment, RBAC, ...) are
+// covered by the render checks above.
+
+/// `kubectl` against `kubeconfig`, requiring success.
+fn kubectl_ok(kubeconfig: &std::path::Path, home: &std::path::Path, args: &[&str]) -> cmd::Output {
+    cmd::run_ok(
+        tools::kubectl(kubeconfig, home)
+            .expect("kubectl is installable (scripts/lib/helm.sh)")
+            .args(args),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Kinds the cluster serves, as `(group/version, kind)` pairs, from `kubectl api-resources`.
+fn served_kinds(
+    kubeconfig: &std::path::Path,
+    home: &std::path::Path,
+) -> BTreeSet<(String, String)> {
+    let out = kubectl_ok(
+        kubeconfig,
+        home,
+        &["api-resources", "--no-headers", "-o", "wide"],
+    );
+    // Columns: NAME SHORTNAMES? APIVERSION NAMESPACED KIND VERBS [CATEGORIES]. SHORTNAMES may be
+    // empty, so find APIVERSION as the column before "true"/"false".
+    out.stdout
+        .lines()
+        .filter_map(|line| {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            let i = cols.iter().position(|c| *c == "true" || *c == "false")?;
+            Some((cols.get(i - 1)?.to_string(), cols.get(i + 1)?.to_string()))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rendered_core_objects_apply_to_a_kubesim_cluster_with_kubectl_server_side() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sim = kubesim::Simulator::start(kubesim::SimOptions {
+        clusters: vec!["management".into()],
+        dir: dir.path().join("sim"),
+        ..kubesim::SimOptions::default()
+    })
+    .await
+    .expect("kubesim starts");
+    let cluster = sim.cluster("management").expect("cluster");
+    let kubeconfig = cluster.kubeconfig_path();
+    let home = dir.path().join("home");
+    std::fs::create_dir_all(&home).expect("home");
+
+    let served = served_kinds(&kubeconfig, &home);
+    let objs = render_objects(&["default.yaml"], &[]);
+    let (applicable, left_out): (Vec<&Value>, Vec<&Value>) = objs.iter().partition(|o| {
+        served.contains(&(
+            o["apiVersion"].as_str().unwrap_or_default().to_string(),
+            o["kind"].as_str().unwrap_or_default().to_string(),
+        ))
+    });
+    let applied_kinds: BTreeSet<&str> = applicable
+        .iter()
+        .filter_map(|o| o["kind"].as_str())
+        .collect();
+    assert!(
+        ["ConfigMap", "Secret", "Service"]
+            .iter()
+            .all(|k| applied_kinds.contains(k)),
+        "kubesim should serve ConfigMap, Secret and Service; it serves {served:?}"
+    );
+    eprintln!(
+        "applying {} objects; not served by kubesim: {:?}",
+        applicable.len(),
+        left_out
+            .iter()
+            .map(|o| manifests::id(o))
+            .collect::<Vec<_>>()
+    );
+
+    let manifest = dir.path().join("rendered.yaml");
+    let text: String = std::iter::once(
+        serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
+            .to_string(),
+    )
+    .chain(applicable.iter().map(|o| o.to_string()))
+    .collect::<Vec<_>>()
+    .join("\n---\n");
+    std::fs::write(&manifest, text).expect("write manifest");
+    let manifest = manifest.display().to_string();
+
+    for round in 0..2 {
+        // The second round re-applies unchanged objects: server-side apply must be idempotent.
+        let out = kubectl_ok(
+            &kubeconfig,
+            &home,
+            &[
+                "apply",
+                "--server-side",
+                "--field-manager=helm",
+                "-f",
+                &manifest,
+            ],
+        );
+        for o in &applicable {
+            let line = format!(
+                "{}/{} serverside-applied",
+                o["kind"].as_str().unwrap_or_default().to_lowercase(),
+                o["metadata"]["name"].as_str().unwrap_or_default()
+            );
+            assert!(
+                out.stdout.contains(&line),
+                "round {round}: missing {line:?} in:\n{}",
+                out.stdout
+            );
+        }
+    }
+
+    for o in &applicable {
+        let kind = o["kind"].as_str().unwrap_or_default().to_lowercase();
+        let name = o["metadata"]["name"].as_str().unwrap_or_default();
+        let got = kubectl_ok(
+            &kubeconfig,
+            &home,
+            &[
+                "get",
+                &kind,
+                name,
+                "-n",
+                NAMESPACE,
+                "-o",
+                "json",
+                "--show-managed-fields",
+            ],
+        );
+        let live: Value = serde_json::from_str(&got.stdout).expect("kubectl -o json");
+        assert_eq!(
+            live["metadata"]["labels"], o["metadata"]["labels"],
+            "{kind}/{name} labels"
+        );
+        match kind.as_str() {
+            "configmap" | "secret" => {
+                assert_eq!(live["data"], o["data"], "{kind}/{name} data");
+            }
+            "service" => {
+                assert_eq!(live["spec"]["selector"], o["spec"]["selector"]);
+                assert_eq!(
+                    live["spec"]["ports"][0]["port"],
+                    o["spec"]["ports"][0]["port"]
+                );
+                assert_eq!(live["spec"]["ports"][0]["targetPort"], "http");
+                assert!(
+                    live["spec"]["clusterIP"].is_string(),
+                    "the API server allocated a clusterIP"
+                );
+            }
+            _ => assert_eq!(live["metadata"]["name"], name),
+        }
+        let managers: Vec<&str> = live["metadata"]["managedFields"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|m| m["manager"].as_str())
+            .collect();
+        assert!(
+            managers.contains(&"helm"),
+            "{kind}/{name}: field managers {managers:?}"
+        );
+    }
+    sim.shutdown().await;
+}
