@@ -1,0 +1,272 @@
+//! Watches through the real kube-rs client: raw watch streams, and a `watcher` + reflector
+//! that must end up equal to the server's state through 410s, severed watches and restarts.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use kube::ResourceExt;
+use kube::api::{
+    Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
+};
+use kube::runtime::{WatchStreamExt, reflector, watcher};
+use kubesim::{SimCluster, SimOptions, Simulator};
+use serde_json::json;
+
+async fn sim(window: usize) -> (Simulator, SimCluster, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Simulator::start(SimOptions {
+        clusters: vec!["east".into()],
+        dir: dir.path().to_path_buf(),
+        event_window: window,
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let east = sim.cluster("east").unwrap();
+    (sim, east, dir)
+}
+
+fn service(name: &str, app: &str) -> Service {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": {"app": app}},
+        "spec": {"ports": [{"port": 80}]}
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn watch_streams_selected_events_and_bookmarks() {
+    let (_sim, east, _dir) = sim(100).await;
+    let api: Api<Service> = Api::namespaced(east.client().await.unwrap(), "default");
+    api.create(&PostParams::default(), &service("before", "x"))
+        .await
+        .unwrap();
+    let rv = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .metadata
+        .resource_version
+        .unwrap();
+    let wp = WatchParams {
+        bookmarks: true,
+        ..WatchParams::default().labels("app=x").timeout(20)
+    };
+    let mut stream = Box::pin(api.watch(&wp, &rv).await.unwrap());
+
+    api.create(&PostParams::default(), &service("other", "y"))
+        .await
+        .unwrap();
+    api.create(&PostParams::default(), &service("web", "x"))
+        .await
+        .unwrap();
+    api.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"annotations": {"a": "b"}}})),
+    )
+    .await
+    .unwrap();
+    api.delete("web", &DeleteParams::default()).await.unwrap();
+
+    let mut seen = Vec::new();
+    let mut bookmark = None;
+    while bookmark.is_none() || seen.len() < 3 {
+        let ev = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .expect("events and a bookmark arrive")
+            .unwrap()
+            .unwrap();
+        match ev {
+            WatchEvent::Added(s) => seen.push(format!("ADDED {}", s.name_any())),
+            WatchEvent::Modified(s) => seen.push(format!("MODIFIED {}", s.name_any())),
+            WatchEvent::Deleted(s) => seen.push(format!("DELETED {}", s.name_any())),
+            WatchEvent::Bookmark(b) => bookmark = Some(b.metadata.resource_version),
+            WatchEvent::Error(e) => panic!("unexpected error event {e:?}"),
+        }
+    }
+    assert_eq!(seen, vec!["ADDED web", "MODIFIED web", "DELETED web"]);
+    let bookmark: u64 = bookmark.unwrap().parse().unwrap();
+    assert!(
+        bookmark >= east.resource_version() - 1,
+        "bookmarks carry a current version"
+    );
+}
+
+#[tokio::test]
+async fn severed_watches_end_and_can_resume_without_losing_events() {
+    let (_sim, east, _dir) = sim(100).await;
+    let api: Api<Service> = Api::namespaced(east.client().await.unwrap(), "default");
+    let mut stream = Box::pin(
+        api.watch(&WatchParams::default().timeout(30), "0")
+            .await
+            .unwrap(),
+    );
+    api.create(&PostParams::default(), &service("a", "x"))
+        .await
+        .unwrap();
+    let first = stream.next().await.unwrap().unwrap();
+    let WatchEvent::Added(a) = first else {
+        panic!("expected ADDED, got {first:?}")
+    };
+    east.faults().sever_watches();
+    let end = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .unwrap();
+    assert!(end.is_none(), "a severed watch ends");
+    api.create(&PostParams::default(), &service("b", "x"))
+        .await
+        .unwrap();
+    let mut resumed = Box::pin(
+        api.watch(
+            &WatchParams::default().timeout(30),
+            &a.resource_version().unwrap(),
+        )
+        .await
+        .unwrap(),
+    );
+    match resumed.next().await.unwrap().unwrap() {
+        WatchEvent::Added(b) => assert_eq!(b.name_any(), "b"),
+        other => panic!("expected ADDED b, got {other:?}"),
+    }
+}
+
+/// name -> resourceVersion, as the server has it.
+async fn server_state(api: &Api<Service>) -> BTreeMap<String, String> {
+    api.list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|s| (s.name_any(), s.resource_version().unwrap()))
+        .collect()
+}
+
+async fn assert_converges(api: &Api<Service>, store: &reflector::Store<Service>, phase: &str) {
+    let want = server_state(api).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let have: BTreeMap<String, String> = store
+            .state()
+            .iter()
+            .map(|s| (s.name_any(), s.resource_version().unwrap()))
+            .collect();
+        if have == want {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("{phase}: reflector never converged\nwant {want:?}\nhave {have:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn churn(api: &Api<Service>, round: usize) {
+    for i in 0..8 {
+        api.create(
+            &PostParams::default(),
+            &service(&format!("r{round}-{i}"), "x"),
+        )
+        .await
+        .unwrap();
+    }
+    for i in 0..4 {
+        api.patch(
+            &format!("r{round}-{i}"),
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"round": round.to_string()}}})),
+        )
+        .await
+        .unwrap();
+    }
+    for i in 4..6 {
+        api.delete(&format!("r{round}-{i}"), &DeleteParams::default())
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn reflector_stays_consistent_through_410s_severed_watches_and_restarts() {
+    // A window of 5 events per type: any reconnect after more churn than that is a 410.
+    let (_sim, east, _dir) = sim(5).await;
+    let client = east.client().await.unwrap();
+    let api: Api<Service> = Api::namespaced(client.clone(), "default");
+    churn(&api, 0).await;
+
+    let (reader, writer) = reflector::store();
+    let relists = Arc::new(AtomicUsize::new(0));
+    let counter = relists.clone();
+    let stream = watcher(api.clone(), watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .inspect(move |ev| {
+            if matches!(ev, Ok(watcher::Event::Init)) {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+    let task = tokio::spawn(async move {
+        let mut stream = Box::pin(stream);
+        while stream.next().await.is_some() {}
+    });
+    reader.wait_until_ready().await.unwrap();
+    assert_converges(&api, &reader, "initial list").await;
+    assert_eq!(relists.load(Ordering::SeqCst), 1);
+
+    churn(&api, 1).await;
+    assert_converges(&api, &reader, "live events").await;
+
+    // 410: another type's write moves the cluster's resourceVersion past the last Service
+    // event the watcher saw; history is forgotten and the watch cut, so the re-watch from
+    // that older version gets 410 Gone and must relist.
+    churn(&api, 2).await;
+    assert_converges(&api, &reader, "before expiry").await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "bump"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    east.faults().expire_watch_history();
+    east.faults().sever_watches();
+    churn(&api, 3).await;
+    assert_converges(&api, &reader, "after 410").await;
+    assert!(
+        relists.load(Ordering::SeqCst) >= 2,
+        "the 410 forced a relist"
+    );
+
+    // Severed watch with history available: resumes without a relist.
+    let before = relists.load(Ordering::SeqCst);
+    east.faults().sever_watches();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    api.create(&PostParams::default(), &service("after-sever", "x"))
+        .await
+        .unwrap();
+    assert_converges(&api, &reader, "after sever").await;
+    assert_eq!(
+        relists.load(Ordering::SeqCst),
+        before,
+        "no relist was needed"
+    );
+
+    // Restart: the listener goes away (connections cut), comes back on the same port.
+    let url = east.url();
+    east.faults().stop_api().await;
+    assert!(
+        api.list(&ListParams::default()).await.is_err(),
+        "the API is down"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    east.faults().start_api().await.unwrap();
+    assert_eq!(east.url(), url);
+    churn(&api, 4).await;
+    assert_converges(&api, &reader, "after restart").await;
+
+    task.abort();
+}
