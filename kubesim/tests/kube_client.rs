@@ -1,5 +1,8 @@
 //! The real kube-rs client against kubesim over HTTPS: verbs, semantics and every error code.
 
+// Helpers outside #[test] functions panic on failure like the tests themselves.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Namespace, Service};

@@ -1,6 +1,9 @@
 //! Watches through the real kube-rs client: raw watch streams, and a `watcher` + reflector
 //! that must end up equal to the server's state through 410s, severed watches and restarts.
 
+// Helpers outside #[test] functions panic on failure like the tests themselves.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
