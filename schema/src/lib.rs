@@ -1,1 +1,308 @@
-//! The GraphQL topology API.
+//! The GraphQL topology API: what is connected to what across the fleet, and is it healthy.
+//!
+//! Start at [`Api`]: it builds the schema from one query/mutation module per domain
+//! ([`domain`]), merged, with the limits of [`Limits`], and prepares each request with the
+//! caller's [`Principal`] and a fresh batching loader ([`db::Loader`]). Resolvers reach Postgres
+//! only through [`Db`], which counts SQL statements so tests can assert that a query's cost does
+//! not grow with the fleet. Errors carry a stable `extensions.code` ([`error::codes`]).
+//!
+//! The HTTP layer (the server crate) authenticates bearer tokens and hands the role in; this
+//! crate enforces roles per field with [`auth::RoleGuard`] and never exposes a credential.
+
+pub mod auth;
+mod common;
+pub mod db;
+pub mod domain;
+pub mod error;
+
+use std::sync::Arc;
+
+use async_graphql::{
+    Executor, MergedObject, MergedSubscription, Request, Response, Schema, ServerError,
+    ServerResult, Value,
+    extensions::{
+        Extension, ExtensionContext, ExtensionFactory, NextRequest, NextResolve, NextSubscribe,
+        ResolveInfo,
+    },
+    futures_util::stream::BoxStream,
+};
+use futures::StreamExt as _;
+use linkplane_store::{Store, credentials::CredentialsKey};
+
+pub use auth::{Principal, Role};
+pub use db::Db;
+pub use domain::git::{BoxFuture, SyncError, SyncReport, SyncService};
+pub use error::{ApiError, code_of, codes};
+
+use domain::{
+    cluster::{ClusterMutation, ClusterQuery},
+    events::{EventHub, EventSubscription},
+    federation::FederationQuery,
+    git::{GitMutation, GitQuery},
+    link::{LinkMutation, LinkQuery},
+    mirror::MirrorQuery,
+    policy::PolicyQuery,
+    tokens::{TokenMutation, TokenQuery},
+    topology::TopologyQuery,
+};
+
+/// Every query root, merged.
+#[derive(MergedObject, Default)]
+pub struct Query(
+    ClusterQuery,
+    LinkQuery,
+    PolicyQuery,
+    MirrorQuery,
+    FederationQuery,
+    GitQuery,
+    TopologyQuery,
+    TokenQuery,
+);
+
+/// Every mutation root, merged.
+#[derive(MergedObject, Default)]
+pub struct Mutation(LinkMutation, ClusterMutation, GitMutation, TokenMutation);
+
+/// Every subscription root, merged.
+#[derive(MergedSubscription, Default)]
+pub struct Subscription(EventSubscription);
+
+/// The schema type.
+pub type ApiSchema = Schema<Query, Mutation, Subscription>;
+
+/// Query limits, from configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Maximum selection depth.
+    pub max_depth: usize,
+    /// Maximum complexity (each field costs 1; paged fields multiply by their page size).
+    pub max_complexity: usize,
+    /// Maximum query document size in bytes.
+    pub max_query_bytes: usize,
+}
+
+impl Default for Limits {
+    /// Depth 12 fits `topology { edges { source { incomingLinks { mirrors { edges { node { link
+    /// { name } } } } } } } }` with room to spare; complexity 20,000 allows a 100-node page with
+    /// ~200 fields per node; 32 KiB is far above hand-written queries.
+    fn default() -> Self {
+        Limits {
+            max_depth: 12,
+            max_complexity: 20_000,
+            max_query_bytes: 32 * 1024,
+        }
+    }
+}
+
+/// Schema-wide dependencies the resolvers use besides the database.
+#[derive(Clone)]
+pub struct ApiContext {
+    /// The GitOps engine, when it runs (`syncNow` answers `UNAVAILABLE` otherwise).
+    pub sync: Option<Arc<dyn SyncService>>,
+    /// The key sealing stored kubeconfigs (`setClusterCredentials` answers `UNAVAILABLE` without).
+    pub credentials_key: Option<Arc<CredentialsKey>>,
+    /// The shared event feed of subscriptions.
+    pub events: Arc<EventHub>,
+}
+
+/// Called with the code of every error answered (for metrics).
+pub type ErrorObserver = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// Options of [`Api::new`].
+#[derive(Clone, Default)]
+pub struct ApiOptions {
+    /// Limits.
+    pub limits: Limits,
+    /// The GitOps engine.
+    pub sync: Option<Arc<dyn SyncService>>,
+    /// The credentials key.
+    pub credentials_key: Option<Arc<CredentialsKey>>,
+    /// Error observer.
+    pub on_error: Option<ErrorObserver>,
+}
+
+/// The API: schema plus the counted database handle. Cheap to clone.
+#[derive(Clone)]
+pub struct Api {
+    schema: ApiSchema,
+    db: Db,
+    limits: Limits,
+}
+
+impl Api {
+    /// Builds the schema over `store`.
+    pub fn new(store: Store, options: ApiOptions) -> Self {
+        let db = Db::new(store.clone());
+        let ctx = ApiContext {
+            sync: options.sync,
+            credentials_key: options.credentials_key,
+            events: Arc::new(EventHub::new(store)),
+        };
+        let schema = builder()
+            .limit_depth(options.limits.max_depth)
+            .limit_complexity(options.limits.max_complexity)
+            // Bounds recursion in the parser and validator regardless of selection depth.
+            .limit_recursive_depth(32)
+            .limit_directives(8)
+            .extension(Policy {
+                on_error: options.on_error,
+            })
+            .data(db.clone())
+            .data(ctx)
+            .finish();
+        Api {
+            schema,
+            db,
+            limits: options.limits,
+        }
+    }
+
+    /// The schema.
+    pub fn schema(&self) -> &ApiSchema {
+        &self.schema
+    }
+
+    /// The counted database handle.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    /// Adds the caller and a fresh loader to a request. Every request must pass through here.
+    pub fn prepare(&self, request: impl Into<Request>, principal: Option<Principal>) -> Request {
+        let mut request = request.into().data(db::request_loader(&self.db));
+        if let Some(p) = principal {
+            request = request.data(p);
+        }
+        request
+    }
+
+    /// Runs a request for `principal`, enforcing the query size limit first.
+    pub async fn execute(
+        &self,
+        request: impl Into<Request>,
+        principal: Option<Principal>,
+    ) -> Response {
+        let request = request.into();
+        if request.query.len() > self.limits.max_query_bytes {
+            let mut err = ServerError::new(
+                format!(
+                    "query is {} bytes, more than the limit of {}",
+                    request.query.len(),
+                    self.limits.max_query_bytes
+                ),
+                None,
+            );
+            error::ensure_codes(std::slice::from_mut(&mut err));
+            return Response::from_errors(vec![err]);
+        }
+        self.schema.execute(self.prepare(request, principal)).await
+    }
+
+    /// The limits.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+}
+
+fn builder() -> async_graphql::SchemaBuilder<Query, Mutation, Subscription> {
+    Schema::build(
+        Query::default(),
+        Mutation::default(),
+        Subscription::default(),
+    )
+}
+
+/// The SDL of the schema, as committed in `schema/schema.graphql`.
+pub fn sdl() -> String {
+    builder().finish().sdl()
+}
+
+/// Requires a caller on every root field, and gives every error a code.
+struct Policy {
+    on_error: Option<ErrorObserver>,
+}
+
+impl ExtensionFactory for Policy {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(PolicyExt {
+            on_error: self.on_error.clone(),
+        })
+    }
+}
+
+struct PolicyExt {
+    on_error: Option<ErrorObserver>,
+}
+
+impl PolicyExt {
+    fn finish(&self, mut resp: Response) -> Response {
+        error::ensure_codes(&mut resp.errors);
+        if let Some(observe) = &self.on_error {
+            for e in &resp.errors {
+                observe(code_of(e));
+            }
+        }
+        resp
+    }
+}
+
+#[async_trait::async_trait]
+impl Extension for PolicyExt {
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let resp = next.run(ctx).await;
+        self.finish(resp)
+    }
+
+    fn subscribe<'s>(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        stream: BoxStream<'s, Response>,
+        next: NextSubscribe<'_>,
+    ) -> BoxStream<'s, Response> {
+        let this = PolicyExt {
+            on_error: self.on_error.clone(),
+        };
+        next.run(ctx, stream)
+            .map(move |resp| this.finish(resp))
+            .boxed()
+    }
+
+    async fn resolve(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        info: ResolveInfo<'_>,
+        next: NextResolve<'_>,
+    ) -> ServerResult<Option<Value>> {
+        if info.path_node.parent.is_none() && !info.is_for_introspection {
+            let principal = ctx.data_opt::<Principal>();
+            if principal.is_none() {
+                let err: async_graphql::Error = ApiError::Unauthenticated.into();
+                return Err(err.into_server_error(async_graphql::Pos::default()));
+            }
+        }
+        next.run(ctx, info).await
+    }
+}
+
+/// Lets async-graphql's transports (WebSocket) run requests through the same preparation.
+/// Session data must carry the caller's [`Principal`] (set on `connection_init`).
+impl Executor for Api {
+    async fn execute(&self, request: Request) -> Response {
+        self.schema
+            .execute(request.data(db::request_loader(&self.db)))
+            .await
+    }
+
+    fn execute_stream(
+        &self,
+        request: Request,
+        session_data: Option<Arc<async_graphql::Data>>,
+    ) -> BoxStream<'static, Response> {
+        self.schema
+            .execute_stream_with_session_data(
+                request.data(db::request_loader(&self.db)),
+                session_data.unwrap_or_default(),
+            )
+            .boxed()
+    }
+}

@@ -4,12 +4,15 @@
 //! Every function here is exactly one SQL statement and takes a *set* of keys, so the GraphQL
 //! DataLoaders answer a whole level of a query with one round trip whatever the fleet size.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
-use sqlx::{FromRow, PgConnection};
+use sqlx::{FromRow, PgConnection, types::Json};
 
 use crate::{
     Result, StoreError,
     mirrors::{MirrorRow, MirrorState, MirrorStatus},
+    sync_history::{KindCounts, SyncRecord},
 };
 
 /// Which column of `mirrors` a batched query groups by.
@@ -88,15 +91,16 @@ impl From<MirrorRecord> for MirrorRow {
 const MIRROR_COLUMNS: &str = "id, link, source_cluster, target_cluster, remote_namespace, remote_name, \
      local_name, mode, headless, state, message, last_transition, updated_at";
 
-/// Mirror counts per `(parent, state)` for the given parents.
+/// Mirror counts per `(parent, state)` for the given parents (`None`: every parent).
 pub async fn mirror_counts(
     conn: &mut PgConnection,
     by: MirrorParent,
-    parents: &[String],
+    parents: Option<&[String]>,
 ) -> Result<Vec<StateCount>> {
     let col = by.column();
     let sql = format!(
-        "SELECT {col}::text, state, count(*) FROM mirrors WHERE {col} = ANY($1) GROUP BY {col}, state"
+        "SELECT {col}::text, state, count(*) FROM mirrors WHERE ($1::text[] IS NULL OR {col} = ANY($1))
+         GROUP BY {col}, state"
     );
     let rows: Vec<(String, String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(parents)
@@ -297,6 +301,55 @@ pub async fn stranded_federated(
     .map_err(StoreError::db("computing the federated blast radius"))
 }
 
+/// The newest `limit` sync attempts of each of `sources`, newest first per source.
+pub async fn sync_history_of(
+    conn: &mut PgConnection,
+    sources: &[String],
+    limit: i64,
+) -> Result<Vec<SyncRecord>> {
+    #[derive(FromRow)]
+    struct Row {
+        id: i64,
+        source: String,
+        revision: String,
+        author: String,
+        message: String,
+        trigger: String,
+        result: String,
+        started_at: DateTime<Utc>,
+        duration_ms: i64,
+        counts: Json<BTreeMap<String, KindCounts>>,
+        errors: Json<Vec<String>>,
+    }
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT id, source, revision, author, message, trigger, result, started_at, duration_ms, counts, errors
+         FROM (SELECT h.*, row_number() OVER (PARTITION BY source ORDER BY id DESC) AS rn
+               FROM sync_history h WHERE source = ANY($1)) newest
+         WHERE rn <= $2 ORDER BY source, id DESC",
+    )
+    .bind(sources)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(StoreError::db("listing sync history"))?;
+    Ok(rows
+        .into_iter()
+        .map(|r| SyncRecord {
+            id: r.id,
+            source: r.source,
+            revision: r.revision,
+            author: r.author,
+            message: r.message,
+            trigger: r.trigger,
+            result: r.result,
+            started_at: r.started_at,
+            duration_ms: r.duration_ms,
+            counts: r.counts.0,
+            errors: r.errors.0,
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -384,7 +437,7 @@ mod tests {
         let counts = mirror_counts(
             &mut conn,
             MirrorParent::SourceCluster,
-            &["west".into(), "north".into()],
+            Some(&["west".into(), "north".into()]),
         )
         .await
         .unwrap();

@@ -1,0 +1,453 @@
+//! Clusters: health, reconciler state, links in and out, exported services, held mirrors,
+//! gateway liveness; and the `setClusterCredentials` mutation.
+
+use std::sync::Arc;
+
+use async_graphql::{Context, Enum, Object, SimpleObject, connection::Connection};
+use chrono::{DateTime, Utc};
+use linkplane_core::{Cluster, CredentialsRef};
+use linkplane_store::{
+    Stored, clusters,
+    credentials::{self, CredentialsError},
+    reconcilers::ReconcilerStatus,
+    topology::MirrorParent,
+};
+use secrecy::SecretString;
+
+use crate::{
+    ApiContext,
+    auth::{Role, RoleGuard},
+    common::{Label, db, labels, loader, page_sorted, paged_complexity},
+    db::{
+        ClusterByName, Counts, CountsOf, CredentialsOf, GatewayOf, LinksOf, ReconcilerOf,
+        ServicesOf, one,
+    },
+    domain::{
+        link::{GatewayProbe, LinkNode, mirror_page},
+        mirror::{Mirror, MirrorCounts, MirrorState, Service},
+    },
+    error::{ApiError, ApiResult},
+};
+
+/// A summary of a cluster's condition, derived from its reconciler, the gateway probes of the
+/// links that target it, and the state of the mirrors it holds.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClusterHealth {
+    /// Reconciler running, every probed gateway alive, no mirror in Conflict or Error.
+    Healthy,
+    /// Reachable but something is wrong (reconciler degraded, a gateway probe failing, mirrors in
+    /// Conflict or Error).
+    Degraded,
+    /// The reconciler cannot reach the cluster, or every probe of its gateway fails.
+    Down,
+    /// No reconciler report yet (starting, or no link uses the cluster).
+    Unknown,
+}
+
+/// The health rule, pure so it is tested without a database.
+pub(crate) fn health(
+    reconciler: Option<&str>,
+    probes: &[Option<bool>],
+    held: &Counts,
+) -> ClusterHealth {
+    let probed: Vec<bool> = probes.iter().flatten().copied().collect();
+    let all_dead = !probed.is_empty() && probed.iter().all(|alive| !alive);
+    match reconciler {
+        Some("Failed") => ClusterHealth::Down,
+        _ if all_dead => ClusterHealth::Down,
+        None | Some("Starting") | Some("Stopped") => ClusterHealth::Unknown,
+        Some("Degraded") => ClusterHealth::Degraded,
+        _ if probed.iter().any(|alive| !alive) || held.conflict + held.error > 0 => {
+            ClusterHealth::Degraded
+        }
+        _ => ClusterHealth::Healthy,
+    }
+}
+
+/// Where the cluster's kubeconfig comes from (never the kubeconfig itself).
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialsSource {
+    /// A file on linkplane's filesystem.
+    KubeconfigFile,
+    /// A Kubernetes Secret in linkplane's own cluster.
+    SecretRef,
+    /// Set through `setClusterCredentials`, encrypted in Postgres.
+    Stored,
+}
+
+/// A cluster's reconciler status.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct ReconcilerInfo {
+    /// `Starting`, `Running`, `Degraded`, `Failed` or `Stopped`.
+    pub state: String,
+    /// Detail, e.g. the connection error.
+    pub message: String,
+    /// True once every watch listed once.
+    pub watches_synced: bool,
+    /// Last time the watches (re)listed.
+    pub last_sync_at: Option<DateTime<Utc>>,
+    /// Last report.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<ReconcilerStatus> for ReconcilerInfo {
+    fn from(r: ReconcilerStatus) -> Self {
+        ReconcilerInfo {
+            state: r.state,
+            message: r.message,
+            watches_synced: r.watches_synced,
+            last_sync_at: r.last_sync_at,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// The target-side gateway configuration.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct GatewayConfig {
+    /// Addresses (IPs or DNS names).
+    pub addresses: Vec<String>,
+    /// Port.
+    pub port: u32,
+    /// mTLS identity.
+    pub identity: String,
+    /// Probe path.
+    pub probe_path: String,
+    /// Probe port.
+    pub probe_port: u32,
+    /// Probe period, e.g. `3s`.
+    pub probe_period: String,
+}
+
+/// A linked Kubernetes cluster.
+#[derive(Clone)]
+pub struct ClusterNode(pub Arc<Stored<Cluster>>);
+
+impl ClusterNode {
+    fn name(&self) -> &str {
+        &self.0.value.name
+    }
+
+    async fn probes(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<GatewayProbe>> {
+        let loader = loader(ctx)?;
+        let incoming = loader
+            .load_one(LinksOf::Target(self.name().to_string()))
+            .await?
+            .unwrap_or_default();
+        let keys = incoming
+            .iter()
+            .map(|l| GatewayOf(l.stored.value.name.clone()));
+        let mut probes: Vec<GatewayProbe> = loader
+            .load_many(keys)
+            .await?
+            .into_values()
+            .map(Into::into)
+            .collect();
+        probes.sort_by(|a, b| a.link.cmp(&b.link));
+        Ok(probes)
+    }
+}
+
+#[Object(name = "Cluster")]
+impl ClusterNode {
+    /// Name.
+    #[graphql(name = "name")]
+    async fn gql_name(&self) -> &str {
+        self.name()
+    }
+    /// Kubernetes API server URL.
+    async fn api_server(&self) -> &str {
+        &self.0.value.spec.api_server
+    }
+    /// DNS suffix of the cluster's services.
+    async fn cluster_domain(&self) -> &str {
+        &self.0.value.spec.cluster_domain
+    }
+    /// Labels export policies select on.
+    async fn labels(&self) -> Vec<Label> {
+        labels(&self.0.value.spec.labels)
+    }
+    /// Where the kubeconfig comes from; the content is never exposed.
+    async fn credentials_source(&self) -> CredentialsSource {
+        match self.0.value.spec.credentials {
+            CredentialsRef::KubeconfigFile(_) => CredentialsSource::KubeconfigFile,
+            CredentialsRef::SecretRef(_) => CredentialsSource::SecretRef,
+            CredentialsRef::Stored => CredentialsSource::Stored,
+        }
+    }
+    /// The kubeconfig file path or `namespace/secret#key` reference (operator role: it tells
+    /// where secrets live). Null for stored credentials.
+    #[graphql(guard = "RoleGuard(Role::Operator)")]
+    async fn credentials_reference(&self) -> Option<String> {
+        match &self.0.value.spec.credentials {
+            CredentialsRef::KubeconfigFile(path) => Some(path.clone()),
+            CredentialsRef::SecretRef(s) => Some(format!(
+                "{}/{}#{}",
+                s.namespace.as_deref().unwrap_or(""),
+                s.name,
+                s.key
+            )),
+            CredentialsRef::Stored => None,
+        }
+    }
+    /// Whether a kubeconfig was set through `setClusterCredentials` (never the kubeconfig).
+    async fn has_stored_credentials(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
+        Ok(loader(ctx)?
+            .load_one(CredentialsOf(self.name().to_string()))
+            .await?
+            .unwrap_or(false))
+    }
+    /// Gateway configuration, when the cluster has one.
+    async fn gateway_config(&self) -> Option<GatewayConfig> {
+        self.0.value.spec.gateway.as_ref().map(|g| GatewayConfig {
+            addresses: g.addresses.clone(),
+            port: g.port,
+            identity: g.identity.clone(),
+            probe_path: g.probe.path.clone(),
+            probe_port: g.probe.port,
+            probe_period: g.probe.period.to_string(),
+        })
+    }
+    /// `api`, or `git:<source>` when a Git source declares it.
+    async fn owner(&self) -> String {
+        self.0.owner.as_column()
+    }
+    /// Bumped on every spec change.
+    async fn generation(&self) -> i64 {
+        self.0.generation
+    }
+    /// First stored.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.created_at
+    }
+    /// Last changed.
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+    /// The reconciler's last report; null before the first.
+    async fn reconciler(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<ReconcilerInfo>> {
+        let r = loader(ctx)?
+            .load_one(ReconcilerOf(self.name().to_string()))
+            .await?;
+        Ok(r.map(Into::into))
+    }
+    /// Summary health (see `ClusterHealth`).
+    async fn health(&self, ctx: &Context<'_>) -> async_graphql::Result<ClusterHealth> {
+        let loader = loader(ctx)?;
+        let reconciler = loader
+            .load_one(ReconcilerOf(self.name().to_string()))
+            .await?;
+        let probes = self.probes(ctx).await?;
+        let held = loader
+            .load_one(CountsOf(
+                MirrorParent::SourceCluster,
+                self.name().to_string(),
+            ))
+            .await?
+            .unwrap_or_default();
+        let alive: Vec<Option<bool>> = probes.iter().map(|p| Some(p.alive)).collect();
+        Ok(health(
+            reconciler.as_ref().map(|r| r.state.as_str()),
+            &alive,
+            &held,
+        ))
+    }
+    /// Gateway probes of every link targeting this cluster.
+    async fn gateway_probes(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<GatewayProbe>> {
+        self.probes(ctx).await
+    }
+    /// True when every probe of this cluster's gateway succeeds, false when any fails; null
+    /// when it was never probed.
+    async fn gateway_alive(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<bool>> {
+        let probes = self.probes(ctx).await?;
+        Ok((!probes.is_empty()).then(|| probes.iter().all(|p| p.alive)))
+    }
+    /// Mean latency of the last successful probes, in milliseconds.
+    async fn gateway_latency_ms(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<f64>> {
+        let probes = self.probes(ctx).await?;
+        let latencies: Vec<f64> = probes.iter().filter_map(|p| p.latency_ms).collect();
+        Ok((!latencies.is_empty()).then(|| latencies.iter().sum::<f64>() / latencies.len() as f64))
+    }
+    /// Links whose source is this cluster: it receives mirrors of their targets' services.
+    async fn outgoing_links(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<LinkNode>> {
+        let links = loader(ctx)?
+            .load_one(LinksOf::Source(self.name().to_string()))
+            .await?
+            .unwrap_or_default();
+        Ok(links.into_iter().map(LinkNode).collect())
+    }
+    /// Links whose target is this cluster: they mirror its exported services elsewhere.
+    async fn incoming_links(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<LinkNode>> {
+        let links = loader(ctx)?
+            .load_one(LinksOf::Target(self.name().to_string()))
+            .await?
+            .unwrap_or_default();
+        Ok(links.into_iter().map(LinkNode).collect())
+    }
+    /// Services of this cluster that some link mirrors, with their consumers.
+    async fn exported_services(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Service>> {
+        let s = loader(ctx)?
+            .load_one(ServicesOf(self.name().to_string()))
+            .await?
+            .unwrap_or_default();
+        Ok(s.into_iter().map(Service).collect())
+    }
+    /// Counts of the mirrors this cluster holds, by state.
+    async fn mirror_counts(&self, ctx: &Context<'_>) -> async_graphql::Result<MirrorCounts> {
+        let c = loader(ctx)?
+            .load_one(CountsOf(
+                MirrorParent::SourceCluster,
+                self.name().to_string(),
+            ))
+            .await?;
+        Ok(c.unwrap_or_default().into())
+    }
+    /// Mirrors this cluster holds, ordered by id.
+    #[graphql(complexity = "paged_complexity(first, child_complexity)")]
+    async fn mirrors(
+        &self,
+        ctx: &Context<'_>,
+        namespace: Option<String>,
+        state: Option<MirrorState>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, Mirror>> {
+        mirror_page(
+            ctx,
+            MirrorParent::SourceCluster,
+            self.name(),
+            namespace,
+            state,
+            first,
+            after,
+        )
+        .await
+    }
+}
+
+/// Cluster queries.
+#[derive(Default)]
+pub struct ClusterQuery;
+
+#[Object]
+impl ClusterQuery {
+    /// Every cluster, by name.
+    #[graphql(complexity = "paged_complexity(first, child_complexity)")]
+    async fn clusters(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<Connection<String, ClusterNode>> {
+        let all = one!(db(ctx)?, |c| clusters::list(c))?;
+        page_sorted(
+            all.into_iter().map(|c| ClusterNode(Arc::new(c))),
+            |c| c.0.value.name.clone(),
+            first,
+            after,
+        )
+    }
+
+    /// One cluster by name.
+    async fn cluster(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+    ) -> async_graphql::Result<Option<ClusterNode>> {
+        Ok(loader(ctx)?
+            .load_one(ClusterByName(name))
+            .await?
+            .map(ClusterNode))
+    }
+}
+
+/// What `setClusterCredentials` answers: never the kubeconfig.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct CredentialsReceipt {
+    /// Cluster name.
+    pub cluster: String,
+    /// When stored.
+    pub stored_at: DateTime<Utc>,
+    /// Whether the cluster's spec uses stored credentials (`credentials: stored`); when false
+    /// the kubeconfig is kept but not used until the spec says so.
+    pub in_use: bool,
+}
+
+/// Cluster mutations (operator role).
+#[derive(Default)]
+pub struct ClusterMutation;
+
+#[Object]
+impl ClusterMutation {
+    /// Stores a cluster's kubeconfig encrypted with the server key; it can never be read back
+    /// through the API. Allowed for Git-owned clusters: Git declares `credentials: stored` but
+    /// never holds the secret itself.
+    #[graphql(guard = "RoleGuard(Role::Operator)")]
+    async fn set_cluster_credentials(
+        &self,
+        ctx: &Context<'_>,
+        cluster: String,
+        #[graphql(secret, desc = "The kubeconfig (YAML). Write-only.")] kubeconfig: String,
+    ) -> ApiResult<CredentialsReceipt> {
+        let key = ctx
+            .data_opt::<ApiContext>()
+            .and_then(|c| c.credentials_key.clone())
+            .ok_or_else(|| {
+                ApiError::Unavailable(
+                    "no credentials key is configured (--credentials-key-file / LINKPLANE_CREDENTIALS_KEY)"
+                        .into(),
+                )
+            })?;
+        let db = db(ctx)?;
+        let stored = one!(db, |c| clusters::get(c, &cluster))?
+            .ok_or_else(|| ApiError::NotFound(format!("Cluster {cluster:?} not found")))?;
+        let secret = SecretString::from(kubeconfig);
+        let mut conn = db.conn(1).await?;
+        credentials::put(&mut conn, &cluster, &secret, &key)
+            .await
+            .map_err(|e| match e {
+                CredentialsError::InvalidKubeconfig(_) => ApiError::BadUserInput(e.to_string()),
+                CredentialsError::Store(s) => s.into(),
+                other => ApiError::internal(&other),
+            })?;
+        tracing::info!(cluster = %cluster, "cluster credentials stored through the API");
+        Ok(CredentialsReceipt {
+            in_use: stored.value.spec.credentials == CredentialsRef::Stored,
+            cluster,
+            stored_at: Utc::now(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_rule() {
+        let ok = Counts::default();
+        let bad = Counts {
+            error: 1,
+            ..Counts::default()
+        };
+        assert_eq!(health(None, &[], &ok), ClusterHealth::Unknown);
+        assert_eq!(health(Some("Running"), &[], &ok), ClusterHealth::Healthy);
+        assert_eq!(
+            health(Some("Running"), &[Some(true)], &bad),
+            ClusterHealth::Degraded
+        );
+        assert_eq!(
+            health(Some("Running"), &[Some(true), Some(false)], &ok),
+            ClusterHealth::Degraded
+        );
+        assert_eq!(
+            health(Some("Running"), &[Some(false)], &ok),
+            ClusterHealth::Down
+        );
+        assert_eq!(
+            health(Some("Failed"), &[Some(true)], &ok),
+            ClusterHealth::Down
+        );
+        assert_eq!(health(Some("Degraded"), &[], &ok), ClusterHealth::Degraded);
+    }
+}

@@ -1,0 +1,291 @@
+//! Links, their gateway probes, and the pause/resume mutations.
+
+use std::sync::Arc;
+
+use async_graphql::{Context, Object, SimpleObject, connection::Connection};
+use chrono::{DateTime, Utc};
+use linkplane_store::{
+    gateways::GatewayHealth,
+    links::{self, StoredLink},
+    topology::MirrorParent,
+};
+
+use crate::{
+    auth::{Role, RoleGuard},
+    common::{
+        LabelSelector, db, id_cursor, loader, page_fetched, page_size, page_sorted,
+        paged_complexity,
+    },
+    db::{ClusterByName, CountsOf, GatewayOf, LinkByName, MirrorPageOf, one},
+    domain::{
+        cluster::ClusterNode,
+        mirror::{Mirror, MirrorCounts, MirrorState},
+    },
+    error::{ApiError, ApiResult},
+};
+
+/// The latest gateway probe for one link (the link's target gateway, probed for that link).
+#[derive(SimpleObject, Debug, Clone)]
+pub struct GatewayProbe {
+    /// Link name.
+    pub link: String,
+    /// False once the failure threshold is reached; true again after one success.
+    pub alive: bool,
+    /// Latency of the last successful probe, in milliseconds.
+    pub latency_ms: Option<f64>,
+    /// Failures since the last success.
+    pub consecutive_failures: i32,
+    /// Last failure reason.
+    pub last_error: Option<String>,
+    /// When the last probe finished.
+    pub last_probe_at: Option<DateTime<Utc>>,
+    /// When `alive` last changed.
+    pub last_transition: DateTime<Utc>,
+}
+
+impl From<GatewayHealth> for GatewayProbe {
+    fn from(g: GatewayHealth) -> Self {
+        GatewayProbe {
+            link: g.link,
+            alive: g.alive,
+            latency_ms: g.latency_ms,
+            consecutive_failures: g.consecutive_failures,
+            last_error: g.last_error,
+            last_probe_at: g.last_probe_at,
+            last_transition: g.last_transition,
+        }
+    }
+}
+
+/// A directed link: `source` receives mirrors of `target`'s exported services.
+#[derive(Clone)]
+pub struct LinkNode(pub Arc<StoredLink>);
+
+#[Object(name = "Link")]
+impl LinkNode {
+    /// Name.
+    async fn name(&self) -> &str {
+        &self.0.stored.value.name
+    }
+    /// Name of the cluster receiving mirrors.
+    async fn source_name(&self) -> &str {
+        &self.0.stored.value.spec.source
+    }
+    /// Name of the cluster exporting services.
+    async fn target_name(&self) -> &str {
+        &self.0.stored.value.spec.target
+    }
+    /// The cluster receiving mirrors.
+    async fn source(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<ClusterNode>> {
+        let c = loader(ctx)?
+            .load_one(ClusterByName(self.0.stored.value.spec.source.clone()))
+            .await?;
+        Ok(c.map(ClusterNode))
+    }
+    /// The cluster exporting services.
+    async fn target(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<ClusterNode>> {
+        let c = loader(ctx)?
+            .load_one(ClusterByName(self.0.stored.value.spec.target.clone()))
+            .await?;
+        Ok(c.map(ClusterNode))
+    }
+    /// Paused links keep their mirrors but stop changing them.
+    async fn paused(&self) -> bool {
+        self.0.paused
+    }
+    /// `api`, or `git:<source>` when a Git source declares it (then only pause/resume apply).
+    async fn owner(&self) -> String {
+        self.0.stored.owner.as_column()
+    }
+    /// Bumped on every spec change.
+    async fn generation(&self) -> i64 {
+        self.0.stored.generation
+    }
+    /// First stored.
+    async fn created_at(&self) -> DateTime<Utc> {
+        self.0.stored.created_at
+    }
+    /// Last changed.
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.stored.updated_at
+    }
+    /// Services selected for gateway mirroring.
+    async fn selector(&self) -> Option<LabelSelector> {
+        self.0.stored.value.spec.selector.as_ref().map(Into::into)
+    }
+    /// Services selected for remote-discovery mirroring.
+    async fn remote_discovery_selector(&self) -> Option<LabelSelector> {
+        self.0
+            .stored
+            .value
+            .spec
+            .remote_discovery_selector
+            .as_ref()
+            .map(Into::into)
+    }
+    /// Services selected for federation.
+    async fn federated_service_selector(&self) -> Option<LabelSelector> {
+        self.0
+            .stored
+            .value
+            .spec
+            .federated_service_selector
+            .as_ref()
+            .map(Into::into)
+    }
+    /// Label patterns not copied onto mirrors.
+    async fn excluded_labels(&self) -> &[String] {
+        &self.0.stored.value.spec.excluded_labels
+    }
+    /// Annotation patterns not copied onto mirrors.
+    async fn excluded_annotations(&self) -> &[String] {
+        &self.0.stored.value.spec.excluded_annotations
+    }
+    /// Whether missing namespaces are created in the source cluster.
+    async fn create_namespaces(&self) -> bool {
+        self.0.stored.value.spec.create_namespaces
+    }
+    /// Whether headless services are mirrored with endpoint mirrors.
+    async fn enable_headless_services(&self) -> bool {
+        self.0.stored.value.spec.enable_headless_services
+    }
+    /// Whether mirrors are deleted when the link goes.
+    async fn cleanup_on_unlink(&self) -> bool {
+        self.0.stored.value.spec.cleanup_on_unlink
+    }
+    /// The target gateway as probed for this link; null before the first probe.
+    async fn gateway(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<GatewayProbe>> {
+        let g = loader(ctx)?
+            .load_one(GatewayOf(self.0.stored.value.name.clone()))
+            .await?;
+        Ok(g.map(Into::into))
+    }
+    /// Mirror counts by state.
+    async fn mirror_counts(&self, ctx: &Context<'_>) -> async_graphql::Result<MirrorCounts> {
+        let c = loader(ctx)?
+            .load_one(CountsOf(
+                MirrorParent::Link,
+                self.0.stored.value.name.clone(),
+            ))
+            .await?;
+        Ok(c.unwrap_or_default().into())
+    }
+    /// This link's mirrors, ordered by id.
+    #[graphql(complexity = "paged_complexity(first, child_complexity)")]
+    async fn mirrors(
+        &self,
+        ctx: &Context<'_>,
+        namespace: Option<String>,
+        state: Option<MirrorState>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> async_graphql::Result<Connection<String, Mirror>> {
+        mirror_page(
+            ctx,
+            MirrorParent::Link,
+            &self.0.stored.value.name,
+            namespace,
+            state,
+            first,
+            after,
+        )
+        .await
+    }
+}
+
+/// One page of a parent's mirrors through the batching loader.
+pub(crate) async fn mirror_page(
+    ctx: &Context<'_>,
+    by: MirrorParent,
+    parent: &str,
+    namespace: Option<String>,
+    state: Option<MirrorState>,
+    first: Option<i32>,
+    after: Option<String>,
+) -> async_graphql::Result<Connection<String, Mirror>> {
+    let first_n = page_size(first)?;
+    let after_id = id_cursor(after.as_deref())?;
+    let rows = loader(ctx)?
+        .load_one(MirrorPageOf {
+            by,
+            parent: parent.to_string(),
+            namespace,
+            state: state.map(Into::into),
+            after_id,
+            limit: first_n as i64 + 1,
+        })
+        .await?
+        .unwrap_or_default();
+    Ok(page_fetched(
+        rows.into_iter().map(Mirror).collect(),
+        |m| m.0.id.to_string(),
+        first_n,
+        after.is_some(),
+    ))
+}
+
+/// Link queries.
+#[derive(Default)]
+pub struct LinkQuery;
+
+#[Object]
+impl LinkQuery {
+    /// Every link, by name.
+    #[graphql(complexity = "paged_complexity(first, child_complexity)")]
+    async fn links(
+        &self,
+        ctx: &Context<'_>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<Connection<String, LinkNode>> {
+        let all = one!(db(ctx)?, |c| links::list(c))?;
+        page_sorted(
+            all.into_iter().map(|l| LinkNode(Arc::new(l))),
+            |l| l.0.stored.value.name.clone(),
+            first,
+            after,
+        )
+    }
+
+    /// One link by name.
+    async fn link(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+    ) -> async_graphql::Result<Option<LinkNode>> {
+        Ok(loader(ctx)?.load_one(LinkByName(name)).await?.map(LinkNode))
+    }
+}
+
+/// Link mutations (operator role). Pausing is operational state, not spec, so it is allowed on
+/// Git-owned links too; Git never overwrites it.
+#[derive(Default)]
+pub struct LinkMutation;
+
+#[Object]
+impl LinkMutation {
+    /// Stops the link's reconciler from changing its mirrors (existing mirrors stay).
+    #[graphql(guard = "RoleGuard(Role::Operator)")]
+    async fn pause_link(&self, ctx: &Context<'_>, name: String) -> ApiResult<LinkNode> {
+        set_paused(ctx, &name, true).await
+    }
+
+    /// Lets a paused link's reconciler change its mirrors again.
+    #[graphql(guard = "RoleGuard(Role::Operator)")]
+    async fn resume_link(&self, ctx: &Context<'_>, name: String) -> ApiResult<LinkNode> {
+        set_paused(ctx, &name, false).await
+    }
+}
+
+async fn set_paused(ctx: &Context<'_>, name: &str, paused: bool) -> ApiResult<LinkNode> {
+    let db = db(ctx)?;
+    one!(db, |c| links::set_paused(c, name, paused))?;
+    let link = one!(db, |c| links::get(c, name))?
+        .ok_or_else(|| ApiError::NotFound(format!("Link {name:?} not found")))?;
+    tracing::info!(
+        link = name,
+        paused,
+        "link pause state changed through the API"
+    );
+    Ok(LinkNode(Arc::new(link)))
+}

@@ -1,0 +1,285 @@
+//! Mirrors and the exported services they are grouped into.
+
+use std::sync::Arc;
+
+use async_graphql::{
+    ComplexObject, Context, Enum, ID, Object, SimpleObject, connection::Connection,
+};
+use chrono::{DateTime, Utc};
+use linkplane_store::{
+    mirrors::{self, MirrorFilter, MirrorRow},
+    topology::{self, ExportedService, ServiceKey},
+};
+
+use crate::{
+    common::{db, id_cursor, loader, page_fetched, page_size, paged_complexity},
+    db::{Counts, LinkByName, one},
+    domain::link::LinkNode,
+    error::{ApiError, ApiResult},
+};
+
+/// Why a mirror is (or is not) in place.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MirrorState {
+    /// The mirror exists and matches the remote service.
+    Mirrored,
+    /// A local object linkplane does not own blocks the mirror.
+    Conflict,
+    /// The local namespace does not exist.
+    MissingNamespace,
+    /// An export policy forbids this export.
+    PolicyDenied,
+    /// Writing failed; see `message`.
+    Error,
+}
+
+impl From<mirrors::MirrorState> for MirrorState {
+    fn from(s: mirrors::MirrorState) -> Self {
+        match s {
+            mirrors::MirrorState::Mirrored => MirrorState::Mirrored,
+            mirrors::MirrorState::Conflict => MirrorState::Conflict,
+            mirrors::MirrorState::MissingNamespace => MirrorState::MissingNamespace,
+            mirrors::MirrorState::PolicyDenied => MirrorState::PolicyDenied,
+            mirrors::MirrorState::Error => MirrorState::Error,
+        }
+    }
+}
+
+impl From<MirrorState> for mirrors::MirrorState {
+    fn from(s: MirrorState) -> Self {
+        match s {
+            MirrorState::Mirrored => mirrors::MirrorState::Mirrored,
+            MirrorState::Conflict => mirrors::MirrorState::Conflict,
+            MirrorState::MissingNamespace => mirrors::MirrorState::MissingNamespace,
+            MirrorState::PolicyDenied => mirrors::MirrorState::PolicyDenied,
+            MirrorState::Error => mirrors::MirrorState::Error,
+        }
+    }
+}
+
+/// One exported service as seen by one consuming cluster.
+#[derive(Clone)]
+pub struct Mirror(pub MirrorRow);
+
+#[Object]
+impl Mirror {
+    /// Stable row id (also the cursor).
+    async fn id(&self) -> ID {
+        ID(self.0.id.to_string())
+    }
+    /// Name of the link selecting the service.
+    async fn link_name(&self) -> &str {
+        &self.0.status.link
+    }
+    /// The link selecting the service.
+    async fn link(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<LinkNode>> {
+        let l = loader(ctx)?
+            .load_one(LinkByName(self.0.status.link.clone()))
+            .await?;
+        Ok(l.map(LinkNode))
+    }
+    /// Cluster holding the mirror (the consumer).
+    async fn source_cluster(&self) -> &str {
+        &self.0.status.source_cluster
+    }
+    /// Cluster exporting the service.
+    async fn target_cluster(&self) -> &str {
+        &self.0.status.target_cluster
+    }
+    /// Namespace (the same on both sides).
+    async fn namespace(&self) -> &str {
+        &self.0.status.namespace
+    }
+    /// Service name in the target cluster.
+    async fn remote_name(&self) -> &str {
+        &self.0.status.remote_name
+    }
+    /// Mirror Service name in the source cluster (`<name>-<target>`, possibly shortened).
+    async fn local_name(&self) -> &str {
+        &self.0.status.local_name
+    }
+    /// `gateway` or `remote-discovery`.
+    async fn mode(&self) -> &str {
+        &self.0.status.mode
+    }
+    /// Headless, with endpoint mirrors.
+    async fn headless(&self) -> bool {
+        self.0.status.headless
+    }
+    /// Current state.
+    async fn state(&self) -> MirrorState {
+        self.0.status.state.into()
+    }
+    /// Detail for states other than `MIRRORED`.
+    async fn message(&self) -> &str {
+        &self.0.status.message
+    }
+    /// Last change of `state`.
+    async fn last_transition(&self) -> DateTime<Utc> {
+        self.0.last_transition
+    }
+    /// Last write.
+    async fn updated_at(&self) -> DateTime<Utc> {
+        self.0.updated_at
+    }
+}
+
+/// How many mirrors are in each state.
+#[derive(SimpleObject, Debug, Clone, Copy)]
+#[graphql(complex)]
+pub struct MirrorCounts {
+    /// Mirrored.
+    pub mirrored: i64,
+    /// Conflict.
+    pub conflict: i64,
+    /// MissingNamespace.
+    pub missing_namespace: i64,
+    /// PolicyDenied.
+    pub policy_denied: i64,
+    /// Error.
+    pub error: i64,
+}
+
+#[ComplexObject]
+impl MirrorCounts {
+    /// Every mirror.
+    async fn total(&self) -> i64 {
+        self.mirrored + self.conflict + self.missing_namespace + self.policy_denied + self.error
+    }
+}
+
+impl From<Counts> for MirrorCounts {
+    fn from(c: Counts) -> Self {
+        MirrorCounts {
+            mirrored: c.mirrored,
+            conflict: c.conflict,
+            missing_namespace: c.missing_namespace,
+            policy_denied: c.policy_denied,
+            error: c.error,
+        }
+    }
+}
+
+/// A service of one cluster that at least one link selects, with every consumer.
+#[derive(Clone)]
+pub struct Service(pub Arc<ExportedService>);
+
+#[Object]
+impl Service {
+    /// `<targetCluster>/<namespace>/<name>` (also the cursor).
+    async fn id(&self) -> ID {
+        ID(service_cursor(&self.0))
+    }
+    /// Cluster exporting the service.
+    async fn cluster(&self) -> &str {
+        &self.0.target_cluster
+    }
+    /// Namespace.
+    async fn namespace(&self) -> &str {
+        &self.0.namespace
+    }
+    /// Service name.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// One mirror per consuming link, by consumer cluster.
+    async fn consumers(&self) -> Vec<Mirror> {
+        self.0.consumers.iter().cloned().map(Mirror).collect()
+    }
+    /// Consumers whose mirror is `MIRRORED`.
+    async fn healthy_consumers(&self) -> usize {
+        self.0
+            .consumers
+            .iter()
+            .filter(|m| m.status.state == mirrors::MirrorState::Mirrored)
+            .count()
+    }
+}
+
+fn service_cursor(s: &ExportedService) -> String {
+    format!("{}/{}/{}", s.target_cluster, s.namespace, s.name)
+}
+
+fn parse_service_cursor(after: &str) -> ApiResult<ServiceKey> {
+    let mut parts = after.splitn(3, '/');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(c), Some(n), Some(s)) => Ok(ServiceKey {
+            target_cluster: c.into(),
+            namespace: n.into(),
+            name: s.into(),
+        }),
+        _ => Err(ApiError::BadUserInput(format!("invalid cursor {after:?}"))),
+    }
+}
+
+/// Mirror queries.
+#[derive(Default)]
+pub struct MirrorQuery;
+
+#[Object]
+impl MirrorQuery {
+    /// Mirrors across the fleet, filtered, ordered by id.
+    #[graphql(complexity = "paged_complexity(first, child_complexity)")]
+    #[allow(clippy::too_many_arguments)]
+    async fn mirrors(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Cluster holding the mirrors (the consumer).")] cluster: Option<String>,
+        #[graphql(desc = "Cluster exporting the services.")] target_cluster: Option<String>,
+        namespace: Option<String>,
+        state: Option<MirrorState>,
+        link: Option<String>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<Connection<String, Mirror>> {
+        let first_n = page_size(first)?;
+        let after_id = id_cursor(after.as_deref())?;
+        let filter = MirrorFilter {
+            source_cluster: cluster,
+            target_cluster,
+            namespace,
+            state: state.map(Into::into),
+            link,
+        };
+        let rows = one!(db(ctx)?, |c| mirrors::list(
+            c,
+            &filter,
+            after_id,
+            first_n as i64 + 1
+        ))?;
+        Ok(page_fetched(
+            rows.into_iter().map(Mirror).collect(),
+            |m| m.0.id.to_string(),
+            first_n,
+            after.is_some(),
+        ))
+    }
+
+    /// Exported services with their consumers, derived from mirrors grouped by
+    /// (target cluster, namespace, name).
+    #[graphql(complexity = "paged_complexity(first, child_complexity)")]
+    async fn services(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Cluster exporting the services.")] cluster: Option<String>,
+        namespace: Option<String>,
+        first: Option<i32>,
+        after: Option<String>,
+    ) -> ApiResult<Connection<String, Service>> {
+        let first_n = page_size(first)?;
+        let key = after.as_deref().map(parse_service_cursor).transpose()?;
+        let rows = one!(db(ctx)?, |c| topology::services(
+            c,
+            cluster.as_deref(),
+            namespace.as_deref(),
+            key.as_ref(),
+            first_n as i64 + 1
+        ))?;
+        Ok(page_fetched(
+            rows.into_iter().map(|s| Service(Arc::new(s))).collect(),
+            |s| service_cursor(&s.0),
+            first_n,
+            after.is_some(),
+        ))
+    }
+}

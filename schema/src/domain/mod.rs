@@ -1,0 +1,11 @@
+//! One module per domain; each contributes a query (and maybe mutation) root merged in `lib.rs`.
+
+pub mod cluster;
+pub mod events;
+pub mod federation;
+pub mod git;
+pub mod link;
+pub mod mirror;
+pub mod policy;
+pub mod tokens;
+pub mod topology;

@@ -1,0 +1,145 @@
+//! `topology` (the whole fleet in one request) and `blastRadius`.
+
+use std::{collections::BTreeSet, sync::Arc};
+
+use async_graphql::{Context, Object, SimpleObject};
+use linkplane_store::{clusters, links, topology as store_topology};
+
+use crate::{
+    common::db,
+    db::one,
+    domain::{cluster::ClusterNode, link::LinkNode, mirror::Mirror},
+    error::{ApiError, ApiResult},
+};
+
+/// The fleet as a graph: clusters are nodes, links are edges (source → target). Node and edge
+/// details (health, gateway, counts) resolve through batched loaders, so the whole graph costs a
+/// constant number of SQL statements.
+pub struct Topology {
+    nodes: Vec<ClusterNode>,
+    edges: Vec<LinkNode>,
+}
+
+#[Object]
+impl Topology {
+    /// Every cluster, by name.
+    async fn nodes(&self) -> &[ClusterNode] {
+        &self.nodes
+    }
+    /// Every link, by name.
+    async fn edges(&self) -> &[LinkNode] {
+        &self.edges
+    }
+}
+
+/// A federated service that would lose every member.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct StrandedFederatedService {
+    /// Cluster holding the federated Service.
+    pub source_cluster: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Base service name.
+    pub service: String,
+    /// The federated Service's name.
+    pub local_name: String,
+}
+
+/// What fails with a cluster (or only its gateway).
+pub struct BlastRadius {
+    cluster: String,
+    gateway_only: bool,
+    mirrors: Vec<Mirror>,
+    federated: Vec<StrandedFederatedService>,
+}
+
+#[Object]
+impl BlastRadius {
+    /// The failing cluster.
+    async fn cluster(&self) -> &str {
+        &self.cluster
+    }
+    /// Whether only its gateway fails.
+    async fn gateway_only(&self) -> bool {
+        self.gateway_only
+    }
+    /// Mirrors that would lose every endpoint: `MIRRORED` mirrors of the cluster's services
+    /// (gateway-mode only when `gatewayOnly`), by consumer cluster.
+    async fn mirrors(&self) -> &[Mirror] {
+        &self.mirrors
+    }
+    /// Consumer clusters that would lose at least one service.
+    async fn affected_clusters(&self) -> Vec<String> {
+        let set: BTreeSet<&str> = self
+            .mirrors
+            .iter()
+            .map(|m| m.0.status.source_cluster.as_str())
+            .chain(self.federated.iter().map(|f| f.source_cluster.as_str()))
+            .collect();
+        set.into_iter().map(String::from).collect()
+    }
+    /// Federated services whose every `MEMBER` is in the cluster (empty when `gatewayOnly`:
+    /// federation reaches pods directly, not through the gateway).
+    async fn federated_services(&self) -> &[StrandedFederatedService] {
+        &self.federated
+    }
+}
+
+/// Topology queries.
+#[derive(Default)]
+pub struct TopologyQuery;
+
+#[Object]
+impl TopologyQuery {
+    /// Nodes and edges for drawing the fleet in one request.
+    async fn topology(&self, ctx: &Context<'_>) -> ApiResult<Topology> {
+        let db = db(ctx)?;
+        let clusters = one!(db, |c| clusters::list(c))?;
+        let links = one!(db, |c| links::list(c))?;
+        Ok(Topology {
+            nodes: clusters
+                .into_iter()
+                .map(|c| ClusterNode(Arc::new(c)))
+                .collect(),
+            edges: links.into_iter().map(|l| LinkNode(Arc::new(l))).collect(),
+        })
+    }
+
+    /// Which services in which clusters would lose every endpoint if `cluster` failed (or,
+    /// with `gatewayOnly`, only its gateway).
+    async fn blast_radius(
+        &self,
+        ctx: &Context<'_>,
+        cluster: String,
+        #[graphql(default = false)] gateway_only: bool,
+    ) -> ApiResult<BlastRadius> {
+        let db = db(ctx)?;
+        if one!(db, |c| clusters::get(c, &cluster))?.is_none() {
+            return Err(ApiError::NotFound(format!("Cluster {cluster:?} not found")));
+        }
+        let mirrors = one!(db, |c| store_topology::stranded_mirrors(
+            c,
+            &cluster,
+            gateway_only
+        ))?;
+        let federated = if gateway_only {
+            Vec::new()
+        } else {
+            one!(db, |c| store_topology::stranded_federated(c, &cluster))?
+                .into_iter()
+                .map(|f| StrandedFederatedService {
+                    source_cluster: f.source_cluster,
+                    namespace: f.namespace,
+                    service: f.service,
+                    local_name: f.local_name,
+                })
+                .collect()
+        };
+        Ok(BlastRadius {
+            cluster,
+            gateway_only,
+            mirrors: mirrors.into_iter().map(Mirror).collect(),
+            federated,
+        })
+    }
+}
