@@ -103,6 +103,7 @@ fn resource_list(group: &str, version: &str) -> Option<Value> {
             "kind": r.kind,
             "verbs": VERBS,
             "shortNames": r.short_names,
+            "categories": if r.kind == "Service" { vec!["all"] } else { vec![] },
             "storageVersionHash": "",
         }));
         if r.status {

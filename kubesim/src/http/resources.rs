@@ -105,6 +105,12 @@ fn content_type(headers: &HeaderMap) -> String {
 
 fn parse_body(headers: &HeaderMap, body: &[u8]) -> ApiResult<Value> {
     let ct = content_type(headers);
+    if ct.contains("protobuf") || ct.contains("cbor") {
+        // Only JSON and YAML are spoken; client-go falls back to JSON on this answer.
+        return Err(ApiError::unsupported_media(format!(
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {ct})"
+        )));
+    }
     let parsed = if ct.contains("yaml") {
         let text = std::str::from_utf8(body)
             .map_err(|_| ApiError::bad_request("the request body is not UTF-8"))?;

@@ -1,0 +1,460 @@
+//! The real `kubectl` binary against kubesim: discovery, create, client-side and server-side
+//! apply, get with label selectors, get --watch, every patch type and delete.
+
+// Helpers outside #[test] functions panic on failure like the tests themselves.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use kubesim::{SimCluster, SimOptions, Simulator};
+use tokio::io::AsyncBufReadExt;
+use tokio::process::Command;
+
+async fn sim() -> (Simulator, SimCluster, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Simulator::start(SimOptions {
+        clusters: vec!["east".into()],
+        dir: dir.path().to_path_buf(),
+        ..SimOptions::default()
+    })
+    .await
+    .unwrap();
+    let east = sim.cluster("east").unwrap();
+    (sim, east, dir)
+}
+
+fn kubectl_cmd(kubeconfig: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new("kubectl");
+    cmd.arg("--kubeconfig")
+        .arg(kubeconfig)
+        .args(args)
+        .env_remove("KUBECONFIG")
+        // Keep kubectl's discovery cache out of the user's home.
+        .env("KUBECACHEDIR", kubeconfig.with_extension("cache"))
+        .stdin(Stdio::null());
+    cmd
+}
+
+/// Runs kubectl; returns (success, stdout, stderr).
+async fn kubectl(kubeconfig: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = kubectl_cmd(kubeconfig, args).output().await.unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Runs kubectl and fails the test unless it succeeds; returns stdout.
+async fn ok(kubeconfig: &Path, args: &[&str]) -> String {
+    let (success, stdout, stderr) = kubectl(kubeconfig, args).await;
+    assert!(success, "kubectl {args:?} failed:\n{stdout}\n{stderr}");
+    stdout
+}
+
+fn manifest(dir: &Path, name: &str, body: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, body).unwrap();
+    p
+}
+
+const SERVICE: &str = "apiVersion: v1
+kind: Service
+metadata:
+  name: web
+  labels: {app: web, tier: frontend}
+spec:
+  selector: {app: web}
+  ports:
+  - {name: http, port: 80, targetPort: 8080}
+  - {name: admin, port: 9990}
+";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_resources_lists_every_served_type() {
+    let (_sim, east, _dir) = sim().await;
+    let out = ok(&east.kubeconfig_path(), &["api-resources", "--no-headers"]).await;
+    let names: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    for want in [
+        "configmaps",
+        "endpoints",
+        "events",
+        "namespaces",
+        "secrets",
+        "services",
+        "leases",
+        "endpointslices",
+    ] {
+        assert!(names.contains(&want), "{want} missing from:\n{out}");
+    }
+    let svc = out.lines().find(|l| l.starts_with("services")).unwrap();
+    assert!(
+        svc.contains("svc") && svc.contains("true") && svc.contains("Service"),
+        "{svc}"
+    );
+    let ver = ok(&east.kubeconfig_path(), &["version"]).await;
+    assert!(ver.contains("Server Version: v1.33.0-kubesim"), "{ver}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn create_get_with_label_selectors_and_delete() {
+    let (_sim, east, dir) = sim().await;
+    let kc = east.kubeconfig_path();
+    let f = manifest(dir.path(), "svc.yaml", SERVICE);
+    let out = ok(&kc, &["create", "-f", f.to_str().unwrap()]).await;
+    assert_eq!(out.trim(), "service/web created");
+    let (success, _, stderr) = kubectl(&kc, &["create", "-f", f.to_str().unwrap()]).await;
+    assert!(!success);
+    assert!(
+        stderr.contains("AlreadyExists") || stderr.contains("already exists"),
+        "{stderr}"
+    );
+    let other = manifest(
+        dir.path(),
+        "other.yaml",
+        &SERVICE
+            .replace("name: web", "name: api")
+            .replace("tier: frontend", "tier: backend"),
+    );
+    ok(&kc, &["create", "-f", other.to_str().unwrap()]).await;
+
+    let out = ok(&kc, &["get", "svc", "-l", "tier=frontend"]).await;
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 2, "{out}");
+    assert!(
+        lines[0].starts_with("NAME")
+            && lines[0].contains("CLUSTER-IP")
+            && lines[0].contains("PORT(S)"),
+        "{out}"
+    );
+    assert!(
+        lines[1].starts_with("web ") && lines[1].contains("80/TCP,9990/TCP"),
+        "{out}"
+    );
+    let out = ok(
+        &kc,
+        &[
+            "get",
+            "svc",
+            "-l",
+            "tier in (frontend,backend)",
+            "-o",
+            "name",
+        ],
+    )
+    .await;
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        vec!["service/api", "service/web"]
+    );
+    let out = ok(
+        &kc,
+        &[
+            "get",
+            "svc",
+            "-l",
+            "tier!=frontend",
+            "-o",
+            "jsonpath={.items[*].metadata.name}",
+        ],
+    )
+    .await;
+    assert_eq!(out, "api");
+    let out = ok(
+        &kc,
+        &["get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}"],
+    )
+    .await;
+    assert!(out.starts_with("10.96."), "{out}");
+
+    let out = ok(&kc, &["delete", "svc", "web"]).await;
+    assert_eq!(out.trim(), "service \"web\" deleted");
+    let (success, _, stderr) = kubectl(&kc, &["get", "svc", "web"]).await;
+    assert!(!success);
+    assert!(
+        stderr.contains("NotFound") && stderr.contains("services \"web\" not found"),
+        "{stderr}"
+    );
+    let out = ok(&kc, &["delete", "-f", other.to_str().unwrap()]).await;
+    assert!(out.contains("service \"api\" deleted"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_side_apply_creates_then_three_way_merges() {
+    let (_sim, east, dir) = sim().await;
+    let kc = east.kubeconfig_path();
+    let f = manifest(dir.path(), "svc.yaml", SERVICE);
+    assert_eq!(
+        ok(&kc, &["apply", "-f", f.to_str().unwrap()]).await.trim(),
+        "service/web created"
+    );
+    let last = ok(
+        &kc,
+        &[
+            "get",
+            "svc",
+            "web",
+            "-o",
+            "jsonpath={.metadata.annotations.kubectl\\.kubernetes\\.io/last-applied-configuration}",
+        ],
+    )
+    .await;
+    assert!(last.contains("\"targetPort\":8080"), "{last}");
+
+    // Someone else adds a label; the manifest changes a port and drops another.
+    ok(&kc, &["label", "svc", "web", "added-by=hand"]).await;
+    let changed = SERVICE
+        .replace("targetPort: 8080", "targetPort: 8081")
+        .replace("  - {name: admin, port: 9990}\n", "");
+    let f = manifest(dir.path(), "svc.yaml", &changed);
+    assert_eq!(
+        ok(&kc, &["apply", "-f", f.to_str().unwrap()]).await.trim(),
+        "service/web configured"
+    );
+    let ports = ok(
+        &kc,
+        &[
+            "get",
+            "svc",
+            "web",
+            "-o",
+            "jsonpath={range .spec.ports[*]}{.name}={.targetPort} {end}",
+        ],
+    )
+    .await;
+    assert_eq!(
+        ports.trim(),
+        "http=8081",
+        "the dropped port is gone, the kept one merged"
+    );
+    let labels = ok(
+        &kc,
+        &[
+            "get",
+            "svc",
+            "web",
+            "-o",
+            "jsonpath={.metadata.labels.added-by}",
+        ],
+    )
+    .await;
+    assert_eq!(labels, "hand", "fields not in the manifest are left alone");
+    assert_eq!(
+        ok(&kc, &["apply", "-f", f.to_str().unwrap()]).await.trim(),
+        "service/web unchanged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_side_apply_reports_conflicts_and_forces() {
+    let (_sim, east, dir) = sim().await;
+    let kc = east.kubeconfig_path();
+    let f = manifest(dir.path(), "svc.yaml", SERVICE);
+    let path = f.to_str().unwrap().to_string();
+    assert_eq!(
+        ok(&kc, &["apply", "--server-side", "-f", &path])
+            .await
+            .trim(),
+        "service/web serverside-applied"
+    );
+    let changed = manifest(
+        dir.path(),
+        "svc2.yaml",
+        &SERVICE.replace("targetPort: 8080", "targetPort: 7070"),
+    );
+    let changed = changed.to_str().unwrap().to_string();
+    let (success, _, stderr) = kubectl(
+        &kc,
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager=rival",
+            "-f",
+            &changed,
+        ],
+    )
+    .await;
+    assert!(!success);
+    assert!(
+        stderr.contains("Apply failed with 1 conflict: conflict with \"kubectl\""),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(".spec.ports[port=80].targetPort"),
+        "{stderr}"
+    );
+    ok(
+        &kc,
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager=rival",
+            "--force-conflicts",
+            "-f",
+            &changed,
+        ],
+    )
+    .await;
+    let out = ok(
+        &kc,
+        &[
+            "get",
+            "svc",
+            "web",
+            "-o",
+            "jsonpath={.spec.ports[0].targetPort}",
+        ],
+    )
+    .await;
+    assert_eq!(out, "7070");
+    let managers = ok(
+        &kc,
+        &[
+            "get",
+            "svc",
+            "web",
+            "--show-managed-fields",
+            "-o",
+            "jsonpath={.metadata.managedFields[*].manager}",
+        ],
+    )
+    .await;
+    assert!(
+        managers.contains("kubectl") && managers.contains("rival"),
+        "{managers}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn patch_supports_strategic_merge_and_json_patches() {
+    let (_sim, east, dir) = sim().await;
+    let kc = east.kubeconfig_path();
+    let f = manifest(dir.path(), "svc.yaml", SERVICE);
+    ok(&kc, &["create", "-f", f.to_str().unwrap()]).await;
+    let out = ok(
+        &kc,
+        &[
+            "patch",
+            "svc",
+            "web",
+            "-p",
+            r#"{"spec":{"ports":[{"port":9990,"targetPort":9991}]}}"#,
+        ],
+    )
+    .await;
+    assert_eq!(out.trim(), "service/web patched");
+    let ports = ok(
+        &kc,
+        &[
+            "get",
+            "svc",
+            "web",
+            "-o",
+            "jsonpath={range .spec.ports[*]}{.port}:{.targetPort} {end}",
+        ],
+    )
+    .await;
+    assert_eq!(
+        ports.trim(),
+        "80:8080 9990:9991",
+        "strategic merge keyed the port list by port"
+    );
+    ok(
+        &kc,
+        &[
+            "patch",
+            "svc",
+            "web",
+            "--type=merge",
+            "-p",
+            r#"{"metadata":{"labels":{"tier":null,"env":"prod"}}}"#,
+        ],
+    )
+    .await;
+    ok(
+        &kc,
+        &[
+            "patch",
+            "svc",
+            "web",
+            "--type=json",
+            "-p",
+            r#"[{"op":"replace","path":"/spec/ports/0/targetPort","value":8181}]"#,
+        ],
+    )
+    .await;
+    let out = ok(
+        &kc,
+        &[
+            "get",
+            "svc",
+            "web",
+            "-o",
+            "jsonpath={.metadata.labels.env}/{.metadata.labels.tier}/{.spec.ports[0].targetPort}",
+        ],
+    )
+    .await;
+    assert_eq!(out, "prod//8181");
+    let (success, _, stderr) = kubectl(
+        &kc,
+        &[
+            "patch",
+            "svc",
+            "web",
+            "--type=json",
+            "-p",
+            r#"[{"op":"test","path":"/spec/type","value":"NodePort"}]"#,
+        ],
+    )
+    .await;
+    assert!(!success, "a failed JSON-patch test is refused: {stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn get_watch_prints_events_as_they_happen() {
+    let (_sim, east, dir) = sim().await;
+    let kc = east.kubeconfig_path();
+    let mut child = kubectl_cmd(
+        &kc,
+        &[
+            "get",
+            "svc",
+            "--watch",
+            "--output-watch-events",
+            "--no-headers",
+        ],
+    )
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .kill_on_drop(true)
+    .spawn()
+    .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    // Give the watch time to start before the first change.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let f = manifest(dir.path(), "svc.yaml", SERVICE);
+    ok(&kc, &["create", "-f", f.to_str().unwrap()]).await;
+    ok(&kc, &["label", "svc", "web", "changed=yes"]).await;
+    ok(&kc, &["delete", "svc", "web"]).await;
+    let mut events = Vec::new();
+    while events.len() < 3 {
+        let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+            .await
+            .expect("watch events arrive")
+            .unwrap()
+            .expect("kubectl keeps watching");
+        let mut words = line.split_whitespace();
+        events.push(format!(
+            "{} {}",
+            words.next().unwrap_or(""),
+            words.next().unwrap_or("")
+        ));
+    }
+    assert_eq!(events, vec!["ADDED web", "MODIFIED web", "DELETED web"]);
+    child.kill().await.unwrap();
+}
