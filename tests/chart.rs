@@ -586,6 +586,34 @@ fn every_optional_feature_renders_valid_manifests() {
     assert_eq!(db["valueFrom"]["secretKeyRef"]["name"], "linkplane-secrets");
     assert_eq!(db["valueFrom"]["secretKeyRef"]["key"], "url");
 
+    let cm = manifests::one(&objs, "ConfigMap").expect("configmap");
+    assert_eq!(
+        cm["data"]["LINKPLANE_TLS_CERT_FILE"],
+        "/etc/linkplane/tls/tls.crt"
+    );
+    assert_eq!(
+        cm["data"]["LINKPLANE_TLS_KEY_FILE"],
+        "/etc/linkplane/tls/tls.key"
+    );
+    assert_eq!(
+        cm["data"]["LINKPLANE_CORS_ALLOWED_ORIGINS"],
+        "https://dash.example.com,https://ops.example.com"
+    );
+    assert_eq!(
+        cm["data"]["LINKPLANE_MAX_BODY_BYTES"], "4194304",
+        "no float formatting"
+    );
+    for probe in ["startupProbe", "livenessProbe", "readinessProbe"] {
+        assert_eq!(c[probe]["httpGet"]["scheme"], "HTTPS", "{probe} with TLS");
+    }
+    let tls = pod["volumes"]
+        .as_array()
+        .expect("volumes")
+        .iter()
+        .find(|v| v["name"] == "tls")
+        .expect("tls volume");
+    assert_eq!(tls["secret"]["secretName"], "linkplane-tls");
+
     let np = manifests::one(&objs, "NetworkPolicy").expect("netpol");
     assert_eq!(
         np["spec"]["policyTypes"],
@@ -596,6 +624,7 @@ fn every_optional_feature_renders_valid_manifests() {
     let sm = manifests::one(&objs, "ServiceMonitor").expect("servicemonitor");
     assert_eq!(sm["metadata"]["labels"]["release"], "prometheus");
     assert_eq!(sm["spec"]["endpoints"][0]["path"], "/metrics");
+    assert_eq!(sm["spec"]["endpoints"][0]["scheme"], "https");
 }
 
 #[test]
@@ -661,6 +690,82 @@ fn rbac_only_reads_secrets_in_named_namespaces_and_nothing_cluster_wide() {
 }
 
 #[test]
+fn optional_secrets_become_files_in_the_mounted_secret() {
+    let objs = render_objects(&["default.yaml", "all-secrets.yaml"], &[]);
+    let secret = manifests::one(&objs, "Secret").expect("secret");
+    let keys: BTreeSet<&str> = secret["data"]
+        .as_object()
+        .expect("data")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        keys,
+        BTreeSet::from([
+            "bootstrap-admin-token",
+            "credentials-key",
+            "database-url",
+            "git-ssh-key",
+            "git-token",
+            "webhook-secret"
+        ])
+    );
+    let deploy = manifests::one(&objs, "Deployment").expect("deployment");
+    let pod = &deploy["spec"]["template"]["spec"];
+    let env: BTreeMap<&str, &Value> = pod["containers"][0]["env"]
+        .as_array()
+        .expect("env")
+        .iter()
+        .map(|e| (e["name"].as_str().unwrap_or_default(), &e["value"]))
+        .collect();
+    assert_eq!(
+        env["LINKPLANE_WEBHOOK_SECRET_FILE"],
+        "/etc/linkplane/secrets/webhook-secret"
+    );
+    assert_eq!(
+        env["LINKPLANE_GIT_TOKEN_FILE"],
+        "/etc/linkplane/secrets/git-token"
+    );
+    assert_eq!(
+        env["LINKPLANE_GIT_SSH_KEY_FILE"],
+        "/etc/linkplane/secrets/git-ssh-key"
+    );
+    assert_eq!(
+        env["LINKPLANE_CREDENTIALS_KEY_FILE"],
+        "/etc/linkplane/secrets/credentials-key"
+    );
+    let token = pod["containers"][0]["env"]
+        .as_array()
+        .expect("env")
+        .iter()
+        .find(|e| e["name"] == "LINKPLANE_BOOTSTRAP_ADMIN_TOKEN")
+        .expect("bootstrap token env");
+    assert_eq!(
+        token["valueFrom"]["secretKeyRef"],
+        serde_json::json!({"name": "linkplane", "key": "bootstrap-admin-token"})
+    );
+    let volume = pod["volumes"]
+        .as_array()
+        .expect("volumes")
+        .iter()
+        .find(|v| v["name"] == "secrets")
+        .expect("secrets volume");
+    assert_eq!(volume["secret"]["secretName"], "linkplane");
+    assert_eq!(volume["secret"]["defaultMode"], 0o440);
+
+    // Without values, no file flag points at a missing file.
+    let objs = render_objects(&["default.yaml"], &[]);
+    let deploy = manifests::one(&objs, "Deployment").expect("deployment");
+    let names: Vec<&str> = deploy["spec"]["template"]["spec"]["containers"][0]["env"]
+        .as_array()
+        .expect("env")
+        .iter()
+        .filter_map(|e| e["name"].as_str())
+        .collect();
+    assert_eq!(names, ["DATABASE_URL"]);
+}
+
+#[test]
 fn rendering_without_a_database_url_fails_with_a_clear_message() {
     let out = helm_template(&[]);
     assert!(
@@ -717,6 +822,23 @@ fn schema_rejects_bad_enums_and_formats() {
         "/secrets/databaseUrl",
     );
     assert_rejected("migrations:\n  mode: sometimes\n", "/migrations/mode");
+    assert_rejected(
+        "config:\n  resyncInterval: \"600\"\n",
+        "/config/resyncInterval",
+    );
+    assert_rejected("config:\n  gitRef: main\n", "/config/gitRef");
+    assert_rejected(
+        "secrets:\n  bootstrapAdminToken: too-short\n",
+        "/secrets/bootstrapAdminToken",
+    );
+    assert_rejected(
+        "secrets:\n  credentialsKey: not-a-key\n",
+        "/secrets/credentialsKey",
+    );
+    assert_rejected(
+        "config:\n  corsAllowedOrigins: [dash.example.com]\n",
+        "/config/corsAllowedOrigins/0",
+    );
     assert_rejected("image:\n  digest: latest\n", "/image/digest");
     assert_rejected(
         "rbac:\n  extraNamespaces: [Not_A_Namespace]\n",
@@ -781,21 +903,52 @@ fn chart_env_vars(objs: &[Value]) -> BTreeSet<String> {
         .collect()
 }
 
+/// Server variables the chart deliberately leaves unset, each with its reason.
+const NOT_MAPPED: &[(&str, &str)] = &[
+    (
+        "LINKPLANE_WEBHOOK_SECRET",
+        "the chart passes the webhook secret as a file (LINKPLANE_WEBHOOK_SECRET_FILE), \
+         so it never sits in the pod's environment",
+    ),
+    (
+        "LINKPLANE_GIT_TOKEN_ENV",
+        "the chart passes the Git token as a file (LINKPLANE_GIT_TOKEN_FILE)",
+    ),
+    (
+        "LINKPLANE_CREDENTIALS_KEY",
+        "the chart passes the credential-encryption key as a file (LINKPLANE_CREDENTIALS_KEY_FILE)",
+    ),
+];
+
 #[test]
 fn chart_maps_exactly_the_flags_of_linkplane_serve() {
     let server = server_env_vars();
-    for values in ["default.yaml", "all-features.yaml"] {
-        let chart = chart_env_vars(&render_objects(&[values], &[]));
+    let renders = [
+        vec!["default.yaml"],
+        vec!["all-features.yaml"],
+        vec!["default.yaml", "all-secrets.yaml"],
+    ];
+    let mut everything = BTreeSet::new();
+    for values in &renders {
+        let chart = chart_env_vars(&render_objects(values, &[]));
         let unknown: Vec<_> = chart.difference(&server).collect();
         assert!(
             unknown.is_empty(),
-            "{values}: the chart sets {unknown:?}, which `linkplane serve` does not read"
+            "{values:?}: the chart sets {unknown:?}, which `linkplane serve` does not read"
         );
+        everything.extend(chart);
     }
-    let everything = chart_env_vars(&render_objects(&["all-features.yaml"], &[]))
-        .union(&chart_env_vars(&render_objects(&["default.yaml"], &[])))
-        .cloned()
-        .collect::<BTreeSet<_>>();
+    for (var, why) in NOT_MAPPED {
+        assert!(
+            server.contains(*var),
+            "{var} is listed as deliberately unmapped ({why}) but the server no longer reads it"
+        );
+        assert!(
+            !everything.contains(*var),
+            "{var} is set although listed as unmapped"
+        );
+        everything.insert(var.to_string());
+    }
     let unmapped: Vec<_> = server.difference(&everything).collect();
     assert!(
         unmapped.is_empty(),

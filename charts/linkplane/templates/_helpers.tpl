@@ -82,3 +82,64 @@ app.kubernetes.io/instance: {{ .Release.Name }}
       name: {{ include "linkplane.secretName" . }}
       key: {{ .Values.secretKeys.databaseUrl }}
 {{- end }}
+
+{{/*
+The optional secrets in use, as a YAML map from their values name to their key in the Secret:
+with the chart's own Secret those whose value is set (key: secretKeys.<name>, else the default
+below); with secrets.existingSecret those whose secretKeys.<name> is set.
+*/}}
+{{- define "linkplane.optionalSecretKeys" -}}
+{{- $defaults := dict "webhookSecret" "webhook-secret" "gitToken" "git-token" "gitSshKey" "git-ssh-key" "credentialsKey" "credentials-key" "bootstrapAdminToken" "bootstrap-admin-token" }}
+{{- range $name, $default := $defaults }}
+{{- $key := index $.Values.secretKeys $name }}
+{{- if $.Values.secrets.existingSecret }}
+{{- if $key }}
+{{ $name }}: {{ $key | quote }}
+{{- end }}
+{{- else if index $.Values.secrets $name }}
+{{ $name }}: {{ default $default $key | quote }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Where the Secret is mounted; file flags point at <dir>/<key>. */}}
+{{- define "linkplane.secretsDir" -}}
+/etc/linkplane/secrets
+{{- end }}
+
+{{/* Where the tls.secretName Secret is mounted. */}}
+{{- define "linkplane.tlsDir" -}}
+/etc/linkplane/tls
+{{- end }}
+
+{{/*
+Flags of the optional secrets in use: file flags point into the mounted Secret; flags that only
+exist as environment variables read the key directly.
+*/}}
+{{- define "linkplane.optionalSecretEnv" -}}
+{{- $keys := include "linkplane.optionalSecretKeys" . | fromYaml }}
+{{- $files := dict "webhookSecret" "LINKPLANE_WEBHOOK_SECRET_FILE" "gitToken" "LINKPLANE_GIT_TOKEN_FILE" "gitSshKey" "LINKPLANE_GIT_SSH_KEY_FILE" "credentialsKey" "LINKPLANE_CREDENTIALS_KEY_FILE" }}
+{{- $envs := dict "bootstrapAdminToken" "LINKPLANE_BOOTSTRAP_ADMIN_TOKEN" }}
+{{- range $name, $key := $keys }}
+{{- if hasKey $files $name }}
+- name: {{ index $files $name }}
+  value: {{ printf "%s/%s" (include "linkplane.secretsDir" $) $key | quote }}
+{{- else }}
+- name: {{ index $envs $name }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "linkplane.secretName" $ }}
+      key: {{ $key }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* A probe from values, switched to HTTPS when the server serves TLS. Call with (list $ probe). */}}
+{{- define "linkplane.probe" -}}
+{{- $root := index . 0 }}
+{{- $probe := deepCopy (index . 1) }}
+{{- if and $root.Values.tls.secretName $probe.httpGet }}
+{{- $_ := set $probe.httpGet "scheme" "HTTPS" }}
+{{- end }}
+{{- toYaml $probe }}
+{{- end }}
