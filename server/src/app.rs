@@ -14,13 +14,15 @@ use crate::{
 /// Runs one subcommand to completion.
 pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
-        Command::Serve(args) => serve(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Serve(args) => serve(*args).await.map(|()| ExitCode::SUCCESS),
         Command::Migrate(args) => {
             let store = connect(&args.database).await?;
             store.migrate().await.context("migrating the database")?;
             println!("database is up to date");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Validate(args) => crate::gitops::validate(&args),
+        Command::Plan(args) => crate::gitops::plan(args).await,
     }
 }
 
@@ -45,13 +47,21 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(%addr, "listening");
     let mut registry = prometheus_client::registry::Registry::default();
     let mirror = crate::mirror::start(&store, &args.mirror, &mut registry).await?;
-    let state = http::AppState { store };
+    let gitops_stop = tokio_util::sync::CancellationToken::new();
+    let sync = crate::gitops::start(&store, &args.gitops, gitops_stop.clone()).await?;
+    let webhook_secret = args.gitops.webhook_secret()?;
+    let state = http::AppState {
+        store,
+        sync: Some(sync),
+        webhook_secret,
+    };
     let served = http::serve(
         listener,
         state,
         std::time::Duration::from_secs(args.http.shutdown_grace_seconds),
     )
     .await;
+    gitops_stop.cancel();
     if let Some(mirror) = mirror {
         mirror.shutdown().await;
     }

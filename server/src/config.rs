@@ -24,9 +24,13 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server: HTTP API, health endpoints (migrates the database first unless --no-migrate).
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply pending database migrations and exit.
     Migrate(MigrateArgs),
+    /// Check a directory of GitOps manifests: exit 1 with file:line:col errors (no database).
+    Validate(crate::gitops::ValidateArgs),
+    /// Show what a directory of GitOps manifests would create, update and delete in the database.
+    Plan(crate::gitops::PlanArgs),
 }
 
 /// Logging options.
@@ -92,6 +96,9 @@ pub struct ServeArgs {
     /// Service mirror.
     #[command(flatten)]
     pub mirror: crate::mirror::MirrorArgs,
+    /// GitOps sync.
+    #[command(flatten)]
+    pub gitops: crate::gitops::GitopsArgs,
 }
 
 /// `linkplane migrate`.

@@ -2,6 +2,7 @@
 
 mod app;
 mod config;
+mod gitops;
 mod http;
 mod mirror;
 mod telemetry;

@@ -1,6 +1,7 @@
 //! The HTTP surface: health endpoints now; the GraphQL API, metrics and webhooks mount here.
 
 mod health;
+pub mod webhooks;
 
 use std::time::Duration;
 
@@ -15,6 +16,10 @@ use tower_http::trace::TraceLayer;
 pub struct AppState {
     /// The database.
     pub store: Store,
+    /// The GitOps sync runtime (webhooks and the API's syncNow); `None` when not running.
+    pub sync: Option<linkplane_gitops::SyncHandle>,
+    /// Shared webhook secret; webhooks answer 401 without one.
+    pub webhook_secret: Option<std::sync::Arc<secrecy::SecretString>>,
 }
 
 /// Every route.
@@ -22,6 +27,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .merge(webhooks::routes())
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }

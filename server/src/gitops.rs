@@ -1,0 +1,297 @@
+//! GitOps wiring: `linkplane serve`'s Git flags, the sync runtime, and the `validate` / `plan`
+//! subcommands for PR checks in GitOps repositories.
+//!
+//! Sources come from two places: the `git_sources` table (added through the API) and, for the
+//! common single-repository setup, the `--git-*` flags. The flag-configured source is written to
+//! `git_sources` at start-up under `--git-source-name`, so **flags win** over a row of the same
+//! name (its spec is replaced; its pin, status and history are kept). Every other row is synced
+//! as stored.
+
+use std::{path::PathBuf, process::ExitCode, sync::Arc};
+
+use anyhow::Context;
+use clap::Args;
+use linkplane_core::{Duration, GitAuth, GitRef, GitSource, GitSourceSpec};
+use linkplane_gitops::{SyncHandle, apply, git::Cache, manifest};
+use linkplane_store::{Store, git_sources};
+use secrecy::{ExposeSecret, SecretString};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::DatabaseArgs;
+
+/// Git sync options of `linkplane serve`.
+#[derive(Debug, Clone, Args)]
+pub struct GitopsArgs {
+    /// Repository to sync: a local path, `file://`, `https://` or `ssh://` URL. Unset: only
+    /// sources stored in the database are synced.
+    #[arg(long, env = "LINKPLANE_GIT_URL")]
+    pub git_url: Option<String>,
+    /// What to follow: `branch:<name>`, `tag:<name>` or `commit:<sha>`.
+    #[arg(long, env = "LINKPLANE_GIT_REF", default_value = "branch:main", value_parser = parse_ref)]
+    pub git_ref: GitRef,
+    /// Directory inside the repository holding the manifests.
+    #[arg(long, env = "LINKPLANE_GIT_PATH", default_value = ".")]
+    pub git_path: String,
+    /// How often to fetch when no webhook arrives.
+    #[arg(long, env = "LINKPLANE_GIT_POLL_INTERVAL", default_value = "60s")]
+    pub git_poll_interval: Duration,
+    /// Name of the flag-configured source (objects it declares are owned by `git:<name>`).
+    #[arg(long, env = "LINKPLANE_GIT_SOURCE_NAME", default_value = "default")]
+    pub git_source_name: String,
+    /// Revert changes made outside Git instead of only reporting them.
+    #[arg(long, env = "LINKPLANE_GIT_SELF_HEAL", default_value_t = false)]
+    pub git_self_heal: bool,
+    /// File holding an HTTPS token for the repository.
+    #[arg(long, env = "LINKPLANE_GIT_TOKEN_FILE")]
+    pub git_token_file: Option<String>,
+    /// Name of an environment variable holding an HTTPS token.
+    #[arg(long, env = "LINKPLANE_GIT_TOKEN_ENV")]
+    pub git_token_env: Option<String>,
+    /// SSH private key file for `ssh://` URLs.
+    #[arg(long, env = "LINKPLANE_GIT_SSH_KEY_FILE")]
+    pub git_ssh_key_file: Option<String>,
+    /// Where fetched repositories are cached (bare repositories; safe to delete). Default:
+    /// `linkplane-git-cache` in the system temp directory.
+    #[arg(long, env = "LINKPLANE_GIT_CACHE_DIR")]
+    pub git_cache_dir: Option<PathBuf>,
+    /// File holding the webhook secret (GitHub HMAC key and GitLab token).
+    #[arg(long, env = "LINKPLANE_WEBHOOK_SECRET_FILE")]
+    pub webhook_secret_file: Option<PathBuf>,
+    /// The webhook secret itself (prefer the file); webhooks answer 401 without a secret.
+    #[arg(long, env = "LINKPLANE_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<SecretString>,
+}
+
+fn default_cache_dir() -> PathBuf {
+    std::env::temp_dir().join("linkplane-git-cache")
+}
+
+fn parse_ref(s: &str) -> Result<GitRef, String> {
+    match s.split_once(':') {
+        Some(("branch", b)) if !b.is_empty() => Ok(GitRef::Branch(b.into())),
+        Some(("tag", t)) if !t.is_empty() => Ok(GitRef::Tag(t.into())),
+        Some(("commit", c)) if !c.is_empty() => Ok(GitRef::Commit(c.into())),
+        _ => Err(format!(
+            "{s:?} must be branch:<name>, tag:<name> or commit:<sha>"
+        )),
+    }
+}
+
+impl GitopsArgs {
+    /// The flag-configured source, if `--git-url` is set.
+    pub fn source(&self) -> Option<GitSource> {
+        let url = self.git_url.clone()?;
+        let auth = GitAuth {
+            token_file: self.git_token_file.clone(),
+            token_env: self.git_token_env.clone(),
+            ssh_key_file: self.git_ssh_key_file.clone(),
+        };
+        let has_auth =
+            auth.token_file.is_some() || auth.token_env.is_some() || auth.ssh_key_file.is_some();
+        Some(GitSource {
+            name: self.git_source_name.clone(),
+            spec: GitSourceSpec {
+                url,
+                git_ref: self.git_ref.clone(),
+                path: self.git_path.clone(),
+                poll_interval: self.git_poll_interval,
+                self_heal: self.git_self_heal,
+                auth: has_auth.then_some(auth),
+            },
+        })
+    }
+
+    /// The webhook secret from the file or the flag.
+    pub fn webhook_secret(&self) -> anyhow::Result<Option<Arc<SecretString>>> {
+        if let Some(file) = &self.webhook_secret_file {
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading --webhook-secret-file {}", file.display()))?;
+            let text = text.trim();
+            anyhow::ensure!(
+                !text.is_empty(),
+                "--webhook-secret-file {} is empty",
+                file.display()
+            );
+            return Ok(Some(Arc::new(SecretString::from(text.to_string()))));
+        }
+        Ok(self
+            .webhook_secret
+            .as_ref()
+            .filter(|s| !s.expose_secret().is_empty())
+            .map(|s| Arc::new(s.clone())))
+    }
+}
+
+/// Registers the flag-configured source and starts the sync runtime.
+pub async fn start(
+    store: &Store,
+    args: &GitopsArgs,
+    stop: CancellationToken,
+) -> anyhow::Result<SyncHandle> {
+    if let Some(source) = args.source() {
+        source
+            .validate()
+            .map_err(|e| anyhow::anyhow!("invalid --git-* flags: {e}"))?;
+        let mut conn = store
+            .acquire()
+            .await
+            .context("connecting for Git sources")?;
+        git_sources::upsert(&mut conn, &source)
+            .await
+            .context("registering the flag-configured Git source")?;
+        tracing::info!(
+            source = %source.name,
+            url = %linkplane_gitops::git::redact(&source.spec.url),
+            "Git source configured by flags"
+        );
+    }
+    let cache_dir = args.git_cache_dir.clone().unwrap_or_else(default_cache_dir);
+    SyncHandle::start(store.clone(), Cache::new(cache_dir), stop)
+        .await
+        .context("starting the GitOps sync runtime")
+}
+
+/// `linkplane validate`.
+#[derive(Debug, Clone, Args)]
+pub struct ValidateArgs {
+    /// Directory of manifests (read recursively: `*.yaml`, `*.yml`).
+    pub dir: PathBuf,
+}
+
+/// `linkplane plan`.
+#[derive(Debug, Clone, Args)]
+pub struct PlanArgs {
+    /// Directory of manifests (read recursively: `*.yaml`, `*.yml`).
+    pub dir: PathBuf,
+    /// The source the directory would be synced as (ownership decides updates and prunes).
+    #[arg(long, env = "LINKPLANE_GIT_SOURCE_NAME", default_value = "default")]
+    pub source: String,
+    /// Print JSON instead of text.
+    #[arg(long, default_value_t = false)]
+    pub json: bool,
+    /// Database.
+    #[command(flatten)]
+    pub database: DatabaseArgs,
+}
+
+fn load(dir: &std::path::Path) -> anyhow::Result<Result<manifest::Revision, Vec<String>>> {
+    let files = manifest::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+    let prefix = if dir == std::path::Path::new(".") {
+        String::new()
+    } else {
+        format!("{}/", dir.display().to_string().trim_end_matches('/'))
+    };
+    Ok(manifest::parse_files(&files)
+        .map_err(|d| d.0.iter().map(|x| format!("{prefix}{x}")).collect()))
+}
+
+/// Prints errors (exit 1) or a summary (exit 0).
+pub fn validate(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
+    match load(&args.dir)? {
+        Ok(rev) => {
+            let c = rev.counts();
+            println!(
+                "{}: valid: {} Cluster, {} Link, {} ExportPolicy",
+                args.dir.display(),
+                c["Cluster"],
+                c["Link"],
+                c["ExportPolicy"]
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            for e in &errors {
+                println!("{e}");
+            }
+            eprintln!("{} error(s); the revision would be rejected", errors.len());
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// Prints what syncing the directory would change (exit 1 when it would be rejected).
+pub async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
+    let rev = match load(&args.dir)? {
+        Ok(rev) => rev,
+        Err(errors) => {
+            for e in &errors {
+                println!("{e}");
+            }
+            eprintln!("{} error(s); the revision would be rejected", errors.len());
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let store = Store::connect(args.database.database_url.expose_secret(), 2)
+        .await
+        .context("connecting to PostgreSQL (check --database-url / DATABASE_URL)")?;
+    let mut conn = store.acquire().await.context("acquiring a connection")?;
+    let plan = apply::plan(&mut conn, &args.source, &rev)
+        .await
+        .context("reading the current state")?;
+    if args.json {
+        let out = serde_json::json!({
+            "source": args.source,
+            "kinds": plan.kinds,
+            "conflicts": plan.conflicts.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&out).context("encoding the plan")?
+        );
+    } else {
+        println!("Plan for Git source {:?}:", args.source);
+        for (kind, k) in &plan.kinds {
+            println!(
+                "{kind}: {} to create, {} to update, {} to delete, {} unchanged",
+                k.create.len(),
+                k.update.len(),
+                k.delete.len(),
+                k.unchanged
+            );
+            for n in &k.create {
+                println!("  + {n}");
+            }
+            for n in &k.update {
+                println!("  ~ {n}");
+            }
+            for n in &k.delete {
+                println!("  - {n}");
+            }
+        }
+        for c in &plan.conflicts {
+            println!(
+                "conflict: {}",
+                if c.file.is_empty() {
+                    c.message.clone()
+                } else {
+                    c.to_string()
+                }
+            );
+        }
+        if plan.is_noop() && plan.conflicts.is_empty() {
+            println!("No changes.");
+        }
+    }
+    Ok(if plan.conflicts.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refs_parse_from_flags() {
+        assert_eq!(parse_ref("branch:main"), Ok(GitRef::Branch("main".into())));
+        assert_eq!(parse_ref("tag:v1"), Ok(GitRef::Tag("v1".into())));
+        assert_eq!(
+            parse_ref("commit:abc1234"),
+            Ok(GitRef::Commit("abc1234".into()))
+        );
+        assert!(parse_ref("main").is_err());
+        assert!(parse_ref("branch:").is_err());
+    }
+}

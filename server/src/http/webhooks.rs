@@ -1,0 +1,338 @@
+//! Push webhooks: `POST /webhooks/github` and `POST /webhooks/gitlab`.
+//!
+//! A webhook never carries desired state: a verified push only schedules a fetch of the
+//! sources it concerns (Argo CD's model), so a forged or replayed request can at worst cause a
+//! fetch. Still, nothing is scheduled without proof of the shared secret:
+//! - GitHub: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the raw body>`, verified in
+//!   constant time; the SHA-1 `X-Hub-Signature` is never accepted.
+//! - GitLab: `X-Gitlab-Token` equal to the secret, compared in constant time.
+//!
+//! Missing, malformed or wrong signatures, and a server without a configured secret, answer
+//! 401 and change nothing. A push names its repository and ref; sources whose URL and
+//! branch/tag match are triggered. A payload without a repository URL triggers every source.
+//! Provider retries (same `X-GitHub-Delivery` / `X-Gitlab-Event-UUID`) are acknowledged once.
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    routing::post,
+};
+use hmac::{Hmac, Mac};
+use linkplane_core::GitRef;
+use linkplane_gitops::Trigger;
+use linkplane_store::{git_sources, gitops as gstore};
+use secrecy::ExposeSecret;
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+use super::AppState;
+
+/// The webhook routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/webhooks/github", post(github))
+        .route("/webhooks/gitlab", post(gitlab))
+}
+
+fn reject(reason: &'static str) -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        Json(serde_json::json!({ "error": reason })),
+    )
+        .into_response()
+}
+
+/// Verifies `sha256=<hex>` against the body; constant time in the MAC comparison.
+pub fn verify_github(secret: &[u8], body: &[u8], header: Option<&str>) -> bool {
+    let Some(hex_sig) = header.and_then(|h| h.trim().strip_prefix("sha256=")) else {
+        return false;
+    };
+    let Ok(sig) = hex::decode(hex_sig) else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
+        return false;
+    };
+    mac.update(body);
+    mac.verify_slice(&sig).is_ok()
+}
+
+/// Compares the GitLab token in constant time.
+pub fn verify_gitlab(secret: &[u8], header: Option<&str>) -> bool {
+    match header {
+        Some(token) if !secret.is_empty() => bool::from(token.as_bytes().ct_eq(secret)),
+        _ => false,
+    }
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+async fn github(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(secret) = state.webhook_secret.as_ref() else {
+        return reject("webhooks are disabled: no webhook secret is configured");
+    };
+    if !verify_github(
+        secret.expose_secret().as_bytes(),
+        &body,
+        header(&headers, "x-hub-signature-256"),
+    ) {
+        return reject("missing or invalid X-Hub-Signature-256");
+    }
+    let event = header(&headers, "x-github-event").unwrap_or_default();
+    if event == "ping" {
+        return (StatusCode::OK, Json(serde_json::json!({ "pong": true }))).into_response();
+    }
+    if event != "push" {
+        return ignored(event);
+    }
+    let push = Push::parse(
+        &body,
+        &["clone_url", "ssh_url", "git_url", "html_url", "url"],
+        "repository",
+    );
+    handle(state, "github", header(&headers, "x-github-delivery"), push).await
+}
+
+async fn gitlab(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(secret) = state.webhook_secret.as_ref() else {
+        return reject("webhooks are disabled: no webhook secret is configured");
+    };
+    if !verify_gitlab(
+        secret.expose_secret().as_bytes(),
+        header(&headers, "x-gitlab-token"),
+    ) {
+        return reject("missing or invalid X-Gitlab-Token");
+    }
+    let event = header(&headers, "x-gitlab-event").unwrap_or_default();
+    if event != "Push Hook" && event != "Tag Push Hook" {
+        return ignored(event);
+    }
+    let push = Push::parse(
+        &body,
+        &[
+            "git_http_url",
+            "git_ssh_url",
+            "web_url",
+            "http_url",
+            "ssh_url",
+        ],
+        "project",
+    );
+    handle(
+        state,
+        "gitlab",
+        header(&headers, "x-gitlab-event-uuid"),
+        push,
+    )
+    .await
+}
+
+fn ignored(event: &str) -> Response {
+    (
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "ignored": format!("event {event:?} does not trigger syncs") })),
+    )
+        .into_response()
+}
+
+/// What a push says about itself (all optional: unknown shapes trigger every source).
+#[derive(Debug, Default, PartialEq)]
+pub struct Push {
+    /// Repository URLs in any form the provider sends.
+    pub urls: Vec<String>,
+    /// `refs/heads/<branch>` or `refs/tags/<tag>`.
+    pub git_ref: Option<String>,
+}
+
+impl Push {
+    /// Reads URLs under `object` (`repository` / `project`) and the top-level `ref`.
+    pub fn parse(body: &[u8], url_fields: &[&str], object: &str) -> Self {
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
+            return Push::default();
+        };
+        let urls = v
+            .get(object)
+            .map(|o| {
+                url_fields
+                    .iter()
+                    .filter_map(|f| o.get(*f).and_then(|u| u.as_str()))
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default();
+        Push {
+            urls,
+            git_ref: v.get("ref").and_then(|r| r.as_str()).map(str::to_string),
+        }
+    }
+
+    /// True when a source with `url` and `git_ref` is concerned by this push.
+    pub fn concerns(&self, url: &str, git_ref: &GitRef) -> bool {
+        if self.urls.is_empty() {
+            return true;
+        }
+        let target = normalize_url(url);
+        if !self.urls.iter().any(|u| normalize_url(u) == target) {
+            return false;
+        }
+        match (&self.git_ref, git_ref) {
+            (None, _) | (_, GitRef::Commit(_)) => true,
+            (Some(r), GitRef::Branch(b)) => r == &format!("refs/heads/{b}"),
+            (Some(r), GitRef::Tag(t)) => r == &format!("refs/tags/{t}"),
+        }
+    }
+}
+
+/// `https://user@GitHub.com/org/repo.git/` and `git@github.com:org/repo` → `github.com/org/repo`.
+pub fn normalize_url(url: &str) -> String {
+    let mut u = url.trim();
+    if let Some((_, rest)) = u.split_once("://") {
+        u = rest;
+    }
+    let u = match u.split_once('@') {
+        Some((user, rest)) if !user.contains('/') => rest,
+        _ => u,
+    };
+    // scp-like `host:org/repo` → `host/org/repo`.
+    let u = match u.split_once(':') {
+        Some((host, rest))
+            if !host.contains('/') && !rest.starts_with(|c: char| c.is_ascii_digit()) =>
+        {
+            format!("{host}/{rest}")
+        }
+        _ => u.to_string(),
+    };
+    let u = u.trim_end_matches('/');
+    let u = u.strip_suffix(".git").unwrap_or(u);
+    match u.split_once('/') {
+        Some((host, path)) => format!("{}/{path}", host.to_ascii_lowercase()),
+        None => u.to_ascii_lowercase(),
+    }
+}
+
+async fn handle(state: AppState, provider: &str, delivery: Option<&str>, push: Push) -> Response {
+    let Some(sync) = state.sync.as_ref() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "error": "the GitOps engine is not running" })),
+        )
+            .into_response();
+    };
+    let internal = |e: &dyn std::fmt::Display| {
+        tracing::warn!(error = %e, "webhook handling failed");
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(serde_json::json!({ "error": "internal error" })),
+        )
+            .into_response()
+    };
+    let mut conn = match state.store.acquire().await {
+        Ok(c) => c,
+        Err(e) => return internal(&e),
+    };
+    if let Some(id) = delivery.filter(|d| !d.is_empty() && d.len() <= 200) {
+        match gstore::record_delivery(&mut conn, provider, id).await {
+            Ok(true) => {}
+            Ok(false) => {
+                return (StatusCode::OK, Json(serde_json::json!({ "duplicate": id })))
+                    .into_response();
+            }
+            Err(e) => return internal(&e),
+        }
+    }
+    let sources = match git_sources::list(&mut conn).await {
+        Ok(s) => s,
+        Err(e) => return internal(&e),
+    };
+    drop(conn);
+    let mut triggered = Vec::new();
+    for s in sources {
+        if push.concerns(&s.source.spec.url, &s.source.spec.git_ref) {
+            match sync.trigger(&s.source.name, Trigger::Webhook).await {
+                Ok(()) => triggered.push(s.source.name),
+                Err(e) => return internal(&e),
+            }
+        }
+    }
+    tracing::info!(provider, ?triggered, "push webhook accepted");
+    (
+        StatusCode::ACCEPTED,
+        Json(serde_json::json!({ "triggered": triggered })),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sign(secret: &[u8], body: &[u8]) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(secret).unwrap();
+        mac.update(body);
+        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    }
+
+    #[test]
+    fn github_signature_must_be_sha256_hmac_of_the_body() {
+        let body = br#"{"ref":"refs/heads/main"}"#;
+        let good = sign(b"s3cret", body);
+        assert!(verify_github(b"s3cret", body, Some(&good)));
+        assert!(!verify_github(b"other", body, Some(&good)));
+        assert!(!verify_github(b"s3cret", b"tampered", Some(&good)));
+        assert!(!verify_github(b"s3cret", body, None));
+        assert!(!verify_github(b"s3cret", body, Some("sha256=zz")));
+        // SHA-1 style headers are not accepted.
+        assert!(!verify_github(
+            b"s3cret",
+            body,
+            Some(&good.replace("sha256=", "sha1="))
+        ));
+    }
+
+    #[test]
+    fn gitlab_token_must_match_exactly() {
+        assert!(verify_gitlab(b"tok", Some("tok")));
+        assert!(!verify_gitlab(b"tok", Some("tok2")));
+        assert!(!verify_gitlab(b"tok", None));
+        assert!(!verify_gitlab(b"", Some("")));
+    }
+
+    #[test]
+    fn urls_normalize_across_forms() {
+        let want = "github.com/acme/fleet";
+        for u in [
+            "https://github.com/acme/fleet.git",
+            "https://x-access-token@GitHub.com/acme/fleet/",
+            "git@github.com:acme/fleet.git",
+            "ssh://git@github.com/acme/fleet",
+        ] {
+            assert_eq!(normalize_url(u), want, "{u}");
+        }
+        assert_eq!(normalize_url("file:///srv/git/fleet"), "/srv/git/fleet");
+    }
+
+    #[test]
+    fn push_matches_repository_and_ref() {
+        let push = Push::parse(
+            br#"{"ref":"refs/heads/main","repository":{"clone_url":"https://github.com/acme/fleet.git"}}"#,
+            &["clone_url"],
+            "repository",
+        );
+        let url = "https://github.com/acme/fleet";
+        assert!(push.concerns(url, &GitRef::Branch("main".into())));
+        assert!(!push.concerns(url, &GitRef::Branch("dev".into())));
+        assert!(!push.concerns(url, &GitRef::Tag("main".into())));
+        assert!(!push.concerns(
+            "https://github.com/acme/other",
+            &GitRef::Branch("main".into())
+        ));
+        // No repository in the payload: every source.
+        let anon = Push::parse(b"{}", &["clone_url"], "repository");
+        assert!(anon.concerns(url, &GitRef::Branch("dev".into())));
+    }
+}

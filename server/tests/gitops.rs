@@ -1,0 +1,371 @@
+//! GitOps through the binary: `linkplane validate`, `linkplane plan`, and push webhooks against
+//! `linkplane serve` syncing a real Git repository (made with the `git` CLI, isolated from the
+//! user's git configuration) into a real Postgres database.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::{
+    io::{BufRead, BufReader},
+    path::Path,
+    process::{Child, Command, Output, Stdio},
+    time::Duration,
+};
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+const SECRET: &str = "webhook-test-secret";
+
+fn linkplane(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_linkplane"))
+        .args(args)
+        .env_remove("LINKPLANE_GIT_URL")
+        .output()
+        .expect("linkplane runs")
+}
+
+fn cluster(name: &str) -> String {
+    format!(
+        "---\napiVersion: linkplane.io/v1alpha1\nkind: Cluster\nmetadata:\n  name: {name}\nspec:\n  apiServer: https://{name}.example.com:6443\n  credentials:\n    kubeconfigFile: /etc/linkplane/{name}.kubeconfig\n"
+    )
+}
+
+fn link(name: &str, source: &str, target: &str) -> String {
+    format!(
+        "---\napiVersion: linkplane.io/v1alpha1\nkind: Link\nmetadata:\n  name: {name}\nspec:\n  source: {source}\n  target: {target}\n"
+    )
+}
+
+/// A fresh, empty database next to DATABASE_URL.
+fn fresh_database(tag: &str) -> String {
+    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL must be set");
+    let name = format!("gitops_{tag}_{}", std::process::id());
+    let status = Command::new("psql")
+        .args([
+            &base,
+            "-q",
+            "-c",
+            &format!("DROP DATABASE IF EXISTS {name}"),
+            "-c",
+            &format!("CREATE DATABASE {name}"),
+        ])
+        .status()
+        .expect("psql runs");
+    assert!(status.success());
+    let (prefix, _) = base.rsplit_once('/').expect("URL has a database part");
+    format!("{prefix}/{name}")
+}
+
+fn psql(db: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .args([db, "-tAc", sql])
+        .output()
+        .expect("psql runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `git` with no system or global config and a fixed identity.
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("HOME", dir)
+        .env("GIT_AUTHOR_NAME", "Ada")
+        .env("GIT_AUTHOR_EMAIL", "ada@example.com")
+        .env("GIT_COMMITTER_NAME", "Ada")
+        .env("GIT_COMMITTER_EMAIL", "ada@example.com")
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn write(dir: &Path, file: &str, text: &str) {
+    let path = dir.join(file);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn validate_accepts_the_examples_and_rejects_with_locations() {
+    let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/gitops");
+    let out = linkplane(&["validate", examples.to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("valid: 3 Cluster, 6 Link, 1 ExportPolicy"),
+        "{stdout}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "clusters.yaml", &cluster("east"));
+    write(
+        dir.path(),
+        "links/bad.yaml",
+        &link("l", "east", "ghost").replace("  target: ghost\n", "  target: ghost\n  sourc: x\n"),
+    );
+    let out = linkplane(&["validate", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let prefix = dir.path().display().to_string();
+    assert!(
+        stdout.starts_with(&format!(
+            "{prefix}/links/bad.yaml:9:3: spec.sourc: unknown field `sourc`"
+        )),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn plan_shows_creates_updates_and_deletes_against_the_database() {
+    let db = fresh_database("plan");
+    let out = linkplane(&["migrate", "--database-url", &db]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    psql(
+        &db,
+        "INSERT INTO clusters (name, spec, owner) VALUES
+           ('east', '{\"apiServer\":\"https://old\",\"credentials\":{\"kubeconfigFile\":\"/k\"},\"clusterDomain\":\"cluster.local\"}', 'git:default'),
+           ('gone', '{\"apiServer\":\"https://gone\",\"credentials\":{\"kubeconfigFile\":\"/k\"},\"clusterDomain\":\"cluster.local\"}', 'git:default'),
+           ('mine', '{\"apiServer\":\"https://api\",\"credentials\":\"stored\",\"clusterDomain\":\"cluster.local\"}', 'api')",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    write(
+        dir.path(),
+        "c.yaml",
+        &[
+            cluster("east"),
+            cluster("west"),
+            link("w-e", "west", "east"),
+        ]
+        .concat(),
+    );
+    let out = linkplane(&["plan", dir.path().to_str().unwrap(), "--database-url", &db]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("Cluster: 1 to create, 1 to update, 1 to delete, 0 unchanged"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  + west\n  ~ east\n  - gone\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Link: 1 to create, 0 to update, 0 to delete"),
+        "{stdout}"
+    );
+    // Nothing was applied.
+    assert_eq!(psql(&db, "SELECT count(*) FROM links"), "0");
+    // Taking an API-owned name is a conflict: exit 1.
+    write(dir.path(), "d.yaml", &cluster("mine"));
+    let out = linkplane(&[
+        "plan",
+        dir.path().to_str().unwrap(),
+        "--database-url",
+        &db,
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        json["kinds"]["Cluster"]["create"],
+        serde_json::json!(["west"])
+    );
+    assert!(
+        json["conflicts"][0]
+            .as_str()
+            .unwrap()
+            .contains("d.yaml:2:1: Cluster \"mine\" already exists and is managed by the API"),
+        "{json}"
+    );
+}
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(db: &str, repo: &Path, cache: &Path, secret_file: &Path) -> (Server, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_linkplane"))
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--git-url",
+            &format!("file://{}", repo.display()),
+            "--git-path",
+            "fleet",
+            "--git-poll-interval",
+            "1h",
+            "--git-source-name",
+            "fleet",
+        ])
+        .arg("--git-cache-dir")
+        .arg(cache)
+        .arg("--webhook-secret-file")
+        .arg(secret_file)
+        .env("DATABASE_URL", db)
+        .env_remove("LINKPLANE_WEBHOOK_SECRET")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("linkplane starts");
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let server = Server(child);
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("reads the banner");
+    let url = line
+        .trim()
+        .strip_prefix("linkplane listening on ")
+        .expect("banner names the address")
+        .to_string();
+    (server, url)
+}
+
+fn sign(body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+async fn wait_for(db: &str, sql: &str, want: &str) {
+    for _ in 0..200 {
+        if psql(db, sql) == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "timed out waiting for {sql} = {want} (got {})",
+        psql(db, sql)
+    );
+}
+
+#[tokio::test]
+async fn signed_webhooks_trigger_syncs_and_unsigned_ones_change_nothing() {
+    let db = fresh_database("webhook");
+    let repo = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let secret_file = repo.path().join("secret");
+    git(repo.path(), &["init", "-q", "-b", "main"]);
+    write(repo.path(), "fleet/c.yaml", &cluster("east"));
+    git(repo.path(), &["add", "."]);
+    git(repo.path(), &["commit", "-q", "-m", "one"]);
+    std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
+    let (_server, url) = serve(&db, repo.path(), cache.path(), &secret_file);
+    // The startup sync applies the first commit.
+    wait_for(
+        &db,
+        "SELECT count(*) FROM sync_history WHERE result = 'Applied'",
+        "1",
+    )
+    .await;
+    assert_eq!(
+        psql(&db, "SELECT owner FROM clusters WHERE name = 'east'"),
+        "git:fleet"
+    );
+
+    // A new commit, then webhooks that must not sync it.
+    write(repo.path(), "fleet/d.yaml", &cluster("west"));
+    git(repo.path(), &["add", "."]);
+    git(repo.path(), &["commit", "-q", "-m", "two"]);
+    let body = serde_json::to_vec(&serde_json::json!({
+        "ref": "refs/heads/main",
+        "repository": { "clone_url": format!("file://{}", repo.path().display()) }
+    }))
+    .unwrap();
+    let client = reqwest::Client::new();
+    let post = |sig: Option<String>, body: Vec<u8>| {
+        let mut req = client
+            .post(format!("{url}/webhooks/github"))
+            .header("content-type", "application/json")
+            .header("x-github-event", "push")
+            .body(body);
+        if let Some(sig) = sig {
+            req = req.header("x-hub-signature-256", sig);
+        }
+        req.send()
+    };
+    let missing = post(None, body.clone()).await.unwrap();
+    assert_eq!(missing.status(), 401);
+    let wrong = post(Some(sign(b"other body")), body.clone()).await.unwrap();
+    assert_eq!(wrong.status(), 401);
+    let sha1 = post(Some(sign(&body).replace("sha256=", "sha1=")), body.clone())
+        .await
+        .unwrap();
+    assert_eq!(sha1.status(), 401);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        psql(&db, "SELECT count(*) FROM clusters WHERE name = 'west'"),
+        "0"
+    );
+    assert_eq!(psql(&db, "SELECT count(*) FROM sync_history"), "1");
+
+    // A good signature triggers a sync of the matching source.
+    let good = post(Some(sign(&body)), body.clone()).await.unwrap();
+    assert_eq!(good.status(), 202);
+    let answer: serde_json::Value = good.json().await.unwrap();
+    assert_eq!(answer["triggered"], serde_json::json!(["fleet"]));
+    wait_for(
+        &db,
+        "SELECT count(*) FROM clusters WHERE name = 'west'",
+        "1",
+    )
+    .await;
+    assert_eq!(
+        psql(
+            &db,
+            "SELECT trigger || ' ' || result || ' ' || message FROM sync_history ORDER BY id DESC LIMIT 1"
+        ),
+        "webhook Applied two"
+    );
+
+    // GitLab: token compared exactly; a push for another branch triggers nothing.
+    let gl = |token: &str, body: serde_json::Value| {
+        client
+            .post(format!("{url}/webhooks/gitlab"))
+            .header("x-gitlab-event", "Push Hook")
+            .header("x-gitlab-token", token)
+            .json(&body)
+            .send()
+    };
+    let other_branch = serde_json::json!({
+        "ref": "refs/heads/dev",
+        "project": { "git_http_url": format!("file://{}", repo.path().display()) }
+    });
+    assert_eq!(
+        gl("nope", other_branch.clone()).await.unwrap().status(),
+        401
+    );
+    let r = gl(SECRET, other_branch).await.unwrap();
+    assert_eq!(r.status(), 202);
+    let answer: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(answer["triggered"], serde_json::json!([]));
+}
