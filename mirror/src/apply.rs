@@ -91,7 +91,9 @@ async fn reconcile(rt: &Arc<ClusterRuntime>, shared: &Shared, key: &MirrorKey) -
     let Some(client) = rt.client() else {
         return Ok(());
     };
-    if !target_rt.is_synced() || !rt.is_synced() {
+    // Until both indexes listed once, and while either cluster is unreachable, hold: an
+    // incomplete or stale index must never turn into deletions or a false "Mirrored".
+    if !target_rt.is_synced() || !rt.is_synced() || target_rt.is_failing() || rt.is_failing() {
         return Ok(());
     }
     let (svc, eps) = {
@@ -234,23 +236,27 @@ fn outcome_state(o: &Outcome) -> (MirrorState, String) {
     }
 }
 
+/// Ours for `target`; an empty `target` means a federated Service (no `cluster-name` label).
 fn owned(labels: &BTreeMap<String, String>, target: &str) -> bool {
     labels.get(MIRRORED_SERVICE_LABEL).map(String::as_str) == Some("true")
-        && labels.get(CLUSTER_NAME_LABEL).map(String::as_str) == Some(target)
+        && labels.get(CLUSTER_NAME_LABEL).map(String::as_str)
+            == (!target.is_empty()).then_some(target)
 }
 
 fn is_code(e: &kube::Error, code: u16) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == code)
 }
 
-struct Applier<'a> {
-    client: Client,
-    rt: &'a Arc<ClusterRuntime>,
-    metrics: &'a Metrics,
-    target: &'a str,
+/// Writes into `rt`'s cluster; `target` is the target cluster of the mirrors it owns (empty for
+/// federated Services, see `owned`).
+pub(crate) struct Applier<'a> {
+    pub(crate) client: Client,
+    pub(crate) rt: &'a Arc<ClusterRuntime>,
+    pub(crate) metrics: &'a Metrics,
+    pub(crate) target: &'a str,
 }
 
-enum Ensured {
+pub(crate) enum Ensured {
     Ok(Option<String>),
     Conflict(String),
 }
@@ -330,7 +336,7 @@ impl Applier<'_> {
         Ok(Applied::Done)
     }
 
-    async fn create_namespace(&self, ns: &DesiredNamespace) -> Result<()> {
+    pub(crate) async fn create_namespace(&self, ns: &DesiredNamespace) -> Result<()> {
         let api: Api<Namespace> = Api::all(self.client.clone());
         match api
             .create(&PostParams::default(), &namespace_object(ns))
@@ -345,7 +351,7 @@ impl Applier<'_> {
         }
     }
 
-    async fn ensure_service(&self, d: &DesiredService) -> Result<Ensured> {
+    pub(crate) async fn ensure_service(&self, d: &DesiredService) -> Result<Ensured> {
         let api = self.services(&d.namespace);
         let what = format!("Service {}/{}", d.namespace, d.name);
         let mut actual = self.rt.index().services.get(&d.namespace, &d.name).cloned();
@@ -543,7 +549,7 @@ impl Applier<'_> {
         Ok(())
     }
 
-    async fn delete_service(&self, ns: &str, name: &str) -> Result<()> {
+    pub(crate) async fn delete_service(&self, ns: &str, name: &str) -> Result<()> {
         match self
             .services(ns)
             .delete(name, &DeleteParams::default())

@@ -29,4 +29,4 @@ pub use credentials::{CredentialResolver, Credentials};
 pub use error::{Error, Result};
 pub use metrics::Metrics;
 pub use runtime::{ClusterRuntime, LinkEntry, MirrorKey, Options, Snapshot};
-pub use supervisor::{Supervisor, SupervisorHandle};
+pub use supervisor::{Supervisor, SupervisorHandle, install_crypto_provider};

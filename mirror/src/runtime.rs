@@ -318,6 +318,7 @@ pub struct ClusterRuntime {
     index: RwLock<ClusterIndex>,
     synced: AtomicU8,
     ever_synced: AtomicBool,
+    failing: AtomicBool,
     /// Work queue of mirrors to write into this cluster (when it is a source).
     pub(crate) queue: WorkQueue<MirrorKey>,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
@@ -339,6 +340,7 @@ impl ClusterRuntime {
             index: RwLock::new(ClusterIndex::default()),
             synced: AtomicU8::new(0),
             ever_synced: AtomicBool::new(false),
+            failing: AtomicBool::new(false),
             queue: WorkQueue::new(),
             tasks: std::sync::Mutex::new(Vec::new()),
         })
@@ -357,6 +359,11 @@ impl ClusterRuntime {
     /// True once every watch listed at least once.
     pub fn is_synced(&self) -> bool {
         self.ever_synced.load(Ordering::Acquire)
+    }
+
+    /// True while its API server cannot be watched (mirrors of its links are held as they are).
+    pub fn is_failing(&self) -> bool {
+        self.failing.load(Ordering::Acquire)
     }
 
     pub(crate) fn push_task(&self, t: JoinHandle<()>) {
@@ -563,10 +570,9 @@ where
         + IndexObject,
 {
     let name = rt.cluster.name.clone();
-    let api: Api<K> = Api::all(client);
+    let api: Api<K> = Api::all(client.clone());
     let stream = watcher(api, watcher::Config::default()).default_backoff();
     futures::pin_mut!(stream);
-    let mut failing = false;
     while let Some(ev) = stream.next().await {
         match ev {
             Ok(watcher::Event::Init) => rt.reset(kind, true),
@@ -579,10 +585,10 @@ where
                 let all = rt.synced.fetch_or(kind_bit(kind), Ordering::AcqRel) | kind_bit(kind);
                 if all == SYNCED_ALL {
                     let first = !rt.ever_synced.swap(true, Ordering::AcqRel);
-                    if first || failing {
+                    let recovered = rt.failing.swap(false, Ordering::AcqRel);
+                    if first || recovered {
                         set_status(&shared.store, &name, ReconcilerState::Running, "", true).await;
                     }
-                    failing = false;
                     tracing::info!(cluster = %name, kind = ?kind, "watch synced");
                     shared.on_synced(&name);
                 }
@@ -600,8 +606,7 @@ where
             Err(e) => {
                 let msg = format!("watching {kind:?}: {e}");
                 tracing::warn!(cluster = %name, error = %msg, "watch failed; backing off");
-                if !failing {
-                    failing = true;
+                if !rt.failing.swap(true, Ordering::AcqRel) {
                     set_status(
                         &shared.store,
                         &name,
@@ -611,6 +616,37 @@ where
                     )
                     .await;
                     shared.on_failed(&name, &msg);
+                    // The watcher resumes from its last resourceVersion without re-listing, so
+                    // recovery would go unnoticed while nothing changes: poll until the API
+                    // answers, then mark the cluster healthy and resync its links.
+                    let (rt2, shared2, client) = (rt.clone(), shared.clone(), client.clone());
+                    rt.push_task(tokio::spawn(async move {
+                        let api: Api<Namespace> = Api::all(client);
+                        let mut backoff = Backoff::default();
+                        loop {
+                            tokio::time::sleep(backoff.next()).await;
+                            if !rt2.failing.load(Ordering::Acquire) {
+                                return;
+                            }
+                            let lp = kube::api::ListParams::default().limit(1);
+                            if api.list(&lp).await.is_ok() {
+                                break;
+                            }
+                        }
+                        if rt2.failing.swap(false, Ordering::AcqRel) {
+                            let name = &rt2.cluster.name;
+                            tracing::info!(cluster = %name, "API server reachable again");
+                            set_status(
+                                &shared2.store,
+                                name,
+                                ReconcilerState::Running,
+                                "",
+                                rt2.is_synced(),
+                            )
+                            .await;
+                            shared2.on_synced(name);
+                        }
+                    }));
                 }
             }
         }

@@ -48,6 +48,7 @@ impl Supervisor {
         options: Options,
         metrics: Metrics,
     ) -> Result<SupervisorHandle> {
+        install_crypto_provider();
         let feed = store.listen(&[CONFIG_CHANNEL]).await?;
         let (sink, status_task) = status::spawn(store.clone(), options.status_flush);
         let shared = Arc::new(Shared {
@@ -68,6 +69,12 @@ impl Supervisor {
             status_task,
         })
     }
+}
+
+/// Makes `ring` the process's rustls provider unless one is installed already: the Kubernetes and
+/// probe clients need one, and the dependency graph enables more than one, so rustls cannot pick.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 impl SupervisorHandle {

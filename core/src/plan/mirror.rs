@@ -195,10 +195,7 @@ fn mirror_labels(ctx: &MirrorContext<'_>, svc: &RemoteService) -> BTreeMap<Strin
     let mut labels = copied_labels(&svc.labels, &ctx.link.spec.excluded_labels);
     labels.insert(MIRRORED_SERVICE_LABEL.to_string(), "true".to_string());
     labels.insert(CLUSTER_NAME_LABEL.to_string(), ctx.target.name.clone());
-    labels.insert(
-        LINKPLANE_REMOTE_SERVICE_LABEL.to_string(),
-        svc.name.clone(),
-    );
+    labels.insert(LINKPLANE_REMOTE_SERVICE_LABEL.to_string(), svc.name.clone());
     labels
 }
 
@@ -305,7 +302,10 @@ fn headless_subsets(
                 HEADLESS_MIRROR_SVC_NAME_LABEL.to_string(),
                 root_name.to_string(),
             );
-            let host_fq = format!("{host}.{}", remote_fq_name(&svc.name, &svc.namespace, domain));
+            let host_fq = format!(
+                "{host}.{}",
+                remote_fq_name(&svc.name, &svc.namespace, domain)
+            );
             let mut annotations = BTreeMap::from([
                 (
                     REMOTE_RESOURCE_VERSION_ANNOTATION.to_string(),

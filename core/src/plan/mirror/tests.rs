@@ -134,7 +134,10 @@ fn gateway_mode_mirror_service_has_linkerd_labels_annotations_and_ports() {
     assert_eq!(m.mode, MirrorMode::Gateway);
     assert_eq!(m.namespace, None);
     let s = &m.service;
-    assert_eq!((s.namespace.as_str(), s.name.as_str()), ("shop", "web-east"));
+    assert_eq!(
+        (s.namespace.as_str(), s.name.as_str()),
+        ("shop", "web-east")
+    );
     assert_eq!(
         s.labels,
         map(&[
@@ -298,7 +301,10 @@ fn remote_discovery_does_not_need_a_gateway() {
 #[test]
 fn unlabelled_or_deleted_services_are_not_selected() {
     let fx = Fx::new();
-    assert_eq!(fx.plan(Some(&svc(&[("app", "web")])), None, true), Plan::Unselected);
+    assert_eq!(
+        fx.plan(Some(&svc(&[("app", "web")])), None, true),
+        Plan::Unselected
+    );
     assert_eq!(fx.plan(None, None, true), Plan::Unselected);
 }
 
@@ -592,7 +598,11 @@ fn headless_root_endpoints_follow_gateway_liveness() {
     let root = m.endpoints.unwrap();
     assert!(root.subsets[0].addresses.is_empty());
     assert_eq!(root.subsets[0].not_ready_addresses.len(), 2);
-    assert!(m.endpoint_mirrors[0].endpoints.subsets[0].addresses.is_empty());
+    assert!(
+        m.endpoint_mirrors[0].endpoints.subsets[0]
+            .addresses
+            .is_empty()
+    );
 }
 
 #[test]
