@@ -115,6 +115,7 @@ pub(crate) struct Shared {
     pub config: RwLock<Arc<Snapshot>>,
     pub clusters: RwLock<HashMap<String, Arc<ClusterRuntime>>>,
     pub gateways: RwLock<HashMap<String, GatewayView>>,
+    pub federation: crate::federation::Federation,
 }
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -182,6 +183,7 @@ impl Shared {
             return;
         };
         let spec = &entry.link.spec;
+        crate::federation::full_pass(self, &spec.source);
         let (Some(source), Some(target)) = (self.runtime(&spec.source), self.runtime(&spec.target))
         else {
             return;
@@ -226,6 +228,9 @@ impl Shared {
         let snap = self.snapshot();
         match kind {
             Kind::Service | Kind::Endpoints => {
+                if kind == Kind::Service {
+                    crate::federation::on_service(self, cluster, namespace, name);
+                }
                 for entry in snap.links_targeting(cluster) {
                     self.enqueue(entry, namespace, name);
                 }
@@ -239,6 +244,7 @@ impl Shared {
                 }
             }
             Kind::Namespace => {
+                crate::federation::on_namespace(self, cluster, name);
                 for entry in snap.links_into(cluster) {
                     if let Some(target) = self.runtime(&entry.link.spec.target) {
                         let names: Vec<String> = target
@@ -258,6 +264,7 @@ impl Shared {
 
     /// Every watch of `cluster` (re)listed: full resync of each link touching it.
     pub fn on_synced(&self, cluster: &str) {
+        crate::federation::on_cluster(self, cluster);
         let snap = self.snapshot();
         for entry in snap.links.values() {
             if entry.link.spec.source == cluster || entry.link.spec.target == cluster {
@@ -268,6 +275,7 @@ impl Shared {
 
     /// `cluster` cannot be watched: every mirror of every link touching it is in error.
     pub fn on_failed(&self, cluster: &str, message: &str) {
+        crate::federation::on_cluster(self, cluster);
         let snap = self.snapshot();
         for entry in snap.links.values() {
             let spec = &entry.link.spec;
@@ -321,6 +329,8 @@ pub struct ClusterRuntime {
     failing: AtomicBool,
     /// Work queue of mirrors to write into this cluster (when it is a source).
     pub(crate) queue: WorkQueue<MirrorKey>,
+    /// Work queue of `<svc>-federated` Services to write into this cluster.
+    pub(crate) federation: WorkQueue<crate::federation::FedKey>,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -342,6 +352,7 @@ impl ClusterRuntime {
             ever_synced: AtomicBool::new(false),
             failing: AtomicBool::new(false),
             queue: WorkQueue::new(),
+            federation: WorkQueue::new(),
             tasks: std::sync::Mutex::new(Vec::new()),
         })
     }
@@ -427,6 +438,7 @@ impl ClusterRuntime {
                     shared.clone(),
                 )));
             }
+            crate::federation::spawn_workers(&rt, &shared);
         });
         self.push_task(task);
     }

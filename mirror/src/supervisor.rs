@@ -51,6 +51,7 @@ impl Supervisor {
         install_crypto_provider();
         let feed = store.listen(&[CONFIG_CHANNEL]).await?;
         let (sink, status_task) = status::spawn(store.clone(), options.status_flush);
+        let federation = crate::federation::Federation::start(&store, options.status_flush).await;
         let shared = Arc::new(Shared {
             store,
             options,
@@ -59,6 +60,7 @@ impl Supervisor {
             config: RwLock::new(Arc::new(Snapshot::default())),
             clusters: RwLock::new(HashMap::new()),
             gateways: RwLock::new(HashMap::new()),
+            federation,
         });
         let (stop, stop_rx) = oneshot::channel();
         let task = tokio::spawn(run(shared.clone(), Box::pin(feed), stop_rx));
@@ -92,6 +94,11 @@ impl SupervisorHandle {
     /// The runtime (client, index) of `cluster`, if running. Federation reads the indexes.
     pub fn runtime(&self, cluster: &str) -> Option<Arc<ClusterRuntime>> {
         self.shared.runtime(cluster)
+    }
+
+    /// Federated services waiting or being written, over every cluster.
+    pub fn federation_pending(&self) -> usize {
+        crate::federation::pending(&self.shared)
     }
 
     /// Keys waiting or being written, over every cluster (benchmarks wait for zero).
@@ -246,6 +253,7 @@ async fn reload(shared: &Arc<Shared>, probes: &mut Probes) {
 
     let new = Arc::new(new);
     *shared.config.write().unwrap_or_else(|e| e.into_inner()) = new.clone();
+    crate::federation::on_reload(shared, &old, &new);
 
     // Cluster runtimes: one per cluster some link touches.
     let needed: BTreeSet<&str> = new
