@@ -1,0 +1,151 @@
+//! API benchmark (`scripts/bench api`): `topology` and `mirrors(first: 100)` at 50 clusters and
+//! 20,000 mirrors, in-process through `Api::execute` (parse, validate, resolve, JSON-encode),
+//! against the raw SQL fetching the same rows on the same database in the same run.
+//! Needs DATABASE_URL; works in its own database, dropped at the end.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::time::{Duration, Instant};
+
+use linkplane_schema::Role;
+use sqlx::{Executor as _, PgPool, postgres::PgConnectOptions};
+
+const CLUSTERS: usize = 50;
+/// 50 clusters × 2 links each × 200 = 20,000 mirrors.
+const PER_LINK: usize = 200;
+const WARMUP: usize = 30;
+const RUNS: usize = 400;
+
+const TOPOLOGY: &str = "{ topology {
+  nodes { name health gatewayAlive gatewayLatencyMs reconciler { state } mirrorCounts { total mirrored conflict } }
+  edges { name sourceName targetName paused gateway { alive latencyMs } mirrorCounts { total mirrored conflict } } } }";
+
+const MIRRORS: &str = "{ mirrors(first: 100) { pageInfo { hasNextPage endCursor } edges { cursor node {
+  id linkName sourceCluster targetCluster namespace remoteName localName mode headless state message lastTransition } } } }";
+
+/// The statements the resolvers run for TOPOLOGY, as plain SQL.
+const TOPOLOGY_SQL: &[&str] = &[
+    "SELECT name, spec, owner, generation, created_at, updated_at FROM clusters ORDER BY name",
+    "SELECT name, spec, paused, owner, generation, created_at, updated_at FROM links ORDER BY name",
+    "SELECT link, alive, latency_ms, consecutive_failures, last_error, last_probe_at, last_transition FROM gateway_health ORDER BY link",
+    "SELECT cluster, state, message, watches_synced, last_sync_at, updated_at FROM reconciler_status ORDER BY cluster",
+    "SELECT link::text, state, count(*) FROM mirrors GROUP BY link, state",
+    "SELECT source_cluster::text, state, count(*) FROM mirrors GROUP BY source_cluster, state",
+];
+
+const MIRRORS_SQL: &[&str] = &[
+    "SELECT id, link, source_cluster, target_cluster, remote_namespace, remote_name, local_name, mode, headless,
+            state, message, last_transition, updated_at FROM mirrors WHERE id > 0 ORDER BY id LIMIT 101",
+];
+
+struct Stats {
+    p50: Duration,
+    p99: Duration,
+}
+
+fn stats(mut samples: Vec<Duration>) -> Stats {
+    samples.sort();
+    let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
+    Stats {
+        p50: at(0.50),
+        p99: at(0.99),
+    }
+}
+
+async fn time_api(api: &linkplane_schema::Api, query: &str) -> Stats {
+    let mut samples = Vec::with_capacity(RUNS);
+    for i in 0..WARMUP + RUNS {
+        let start = Instant::now();
+        let resp = api.execute(query, support::as_role(Role::Viewer)).await;
+        assert!(resp.errors.is_empty(), "{:?}", resp.errors);
+        let body = serde_json::to_vec(&resp).unwrap();
+        std::hint::black_box(body);
+        if i >= WARMUP {
+            samples.push(start.elapsed());
+        }
+    }
+    stats(samples)
+}
+
+async fn time_sql(pool: &PgPool, statements: &[&'static str]) -> Stats {
+    let mut samples = Vec::with_capacity(RUNS);
+    for i in 0..WARMUP + RUNS {
+        let start = Instant::now();
+        let mut conn = pool.acquire().await.unwrap();
+        let mut rows = 0;
+        for sql in statements {
+            rows += conn.fetch_all(*sql).await.unwrap().len();
+        }
+        std::hint::black_box(rows);
+        if i >= WARMUP {
+            samples.push(start.elapsed());
+        }
+    }
+    stats(samples)
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+#[tokio::main]
+async fn main() {
+    let url = std::env::var("DATABASE_URL").expect("DATABASE_URL");
+    let admin = PgPool::connect(&url).await.unwrap();
+    let name = format!("linkplane_bench_api_{}", std::process::id());
+    admin
+        .execute(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name}"
+        )))
+        .await
+        .unwrap();
+    admin
+        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await
+        .unwrap();
+    let opts: PgConnectOptions = url.parse::<PgConnectOptions>().unwrap().database(&name);
+    let pool = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(16)
+        .connect_with(opts)
+        .await
+        .unwrap();
+    linkplane_store::MIGRATOR.run(&pool).await.unwrap();
+    let mut conn = pool.acquire().await.unwrap();
+    support::seed_fleet(&mut conn, CLUSTERS, PER_LINK).await;
+    drop(conn);
+    sqlx::query("ANALYZE").execute(&pool).await.unwrap();
+    let mirrors: i64 = sqlx::query_scalar("SELECT count(*) FROM mirrors")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    println!(
+        "fleet: {CLUSTERS} clusters, {} links, {mirrors} mirrors; {RUNS} runs after {WARMUP} warm-up",
+        CLUSTERS * 2
+    );
+    let api = support::api(pool.clone());
+    for (label, query, sql) in [
+        ("topology", TOPOLOGY, TOPOLOGY_SQL),
+        ("mirrors(first: 100)", MIRRORS, MIRRORS_SQL),
+    ] {
+        let before = api.db().statements();
+        let g = time_api(&api, query).await;
+        let per_query = (api.db().statements() - before) / (WARMUP + RUNS) as u64;
+        let r = time_sql(&pool, sql).await;
+        println!(
+            "{label:<20} graphql p50 {} p99 {} | raw SQL p50 {} p99 {} | ratio p50 {:.2} p99 {:.2} | {per_query} SQL statements per query",
+            ms(g.p50),
+            ms(g.p99),
+            ms(r.p50),
+            ms(r.p99),
+            g.p50.as_secs_f64() / r.p50.as_secs_f64(),
+            g.p99.as_secs_f64() / r.p99.as_secs_f64(),
+        );
+    }
+    pool.close().await;
+    admin
+        .execute(sqlx::AssertSqlSafe(format!("DROP DATABASE {name}")))
+        .await
+        .unwrap();
+}
