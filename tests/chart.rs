@@ -852,10 +852,25 @@ fn schema_rejects_job_migrations_without_an_existing_secret() {
 }
 
 #[test]
-fn chart_rejects_both_pdb_bounds_at_once() {
+fn pdb_min_available_wins_over_the_default_max_unavailable() {
+    let objs = render_objects(
+        &["default.yaml"],
+        &[
+            "podDisruptionBudget.enabled=true",
+            "podDisruptionBudget.minAvailable=50%",
+        ],
+    );
+    let pdb = manifests::one(&objs, "PodDisruptionBudget").expect("pdb");
+    assert_eq!(pdb["spec"]["minAvailable"], "50%");
+    assert!(pdb["spec"].get("maxUnavailable").is_none());
+
+    let objs = render_objects(&["default.yaml"], &["podDisruptionBudget.enabled=true"]);
+    let pdb = manifests::one(&objs, "PodDisruptionBudget").expect("pdb");
+    assert_eq!(pdb["spec"]["maxUnavailable"], 1);
+
     assert_rejected(
-        "podDisruptionBudget:\n  enabled: true\n  minAvailable: 1\n  maxUnavailable: 1\n",
-        "not both",
+        "podDisruptionBudget:\n  enabled: true\n  maxUnavailable: null\n",
+        "needs podDisruptionBudget.minAvailable or podDisruptionBudget.maxUnavailable",
     );
 }
 
@@ -1128,4 +1143,36 @@ async fn rendered_core_objects_apply_to_a_kubesim_cluster_with_kubectl_server_si
         );
     }
     sim.shutdown().await;
+}
+
+#[test]
+fn the_manifest_checks_catch_a_weakened_security_context_or_a_broken_reference() {
+    // The per-kind checks above must be able to fail: feed them renders that are valid for Helm but
+    // wrong for us, and expect each to be caught.
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["securityContext.readOnlyRootFilesystem=false"],
+            "readOnlyRootFilesystem",
+        ),
+        (
+            &["podSecurityContext.runAsNonRoot=false"],
+            "pod runAsNonRoot",
+        ),
+        (
+            &["livenessProbe.httpGet.port=metrics"],
+            "livenessProbe uses port",
+        ),
+    ];
+    for (sets, needle) in cases {
+        let text = render(&["default.yaml"], sets);
+        let objs = manifests::parse(&text).expect("parses");
+        let caught = std::panic::catch_unwind(|| validate_all(&objs))
+            .expect_err(&format!("{sets:?} passed the checks"));
+        let message = caught
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| caught.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        assert!(message.contains(needle), "{sets:?}: {message}");
+    }
 }

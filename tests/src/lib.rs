@@ -10,6 +10,7 @@
 
 pub mod binary;
 pub mod cmd;
+pub mod dev;
 pub mod manifests;
 pub mod tools;
 

@@ -69,8 +69,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if and (eq .Values.migrations.mode "job") (not .Values.secrets.existingSecret) }}
 {{- fail "linkplane: migrations.mode=job needs secrets.existingSecret: the pre-install hook Job runs before the chart's own Secret exists" }}
 {{- end }}
-{{- if and .Values.podDisruptionBudget.enabled (not (kindIs "invalid" .Values.podDisruptionBudget.minAvailable)) (not (kindIs "invalid" .Values.podDisruptionBudget.maxUnavailable)) }}
-{{- fail "linkplane: set podDisruptionBudget.minAvailable or podDisruptionBudget.maxUnavailable, not both" }}
+{{- if and .Values.podDisruptionBudget.enabled (kindIs "invalid" .Values.podDisruptionBudget.minAvailable) (kindIs "invalid" .Values.podDisruptionBudget.maxUnavailable) }}
+{{- fail "linkplane: podDisruptionBudget.enabled needs podDisruptionBudget.minAvailable or podDisruptionBudget.maxUnavailable" }}
 {{- end }}
 {{- end }}
 

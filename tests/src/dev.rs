@@ -1,0 +1,246 @@
+//! A whole linkplane as a user runs it: `linkplane dev` on a fresh database, driven through its
+//! public surfaces only — GraphQL, kubectl, a kube client, `git commit` + webhook, and kubesim's
+//! fault-injection endpoint.
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+/// The facts `linkplane dev` writes to `<state-dir>/dev.json`.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct DevFacts {
+    /// `POST` GraphQL here.
+    pub graphql_url: String,
+    /// Admin bearer token.
+    pub token: String,
+    /// GitLab-style webhook token.
+    pub webhook_secret: String,
+    /// The GitLab webhook route.
+    pub webhook_url: String,
+    /// Kubeconfig path per cluster.
+    pub kubeconfigs: std::collections::BTreeMap<String, String>,
+    /// The GitOps repository.
+    pub repo_path: String,
+    /// kubesim's admin endpoint.
+    pub admin_url: String,
+    /// The `linkplane serve` child's pid (changes when it is restarted).
+    pub server_pid: u32,
+}
+
+/// A running `linkplane dev`; stopped with SIGTERM on drop.
+pub struct DevEnv {
+    child: Child,
+    state: tempfile::TempDir,
+    /// What it reported.
+    pub facts: DevFacts,
+    http: reqwest::Client,
+}
+
+impl Drop for DevEnv {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Creates an empty database on the server named by `DATABASE_URL` and returns its URL.
+pub fn fresh_database(prefix: &str) -> String {
+    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL must be set (scripts/test sets it)");
+    let name = format!("{prefix}_{}_{}", std::process::id(), rand_suffix());
+    let ok = Command::new("psql")
+        .args([&base, "-q", "-c", &format!("CREATE DATABASE {name}")])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(ok, "creating database {name} with psql");
+    let (prefix, _) = base.rsplit_once('/').expect("DATABASE_URL has a database part");
+    format!("{prefix}/{name}")
+}
+
+fn rand_suffix() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(Instant::now().elapsed().as_nanos());
+    h.finish() % 1_000_000
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+}
+
+impl DevEnv {
+    /// Starts `linkplane dev` with the default clusters (east, west, north) and waits for its
+    /// banner facts (which it writes once the first sync produced mirrors).
+    pub fn start() -> DevEnv {
+        let bin = crate::binary::linkplane().expect("linkplane builds");
+        let state = tempfile::Builder::new().prefix("linkplane-e2e.").tempdir().expect("temp dir");
+        let out = std::fs::File::create(state.path().join("dev.out")).expect("dev.out");
+        let child = Command::new(bin)
+            .args(["dev", "--state-dir"])
+            .arg(state.path().join("state"))
+            .args(["--port", &free_port().to_string()])
+            .env("DATABASE_URL", fresh_database("e2e"))
+            .env("LINKPLANE_LOG", "info")
+            .stdout(out.try_clone().expect("clone"))
+            .stderr(out)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("linkplane dev starts");
+        let facts_path = state.path().join("state/dev.json");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let facts = loop {
+            if let Ok(text) = std::fs::read_to_string(&facts_path)
+                && let Ok(f) = serde_json::from_str::<DevFacts>(&text)
+            {
+                break f;
+            }
+            assert!(Instant::now() < deadline, "linkplane dev did not come up:\n{}", Self::log_of(state.path()));
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("http client");
+        DevEnv { child, state, facts, http }
+    }
+
+    fn log_of(dir: &Path) -> String {
+        let dev = std::fs::read_to_string(dir.join("dev.out")).unwrap_or_default();
+        let server = std::fs::read_to_string(dir.join("state/server.log")).unwrap_or_default();
+        let tail: Vec<&str> = server.lines().rev().take(40).collect();
+        format!("{dev}\n--- server.log (last lines, newest first) ---\n{}", tail.join("\n"))
+    }
+
+    /// Everything printed so far, for assertion messages.
+    pub fn log(&self) -> String {
+        Self::log_of(self.state.path())
+    }
+
+    /// Current facts (re-read: the server pid changes after a restart).
+    pub fn reload_facts(&self) -> DevFacts {
+        let text = std::fs::read_to_string(self.state.path().join("state/dev.json")).expect("dev.json");
+        serde_json::from_str(&text).expect("dev.json parses")
+    }
+
+    /// Runs a GraphQL query as admin; panics on transport or GraphQL errors.
+    pub async fn graphql(&self, query: &str) -> Value {
+        let res: Value = self
+            .http
+            .post(&self.facts.graphql_url)
+            .bearer_auth(&self.facts.token)
+            .json(&serde_json::json!({ "query": query }))
+            .send()
+            .await
+            .expect("GraphQL answers")
+            .json()
+            .await
+            .expect("GraphQL returns JSON");
+        assert!(res.get("errors").is_none(), "GraphQL errors: {res}");
+        res["data"].clone()
+    }
+
+    /// `kubectl --kubeconfig <cluster> ARGS`; returns (success, stdout+stderr).
+    pub fn kubectl(&self, cluster: &str, args: &[&str]) -> (bool, String) {
+        let out = Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(&self.facts.kubeconfigs[cluster])
+            .args(args)
+            .output()
+            .expect("kubectl runs");
+        let mut text = String::from_utf8_lossy(&out.stdout).to_string();
+        text.push_str(&String::from_utf8_lossy(&out.stderr));
+        (out.status.success(), text)
+    }
+
+    /// A kube client for `cluster`, from its kubeconfig file.
+    pub async fn client(&self, cluster: &str) -> kube::Client {
+        let kc = kube::config::Kubeconfig::read_from(&self.facts.kubeconfigs[cluster]).expect("kubeconfig reads");
+        let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await
+            .expect("kubeconfig is valid");
+        kube::Client::try_from(cfg).expect("client builds")
+    }
+
+    /// Writes (or with `None` deletes) a file in the GitOps repository and commits everything.
+    pub fn commit(&self, rel: &str, content: Option<&str>, message: &str) {
+        let repo = PathBuf::from(&self.facts.repo_path);
+        let path = repo.join(rel);
+        match content {
+            Some(text) => {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir).expect("mkdir");
+                }
+                std::fs::write(&path, text).expect("write manifest");
+            }
+            None => {
+                let _ = std::fs::remove_file(&path);
+            }
+        }
+        for args in [vec!["add", "-A"], vec!["commit", "-q", "-m", message]] {
+            let ok = Command::new("git")
+                .arg("-C")
+                .arg(&repo)
+                .args(&args)
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .env("GIT_AUTHOR_NAME", "e2e")
+                .env("GIT_AUTHOR_EMAIL", "e2e@linkplane.invalid")
+                .env("GIT_COMMITTER_NAME", "e2e")
+                .env("GIT_COMMITTER_EMAIL", "e2e@linkplane.invalid")
+                .status()
+                .expect("git runs")
+                .success();
+            assert!(ok, "git {args:?}");
+        }
+    }
+
+    /// Reads a file of the GitOps repository.
+    pub fn read_repo_file(&self, rel: &str) -> String {
+        std::fs::read_to_string(PathBuf::from(&self.facts.repo_path).join(rel)).expect("repo file")
+    }
+
+    /// Sends the GitLab push webhook; returns the HTTP status.
+    pub async fn webhook(&self) -> u16 {
+        self.http
+            .post(&self.facts.webhook_url)
+            .header("X-Gitlab-Event", "Push Hook")
+            .header("X-Gitlab-Token", &self.facts.webhook_secret)
+            .body("{}")
+            .send()
+            .await
+            .expect("webhook answers")
+            .status()
+            .as_u16()
+    }
+
+    /// `POST <admin>/clusters/<path>` on kubesim's fault-injection endpoint.
+    pub async fn admin(&self, path: &str) {
+        let res = self.http.post(format!("{}/clusters/{path}", self.facts.admin_url)).send().await.expect("admin answers");
+        assert!(res.status().is_success(), "admin {path}: {}", res.status());
+    }
+}
+
+/// Polls `check` until it returns `Some` or `timeout` passes (then panics with `what`).
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for: {what}");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+}
