@@ -13,6 +13,12 @@ ARG RUST_VERSION=1.95
 # --- build -------------------------------------------------------------------------------------
 # Debian 12 (bookworm), the same glibc as the runtime image below.
 FROM rust:${RUST_VERSION}-bookworm AS build
+# git2 links OpenSSL dynamically (libssl3 is in the runtime image) and builds libgit2 and libssh2
+# from source; zlib is linked statically so the runtime needs nothing beyond glibc and libssl.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends pkg-config libssl-dev \
+    && rm -rf /var/lib/apt/lists/*
+ENV LIBZ_SYS_STATIC=1
 WORKDIR /src
 COPY . .
 # Caches keep the registry and incremental artifacts between builds; the binary is copied out of
