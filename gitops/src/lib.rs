@@ -12,6 +12,7 @@
 pub mod apply;
 pub mod git;
 pub mod manifest;
+pub mod metrics;
 pub mod runtime;
 pub mod sync;
 pub mod yaml;

@@ -94,6 +94,7 @@ struct Inner {
     stop: CancellationToken,
     /// Total syncs run, for tests and metrics.
     runs: std::sync::atomic::AtomicU64,
+    metrics: crate::metrics::Metrics,
 }
 
 /// A cheap, cloneable handle on the sync runtime.
@@ -118,6 +119,7 @@ impl SyncHandle {
                 workers: Mutex::new(HashMap::new()),
                 stop,
                 runs: std::sync::atomic::AtomicU64::new(0),
+                metrics: crate::metrics::Metrics::default(),
             }),
         };
         // Subscribe before the first listing so no source added in between is missed.
@@ -176,6 +178,11 @@ impl SyncHandle {
     /// The syncer, for one-off operations (plan previews).
     pub fn syncer(&self) -> &Syncer {
         &self.inner.syncer
+    }
+
+    /// Registers the runtime's Prometheus metrics on `registry`.
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        self.inner.metrics.register(registry);
     }
 
     /// Number of syncs run since start (coalescing makes this smaller than triggers sent).
@@ -249,6 +256,9 @@ impl SyncHandle {
                         }
                         return;
                     }
+                }
+                if let Ok(outcome) = &result {
+                    self.inner.metrics.observe(&name, outcome);
                 }
                 for w in waiters {
                     let _ = w.send(result.clone());

@@ -50,6 +50,8 @@ async fn startup_sync_then_concurrent_triggers_coalesce(pool: sqlx::PgPool) {
     let handle = SyncHandle::start(store.clone(), Cache::new(cache.path()), stop.clone())
         .await
         .unwrap();
+    let mut registry = prometheus_client::registry::Registry::default();
+    handle.register_metrics(&mut registry);
     wait_for("the startup sync", || async {
         status(&store).await.last_applied_revision.as_deref() == Some(c1.as_str())
     })
@@ -84,6 +86,12 @@ async fn startup_sync_then_concurrent_triggers_coalesce(pool: sqlx::PgPool) {
         .filter(|h| h.result == "Applied")
         .collect();
     assert_eq!(applied.len(), 2, "one apply per commit");
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    assert!(
+        text.contains(r#"linkplane_gitops_syncs_total{source="fleet",result="Applied"} 2"#),
+        "{text}"
+    );
     assert!(matches!(
         handle.sync_now("nope").await,
         Err(linkplane_gitops::Error::UnknownSource(_))

@@ -49,6 +49,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mirror = crate::mirror::start(&store, &args.mirror, &mut registry).await?;
     let gitops_stop = tokio_util::sync::CancellationToken::new();
     let sync = crate::gitops::start(&store, &args.gitops, gitops_stop.clone()).await?;
+    sync.register_metrics(&mut registry);
     let webhook_secret = args.gitops.webhook_secret()?;
     let state = http::AppState {
         store,
