@@ -6,7 +6,8 @@
 #
 # The migrations in migrations/ are compiled into the binary (sqlx::migrate!), so the image needs
 # nothing but the binary. The runtime image runs as UID/GID 65532 ("nonroot"), matching the Helm
-# chart's securityContext, and works with a read-only root filesystem (only /tmp is written).
+# chart's securityContext, and works with a read-only root filesystem (it writes only to /tmp and
+# to --git-cache-dir, which the chart mounts as an emptyDir).
 
 ARG RUST_VERSION=1.95
 

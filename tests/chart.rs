@@ -458,19 +458,24 @@ fn the_pinned_real_helm_is_installed() {
 #[test]
 fn chart_passes_helm_lint_strict() {
     let home = tempfile::tempdir().expect("temp dir");
-    for values in ["default.yaml", "all-features.yaml"] {
-        let v = values_file(values).display().to_string();
-        let out = cmd::run(tools::helm(home.path()).expect("helm installs").args([
-            "lint",
-            "--strict",
-            "charts/linkplane",
-            "--values",
-            &v,
-        ]))
-        .expect("helm runs");
+    for values in [
+        &["default.yaml"][..],
+        &["all-features.yaml"],
+        &["default.yaml", "all-secrets.yaml"],
+    ] {
+        let mut args = vec![
+            "lint".to_string(),
+            "--strict".into(),
+            "charts/linkplane".into(),
+        ];
+        for v in values {
+            args.extend(["--values".into(), values_file(v).display().to_string()]);
+        }
+        let out = cmd::run(tools::helm(home.path()).expect("helm installs").args(&args))
+            .expect("helm runs");
         assert!(
             out.success,
-            "helm lint with {values}:\n{}{}",
+            "helm lint with {values:?}:\n{}{}",
             out.stdout, out.stderr
         );
         assert!(out.stdout.contains("0 chart(s) failed"), "{}", out.stdout);

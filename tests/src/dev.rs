@@ -42,7 +42,9 @@ pub struct DevEnv {
 
 impl Drop for DevEnv {
     fn drop(&mut self) {
-        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -57,7 +59,8 @@ impl Drop for DevEnv {
 
 /// Creates an empty database on the server named by `DATABASE_URL` and returns its URL.
 pub fn fresh_database(prefix: &str) -> String {
-    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL must be set (scripts/test sets it)");
+    let base =
+        std::env::var("DATABASE_URL").expect("DATABASE_URL must be set (scripts/test sets it)");
     let name = format!("{prefix}_{}_{}", std::process::id(), rand_suffix());
     let ok = Command::new("psql")
         .args([&base, "-q", "-c", &format!("CREATE DATABASE {name}")])
@@ -65,7 +68,9 @@ pub fn fresh_database(prefix: &str) -> String {
         .map(|s| s.success())
         .unwrap_or(false);
     assert!(ok, "creating database {name} with psql");
-    let (prefix, _) = base.rsplit_once('/').expect("DATABASE_URL has a database part");
+    let (prefix, _) = base
+        .rsplit_once('/')
+        .expect("DATABASE_URL has a database part");
     format!("{prefix}/{name}")
 }
 
@@ -77,7 +82,10 @@ fn rand_suffix() -> u64 {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }
 
 impl DevEnv {
@@ -85,7 +93,10 @@ impl DevEnv {
     /// banner facts (which it writes once the first sync produced mirrors).
     pub fn start() -> DevEnv {
         let bin = crate::binary::linkplane().expect("linkplane builds");
-        let state = tempfile::Builder::new().prefix("linkplane-e2e.").tempdir().expect("temp dir");
+        let state = tempfile::Builder::new()
+            .prefix("linkplane-e2e.")
+            .tempdir()
+            .expect("temp dir");
         let out = std::fs::File::create(state.path().join("dev.out")).expect("dev.out");
         let child = Command::new(bin)
             .args(["dev", "--state-dir"])
@@ -106,18 +117,33 @@ impl DevEnv {
             {
                 break f;
             }
-            assert!(Instant::now() < deadline, "linkplane dev did not come up:\n{}", Self::log_of(state.path()));
+            assert!(
+                Instant::now() < deadline,
+                "linkplane dev did not come up:\n{}",
+                Self::log_of(state.path())
+            );
             std::thread::sleep(Duration::from_millis(200));
         };
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("http client");
-        DevEnv { child, state, facts, http }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("http client");
+        DevEnv {
+            child,
+            state,
+            facts,
+            http,
+        }
     }
 
     fn log_of(dir: &Path) -> String {
         let dev = std::fs::read_to_string(dir.join("dev.out")).unwrap_or_default();
         let server = std::fs::read_to_string(dir.join("state/server.log")).unwrap_or_default();
         let tail: Vec<&str> = server.lines().rev().take(40).collect();
-        format!("{dev}\n--- server.log (last lines, newest first) ---\n{}", tail.join("\n"))
+        format!(
+            "{dev}\n--- server.log (last lines, newest first) ---\n{}",
+            tail.join("\n")
+        )
     }
 
     /// Everything printed so far, for assertion messages.
@@ -127,7 +153,8 @@ impl DevEnv {
 
     /// Current facts (re-read: the server pid changes after a restart).
     pub fn reload_facts(&self) -> DevFacts {
-        let text = std::fs::read_to_string(self.state.path().join("state/dev.json")).expect("dev.json");
+        let text =
+            std::fs::read_to_string(self.state.path().join("state/dev.json")).expect("dev.json");
         serde_json::from_str(&text).expect("dev.json parses")
     }
 
@@ -163,10 +190,12 @@ impl DevEnv {
 
     /// A kube client for `cluster`, from its kubeconfig file.
     pub async fn client(&self, cluster: &str) -> kube::Client {
-        let kc = kube::config::Kubeconfig::read_from(&self.facts.kubeconfigs[cluster]).expect("kubeconfig reads");
-        let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-            .await
-            .expect("kubeconfig is valid");
+        let kc = kube::config::Kubeconfig::read_from(&self.facts.kubeconfigs[cluster])
+            .expect("kubeconfig reads");
+        let cfg =
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .expect("kubeconfig is valid");
         kube::Client::try_from(cfg).expect("client builds")
     }
 
@@ -224,7 +253,12 @@ impl DevEnv {
 
     /// `POST <admin>/clusters/<path>` on kubesim's fault-injection endpoint.
     pub async fn admin(&self, path: &str) {
-        let res = self.http.post(format!("{}/clusters/{path}", self.facts.admin_url)).send().await.expect("admin answers");
+        let res = self
+            .http
+            .post(format!("{}/clusters/{path}", self.facts.admin_url))
+            .send()
+            .await
+            .expect("admin answers");
         assert!(res.status().is_success(), "admin {path}: {}", res.status());
     }
 }
@@ -240,7 +274,10 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for: {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
 }
