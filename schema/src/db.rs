@@ -180,6 +180,10 @@ pub struct CredentialsOf(pub String);
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct HistoryOf(pub String, pub i64);
 
+/// A Git source's drift report.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DriftOf(pub String);
+
 /// Counts per state.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
@@ -464,6 +468,23 @@ impl GqlLoader<HistoryOf> for Loader {
                 if let Some(v) = out.get_mut(&HistoryOf(r.source.clone(), limit)) {
                     v.push(r);
                 }
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl GqlLoader<DriftOf> for Loader {
+    type Value = Vec<linkplane_store::gitops::DriftEntry>;
+    type Error = LoadError;
+    async fn load(&self, keys: &[DriftOf]) -> Res<DriftOf, Self::Value> {
+        let sources: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
+        let rows = one!(self.db, |c| topology::drift_of(c, &sources))?;
+        let mut out: HashMap<DriftOf, Self::Value> =
+            keys.iter().map(|k| (k.clone(), Vec::new())).collect();
+        for (source, entry) in rows {
+            if let Some(v) = out.get_mut(&DriftOf(source)) {
+                v.push(entry);
             }
         }
         Ok(out)

@@ -366,6 +366,43 @@ async fn git_sources_show_status_and_history_without_url_credentials(pool: sqlx:
         g["history"],
         json!([{"revision": "rev2", "result": "Applied"}, {"revision": "rev1", "result": "Applied"}])
     );
+    linkplane_store::gitops::replace_drift(
+        &mut conn,
+        "fleet",
+        &[linkplane_store::gitops::DriftEntry {
+            kind: "Link".into(),
+            name: "west-from-east".into(),
+            change: "Modified".into(),
+            diff: vec![linkplane_store::gitops::FieldDiff {
+                path: "spec.createNamespaces".into(),
+                desired: json!(false),
+                actual: json!(true),
+            }],
+            detected_at: chrono::Utc::now(),
+        }],
+    )
+    .await
+    .unwrap();
+    let resp = run(
+        &api,
+        Some(Role::Viewer),
+        "{ gitSources { edges { node { drift { kind name change } } } } }",
+    )
+    .await;
+    assert_eq!(
+        data(&resp)["gitSources"]["edges"][0]["node"]["drift"],
+        json!([{"kind": "Link", "name": "west-from-east", "change": "Modified"}])
+    );
+    let details = "{ gitSources { edges { node { drift { fields { path desired actual } } } } } }";
+    assert_eq!(
+        code(&run(&api, Some(Role::Viewer), details).await),
+        "FORBIDDEN"
+    );
+    let resp = run(&api, Some(Role::Operator), details).await;
+    assert_eq!(
+        data(&resp)["gitSources"]["edges"][0]["node"]["drift"][0]["fields"],
+        json!([{"path": "spec.createNamespaces", "desired": "false", "actual": "true"}])
+    );
 }
 
 #[sqlx::test(migrator = "linkplane_store::MIGRATOR")]

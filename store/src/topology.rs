@@ -11,6 +11,7 @@ use sqlx::{FromRow, PgConnection, types::Json};
 
 use crate::{
     Result, StoreError,
+    gitops::{DriftEntry, FieldDiff},
     mirrors::{MirrorRow, MirrorState, MirrorStatus},
     sync_history::{KindCounts, SyncRecord},
 };
@@ -346,6 +347,45 @@ pub async fn sync_history_of(
             duration_ms: r.duration_ms,
             counts: r.counts.0,
             errors: r.errors.0,
+        })
+        .collect())
+}
+
+/// The current drift report of each of `sources` (source name, entry), by source, kind, name.
+pub async fn drift_of(
+    conn: &mut PgConnection,
+    sources: &[String],
+) -> Result<Vec<(String, DriftEntry)>> {
+    #[derive(FromRow)]
+    struct Row {
+        source: String,
+        kind: String,
+        name: String,
+        change: String,
+        diff: Json<Vec<FieldDiff>>,
+        detected_at: DateTime<Utc>,
+    }
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT source, kind, name, change, diff, detected_at FROM gitops_drift
+         WHERE source = ANY($1) ORDER BY source, kind, name",
+    )
+    .bind(sources)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(StoreError::db("listing drift"))?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            (
+                r.source,
+                DriftEntry {
+                    kind: r.kind,
+                    name: r.name,
+                    change: r.change,
+                    diff: r.diff.0,
+                    detected_at: r.detected_at,
+                },
+            )
         })
         .collect())
 }

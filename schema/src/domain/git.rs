@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use linkplane_core::GitRef;
 use linkplane_store::{
     git_sources::{self, SourceState, SyncStatus as StoreStatus},
+    gitops::DriftEntry,
     sync_history::SyncRecord as StoreRecord,
 };
 
@@ -14,7 +15,7 @@ use crate::{
     ApiContext,
     auth::{Role, RoleGuard},
     common::{db, loader, page_sorted, paged_complexity},
-    db::{HistoryOf, one},
+    db::{DriftOf, HistoryOf, one},
     error::{ApiError, ApiResult},
 };
 
@@ -141,6 +142,55 @@ impl From<StoreRecord> for SyncAttempt {
     }
 }
 
+/// One field that differs between Git and the database.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct DriftField {
+    /// Field path, e.g. `spec.gateway.port`.
+    pub path: String,
+    /// Value declared in Git, as JSON (`null` when absent).
+    pub desired: String,
+    /// Value in the database, as JSON (`null` when absent).
+    pub actual: String,
+}
+
+/// An object that drifted from what Git declares.
+#[derive(Debug, Clone)]
+pub struct DriftItem(pub DriftEntry);
+
+#[Object]
+impl DriftItem {
+    /// `Cluster`, `Link` or `ExportPolicy`.
+    async fn kind(&self) -> &str {
+        &self.0.kind
+    }
+    /// Object name.
+    async fn name(&self) -> &str {
+        &self.0.name
+    }
+    /// `Modified`, `Deleted` or `OwnerChanged`.
+    async fn change(&self) -> &str {
+        &self.0.change
+    }
+    /// When the engine found it.
+    async fn detected_at(&self) -> DateTime<Utc> {
+        self.0.detected_at
+    }
+    /// The differing fields with both values (operator role: values may name where credentials
+    /// live).
+    #[graphql(guard = "RoleGuard(Role::Operator)")]
+    async fn fields(&self) -> Vec<DriftField> {
+        self.0
+            .diff
+            .iter()
+            .map(|d| DriftField {
+                path: d.path.clone(),
+                desired: d.desired.to_string(),
+                actual: d.actual.to_string(),
+            })
+            .collect()
+    }
+}
+
 /// Removes `user:password@` from a URL so a token embedded in it is never shown.
 pub(crate) fn redact_url(url: &str) -> String {
     match url.split_once("://") {
@@ -200,6 +250,14 @@ impl GitSourceNode {
     /// Whether the database drifted from (or lags) Git, per the engine's last check.
     async fn drifted(&self) -> bool {
         self.0.status == StoreStatus::OutOfSync
+    }
+    /// Objects changed outside Git since the last sync (reverted when `selfHeal`).
+    async fn drift(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<DriftItem>> {
+        let entries = loader(ctx)?
+            .load_one(DriftOf(self.0.source.name.clone()))
+            .await?
+            .unwrap_or_default();
+        Ok(entries.into_iter().map(DriftItem).collect())
     }
     /// Last revision applied successfully.
     async fn last_applied_revision(&self) -> Option<&str> {
