@@ -117,8 +117,15 @@ async fn members_from_three_clusters_including_local_join_one_federated_service(
     assert!(get_svc(&east, "shop", "web-federated").await.is_none());
     assert!(get_svc(&north, "shop", "web-federated").await.is_none());
 
-    let row = wait_state(&env, "west", "web", FederatedState::Federated).await;
-    assert_eq!(row.remote_discovery, "web@east,web@north");
+    eventually("state row of three members", || async {
+        let row = env.fed_row("west", "shop", "web").await.ok_or("no row")?;
+        ok_if(row.remote_discovery == "web@east,web@north", || {
+            format!("{row:?}")
+        })
+    })
+    .await;
+    let row = env.fed_row("west", "shop", "web").await.unwrap();
+    assert_eq!(row.state, FederatedState::Federated);
     assert!(row.local_discovery);
     let members: Vec<(&str, bool, MemberState)> = row
         .members
@@ -249,7 +256,15 @@ async fn headless_member_is_rejected_visibly(pool: sqlx::PgPool) {
     create_ns(&east, "shop").await;
     create_svc(&east, &headless).await;
 
-    let row = wait_state(&env, "west", "web", FederatedState::Federated).await;
+    eventually("east listed", || async {
+        let row = env.fed_row("west", "shop", "web").await.ok_or("no row")?;
+        ok_if(row.members.iter().any(|m| m.cluster == "east"), || {
+            format!("{row:?}")
+        })
+    })
+    .await;
+    let row = env.fed_row("west", "shop", "web").await.unwrap();
+    assert_eq!(row.state, FederatedState::Federated);
     let east_member = row.members.iter().find(|m| m.cluster == "east");
     let east_member = east_member.unwrap_or_else(|| panic!("east listed: {row:?}"));
     assert_eq!(east_member.state, MemberState::Rejected);
@@ -376,5 +391,40 @@ async fn unreachable_member_stays_listed(pool: sqlx::PgPool) {
         )
     })
     .await;
+    env.shutdown().await;
+}
+
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn owned_federated_service_without_members_is_collected_at_start(pool: sqlx::PgPool) {
+    let env = Env::start(pool, &["west", "east"]).await;
+    let west = env.client("west").await;
+    create_ns(&west, "shop").await;
+    let owned = [("mirror.linkerd.io/mirrored-service", "true")];
+    let mut orphan = service("shop", "old-federated", &owned, &[("http", 80)]);
+    orphan.metadata.annotations = Some(map(&[(REMOTE, "old@gone")]));
+    create_svc(&west, &orphan).await;
+    // Same labels but no discovery annotation: not provably ours, never collected.
+    let bare = create_svc(
+        &west,
+        &service("shop", "bare-federated", &owned, &[("http", 80)]),
+    )
+    .await;
+    // A live federated service proves the full pass ran.
+    member(&west, "shop", "web", &[("http", 80)]).await;
+    env.link("west", "east", |_| {}).await;
+
+    wait_discovery(&west, "shop", "web", None, true).await;
+    eventually("orphan collected", || async {
+        ok_if(
+            get_svc(&west, "shop", "old-federated").await.is_none(),
+            || "still there".into(),
+        )
+    })
+    .await;
+    let still = get_svc(&west, "shop", "bare-federated").await.unwrap();
+    assert_eq!(
+        still.metadata.resource_version,
+        bare.metadata.resource_version
+    );
     env.shutdown().await;
 }

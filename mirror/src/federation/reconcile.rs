@@ -20,7 +20,7 @@ use linkplane_core::{
 use linkplane_store::federation::{FederatedState, FederatedStatus, MemberState, MemberStatus};
 use tracing::Instrument;
 
-use super::{FedKey, is_generated, is_owned_federated};
+use super::{FedKey, is_collectable, is_generated, is_owned_federated};
 use crate::{
     Metrics,
     apply::{Applier, Ensured},
@@ -74,6 +74,8 @@ struct Inputs {
     namespace_exists: bool,
     create_namespace: bool,
     local_object: LocalObject,
+    /// The owned federated Service may be deleted (it carries a discovery annotation).
+    collectable: bool,
 }
 
 fn gather(rt: &ClusterRuntime, shared: &Shared, key: &FedKey) -> Option<Inputs> {
@@ -83,7 +85,7 @@ fn gather(rt: &ClusterRuntime, shared: &Shared, key: &FedKey) -> Option<Inputs> 
     let links: Vec<_> = snap.links_into(source).collect();
     let mut candidates = Vec::new();
     let fed_name = federated_service_name(&key.service).name;
-    let (namespace_exists, local_object) = {
+    let (namespace_exists, local_object, collectable) = {
         let idx = rt.index();
         if let Some(s) = idx.services.get(&key.namespace, &key.service) {
             let lender = links.iter().find(|l| {
@@ -109,7 +111,11 @@ fn gather(rt: &ClusterRuntime, shared: &Shared, key: &FedKey) -> Option<Inputs> 
             Some(s) if is_owned_federated(s) => LocalObject::Owned,
             Some(_) => LocalObject::Foreign,
         };
-        (idx.has_namespace(&key.namespace), local_object)
+        let collectable = idx
+            .services
+            .get(&key.namespace, &fed_name)
+            .is_some_and(is_collectable);
+        (idx.has_namespace(&key.namespace), local_object, collectable)
     };
     for l in &links {
         let spec = &l.link.spec;
@@ -163,6 +169,7 @@ fn gather(rt: &ClusterRuntime, shared: &Shared, key: &FedKey) -> Option<Inputs> 
         namespace_exists,
         create_namespace: links.iter().any(|l| l.link.spec.create_namespaces),
         local_object,
+        collectable,
     })
 }
 
@@ -221,7 +228,7 @@ async fn reconcile(rt: &Arc<ClusterRuntime>, shared: &Shared, key: &FedKey) -> R
                 return Err(e);
             }
         },
-        None if inputs.local_object == LocalObject::Owned => {
+        None if inputs.collectable => {
             applier
                 .delete_service(&key.namespace, &plan.local_name)
                 .await?;
