@@ -1,0 +1,396 @@
+//! Service-mirror benchmark (`scripts/bench mirror`, release build). Needs `DATABASE_URL`; each
+//! scenario gets its own fresh database.
+//!
+//! 1. 5,000 exported services in one cluster mirrored into three others: time to converge, and
+//!    mirror writes/s ÷ raw kube-client creates/s against the same simulator in the same run.
+//! 2. Five clusters (one exporting into four): convergence time of three healthy ones with all
+//!    up, and with the fourth's API server down. Ratio down/all-up (goal within ±20%).
+//! 3. RSS of a separate supervisor process holding 20,000 mirrors across 10 clusters.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Endpoints, Namespace, Service};
+use kube::{
+    Api, Client,
+    api::{ListParams, PostParams},
+};
+use linkplane_core::{Cluster, CredentialsRef, GatewaySpec, Link, ProbeSpec};
+use linkplane_mirror::{Metrics, Options, Supervisor};
+use linkplane_store::{Owner, Store, clusters, links};
+use serde_json::json;
+use sqlx::{Connection, Executor};
+
+const IN_FLIGHT: usize = 32;
+
+#[tokio::main]
+async fn main() {
+    linkplane_mirror::install_crypto_provider();
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--child") {
+        return child(&args[2]).await;
+    }
+    let admin = std::env::var("DATABASE_URL").expect("DATABASE_URL");
+    let dir = tempfile::tempdir().unwrap();
+
+    // 1. Convergence and write-rate ratio.
+    let services = env_usize("BENCH_SERVICES", 5_000);
+    let (conv, writes, raw_rate) = convergence(&admin, dir.path(), services).await;
+    let mirror_rate = writes as f64 / conv.as_secs_f64();
+    println!(
+        "mirror: {services} services x 3 clusters converged in {:.2}s ({writes} writes, {mirror_rate:.0} writes/s)",
+        conv.as_secs_f64()
+    );
+    println!(
+        "mirror: raw kube-client creates/s (same simulator, {IN_FLIGHT} in flight per cluster): {raw_rate:.0}"
+    );
+    println!(
+        "mirror: ratio mirror writes/s / raw creates/s = {:.2} (goal >= 0.8)",
+        mirror_rate / raw_rate
+    );
+
+    // 2. One of five clusters down.
+    let n = env_usize("BENCH_FIVE_SERVICES", 1_000);
+    let all_up = five(&admin, dir.path(), n, false).await;
+    let one_down = five(&admin, dir.path(), n, true).await;
+    println!(
+        "mirror: 5 clusters, {n} services into 4: healthy three converged in {:.2}s all up, {:.2}s with one down; ratio {:.2} (goal 0.8-1.2)",
+        all_up.as_secs_f64(),
+        one_down.as_secs_f64(),
+        one_down.as_secs_f64() / all_up.as_secs_f64()
+    );
+
+    // 3. RSS with 20,000 mirrors across 10 clusters.
+    let per = env_usize("BENCH_RSS_SERVICES", 2_223);
+    let (mirrors, rss) = rss(&admin, dir.path(), per).await;
+    println!(
+        "mirror: supervisor RSS with {mirrors} mirrors across 10 clusters: {:.1} MiB ({:.2} KiB per mirror)",
+        rss as f64 / 1048576.0,
+        rss as f64 / 1024.0 / mirrors as f64
+    );
+}
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A fresh database on the server of `admin`.
+async fn fresh_db(admin: &str, name: &str) -> String {
+    let mut conn = sqlx::PgConnection::connect(admin).await.unwrap();
+    conn.execute(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .await
+    .unwrap();
+    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .await
+        .unwrap();
+    let (base, query) = match admin.split_once('?') {
+        Some((b, q)) => (b, format!("?{q}")),
+        None => (admin, String::new()),
+    };
+    let cut = base.rfind('/').unwrap();
+    let url = format!("{}/{name}{query}", &base[..cut]);
+    let store = Store::connect(&url, 8).await.unwrap();
+    store.migrate().await.unwrap();
+    url
+}
+
+fn cluster_of(sim: &kubesim::Simulator, name: &str) -> Cluster {
+    let c = sim.cluster(name).unwrap();
+    let gw = c.gateway_addr();
+    let mut cluster = Cluster::new(
+        name,
+        c.url(),
+        CredentialsRef::KubeconfigFile(c.kubeconfig_path().display().to_string()),
+    );
+    cluster.spec.gateway = Some(GatewaySpec {
+        addresses: vec![gw.ip().to_string()],
+        port: 4143,
+        identity: "gw".into(),
+        probe: ProbeSpec {
+            port: u32::from(gw.port()),
+            ..ProbeSpec::default()
+        },
+    });
+    cluster
+}
+
+async fn register(store: &Store, sim: &kubesim::Simulator, names: &[String]) {
+    let mut conn = store.acquire().await.unwrap();
+    for n in names {
+        clusters::upsert(&mut conn, &cluster_of(sim, n), &Owner::Api)
+            .await
+            .unwrap();
+    }
+}
+
+async fn link(store: &Store, source: &str, target: &str) {
+    let mut conn = store.acquire().await.unwrap();
+    links::upsert(
+        &mut conn,
+        &Link::new(format!("{source}-{target}"), source, target),
+        &Owner::Api,
+    )
+    .await
+    .unwrap();
+}
+
+fn namespaces(services: usize) -> Vec<String> {
+    (0..services.div_ceil(100))
+        .map(|i| format!("ns-{i}"))
+        .collect()
+}
+
+async fn create_namespaces(client: &Client, names: &[String]) {
+    let api: Api<Namespace> = Api::all(client.clone());
+    for n in names {
+        let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": n}})).unwrap();
+        let _ = api.create(&PostParams::default(), &ns).await;
+    }
+}
+
+/// Creates `count` exported Services (and ready Endpoints), 100 per namespace.
+async fn export(client: &Client, count: usize) {
+    create_namespaces(client, &namespaces(count)).await;
+    futures::stream::iter(0..count)
+        .map(|i| {
+            let client = client.clone();
+            async move {
+                let ns = format!("ns-{}", i / 100);
+                let name = format!("svc-{i}");
+                let svc: Service = serde_json::from_value(json!({
+                    "metadata": {"name": name, "namespace": ns,
+                                 "labels": {"mirror.linkerd.io/exported": "true", "app": format!("app-{}", i % 50)}},
+                    "spec": {"ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}
+                }))
+                .unwrap();
+                Api::<Service>::namespaced(client.clone(), &ns)
+                    .create(&PostParams::default(), &svc)
+                    .await
+                    .unwrap();
+                let eps: Endpoints = serde_json::from_value(json!({
+                    "metadata": {"name": name, "namespace": ns},
+                    "subsets": [{"addresses": [{"ip": "10.0.0.1"}], "ports": [{"name": "http", "port": 8080}]}]
+                }))
+                .unwrap();
+                Api::<Endpoints>::namespaced(client, &ns)
+                    .create(&PostParams::default(), &eps)
+                    .await
+                    .unwrap();
+            }
+        })
+        .buffer_unordered(IN_FLIGHT)
+        .collect::<Vec<_>>()
+        .await;
+}
+
+/// Raw creates/s: `per_cluster` mirror-shaped Services into each client, IN_FLIGHT each.
+async fn raw_creates(clients: &[Client], per_cluster: usize) -> f64 {
+    let start = Instant::now();
+    futures::future::join_all(clients.iter().map(|client| async move {
+        create_namespaces(client, &["raw".to_string()]).await;
+        futures::stream::iter(0..per_cluster)
+            .map(|i| {
+                let api = Api::<Service>::namespaced(client.clone(), "raw");
+                async move {
+                    let svc: Service = serde_json::from_value(json!({
+                        "metadata": {"name": format!("svc-{i}-east"),
+                                     "labels": {"mirror.linkerd.io/mirrored-service": "true",
+                                                "mirror.linkerd.io/cluster-name": "east", "app": "x"},
+                                     "annotations": {"mirror.linkerd.io/remote-svc-fq-name": "x.raw.svc.cluster.local"}},
+                        "spec": {"ports": [{"name": "http", "port": 8080, "protocol": "TCP"}]}
+                    }))
+                    .unwrap();
+                    api.create(&PostParams::default(), &svc).await.unwrap();
+                }
+            })
+            .buffer_unordered(IN_FLIGHT)
+            .collect::<Vec<_>>()
+            .await;
+    }))
+    .await;
+    (clients.len() * per_cluster) as f64 / start.elapsed().as_secs_f64()
+}
+
+async fn sim(dir: &std::path::Path, names: &[String]) -> kubesim::Simulator {
+    kubesim::Simulator::start(kubesim::SimOptions {
+        clusters: names.to_vec(),
+        dir: dir.to_path_buf(),
+        event_window: 200_000,
+        ..kubesim::SimOptions::default()
+    })
+    .await
+    .unwrap()
+}
+
+async fn count_mirrors(client: &Client) -> usize {
+    let lp = ListParams::default().labels("mirror.linkerd.io/mirrored-service=true");
+    Api::<Endpoints>::all(client.clone())
+        .list_metadata(&lp)
+        .await
+        .map(|l| l.items.len())
+        .unwrap_or(0)
+}
+
+/// Waits until every client holds `expected` mirror Endpoints; returns when each got there.
+async fn wait_mirrors(clients: &[Client], expected: usize, start: Instant) -> Vec<Duration> {
+    let mut done: Vec<Option<Duration>> = vec![None; clients.len()];
+    while done.iter().any(Option::is_none) {
+        for (i, c) in clients.iter().enumerate() {
+            if done[i].is_none() && count_mirrors(c).await >= expected {
+                done[i] = Some(start.elapsed());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            start.elapsed() < Duration::from_secs(900),
+            "no convergence in 15 min"
+        );
+    }
+    done.into_iter().flatten().collect()
+}
+
+async fn convergence(admin: &str, dir: &std::path::Path, services: usize) -> (Duration, u64, f64) {
+    let names: Vec<String> = ["east", "west", "north", "south", "raw1", "raw2", "raw3"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let sim = sim(&dir.join("a"), &names).await;
+    let mut clients = vec![];
+    for n in &names {
+        clients.push(sim.cluster(n).unwrap().client().await.unwrap());
+    }
+    let raw_rate = raw_creates(&clients[4..7], 2_000).await;
+    export(&clients[0], services).await;
+    for c in &clients[1..4] {
+        create_namespaces(c, &namespaces(services)).await;
+    }
+    let url = fresh_db(admin, "linkplane_bench_mirror").await;
+    let store = Store::connect(&url, 8).await.unwrap();
+    register(&store, &sim, &names[..4]).await;
+    let metrics = Metrics::default();
+    let handle = Supervisor::start(
+        store.clone(),
+        Options {
+            concurrency: IN_FLIGHT,
+            ..Options::default()
+        },
+        metrics.clone(),
+    )
+    .await
+    .unwrap();
+    let start = Instant::now();
+    for s in ["west", "north", "south"] {
+        link(&store, s, "east").await;
+    }
+    let times = wait_mirrors(&clients[1..4], services, start).await;
+    let conv = times.into_iter().max().unwrap_or_default();
+    let writes: u64 = ["west", "north", "south"]
+        .iter()
+        .map(|c| metrics.total_writes(c))
+        .sum();
+    handle.shutdown().await;
+    sim.shutdown().await;
+    (conv, writes, raw_rate)
+}
+
+async fn five(admin: &str, dir: &std::path::Path, services: usize, one_down: bool) -> Duration {
+    let names: Vec<String> = (0..5).map(|i| format!("c{i}")).collect();
+    let sim = sim(&dir.join(if one_down { "b2" } else { "b1" }), &names).await;
+    let mut clients = vec![];
+    for n in &names {
+        clients.push(sim.cluster(n).unwrap().client().await.unwrap());
+    }
+    export(&clients[0], services).await;
+    for c in &clients[1..5] {
+        create_namespaces(c, &namespaces(services)).await;
+    }
+    let url = fresh_db(admin, "linkplane_bench_five").await;
+    let store = Store::connect(&url, 8).await.unwrap();
+    register(&store, &sim, &names).await;
+    if one_down {
+        sim.cluster("c4").unwrap().faults().stop_api().await;
+    }
+    let handle = Supervisor::start(
+        store.clone(),
+        Options {
+            concurrency: IN_FLIGHT,
+            ..Options::default()
+        },
+        Metrics::default(),
+    )
+    .await
+    .unwrap();
+    let start = Instant::now();
+    for s in &names[1..5] {
+        link(&store, s, "c0").await;
+    }
+    let times = wait_mirrors(&clients[1..4], services, start).await;
+    handle.shutdown().await;
+    sim.shutdown().await;
+    times.into_iter().max().unwrap_or_default()
+}
+
+async fn rss(admin: &str, dir: &std::path::Path, per: usize) -> (usize, u64) {
+    let names: Vec<String> = (0..10).map(|i| format!("r{i}")).collect();
+    let sim = sim(&dir.join("c"), &names).await;
+    let mut clients = vec![];
+    for n in &names {
+        clients.push(sim.cluster(n).unwrap().client().await.unwrap());
+    }
+    export(&clients[0], per).await;
+    for c in &clients[1..] {
+        create_namespaces(c, &namespaces(per)).await;
+    }
+    let url = fresh_db(admin, "linkplane_bench_rss").await;
+    let store = Store::connect(&url, 8).await.unwrap();
+    register(&store, &sim, &names).await;
+    for s in &names[1..] {
+        link(&store, s, "r0").await;
+    }
+    let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
+        .arg("--child")
+        .arg(&url)
+        .stdin(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let pid = child.id().unwrap();
+    wait_mirrors(&clients[1..], per, Instant::now()).await;
+    // Let the state flush and allocations settle before reading RSS.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmRSS:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    child.kill().await.ok();
+    sim.shutdown().await;
+    (per * 9, kib * 1024)
+}
+
+/// The measured process: a supervisor and nothing else (no simulator in its heap).
+async fn child(url: &str) {
+    let store = Store::connect(url, 8).await.unwrap();
+    let _handle = Supervisor::start(
+        store,
+        Options {
+            concurrency: IN_FLIGHT,
+            ..Options::default()
+        },
+        Metrics::default(),
+    )
+    .await
+    .unwrap();
+    // Runs until the parent kills it (or closes stdin).
+    let mut buf = String::new();
+    let _ = tokio::task::spawn_blocking(move || std::io::stdin().read_line(&mut buf)).await;
+}
