@@ -1,5 +1,7 @@
 //! Tracing subscriber set-up.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
 use crate::config::{LogArgs, LogFormat};

@@ -63,6 +63,8 @@ fn start(database_url: &str) -> (Server, String) {
 async fn serve_migrates_and_answers_health_endpoints() {
     let db = fresh_database().await;
     let (_server, url) = start(&db);
+    // reqwest is built without a bundled TLS provider: pick ring, as the binary does.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(5))
         .build()

@@ -124,6 +124,8 @@ impl DevEnv {
             );
             std::thread::sleep(Duration::from_millis(200));
         };
+        // reqwest is built without a bundled TLS provider: pick ring, as the binary does.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .build()
