@@ -32,9 +32,9 @@ const WATCH_CHANNEL_CAPACITY: usize = 16_384;
 #[derive(Debug)]
 pub(crate) struct Obj {
     pub rv: u64,
-    pub namespace: String,
-    pub name: String,
-    pub labels: Vec<(String, String)>,
+    pub namespace: Box<str>,
+    pub name: Box<str>,
+    pub labels: Box<[(Box<str>, Box<str>)]>,
     pub json: Bytes,
 }
 
@@ -51,8 +51,8 @@ impl Obj {
             && labels.matches(|k| {
                 self.labels
                     .iter()
-                    .find(|(a, _)| a == k)
-                    .map(|(_, v)| v.as_str())
+                    .find(|(a, _)| &**a == k)
+                    .map(|(_, v)| &**v)
             })
     }
 }
@@ -84,7 +84,7 @@ pub(crate) struct Event {
 }
 
 struct Table {
-    objects: BTreeMap<(String, String), Arc<Obj>>,
+    objects: BTreeMap<Key, Arc<Obj>>,
     events: VecDeque<Arc<Event>>,
     /// Every event with a resourceVersion above this is still in `events`.
     history_start: u64,
@@ -144,8 +144,11 @@ pub(crate) struct Store {
     data: Mutex<Data>,
 }
 
-fn key(ns: &str, name: &str) -> (String, String) {
-    (ns.to_string(), name.to_string())
+/// Table key: (namespace, name); the namespace is empty for cluster-scoped types.
+type Key = (Box<str>, Box<str>);
+
+fn key(ns: &str, name: &str) -> Key {
+    (ns.into(), name.into())
 }
 
 impl Store {
@@ -231,7 +234,7 @@ impl Store {
         let mut remaining = 0;
         for (k, obj) in table.objects.range((lower, std::ops::Bound::Unbounded)) {
             if let Some(ns) = ns
-                && k.0 != ns
+                && &*k.0 != ns
             {
                 break;
             }
@@ -462,8 +465,8 @@ impl Store {
         let victims: Vec<Arc<Obj>> = d.tables[r]
             .objects
             .values()
-            .filter(|o| ns.is_none_or(|ns| o.namespace == ns) && o.selected(labels, fields))
-            .filter(|o| !(r == NAMESPACES && UNDELETABLE_NAMESPACES.contains(&o.name.as_str())))
+            .filter(|o| ns.is_none_or(|ns| &*o.namespace == ns) && o.selected(labels, fields))
+            .filter(|o| !(r == NAMESPACES && UNDELETABLE_NAMESPACES.contains(&&*o.name)))
             .cloned()
             .collect();
         if dry_run {
@@ -485,7 +488,7 @@ impl Store {
         let d = self.lock();
         let table = &d.tables[r];
         let selected =
-            |o: &Obj| ns.is_none_or(|ns| o.namespace == ns) && o.selected(labels, fields);
+            |o: &Obj| ns.is_none_or(|ns| &*o.namespace == ns) && o.selected(labels, fields);
         let initial = match rv {
             None | Some(0) => table
                 .objects
@@ -729,7 +732,7 @@ impl Data {
                 let inside: Vec<Arc<Obj>> = self.tables[t]
                     .objects
                     .range(key(&ns, "")..)
-                    .take_while(|(k, _)| k.0 == ns)
+                    .take_while(|(k, _)| *k.0 == *ns)
                     .map(|(_, o)| o.clone())
                     .collect();
                 for o in inside {
@@ -791,7 +794,7 @@ impl Data {
                 t.objects
                     .range(key(ns, "")..)
                     .next()
-                    .is_none_or(|(k, _)| k.0 != ns)
+                    .is_none_or(|(k, _)| &*k.0 != ns)
             });
         if !empty {
             return Ok(None);
@@ -804,27 +807,21 @@ impl Data {
         let _ = r;
         obj["metadata"]["resourceVersion"] = json!(rv.to_string());
         let m = &obj["metadata"];
-        let namespace = m
-            .get("namespace")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
-        let name = m
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string();
+        let text = |k: &str| -> Box<str> { m.get(k).and_then(Value::as_str).unwrap_or("").into() };
+        let (namespace, name) = (text("namespace"), text("name"));
         let labels = m
             .get("labels")
             .and_then(Value::as_object)
             .map(|l| {
                 l.iter()
-                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
+                    .map(|(k, v)| (k.as_str().into(), v.as_str().unwrap_or("").into()))
                     .collect()
             })
             .unwrap_or_default();
-        let json = serde_json::to_vec(&obj)
+        let mut json = serde_json::to_vec(&obj)
             .map_err(|e| ApiError::internal(format!("cannot serialize object: {e}")))?;
+        // `to_vec` grows by doubling; a stored object keeps only what it uses.
+        json.shrink_to_fit();
         Ok(Arc::new(Obj {
             rv,
             namespace,
@@ -883,13 +880,13 @@ fn check_name(obj: &Value, name: &str) -> ApiResult<()> {
     }
 }
 
-fn encode_continue(rv: u64, k: &(String, String)) -> String {
+fn encode_continue(rv: u64, k: &Key) -> String {
     use base64::Engine;
     let raw = json!({"rv": rv, "ns": k.0, "name": k.1}).to_string();
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
 }
 
-fn decode_continue(token: &str) -> Option<(u64, (String, String))> {
+fn decode_continue(token: &str) -> Option<(u64, Key)> {
     use base64::Engine;
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token)
@@ -898,8 +895,8 @@ fn decode_continue(token: &str) -> Option<(u64, (String, String))> {
     Some((
         v.get("rv")?.as_u64()?,
         (
-            v.get("ns")?.as_str()?.to_string(),
-            v.get("name")?.as_str()?.to_string(),
+            v.get("ns")?.as_str()?.into(),
+            v.get("name")?.as_str()?.into(),
         ),
     ))
 }
@@ -948,7 +945,7 @@ mod tests {
                 p1.continue_token.as_deref(),
             )
             .unwrap();
-        let names: Vec<&str> = p2.items.iter().map(|o| o.name.as_str()).collect();
+        let names: Vec<&str> = p2.items.iter().map(|o| &*o.name).collect();
         assert_eq!(names, vec!["s2", "s3", "s4"]);
         assert_eq!(
             p2.rv, p1.rv,

@@ -132,7 +132,7 @@ pub(crate) fn serve(
         }
         let mut rx = start.rx;
         let selected = |ev: &Event| {
-            ns.as_deref().is_none_or(|n| ev.obj.namespace == n) && ev.obj.selected(&labels, &fields)
+            ns.as_deref().is_none_or(|n| &*ev.obj.namespace == n) && ev.obj.selected(&labels, &fields)
         };
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# kubesim: creates/s from one kube client over HTTPS, list of 10,000 Services, watch fan-out to
+# 50 watchers, memory per stored Service. Needs no database.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+cargo build --release -p kubesim --example bench
+./target/release/examples/bench
