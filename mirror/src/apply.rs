@@ -283,6 +283,32 @@ impl Applier<'_> {
         }
         let ns = &d.service.namespace;
         let mut cluster_ips = BTreeMap::new();
+        if let (Some(eps), false, true) = (
+            &d.endpoints,
+            d.service.headless,
+            d.endpoint_mirrors.is_empty(),
+        ) {
+            // The common case: Service and Endpoints do not depend on each other, so write both
+            // at once (halves the latency per mirror). Objects we do not own are never touched:
+            // checked first, as the writes no longer wait for each other.
+            if let Some(conflict) = self.foreign(&d.service.namespace, &d.service.name) {
+                return Ok(Applied::Conflict(conflict));
+            }
+            let no_ips = BTreeMap::new();
+            let (svc, endpoints) = tokio::join!(
+                self.ensure_service(&d.service),
+                self.ensure_endpoints(eps, &no_ips)
+            );
+            for ensured in [svc?, endpoints?] {
+                if let Ensured::Conflict(m) = ensured {
+                    return Ok(Applied::Conflict(m));
+                }
+            }
+            for stale in self.endpoint_mirrors(ns, &d.service.name) {
+                self.delete_pair(ns, &stale).await?;
+            }
+            return Ok(Applied::Done);
+        }
         match self.ensure_service(&d.service).await? {
             Ensured::Conflict(m) => return Ok(Applied::Conflict(m)),
             Ensured::Ok(_) => {}
@@ -490,6 +516,27 @@ impl Applier<'_> {
             .map_err(Error::kube(format!("updating {what}")))?;
         self.count("replace");
         Ok(Ensured::Ok(None))
+    }
+
+    /// Why `ns/name` must not be written, when the index holds a Service or Endpoints of that
+    /// name that we do not own.
+    fn foreign(&self, ns: &str, name: &str) -> Option<String> {
+        let idx = self.rt.index();
+        let svc = idx
+            .services
+            .get(ns, name)
+            .is_some_and(|s| !owned(&s.service.labels, self.target));
+        let eps = idx
+            .endpoints
+            .get(ns, name)
+            .is_some_and(|e| !owned(&e.labels, self.target));
+        (svc || eps).then(|| {
+            format!(
+                "a {} {name} exists in namespace {ns} and is not a mirror of cluster {}; it is left untouched",
+                if svc { "Service" } else { "Endpoints" },
+                self.target
+            )
+        })
     }
 
     /// Names of the endpoint mirrors of root `root` in `ns` that we own.

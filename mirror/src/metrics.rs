@@ -163,3 +163,35 @@ impl Metrics {
             .sum()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metrics_use_linkerd_names_and_target_cluster_labels() {
+        let mut registry = Registry::default();
+        let m = Metrics::new(&mut registry);
+        let l = Metrics::target("east");
+        m.gateway_alive.get_or_create(&l).set(1);
+        m.gateway_probe_latency_ms.get_or_create(&l).observe(3.0);
+        let mut p = l.clone();
+        p.push(("probe_successful", "true".into()));
+        m.gateway_probes.get_or_create(&p).inc();
+        m.endpoint_repairs.get_or_create(&l).inc();
+        m.service_cache_size
+            .get_or_create(&Metrics::cluster("east"))
+            .set(5);
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &registry).unwrap();
+        for needle in [
+            "gateway_alive{target_cluster_name=\"east\"} 1",
+            "gateway_probe_latency_ms_bucket{le=\"3.0\",target_cluster_name=\"east\"} 1",
+            "gateway_probes_total{target_cluster_name=\"east\",probe_successful=\"true\"} 1",
+            "service_mirror_endpoint_repairs_total{target_cluster_name=\"east\"} 1",
+            "service_cache_size{cluster=\"east\"} 5",
+        ] {
+            assert!(out.contains(needle), "{needle} missing from:\n{out}");
+        }
+    }
+}

@@ -68,6 +68,7 @@ async fn run(store: Store, flush: Duration, mut rx: mpsc::UnboundedReceiver<Stat
                 },
             }
         }
+        load_unknown_links(&store, &batch, &mut written).await;
         let ops = coalesce(batch, &mut written);
         if ops.is_empty() {
             continue;
@@ -77,6 +78,44 @@ async fn run(store: Store, flush: Duration, mut rx: mpsc::UnboundedReceiver<Stat
             if let Err(e) = write(&store, &ops, false).await {
                 tracing::warn!(error = %e, "mirror-state write failed");
             }
+        }
+    }
+}
+
+/// A `LinkError` must reach rows written before this process started (after a restart with a
+/// cluster down): load them into the cache first.
+async fn load_unknown_links(
+    store: &Store,
+    batch: &[StatusMsg],
+    written: &mut HashMap<Key, Option<MirrorStatus>>,
+) {
+    for msg in batch {
+        let StatusMsg::LinkError { link, .. } = msg else {
+            continue;
+        };
+        if written.keys().any(|(l, _, _)| l == link) {
+            continue;
+        }
+        let rows = async {
+            let mut conn = store.acquire().await?;
+            let filter = mirrors::MirrorFilter {
+                link: Some(link.clone()),
+                ..mirrors::MirrorFilter::default()
+            };
+            mirrors::list(&mut conn, &filter, 0, i64::MAX).await
+        }
+        .await;
+        match rows {
+            Ok(rows) => {
+                for r in rows {
+                    let s = r.status;
+                    written.insert(
+                        (s.link.clone(), s.namespace.clone(), s.remote_name.clone()),
+                        Some(s),
+                    );
+                }
+            }
+            Err(e) => tracing::debug!(%link, error = %e, "loading mirror states"),
         }
     }
 }
@@ -176,5 +215,81 @@ async fn apply(
             mirrors::retain_for_link(conn, link, keep).await.map(|_| ())
         }
         StatusMsg::LinkError { .. } => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(name: &str, state: MirrorState) -> MirrorStatus {
+        MirrorStatus {
+            link: "l".into(),
+            source_cluster: "west".into(),
+            target_cluster: "east".into(),
+            namespace: "shop".into(),
+            remote_name: name.into(),
+            local_name: format!("{name}-east"),
+            mode: "gateway".into(),
+            headless: false,
+            state,
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn identical_states_and_repeated_deletes_are_written_once() {
+        let mut written = HashMap::new();
+        let ops = coalesce(
+            vec![
+                StatusMsg::Upsert(status("web", MirrorState::Mirrored)),
+                StatusMsg::Upsert(status("web", MirrorState::Mirrored)),
+                StatusMsg::Delete {
+                    link: "l".into(),
+                    namespace: "shop".into(),
+                    name: "api".into(),
+                },
+                StatusMsg::Delete {
+                    link: "l".into(),
+                    namespace: "shop".into(),
+                    name: "api".into(),
+                },
+            ],
+            &mut written,
+        );
+        assert_eq!(ops.len(), 2);
+        let again = coalesce(
+            vec![StatusMsg::Upsert(status("web", MirrorState::Mirrored))],
+            &mut written,
+        );
+        assert!(again.is_empty());
+    }
+
+    #[test]
+    fn link_error_marks_every_known_mirror_of_the_link() {
+        let mut written = HashMap::new();
+        coalesce(
+            vec![
+                StatusMsg::Upsert(status("web", MirrorState::Mirrored)),
+                StatusMsg::Upsert(status("api", MirrorState::Mirrored)),
+            ],
+            &mut written,
+        );
+        let ops = coalesce(
+            vec![StatusMsg::LinkError {
+                link: "l".into(),
+                message: "cluster east is unreachable".into(),
+            }],
+            &mut written,
+        );
+        assert_eq!(ops.len(), 2);
+        assert!(ops.iter().all(|op| matches!(op,
+            StatusMsg::Upsert(s) if s.state == MirrorState::Error && s.message.contains("unreachable"))));
+        // Recovery writes Mirrored again (the cache knows the row is in error).
+        let ops = coalesce(
+            vec![StatusMsg::Upsert(status("web", MirrorState::Mirrored))],
+            &mut written,
+        );
+        assert_eq!(ops.len(), 1);
     }
 }

@@ -1,14 +1,18 @@
 //! `linkplane serve`'s service-mirror options and start-up: maps flags onto
 //! [`linkplane_mirror::Options`] and starts the supervisor.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, sync::Arc};
 
 use anyhow::Context;
 use clap::Args;
 use linkplane_core::Duration;
-use linkplane_mirror::{Credentials, Metrics, Options, Supervisor, SupervisorHandle};
-use linkplane_store::Store;
+use linkplane_mirror::{
+    CredentialResolver, Credentials, Metrics, Options, Supervisor, SupervisorHandle,
+    credentials::BoxFuture,
+};
+use linkplane_store::{Store, credentials::CredentialsKey};
 use prometheus_client::registry::Registry;
+use secrecy::SecretString;
 
 /// Service mirror (reconciler) options.
 #[derive(Debug, Clone, Args)]
@@ -31,11 +35,51 @@ pub struct MirrorArgs {
     pub management_kubeconfig: Option<PathBuf>,
 }
 
-/// Starts the mirror unless disabled; its metrics go on `registry`.
+/// Resolves `credentials: stored` from the encrypted `cluster_credentials` table.
+// Wired in app.rs through `start_with` once the API's credentials key is loaded there.
+#[allow(dead_code)]
+pub struct StoredCredentials {
+    store: Store,
+    key: Arc<CredentialsKey>,
+}
+
+#[allow(dead_code)]
+impl StoredCredentials {
+    /// A resolver decrypting with the server's credentials key.
+    pub fn resolver(store: Store, key: Arc<CredentialsKey>) -> Arc<dyn CredentialResolver> {
+        Arc::new(Self { store, key })
+    }
+}
+
+impl CredentialResolver for StoredCredentials {
+    fn kubeconfig<'a>(&'a self, cluster: &'a str) -> BoxFuture<'a, Result<SecretString, String>> {
+        Box::pin(async move {
+            let mut conn = self.store.acquire().await.map_err(|e| e.to_string())?;
+            linkplane_store::credentials::get(&mut conn, cluster, &self.key)
+                .await
+                .map_err(|e| e.to_string())?
+                .ok_or_else(|| "no credentials have been stored for this cluster".to_string())
+        })
+    }
+}
+
+/// Starts the mirror unless disabled; its metrics go on `registry`. Clusters with
+/// `credentials: stored` fail clearly until [`start_with`] is given a resolver.
 pub async fn start(
     store: &Store,
     args: &MirrorArgs,
     registry: &mut Registry,
+) -> anyhow::Result<Option<SupervisorHandle>> {
+    start_with(store, args, registry, None).await
+}
+
+/// [`start`] with a resolver for `credentials: stored` (see [`StoredCredentials`]).
+#[allow(dead_code)]
+pub async fn start_with(
+    store: &Store,
+    args: &MirrorArgs,
+    registry: &mut Registry,
+    stored: Option<Arc<dyn CredentialResolver>>,
 ) -> anyhow::Result<Option<SupervisorHandle>> {
     let metrics = Metrics::new(registry);
     if args.no_reconcile {
@@ -51,7 +95,7 @@ pub async fn start(
                 .credentials_namespace
                 .clone()
                 .or_else(|| std::env::var("POD_NAMESPACE").ok()),
-            resolver: None,
+            resolver: stored,
         },
         ..Options::default()
     };
