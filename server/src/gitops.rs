@@ -228,10 +228,14 @@ pub async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
     let plan = apply::plan(&mut conn, &args.source, &rev)
         .await
         .context("reading the current state")?;
+    let mirrors = mirror_changes(&mut conn, &rev, &plan)
+        .await
+        .context("reading mirrors")?;
     if args.json {
         let out = serde_json::json!({
             "source": args.source,
             "kinds": plan.kinds,
+            "mirrors": {"appear": mirrors.appear, "disappear": mirrors.disappear},
             "conflicts": plan.conflicts.iter().map(ToString::to_string).collect::<Vec<_>>(),
         });
         println!(
@@ -268,6 +272,15 @@ pub async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
                 }
             );
         }
+        if !mirrors.appear.is_empty() || !mirrors.disappear.is_empty() {
+            println!("Mirrors (from the services linkplane mirrors today):");
+            for m in &mirrors.appear {
+                println!("  + {m}");
+            }
+            for m in &mirrors.disappear {
+                println!("  - {m}");
+            }
+        }
         if plan.is_noop() && plan.conflicts.is_empty() {
             println!("No changes.");
         }
@@ -277,6 +290,70 @@ pub async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(1)
     })
+}
+
+/// Mirrors a plan would add or remove, as `cluster: namespace/name (of service in target)`.
+#[derive(Debug, Default)]
+struct MirrorChanges {
+    appear: Vec<String>,
+    disappear: Vec<String>,
+}
+
+/// Estimates mirror changes from what linkplane tracks today: a removed link (with
+/// `cleanupOnUnlink`) loses its mirror rows; a new link gains a mirror of every service its
+/// target already exports to some cluster (selectors of the new link are not evaluated against
+/// services nobody exports yet, so this can under-count).
+async fn mirror_changes(
+    conn: &mut linkplane_store::PgConnection,
+    rev: &manifest::Revision,
+    plan: &apply::Plan,
+) -> anyhow::Result<MirrorChanges> {
+    use linkplane_store::{links, mirrors, topology};
+    let mut out = MirrorChanges::default();
+    let Some(lp) = plan.kinds.get("Link") else {
+        return Ok(out);
+    };
+    for name in &lp.delete {
+        let cleanup = links::get(conn, name)
+            .await?
+            .is_some_and(|l| l.stored.value.spec.cleanup_on_unlink);
+        if !cleanup {
+            continue;
+        }
+        let filter = mirrors::MirrorFilter {
+            link: Some(name.clone()),
+            ..Default::default()
+        };
+        for m in mirrors::list(conn, &filter, 0, 100_000).await? {
+            let s = m.status;
+            out.disappear.push(format!(
+                "{}: {}/{} (of {}.{} in {}, link {name})",
+                s.source_cluster,
+                s.namespace,
+                s.local_name,
+                s.remote_name,
+                s.namespace,
+                s.target_cluster
+            ));
+        }
+    }
+    for name in &lp.create {
+        let Some(link) = rev.links.get(name) else {
+            continue;
+        };
+        let spec = &link.value.spec;
+        for svc in topology::services_of(conn, std::slice::from_ref(&spec.target)).await? {
+            let local = linkplane_core::naming::mirror_service_name(&svc.name, &spec.target).name;
+            out.appear.push(format!(
+                "{}: {}/{local} (of {}.{} in {}, link {name})",
+                spec.source, svc.namespace, svc.name, svc.namespace, spec.target
+            ));
+        }
+    }
+    out.appear.sort();
+    out.appear.dedup();
+    out.disappear.sort();
+    Ok(out)
 }
 
 #[cfg(test)]

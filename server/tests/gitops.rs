@@ -177,6 +177,32 @@ fn plan_shows_creates_updates_and_deletes_against_the_database() {
     );
     // Nothing was applied.
     assert_eq!(psql(&db, "SELECT count(*) FROM links"), "0");
+
+    // With mirroring state: a pruned link's mirrors disappear, a new link's appear.
+    psql(
+        &db,
+        "INSERT INTO clusters (name, spec, owner) VALUES
+           ('north', '{\"apiServer\":\"https://n\",\"credentials\":{\"kubeconfigFile\":\"/k\"},\"clusterDomain\":\"cluster.local\"}', 'api');
+         INSERT INTO links (name, source_cluster, target_cluster, spec, owner) VALUES
+           ('n-e', 'north', 'east', '{\"source\":\"north\",\"target\":\"east\",\"cleanupOnUnlink\":true}', 'git:default');
+         INSERT INTO mirrors (link, source_cluster, target_cluster, remote_namespace, remote_name, local_name, mode, state)
+           VALUES ('n-e', 'north', 'east', 'shop', 'api', 'api-east', 'gateway', 'Mirrored')",
+    );
+    let out = linkplane(&["plan", dir.path().to_str().unwrap(), "--database-url", &db]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("  + west: shop/api-east (of api.shop in east, link w-e)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  - north: shop/api-east (of api.shop in east, link n-e)"),
+        "{stdout}"
+    );
     // Taking an API-owned name is a conflict: exit 1.
     write(dir.path(), "d.yaml", &cluster("mine"));
     let out = linkplane(&[
@@ -301,6 +327,8 @@ async fn signed_webhooks_trigger_syncs_and_unsigned_ones_change_nothing() {
         "repository": { "clone_url": format!("file://{}", repo.path().display()) }
     }))
     .unwrap();
+    // reqwest is built without a bundled TLS provider: pick ring, as the binary does.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::new();
     let post = |sig: Option<String>, body: Vec<u8>| {
         let mut req = client
