@@ -223,6 +223,13 @@ async fn reload(shared: &Arc<Shared>, probes: &mut Probes) {
             t.abort();
         }
         shared.remove_gateway(name);
+        // Its state rows went with the link row (ON DELETE CASCADE): forget them in the writer's
+        // cache too, or a link re-created under the same name would find its states "already
+        // written" and never record them.
+        shared.status.send(crate::status::StatusMsg::Retain {
+            link: name.clone(),
+            keep: Vec::new(),
+        });
         shared
             .metrics
             .gateway_enabled
