@@ -21,6 +21,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
             println!("database is up to date");
             Ok(ExitCode::SUCCESS)
         }
+        Command::Token(args) => crate::cmd::token::run(args).await,
         Command::Validate(args) => crate::gitops::validate(&args),
         Command::Plan(args) => crate::gitops::plan(args).await,
     }
@@ -43,7 +44,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", args.http.listen))?;
     let addr = listener.local_addr().context("reading the bound address")?;
     // Printed on stdout (not only logged) so scripts can wait for it.
-    println!("linkplane listening on http://{addr}");
+    let scheme = if args.api.tls_cert_file.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    println!("linkplane listening on {scheme}://{addr}");
     tracing::info!(%addr, "listening");
     let mut registry = prometheus_client::registry::Registry::default();
     let mirror = crate::mirror::start(&store, &args.mirror, &mut registry).await?;
@@ -51,10 +57,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let sync = crate::gitops::start(&store, &args.gitops, gitops_stop.clone()).await?;
     sync.register_metrics(&mut registry);
     let webhook_secret = args.gitops.webhook_secret()?;
+    let api = http::api::build(&store, &args.api, Some(sync.clone()), registry).await?;
     let state = http::AppState {
         store,
         sync: Some(sync),
         webhook_secret,
+        api,
     };
     let served = http::serve(
         listener,

@@ -27,6 +27,8 @@ pub enum Command {
     Serve(Box<ServeArgs>),
     /// Apply pending database migrations and exit.
     Migrate(MigrateArgs),
+    /// Manage API bearer tokens (create prints the token once).
+    Token(crate::cmd::token::TokenArgs),
     /// Check a directory of GitOps manifests: exit 1 with file:line:col errors (no database).
     Validate(crate::gitops::ValidateArgs),
     /// Show what a directory of GitOps manifests would create, update and delete in the database.
@@ -96,6 +98,9 @@ pub struct ServeArgs {
     /// Service mirror.
     #[command(flatten)]
     pub mirror: crate::mirror::MirrorArgs,
+    /// GraphQL API, limits, CORS, TLS, credentials key.
+    #[command(flatten)]
+    pub api: crate::http::config::ApiArgs,
     /// GitOps sync.
     #[command(flatten)]
     pub gitops: crate::gitops::GitopsArgs,

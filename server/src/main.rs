@@ -1,6 +1,7 @@
 //! The `linkplane` binary. Everything is wired in [`app`]; this file only parses the command line.
 
 mod app;
+mod cmd;
 mod config;
 mod gitops;
 mod http;

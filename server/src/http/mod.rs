@@ -1,6 +1,12 @@
 //! The HTTP surface: health endpoints now; the GraphQL API, metrics and webhooks mount here.
 
+pub mod api;
+mod auth;
+pub mod config;
+mod graphql;
 mod health;
+mod metrics;
+mod tls;
 pub mod webhooks;
 
 use std::time::Duration;
@@ -20,20 +26,27 @@ pub struct AppState {
     pub sync: Option<linkplane_gitops::SyncHandle>,
     /// Shared webhook secret; webhooks answer 401 without one.
     pub webhook_secret: Option<std::sync::Arc<secrecy::SecretString>>,
+    /// The GraphQL API, metrics registry and HTTP settings.
+    pub api: api::ApiState,
 }
 
 /// Every route.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .merge(webhooks::routes())
+        .merge(api::routes(&state));
+    api::layers(routes, &state)
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
 
 /// Serves until SIGINT/SIGTERM, then drains in-flight requests for at most `grace`.
 pub async fn serve(listener: TcpListener, state: AppState, grace: Duration) -> anyhow::Result<()> {
+    if let Some(tls) = state.api.tls.clone() {
+        return tls::serve(listener, router(state), tls, grace, shutdown_signal()).await;
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let server = axum::serve(listener, router(state)).with_graceful_shutdown(async move {
         shutdown_signal().await;

@@ -1,0 +1,3 @@
+//! Subcommands other than `serve`, one module each.
+
+pub mod token;

@@ -1,0 +1,207 @@
+//! The GraphQL API's wiring: building it from flags, its routes and the layers every route gets.
+
+use std::{path::Path, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use axum::{
+    Router,
+    http::{HeaderValue, Method, StatusCode, header},
+    middleware,
+    routing::get,
+};
+use linkplane_schema::{Api, ApiOptions, BoxFuture, Limits, SyncError, SyncReport, SyncService};
+use linkplane_store::{Store, credentials::CredentialsKey, tokens};
+use prometheus_client::registry::Registry;
+use secrecy::ExposeSecret as _;
+use tower_http::{
+    compression::CompressionLayer,
+    cors::{AllowOrigin, CorsLayer},
+    limit::RequestBodyLimitLayer,
+    timeout::TimeoutLayer,
+};
+
+use super::{AppState, auth, config::ApiArgs, graphql, metrics, metrics::HttpMetrics};
+
+/// What the API routes need, built once at start-up.
+#[derive(Clone)]
+pub struct ApiState {
+    /// The schema and its counted database handle.
+    pub api: Api,
+    /// Every subsystem's metrics (frozen once the server starts).
+    pub registry: Arc<Registry>,
+    /// The API's own metrics.
+    pub metrics: Arc<HttpMetrics>,
+    /// TLS configuration, when serving HTTPS.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Whether `GET /graphql` serves GraphiQL.
+    pub graphiql: bool,
+    /// Request timeout.
+    pub timeout: Duration,
+    /// API request body limit.
+    pub max_body_bytes: usize,
+    /// CORS allowed origins (`*` for any).
+    pub cors_origins: Vec<String>,
+}
+
+/// Adapts the GitOps runtime to the schema's `SyncService`.
+struct GitopsSync(linkplane_gitops::SyncHandle);
+
+impl SyncService for GitopsSync {
+    fn sync_now<'a>(&'a self, source: &'a str) -> BoxFuture<'a, Result<SyncReport, SyncError>> {
+        Box::pin(async move {
+            match self.0.sync_now(source).await {
+                Ok(o) => Ok(SyncReport {
+                    revision: o.revision.unwrap_or_default(),
+                    result: o.result.as_str().to_string(),
+                    message: if o.errors.is_empty() {
+                        format!("{} object(s) drifted", o.drifted)
+                    } else {
+                        o.errors.join("\n")
+                    },
+                }),
+                Err(linkplane_gitops::Error::UnknownSource(s)) => Err(SyncError::UnknownSource(s)),
+                Err(linkplane_gitops::Error::Stopped) => Err(SyncError::Unavailable(
+                    "the GitOps engine is stopping".into(),
+                )),
+                Err(e) => Err(SyncError::Failed(Box::new(e))),
+            }
+        })
+    }
+}
+
+fn credentials_key(args: &ApiArgs) -> anyhow::Result<Option<Arc<CredentialsKey>>> {
+    let text = match (&args.credentials_key_file, &args.credentials_key) {
+        (Some(path), _) => std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "reading the credentials key file {}",
+                Path::new(path).display()
+            )
+        })?,
+        (None, Some(inline)) => inline.expose_secret().to_string(),
+        (None, None) => return Ok(None),
+    };
+    let key = CredentialsKey::from_encoded(&text).context("loading the credentials key")?;
+    tracing::info!(fingerprint = key.fingerprint(), "credentials key loaded");
+    Ok(Some(Arc::new(key)))
+}
+
+/// Builds the API from flags: loads the credentials key and TLS files, stores the bootstrap
+/// token, registers the API's metrics and freezes `registry` (register other subsystems'
+/// metrics into it before calling this).
+pub async fn build(
+    store: &Store,
+    args: &ApiArgs,
+    sync: Option<linkplane_gitops::SyncHandle>,
+    mut registry: Registry,
+) -> anyhow::Result<ApiState> {
+    if let Some(token) = &args.bootstrap_admin_token {
+        let mut conn = store
+            .acquire()
+            .await
+            .context("storing the bootstrap token")?;
+        tokens::ensure(&mut conn, tokens::Role::Admin, "bootstrap", token)
+            .await
+            .context("storing the bootstrap admin token (LINKPLANE_BOOTSTRAP_ADMIN_TOKEN)")?;
+    }
+    let tls = match (&args.tls_cert_file, &args.tls_key_file) {
+        (Some(cert), Some(key)) => Some(super::tls::load(cert, key)?),
+        _ => None,
+    };
+    let metrics = HttpMetrics::register(&mut registry);
+    let observer = metrics.clone();
+    let api = Api::new(
+        store.clone(),
+        ApiOptions {
+            limits: Limits {
+                max_depth: args.graphql_max_depth,
+                max_complexity: args.graphql_max_complexity,
+                max_query_bytes: args.graphql_max_query_bytes,
+            },
+            sync: sync.map(|s| Arc::new(GitopsSync(s)) as Arc<dyn SyncService>),
+            credentials_key: credentials_key(args)?,
+            on_error: Some(Arc::new(move |code: &str| observer.graphql_error(code))),
+        },
+    );
+    Ok(ApiState {
+        api,
+        registry: Arc::new(registry),
+        metrics,
+        tls,
+        graphiql: !args.no_graphiql,
+        timeout: Duration::from_secs(args.request_timeout_seconds),
+        max_body_bytes: args.max_body_bytes,
+        cors_origins: args
+            .cors_allowed_origins
+            .iter()
+            .filter(|o| !o.is_empty())
+            .cloned()
+            .collect(),
+    })
+}
+
+/// `/graphql` (token required), `/graphql/ws` (token checked by the handler: header or
+/// `connection_init`) and `/metrics` (open).
+pub fn routes(state: &AppState) -> Router<AppState> {
+    let protected = Router::new()
+        .route("/graphql", get(graphql::graphiql).post(graphql::execute))
+        .layer(RequestBodyLimitLayer::new(state.api.max_body_bytes))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
+    Router::new()
+        .route("/metrics", get(metrics::metrics))
+        .route("/graphql/ws", get(graphql::websocket))
+        .merge(protected)
+}
+
+/// Layers for every route: metrics, timeout, compression, CORS.
+pub fn layers(router: Router<AppState>, state: &AppState) -> Router<AppState> {
+    let s = &state.api;
+    let router = router
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            s.timeout,
+        ))
+        .layer(CompressionLayer::new());
+    match cors(&s.cors_origins) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
+}
+
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        let values: Vec<HeaderValue> = origins
+            .iter()
+            .filter_map(|o| match HeaderValue::from_str(o) {
+                Ok(v) => Some(v),
+                Err(_) => {
+                    tracing::warn!(origin = %o, "ignoring an invalid CORS origin");
+                    None
+                }
+            })
+            .collect();
+        AllowOrigin::list(values)
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
+            .max_age(Duration::from_secs(600)),
+    )
+}
+
+#[cfg(test)]
+#[path = "api_tests.rs"]
+mod tests;

@@ -1,0 +1,544 @@
+//! The API through a running server (router on 127.0.0.1:0, in-process) against real Postgres.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use clap::Parser;
+use futures::{SinkExt as _, StreamExt as _};
+use linkplane_core::{Cluster, CredentialsRef, Link};
+use linkplane_store::{Owner, Store, clusters, links, mirrors, tokens};
+use prometheus_client::registry::Registry;
+use reqwest::StatusCode;
+use secrecy::ExposeSecret as _;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest as _};
+
+use super::{super::AppState, build};
+use crate::http::config::ApiArgs;
+
+#[derive(Parser)]
+struct Flags {
+    #[command(flatten)]
+    api: ApiArgs,
+}
+
+struct Running {
+    url: String,
+    store: Store,
+}
+
+async fn spawn(pool: sqlx::PgPool, flags: &[&str]) -> Running {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let store = Store::from_pool(pool);
+    let mut argv = vec!["t"];
+    argv.extend_from_slice(flags);
+    let args = Flags::try_parse_from(argv).unwrap().api;
+    let api = build(&store, &args, None, Registry::default())
+        .await
+        .unwrap();
+    let state = AppState {
+        store: store.clone(),
+        sync: None,
+        webhook_secret: None,
+        api,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let tls = state.api.tls.clone();
+    let router = super::super::router(state);
+    match tls {
+        Some(tls) => {
+            tokio::spawn(super::super::tls::serve(
+                listener,
+                router,
+                tls,
+                Duration::from_secs(1),
+                std::future::pending::<()>(),
+            ));
+            Running {
+                url: format!("https://localhost:{}", addr.port()),
+                store,
+            }
+        }
+        None => {
+            tokio::spawn(async move { axum::serve(listener, router).await });
+            Running {
+                url: format!("http://{addr}"),
+                store,
+            }
+        }
+    }
+}
+
+async fn token(store: &Store, role: tokens::Role) -> String {
+    let mut conn = store.acquire().await.unwrap();
+    let (_, t) = tokens::issue(&mut conn, role, "test").await.unwrap();
+    t.expose_secret().to_string()
+}
+
+async fn gql(url: &str, token: Option<&str>, query: &str) -> (StatusCode, Value) {
+    let mut req = reqwest::Client::new()
+        .post(format!("{url}/graphql"))
+        .json(&json!({"query": query}));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status();
+    (status, resp.json().await.unwrap())
+}
+
+async fn seed(store: &Store, n: usize, per_link: i32) {
+    let mut conn = store.acquire().await.unwrap();
+    for i in 0..n {
+        let c = Cluster::new(
+            format!("c{i:02}"),
+            format!("https://c{i}:6443"),
+            CredentialsRef::Stored,
+        );
+        clusters::upsert(&mut conn, &c, &Owner::Api).await.unwrap();
+    }
+    for i in 0..n {
+        let (s, t) = (format!("c{i:02}"), format!("c{:02}", (i + 1) % n));
+        links::upsert(
+            &mut conn,
+            &Link::new(format!("{s}-from-{t}"), &s, &t),
+            &Owner::Api,
+        )
+        .await
+        .unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO mirrors (link, source_cluster, target_cluster, remote_namespace, remote_name, local_name, mode, state)
+         SELECT l.name, l.source_cluster, l.target_cluster, 'ns', 'svc' || g, 'svc' || g || '-x', 'gateway', 'Mirrored'
+         FROM links l, generate_series(1, $1) g",
+    )
+    .bind(per_link)
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+}
+
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn graphql_needs_a_valid_token(pool: sqlx::PgPool) {
+    let s = spawn(pool, &[]).await;
+    let (status, body) = gql(&s.url, None, "{ clusters { edges { cursor } } }").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(body["errors"][0]["extensions"]["code"], "UNAUTHENTICATED");
+    let (status, _) = gql(
+        &s.url,
+        Some("lpt_forged"),
+        "{ clusters { edges { cursor } } }",
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let resp = reqwest::get(format!("{}/graphql", s.url)).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert!(resp.headers().contains_key("www-authenticate"));
+    let viewer = token(&s.store, tokens::Role::Viewer).await;
+    let (status, body) = gql(&s.url, Some(&viewer), "{ clusters { edges { cursor } } }").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["clusters"]["edges"], json!([]));
+    // Health and metrics stay open.
+    for path in ["/healthz", "/metrics"] {
+        let resp = reqwest::get(format!("{}{path}", s.url)).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{path}");
+    }
+}
+
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn revoked_tokens_stop_working(pool: sqlx::PgPool) {
+    let s = spawn(pool, &[]).await;
+    let mut conn = s.store.acquire().await.unwrap();
+    let (info, t) = tokens::issue(&mut conn, tokens::Role::Viewer, "x")
+        .await
+        .unwrap();
+    let (status, _) = gql(
+        &s.url,
+        Some(t.expose_secret()),
+        "{ links { edges { cursor } } }",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    tokens::revoke(&mut conn, info.id).await.unwrap();
+    let (status, _) = gql(
+        &s.url,
+        Some(t.expose_secret()),
+        "{ links { edges { cursor } } }",
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn a_viewers_mutation_is_forbidden_and_an_operators_runs(pool: sqlx::PgPool) {
+    let s = spawn(pool, &[]).await;
+    seed(&s.store, 2, 0).await;
+    let m = r#"mutation { pauseLink(name: "c00-from-c01") { paused } }"#;
+    let viewer = token(&s.store, tokens::Role::Viewer).await;
+    let (status, body) = gql(&s.url, Some(&viewer), m).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(body["errors"][0]["extensions"]["code"], "FORBIDDEN");
+    let operator = token(&s.store, tokens::Role::Operator).await;
+    let (status, body) = gql(&s.url, Some(&operator), m).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["data"]["pauseLink"]["paused"], true);
+    // syncNow without a GitOps engine.
+    let (status, body) = gql(
+        &s.url,
+        Some(&operator),
+        r#"mutation { syncNow(source: "x") { result } }"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["errors"][0]["extensions"]["code"], "UNAVAILABLE");
+    // Errors are counted by code.
+    let metrics = reqwest::get(format!("{}/metrics", s.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"linkplane_graphql_errors_total{code="FORBIDDEN"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            r#"linkplane_http_requests_total{route="/graphql",method="POST",status="403"} 1"#
+        ),
+        "{metrics}"
+    );
+}
+
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn queries_deeper_than_the_limit_are_rejected(pool: sqlx::PgPool) {
+    let s = spawn(pool, &["--graphql-max-depth", "3"]).await;
+    let viewer = token(&s.store, tokens::Role::Viewer).await;
+    let (status, body) = gql(
+        &s.url,
+        Some(&viewer),
+        "{ links { edges { node { source { name } } } } }",
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("too deep")
+    );
+}
+
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn oversized_bodies_are_refused(pool: sqlx::PgPool) {
+    let s = spawn(pool, &["--max-body-bytes", "1000"]).await;
+    let viewer = token(&s.store, tokens::Role::Viewer).await;
+    let big = format!("{{ links {{ edges {{ cursor }} }} }} #{}", "x".repeat(5000));
+    let (status, _) = (
+        reqwest::Client::new()
+            .post(format!("{}/graphql", s.url))
+            .bearer_auth(&viewer)
+            .json(&json!({"query": big}))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        (),
+    );
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn graphiql_is_served_to_callers_with_a_token(pool: sqlx::PgPool) {
+    let s = spawn(pool, &[]).await;
+    let viewer = token(&s.store, tokens::Role::Viewer).await;
+    let resp = reqwest::Client::new()
+        .get(format!("{}/graphql", s.url))
+        .bearer_auth(&viewer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let body = resp.text().await.unwrap();
+    assert!(body.contains("graphiql"), "not the GraphiQL page");
+    assert!(body.contains("/graphql/ws"));
+}
+
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn cors_answers_preflights_for_allowed_origins_only(pool: sqlx::PgPool) {
+    let s = spawn(
+        pool,
+        &["--cors-allowed-origins", "https://dash.example.com"],
+    )
+    .await;
+    let preflight = |origin: &'static str| {
+        reqwest::Client::new()
+            .request(reqwest::Method::OPTIONS, format!("{}/graphql", s.url))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization,content-type",
+            )
+            .send()
+    };
+    let ok = preflight("https://dash.example.com").await.unwrap();
+    assert_eq!(
+        ok.headers()["access-control-allow-origin"],
+        "https://dash.example.com"
+    );
+    let other = preflight("https://evil.example.com").await.unwrap();
+    assert!(!other.headers().contains_key("access-control-allow-origin"));
+}
+
+async fn ws_connect(
+    url: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let mut req = format!("{}/graphql/ws", url.replacen("http", "ws", 1))
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "sec-websocket-protocol",
+        "graphql-transport-ws".parse().unwrap(),
+    );
+    let (ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    ws
+}
+
+async fn next_json(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+    wait: Duration,
+) -> Option<Value> {
+    loop {
+        match tokio::time::timeout(wait, ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => return Some(serde_json::from_str(&t).unwrap()),
+            Ok(Some(Ok(Message::Ping(_) | Message::Pong(_)))) => continue,
+            _ => return None,
+        }
+    }
+}
+
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn subscription_delivers_an_event_after_a_store_change(pool: sqlx::PgPool) {
+    let s = spawn(pool, &[]).await;
+    seed(&s.store, 2, 0).await;
+    let viewer = token(&s.store, tokens::Role::Viewer).await;
+    let mut ws = ws_connect(&s.url).await;
+    ws.send(Message::text(
+        json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {viewer}")}}).to_string(),
+    ))
+    .await
+    .unwrap();
+    let ack = next_json(&mut ws, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(ack["type"], "connection_ack");
+    ws.send(Message::text(
+        json!({"id": "1", "type": "subscribe", "payload": {"query": "subscription { topologyEvents(kinds: [MIRROR]) { kind link name state } }"}}).to_string(),
+    ))
+    .await
+    .unwrap();
+    // The subscription starts listening asynchronously: change state until an event arrives.
+    let mut conn = s.store.acquire().await.unwrap();
+    let mut got = None;
+    for attempt in 0..20 {
+        let state = if attempt % 2 == 0 {
+            mirrors::MirrorState::Conflict
+        } else {
+            mirrors::MirrorState::Mirrored
+        };
+        mirrors::upsert(
+            &mut conn,
+            &mirrors::MirrorStatus {
+                link: "c00-from-c01".into(),
+                source_cluster: "c00".into(),
+                target_cluster: "c01".into(),
+                namespace: "shop".into(),
+                remote_name: "web".into(),
+                local_name: "web-c01".into(),
+                mode: "gateway".into(),
+                headless: false,
+                state,
+                message: String::new(),
+            },
+        )
+        .await
+        .unwrap();
+        if let Some(msg) = next_json(&mut ws, Duration::from_millis(500)).await {
+            got = Some(msg);
+            break;
+        }
+    }
+    let msg = got.expect("an event within 10 s");
+    assert_eq!(msg["type"], "next", "{msg}");
+    assert_eq!(msg["id"], "1");
+    let ev = &msg["payload"]["data"]["topologyEvents"];
+    assert_eq!(ev["kind"], "MIRROR");
+    assert_eq!(ev["link"], "c00-from-c01");
+    assert_eq!(ev["name"], "web");
+}
+
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn subscriptions_without_a_token_are_refused(pool: sqlx::PgPool) {
+    let s = spawn(pool, &[]).await;
+    let mut ws = ws_connect(&s.url).await;
+    ws.send(Message::text(
+        json!({"type": "connection_init", "payload": {}}).to_string(),
+    ))
+    .await
+    .unwrap();
+    // The server closes the connection (4403 Forbidden in graphql-transport-ws) instead of acking.
+    let mut acked = false;
+    while let Ok(Some(Ok(msg))) = tokio::time::timeout(Duration::from_secs(5), ws.next()).await {
+        match msg {
+            Message::Text(t) if t.contains("connection_ack") => acked = true,
+            Message::Close(_) => break,
+            _ => {}
+        }
+    }
+    assert!(!acked, "an unauthenticated connection was acknowledged");
+}
+
+/// SQL statements a query cost, read from `/metrics` before and after.
+async fn statements(url: &str, token: &str, query: &str) -> u64 {
+    let read = || async {
+        let text = reqwest::get(format!("{url}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|l| l.strip_prefix("linkplane_graphql_sql_statements_total "))
+            .unwrap()
+            .trim()
+            .parse::<u64>()
+            .unwrap()
+    };
+    let before = read().await;
+    let (status, body) = gql(url, Some(token), query).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    read().await - before
+}
+
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn sql_statement_count_is_constant_as_the_fleet_grows(pool: sqlx::PgPool) {
+    let q = "{ topology { nodes { name health gatewayAlive outgoingLinks { name } mirrorCounts { total } }
+               edges { name source { name } target { name } gateway { alive } mirrorCounts { total } } }
+               clusters { edges { node { name incomingLinks { name paused } mirrors(first: 5) { edges { node { state } } } } } } }";
+    let mut counts = Vec::new();
+    let current: String = sqlx::query_scalar("SELECT current_database()")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    let big_name = format!("lpbig_{}", &current[current.len().saturating_sub(40)..]);
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS \"{big_name}\""
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "CREATE DATABASE \"{big_name}\""
+    )))
+    .execute(&pool)
+    .await
+    .unwrap();
+    let big =
+        sqlx::PgPool::connect_with(pool.connect_options().as_ref().clone().database(&big_name))
+            .await
+            .unwrap();
+    linkplane_store::MIGRATOR.run(&big).await.unwrap();
+    for (pool, n) in [(pool, 3), (big, 15)] {
+        let s = spawn(pool, &[]).await;
+        seed(&s.store, n, 4).await;
+        let viewer = token(&s.store, tokens::Role::Viewer).await;
+        counts.push(statements(&s.url, &viewer, q).await);
+    }
+    assert_eq!(counts[0], counts[1], "3 vs 15 clusters: {counts:?}");
+    assert!(counts[0] > 0);
+}
+
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn tls_is_served_from_cert_and_key_files(pool: sqlx::PgPool) {
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let (cert_path, key_path) = (dir.path().join("tls.crt"), dir.path().join("tls.key"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
+    let s = spawn(
+        pool,
+        &[
+            "--tls-cert-file",
+            cert_path.to_str().unwrap(),
+            "--tls-key-file",
+            key_path.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert!(s.url.starts_with("https://"));
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let resp = client
+        .get(format!("{}/healthz", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let viewer = token(&s.store, tokens::Role::Viewer).await;
+    let resp = client
+        .post(format!("{}/graphql", s.url))
+        .bearer_auth(&viewer)
+        .json(&json!({"query": "{ links { edges { cursor } } }"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    // Plain HTTP on the TLS port does not get an answer.
+    let plain = reqwest::get(s.url.replacen("https", "http", 1)).await;
+    assert!(plain.is_err() || !plain.unwrap().status().is_success());
+}
+
+#[test]
+fn credentials_key_file_is_loaded_and_a_bad_one_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("key");
+    std::fs::write(
+        &good,
+        "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f\n",
+    )
+    .unwrap();
+    let args = Flags::try_parse_from(["t", "--credentials-key-file", good.to_str().unwrap()])
+        .unwrap()
+        .api;
+    assert!(super::credentials_key(&args).unwrap().is_some());
+    let bad = Flags::try_parse_from(["t", "--credentials-key", "short"])
+        .unwrap()
+        .api;
+    let err = super::credentials_key(&bad).unwrap_err();
+    assert!(format!("{err:#}").contains("32 bytes"), "{err:#}");
+    let none = Flags::try_parse_from(["t"]).unwrap().api;
+    assert!(super::credentials_key(&none).unwrap().is_none());
+}
+
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn the_bootstrap_admin_token_works(pool: sqlx::PgPool) {
+    let boot = "bootstrap-admin-token-for-tests-0123456789";
+    let s = spawn(pool, &["--bootstrap-admin-token", boot]).await;
+    let (status, body) = gql(&s.url, Some(boot), "{ apiTokens { name role } }").await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["data"]["apiTokens"],
+        json!([{"name": "bootstrap", "role": "ADMIN"}])
+    );
+}
