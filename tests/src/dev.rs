@@ -92,7 +92,11 @@ impl DevEnv {
     /// Starts `linkplane dev` with the default clusters (east, west, north) and waits for its
     /// banner facts (which it writes once the first sync produced mirrors).
     pub fn start() -> DevEnv {
-        let bin = crate::binary::linkplane().expect("linkplane builds");
+        // Benchmarks point LINKPLANE_BIN at a release build; tests use the debug build.
+        let bin = match std::env::var_os("LINKPLANE_BIN") {
+            Some(path) => PathBuf::from(path),
+            None => crate::binary::linkplane().expect("linkplane builds"),
+        };
         let state = tempfile::Builder::new()
             .prefix("linkplane-e2e.")
             .tempdir()
