@@ -33,6 +33,8 @@ pub enum Command {
     Validate(crate::gitops::ValidateArgs),
     /// Show what a directory of GitOps manifests would create, update and delete in the database.
     Plan(crate::gitops::PlanArgs),
+    /// Run simulated Kubernetes clusters (kubesim) until Ctrl-C and print their kubeconfigs.
+    Sim(crate::cmd::sim::SimArgs),
 }
 
 /// Logging options.
