@@ -5,6 +5,6 @@
 # starts a throwaway PostgreSQL).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-cargo build --release -p linkplane-gitops --example bench
+cargo build --release -p linkplane-gitops --example gitops_bench
 cargo build --release -p linkplane-server --bin linkplane
-LINKPLANE_BIN="$PWD/target/release/linkplane" ./target/release/examples/bench
+LINKPLANE_BIN="$PWD/target/release/linkplane" ./target/release/examples/gitops_bench

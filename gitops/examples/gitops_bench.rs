@@ -281,6 +281,8 @@ async fn webhook_latency(base: &str, bin: &str, pid: u32) {
     let mut events = Box::pin(store.listen(&[EVENTS_CHANNEL]).await.unwrap());
     // Wait for the startup sync.
     tokio::time::sleep(Duration::from_millis(500)).await;
+    // reqwest is built without a bundled TLS provider: pick ring, as the binary does.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::new();
     let mut lat = Vec::new();
     for i in 1..=50 {
