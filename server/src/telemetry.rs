@@ -14,8 +14,13 @@ pub fn init(args: &LogArgs) {
     };
     let registry = tracing_subscriber::registry().with(filter);
     match args.log_format {
+        // Colours only on a terminal: `linkplane dev` sends the server's logs to a file.
         LogFormat::Text => registry
-            .with(fmt::layer().with_writer(std::io::stderr))
+            .with(
+                fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(std::io::stderr().is_terminal()),
+            )
             .init(),
         LogFormat::Json => registry
             .with(fmt::layer().json().with_writer(std::io::stderr))
