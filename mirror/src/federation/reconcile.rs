@@ -46,8 +46,10 @@ pub(crate) async fn worker(rt: Arc<ClusterRuntime>, shared: Arc<Shared>) {
                 .mirror_errors
                 .get_or_create(&Metrics::cluster_kind(&rt.cluster.name, e.kind()))
                 .inc();
+            // A 409 means our index is behind our own last write: the watch catches up within
+            // milliseconds, so retry soon (membership changes should land well under 500 ms).
             let delay = if e.kind() == "conflict" || e.kind() == "retry" {
-                Duration::from_millis(rand::random_range(100..300))
+                Duration::from_millis(rand::random_range(20..60))
             } else {
                 Duration::from_millis(rand::random_range(1000..2000))
             };
