@@ -89,7 +89,7 @@ pub type LoadError = ApiError;
 /// key sets through the DataLoader.
 pub struct Loader {
     db: Db,
-    clusters: OnceCell<HashMap<String, Arc<Stored<Cluster>>>>,
+    clusters: OnceCell<ClusterTable>,
     links: OnceCell<Vec<Arc<StoredLink>>>,
     gateways: OnceCell<HashMap<String, GatewayHealth>>,
     reconcilers: OnceCell<HashMap<String, ReconcilerStatus>>,
@@ -210,6 +210,18 @@ impl Counts {
         }
     }
 
+    fn add_all(&mut self, state: MirrorState, n: i64) {
+        self.add(state, n);
+    }
+
+    fn merge(&mut self, other: &Counts) {
+        self.mirrored += other.mirrored;
+        self.conflict += other.conflict;
+        self.missing_namespace += other.missing_namespace;
+        self.policy_denied += other.policy_denied;
+        self.error += other.error;
+    }
+
     /// Every mirror.
     pub fn total(&self) -> i64 {
         self.mirrored + self.conflict + self.missing_namespace + self.policy_denied + self.error
@@ -218,20 +230,48 @@ impl Counts {
 
 type Res<K, V> = Result<HashMap<K, V>, LoadError>;
 
+/// Every cluster in name order, and an index by name.
+pub(crate) type ClusterTable = (
+    Vec<Arc<Stored<Cluster>>>,
+    HashMap<String, Arc<Stored<Cluster>>>,
+);
+
 /// Everything of a [`MirrorPageOf`] but the parent: keys sharing it share one statement.
 type PageShape = (MirrorParent, Option<String>, Option<MirrorState>, i64, i64);
 
 impl Loader {
-    async fn all_clusters(&self) -> Result<&HashMap<String, Arc<Stored<Cluster>>>, LoadError> {
+    /// Every cluster (by name) and an index by name; read once per request.
+    pub(crate) async fn clusters(
+        &self,
+    ) -> Result<
+        &(
+            Vec<Arc<Stored<Cluster>>>,
+            HashMap<String, Arc<Stored<Cluster>>>,
+        ),
+        LoadError,
+    > {
         self.clusters
             .get_or_try_init(|| async {
-                let all = one!(self.db, |c| clusters::list(c))?;
-                Ok(all
+                let all: Vec<Arc<Stored<Cluster>>> = one!(self.db, |c| clusters::list(c))?
                     .into_iter()
-                    .map(|s| (s.value.name.clone(), Arc::new(s)))
-                    .collect())
+                    .map(Arc::new)
+                    .collect();
+                let index = all
+                    .iter()
+                    .map(|s| (s.value.name.clone(), s.clone()))
+                    .collect();
+                Ok((all, index))
             })
             .await
+    }
+
+    async fn all_clusters(&self) -> Result<&HashMap<String, Arc<Stored<Cluster>>>, LoadError> {
+        Ok(&self.clusters().await?.1)
+    }
+
+    /// Every link, by name; read once per request.
+    pub(crate) async fn links(&self) -> Result<&Vec<Arc<StoredLink>>, LoadError> {
+        self.all_links().await
     }
 
     async fn all_links(&self) -> Result<&Vec<Arc<StoredLink>>, LoadError> {
@@ -270,17 +310,41 @@ impl Loader {
             .await
     }
 
+    /// Mirror counts per parent. One `GROUP BY link, state` statement per request; per-cluster
+    /// counts are summed from it (a link has exactly one source and one target).
     async fn all_counts(&self, by: MirrorParent) -> Result<&HashMap<String, Counts>, LoadError> {
+        let by_link = self.counts[0]
+            .get_or_try_init(|| async {
+                let rows = one!(self.db, |c| topology::mirror_counts(
+                    c,
+                    MirrorParent::Link,
+                    None
+                ))?;
+                let mut out: HashMap<String, Counts> = HashMap::new();
+                for r in rows {
+                    out.entry(r.parent).or_default().add_all(r.state, r.count);
+                }
+                Ok::<_, LoadError>(out)
+            })
+            .await?;
         let slot = match by {
-            MirrorParent::Link => &self.counts[0],
+            MirrorParent::Link => return Ok(by_link),
             MirrorParent::SourceCluster => &self.counts[1],
             MirrorParent::TargetCluster => &self.counts[2],
         };
+        let links = self.all_links().await?;
         slot.get_or_try_init(|| async {
-            let rows = one!(self.db, |c| topology::mirror_counts(c, by, None))?;
             let mut out: HashMap<String, Counts> = HashMap::new();
-            for r in rows {
-                out.entry(r.parent).or_default().add(r.state, r.count);
+            for l in links {
+                let spec = &l.stored.value.spec;
+                let cluster = if by == MirrorParent::SourceCluster {
+                    &spec.source
+                } else {
+                    &spec.target
+                };
+                if let Some(c) = by_link.get(&l.stored.value.name) {
+                    out.entry(cluster.clone()).or_default().merge(c);
+                }
             }
             Ok(out)
         })

@@ -339,9 +339,9 @@ impl ClusterQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> ApiResult<Connection<String, ClusterNode>> {
-        let all = one!(db(ctx)?, |c| clusters::list(c))?;
+        let all = &loader(ctx)?.loader().clusters().await?.0;
         page_sorted(
-            all.into_iter().map(|c| ClusterNode(Arc::new(c))),
+            all.iter().cloned().map(ClusterNode),
             |c| c.0.value.name.clone(),
             first,
             after,

@@ -238,9 +238,9 @@ impl LinkQuery {
         first: Option<i32>,
         after: Option<String>,
     ) -> ApiResult<Connection<String, LinkNode>> {
-        let all = one!(db(ctx)?, |c| links::list(c))?;
+        let all = loader(ctx)?.loader().links().await?;
         page_sorted(
-            all.into_iter().map(|l| LinkNode(Arc::new(l))),
+            all.iter().cloned().map(LinkNode),
             |l| l.0.stored.value.name.clone(),
             first,
             after,

@@ -1,12 +1,12 @@
 //! `topology` (the whole fleet in one request) and `blastRadius`.
 
-use std::{collections::BTreeSet, sync::Arc};
+use std::collections::BTreeSet;
 
 use async_graphql::{Context, Object, SimpleObject};
-use linkplane_store::{clusters, links, topology as store_topology};
+use linkplane_store::{clusters, topology as store_topology};
 
 use crate::{
-    common::db,
+    common::{db, loader},
     db::one,
     domain::{cluster::ClusterNode, link::LinkNode, mirror::Mirror},
     error::{ApiError, ApiResult},
@@ -93,15 +93,13 @@ pub struct TopologyQuery;
 impl TopologyQuery {
     /// Nodes and edges for drawing the fleet in one request.
     async fn topology(&self, ctx: &Context<'_>) -> ApiResult<Topology> {
-        let db = db(ctx)?;
-        let clusters = one!(db, |c| clusters::list(c))?;
-        let links = one!(db, |c| links::list(c))?;
+        // Through the loader's per-request caches, which node and edge fields reuse.
+        let l = loader(ctx)?.loader();
+        let clusters = l.clusters().await?.0.clone();
+        let links = l.links().await?.clone();
         Ok(Topology {
-            nodes: clusters
-                .into_iter()
-                .map(|c| ClusterNode(Arc::new(c)))
-                .collect(),
-            edges: links.into_iter().map(|l| LinkNode(Arc::new(l))).collect(),
+            nodes: clusters.into_iter().map(ClusterNode).collect(),
+            edges: links.into_iter().map(LinkNode).collect(),
         })
     }
 
