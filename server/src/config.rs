@@ -33,6 +33,8 @@ pub enum Command {
     Validate(crate::gitops::ValidateArgs),
     /// Show what a directory of GitOps manifests would create, update and delete in the database.
     Plan(crate::gitops::PlanArgs),
+    /// Run the whole system on this machine: PostgreSQL, simulated clusters, a GitOps repo, the server.
+    Dev(crate::dev::DevArgs),
     /// Run simulated Kubernetes clusters (kubesim) until Ctrl-C and print their kubeconfigs.
     Sim(crate::cmd::sim::SimArgs),
 }

@@ -3,6 +3,7 @@
 mod app;
 mod cmd;
 mod config;
+mod dev;
 mod gitops;
 mod http;
 mod mirror;
@@ -12,6 +13,8 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    // One TLS provider for the whole process (kube, reqwest, sqlx and our listeners all use rustls).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = config::Cli::parse();
     telemetry::init(&cli.log);
     match app::run(cli.command).await {

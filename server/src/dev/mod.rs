@@ -216,10 +216,16 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             ("LINKPLANE_GIT_URL", repo_dir.display().to_string()),
             ("LINKPLANE_GIT_REF", "branch:main".to_string()),
             ("LINKPLANE_GIT_POLL_INTERVAL", "10s".to_string()),
-            ("LINKPLANE_GIT_CACHE_DIR", state_dir.join("git-cache").display().to_string()),
+            (
+                "LINKPLANE_GIT_CACHE_DIR",
+                state_dir.join("git-cache").display().to_string(),
+            ),
             ("LINKPLANE_WEBHOOK_SECRET", secrets.webhook_secret.clone()),
             ("LINKPLANE_CREDENTIALS_KEY", secrets.credentials_key.clone()),
-            ("LINKPLANE_BOOTSTRAP_ADMIN_TOKEN", secrets.admin_token.clone()),
+            (
+                "LINKPLANE_BOOTSTRAP_ADMIN_TOKEN",
+                secrets.admin_token.clone(),
+            ),
         ],
     };
     let mut child = server.spawn()?;
@@ -404,9 +410,12 @@ fn print_banner(dev: &DevFacts<'_>, args: &DevArgs, mirrored: i64, temporary: bo
         dev.graphql_url, dev.token
     );
     println!(
-        "                        -H 'Content-Type: application/json' -d '{{\"query\":\"{{ clusters {{ name }} }}\"}}'"
+        "                        -H 'Content-Type: application/json' -d '{{\"query\":\"{{ clusters {{ edges {{ node {{ name }} }} }} }}\"}}'"
     );
-    println!("  fault injection     {}/clusters (POST /clusters/NAME/stop|start, /gateway?mode=failing)", dev.admin_url);
+    println!(
+        "  fault injection     {}/clusters (POST /clusters/NAME/stop|start, /gateway?mode=failing)",
+        dev.admin_url
+    );
     println!("  facts as JSON       {}/dev.json", dev.state_dir);
     if temporary {
         println!(
