@@ -89,13 +89,16 @@ fn big_revision() -> Vec<(String, String)> {
         }
         files.push((format!("fleet/links/{s}.yaml"), text));
     }
-    let mut text = String::new();
-    for i in 0..POLICIES {
-        text.push_str(&format!(
-            "---\napiVersion: linkplane.io/v1alpha1\nkind: ExportPolicy\nmetadata:\n  name: p{i:04}\nspec:\n  namespaces:\n    deny: [kube-system]\n"
-        ));
+    // serde-saphyr's default budget allows 1,024 documents per file: 500 per file.
+    for chunk in 0..POLICIES.div_ceil(500) {
+        let mut text = String::new();
+        for i in chunk * 500..((chunk + 1) * 500).min(POLICIES) {
+            text.push_str(&format!(
+                "---\napiVersion: linkplane.io/v1alpha1\nkind: ExportPolicy\nmetadata:\n  name: p{i:04}\nspec:\n  namespaces:\n    deny: [kube-system]\n"
+            ));
+        }
+        files.push((format!("fleet/policies/{chunk}.yaml"), text));
     }
-    files.push(("fleet/policies.yaml".to_string(), text));
     files
 }
 
