@@ -54,12 +54,23 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     println!("linkplane listening on {scheme}://{addr}");
     tracing::info!(%addr, "listening");
     let mut registry = prometheus_client::registry::Registry::default();
-    let mirror = crate::mirror::start(&store, &args.mirror, &mut registry).await?;
+    let credentials_key = http::api::credentials_key(&args.api)?;
+    let stored = credentials_key
+        .clone()
+        .map(|key| crate::mirror::StoredCredentials::resolver(store.clone(), key));
+    let mirror = crate::mirror::start(&store, &args.mirror, &mut registry, stored).await?;
     let gitops_stop = tokio_util::sync::CancellationToken::new();
     let sync = crate::gitops::start(&store, &args.gitops, gitops_stop.clone()).await?;
     sync.register_metrics(&mut registry);
     let webhook_secret = args.gitops.webhook_secret()?;
-    let api = http::api::build(&store, &args.api, Some(sync.clone()), registry).await?;
+    let api = http::api::build(
+        &store,
+        &args.api,
+        Some(sync.clone()),
+        credentials_key,
+        registry,
+    )
+    .await?;
     let state = http::AppState {
         store,
         sync: Some(sync),

@@ -36,14 +36,11 @@ pub struct MirrorArgs {
 }
 
 /// Resolves `credentials: stored` from the encrypted `cluster_credentials` table.
-// Wired in app.rs through `start_with` once the API's credentials key is loaded there.
-#[allow(dead_code)]
 pub struct StoredCredentials {
     store: Store,
     key: Arc<CredentialsKey>,
 }
 
-#[allow(dead_code)]
 impl StoredCredentials {
     /// A resolver decrypting with the server's credentials key.
     pub fn resolver(store: Store, key: Arc<CredentialsKey>) -> Arc<dyn CredentialResolver> {
@@ -63,19 +60,9 @@ impl CredentialResolver for StoredCredentials {
     }
 }
 
-/// Starts the mirror unless disabled; its metrics go on `registry`. Clusters with
-/// `credentials: stored` fail clearly until [`start_with`] is given a resolver.
+/// Starts the mirror unless disabled; its metrics go on `registry`. `stored` resolves clusters
+/// with `credentials: stored` (see [`StoredCredentials`]); without it they fail with a clear error.
 pub async fn start(
-    store: &Store,
-    args: &MirrorArgs,
-    registry: &mut Registry,
-) -> anyhow::Result<Option<SupervisorHandle>> {
-    start_with(store, args, registry, None).await
-}
-
-/// [`start`] with a resolver for `credentials: stored` (see [`StoredCredentials`]).
-#[allow(dead_code)]
-pub async fn start_with(
     store: &Store,
     args: &MirrorArgs,
     registry: &mut Registry,

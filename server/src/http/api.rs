@@ -69,7 +69,9 @@ impl SyncService for GitopsSync {
     }
 }
 
-fn credentials_key(args: &ApiArgs) -> anyhow::Result<Option<Arc<CredentialsKey>>> {
+/// Loads the key sealing stored kubeconfigs, once per process: the API writes with it and the
+/// mirror reads with it.
+pub(crate) fn credentials_key(args: &ApiArgs) -> anyhow::Result<Option<Arc<CredentialsKey>>> {
     let text = match (&args.credentials_key_file, &args.credentials_key) {
         (Some(path), _) => std::fs::read_to_string(path).with_context(|| {
             format!(
@@ -85,13 +87,14 @@ fn credentials_key(args: &ApiArgs) -> anyhow::Result<Option<Arc<CredentialsKey>>
     Ok(Some(Arc::new(key)))
 }
 
-/// Builds the API from flags: loads the credentials key and TLS files, stores the bootstrap
-/// token, registers the API's metrics and freezes `registry` (register other subsystems'
-/// metrics into it before calling this).
+/// Builds the API from flags: loads the TLS files, stores the bootstrap token, registers the
+/// API's metrics and freezes `registry` (register other subsystems' metrics into it before
+/// calling this). `credentials_key` comes from [`credentials_key`], loaded once at start-up.
 pub async fn build(
     store: &Store,
     args: &ApiArgs,
     sync: Option<linkplane_gitops::SyncHandle>,
+    credentials_key: Option<Arc<CredentialsKey>>,
     mut registry: Registry,
 ) -> anyhow::Result<ApiState> {
     if let Some(token) = &args.bootstrap_admin_token {
@@ -118,7 +121,7 @@ pub async fn build(
                 max_query_bytes: args.graphql_max_query_bytes,
             },
             sync: sync.map(|s| Arc::new(GitopsSync(s)) as Arc<dyn SyncService>),
-            credentials_key: credentials_key(args)?,
+            credentials_key,
             on_error: Some(Arc::new(move |code: &str| observer.graphql_error(code))),
         },
     );

@@ -33,9 +33,15 @@ async fn spawn(pool: sqlx::PgPool, flags: &[&str]) -> Running {
     let mut argv = vec!["t"];
     argv.extend_from_slice(flags);
     let args = Flags::try_parse_from(argv).unwrap().api;
-    let api = build(&store, &args, None, Registry::default())
-        .await
-        .unwrap();
+    let api = build(
+        &store,
+        &args,
+        None,
+        super::credentials_key(&args).unwrap(),
+        Registry::default(),
+    )
+    .await
+    .unwrap();
     let state = AppState {
         store: store.clone(),
         sync: None,
