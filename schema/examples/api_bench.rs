@@ -32,7 +32,6 @@ const TOPOLOGY_SQL: &[&str] = &[
     "SELECT link, alive, latency_ms, consecutive_failures, last_error, last_probe_at, last_transition FROM gateway_health ORDER BY link",
     "SELECT cluster, state, message, watches_synced, last_sync_at, updated_at FROM reconciler_status ORDER BY cluster",
     "SELECT link::text, state, count(*) FROM mirrors GROUP BY link, state",
-    "SELECT source_cluster::text, state, count(*) FROM mirrors GROUP BY source_cluster, state",
 ];
 
 const MIRRORS_SQL: &[&str] = &[
