@@ -50,6 +50,9 @@ pg_start() {
   if [ "$(id -u)" = "0" ]; then
     id postgres >/dev/null 2>&1 || useradd --system --no-create-home postgres
     chown -R postgres "$PG_DIR"
+    # mktemp -d makes 0700 directories: let the postgres user traverse the parents to its data.
+    local d; d="$(dirname "$PG_DIR")"
+    while [ "$d" != "/" ]; do chmod o+x "$d" 2>/dev/null || true; d="$(dirname "$d")"; done
     run_as=(runuser -u postgres --)
   fi
   local port; port="$(pg_free_port)"

@@ -160,6 +160,13 @@ fn ensure_postgres_user() -> anyhow::Result<()> {
 }
 
 fn chown_postgres(dir: &Path) -> anyhow::Result<()> {
+    // Temporary directories are 0700: let the postgres user traverse every parent to its data.
+    for parent in dir.ancestors().skip(1) {
+        if parent == Path::new("/") {
+            break;
+        }
+        let _ = Command::new("chmod").arg("o+x").arg(parent).status();
+    }
     let status = Command::new("chown")
         .arg("-R")
         .arg("postgres")
