@@ -83,8 +83,9 @@ pub struct MirrorRow {
     pub updated_at: DateTime<Utc>,
 }
 
+/// A `mirrors` row as selected by [`COLUMNS`]; shared with the API's batched reads.
 #[derive(FromRow)]
-struct Row {
+pub(crate) struct Row {
     id: i64,
     link: String,
     source_cluster: String,
@@ -99,6 +100,10 @@ struct Row {
     last_transition: DateTime<Utc>,
     updated_at: DateTime<Utc>,
 }
+
+/// The columns [`Row`] decodes, in order.
+pub(crate) const COLUMNS: &str = "id, link, source_cluster, target_cluster, remote_namespace, remote_name, \
+     local_name, mode, headless, state, message, last_transition, updated_at";
 
 impl From<Row> for MirrorRow {
     fn from(r: Row) -> Self {

@@ -61,8 +61,9 @@ impl SyncRecord {
     }
 }
 
+/// A `sync_history` row; shared with the API's batched reads.
 #[derive(FromRow)]
-struct Row {
+pub(crate) struct Row {
     id: i64,
     source: String,
     revision: String,
@@ -74,6 +75,24 @@ struct Row {
     duration_ms: i64,
     counts: Json<BTreeMap<String, KindCounts>>,
     errors: Json<Vec<String>>,
+}
+
+impl From<Row> for SyncRecord {
+    fn from(r: Row) -> Self {
+        SyncRecord {
+            id: r.id,
+            source: r.source,
+            revision: r.revision,
+            author: r.author,
+            message: r.message,
+            trigger: r.trigger,
+            result: r.result,
+            started_at: r.started_at,
+            duration_ms: r.duration_ms,
+            counts: r.counts.0,
+            errors: r.errors.0,
+        }
+    }
 }
 
 /// Appends an attempt and trims the source's history to [`HISTORY_LIMIT`]. Returns the new id.
@@ -123,22 +142,7 @@ pub async fn list(conn: &mut PgConnection, source: &str, limit: i64) -> Result<V
     .fetch_all(&mut *conn)
     .await
     .map_err(StoreError::db("listing sync history"))?;
-    Ok(rows
-        .into_iter()
-        .map(|r| SyncRecord {
-            id: r.id,
-            source: r.source,
-            revision: r.revision,
-            author: r.author,
-            message: r.message,
-            trigger: r.trigger,
-            result: r.result,
-            started_at: r.started_at,
-            duration_ms: r.duration_ms,
-            counts: r.counts.0,
-            errors: r.errors.0,
-        })
-        .collect())
+    Ok(rows.into_iter().map(SyncRecord::from).collect())
 }
 
 #[cfg(test)]

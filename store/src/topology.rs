@@ -4,16 +4,14 @@
 //! Every function here is exactly one SQL statement and takes a *set* of keys, so the GraphQL
 //! DataLoaders answer a whole level of a query with one round trip whatever the fleet size.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgConnection, types::Json};
 
 use crate::{
     Result, StoreError,
     gitops::{DriftEntry, FieldDiff},
-    mirrors::{MirrorRow, MirrorState, MirrorStatus},
-    sync_history::{KindCounts, SyncRecord},
+    mirrors::{MirrorRow, MirrorState},
+    sync_history::SyncRecord,
 };
 
 /// Which column of `mirrors` a batched query groups by.
@@ -49,48 +47,7 @@ pub struct StateCount {
     pub count: i64,
 }
 
-#[derive(FromRow)]
-struct MirrorRecord {
-    id: i64,
-    link: String,
-    source_cluster: String,
-    target_cluster: String,
-    remote_namespace: String,
-    remote_name: String,
-    local_name: String,
-    mode: String,
-    headless: bool,
-    state: String,
-    message: String,
-    last_transition: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
-}
-
-impl From<MirrorRecord> for MirrorRow {
-    fn from(r: MirrorRecord) -> Self {
-        MirrorRow {
-            id: r.id,
-            status: MirrorStatus {
-                link: r.link,
-                source_cluster: r.source_cluster,
-                target_cluster: r.target_cluster,
-                namespace: r.remote_namespace,
-                remote_name: r.remote_name,
-                local_name: r.local_name,
-                mode: r.mode,
-                headless: r.headless,
-                // The CHECK constraint guarantees a known value.
-                state: MirrorState::parse(&r.state).unwrap_or(MirrorState::Error),
-                message: r.message,
-            },
-            last_transition: r.last_transition,
-            updated_at: r.updated_at,
-        }
-    }
-}
-
-const MIRROR_COLUMNS: &str = "id, link, source_cluster, target_cluster, remote_namespace, remote_name, \
-     local_name, mode, headless, state, message, last_transition, updated_at";
+use crate::mirrors::COLUMNS as MIRROR_COLUMNS;
 
 /// Mirror counts per `(parent, state)` for the given parents (`None`: every parent).
 pub async fn mirror_counts(
@@ -138,7 +95,7 @@ pub async fn mirror_pages(
                AND ($3::text IS NULL OR m.state = $3) AND m.id > $4) page
          WHERE rn <= $5 ORDER BY {col}, id"
     );
-    let rows: Vec<MirrorRecord> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let rows: Vec<crate::mirrors::Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(parents)
         .bind(namespace)
         .bind(state.map(MirrorState::as_str))
@@ -174,7 +131,7 @@ pub struct ServiceKey {
     pub name: String,
 }
 
-fn group_services(rows: Vec<MirrorRecord>) -> Vec<ExportedService> {
+fn group_services(rows: Vec<crate::mirrors::Row>) -> Vec<ExportedService> {
     let mut out: Vec<ExportedService> = Vec::new();
     for row in rows.into_iter().map(MirrorRow::from) {
         let s = &row.status;
@@ -215,7 +172,7 @@ pub async fn services(
          SELECT {MIRROR_COLUMNS} FROM mirrors JOIN keys USING (target_cluster, remote_namespace, remote_name)
          ORDER BY target_cluster, remote_namespace, remote_name, source_cluster, id"
     );
-    let rows: Vec<MirrorRecord> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let rows: Vec<crate::mirrors::Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(target_cluster)
         .bind(namespace)
         .bind(after.map(|k| k.target_cluster.as_str()))
@@ -237,7 +194,7 @@ pub async fn services_of(
         "SELECT {MIRROR_COLUMNS} FROM mirrors WHERE target_cluster = ANY($1)
          ORDER BY target_cluster, remote_namespace, remote_name, source_cluster, id"
     );
-    let rows: Vec<MirrorRecord> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let rows: Vec<crate::mirrors::Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(targets)
         .fetch_all(&mut *conn)
         .await
@@ -259,7 +216,7 @@ pub async fn stranded_mirrors(
          WHERE target_cluster = $1 AND state = 'Mirrored' AND (NOT $2 OR mode = 'gateway')
          ORDER BY source_cluster, remote_namespace, remote_name, id"
     );
-    let rows: Vec<MirrorRecord> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let rows: Vec<crate::mirrors::Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
         .bind(cluster)
         .bind(gateway_only)
         .fetch_all(&mut *conn)
@@ -308,21 +265,7 @@ pub async fn sync_history_of(
     sources: &[String],
     limit: i64,
 ) -> Result<Vec<SyncRecord>> {
-    #[derive(FromRow)]
-    struct Row {
-        id: i64,
-        source: String,
-        revision: String,
-        author: String,
-        message: String,
-        trigger: String,
-        result: String,
-        started_at: DateTime<Utc>,
-        duration_ms: i64,
-        counts: Json<BTreeMap<String, KindCounts>>,
-        errors: Json<Vec<String>>,
-    }
-    let rows: Vec<Row> = sqlx::query_as(
+    let rows: Vec<crate::sync_history::Row> = sqlx::query_as(
         "SELECT id, source, revision, author, message, trigger, result, started_at, duration_ms, counts, errors
          FROM (SELECT h.*, row_number() OVER (PARTITION BY source ORDER BY id DESC) AS rn
                FROM sync_history h WHERE source = ANY($1)) newest
@@ -333,22 +276,7 @@ pub async fn sync_history_of(
     .fetch_all(&mut *conn)
     .await
     .map_err(StoreError::db("listing sync history"))?;
-    Ok(rows
-        .into_iter()
-        .map(|r| SyncRecord {
-            id: r.id,
-            source: r.source,
-            revision: r.revision,
-            author: r.author,
-            message: r.message,
-            trigger: r.trigger,
-            result: r.result,
-            started_at: r.started_at,
-            duration_ms: r.duration_ms,
-            counts: r.counts.0,
-            errors: r.errors.0,
-        })
-        .collect())
+    Ok(rows.into_iter().map(SyncRecord::from).collect())
 }
 
 /// The current drift report of each of `sources` (source name, entry), by source, kind, name.
@@ -393,6 +321,7 @@ pub async fn drift_of(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::mirrors::MirrorStatus;
     use crate::{
         Owner, clusters,
         federation::{self, FederatedState, FederatedStatus, MemberState, MemberStatus},
