@@ -268,6 +268,9 @@ impl Shared {
         let snap = self.snapshot();
         for entry in snap.links.values() {
             if entry.link.spec.source == cluster || entry.link.spec.target == cluster {
+                self.status.send(StatusMsg::LinkRecovered {
+                    link: entry.link.name.clone(),
+                });
                 self.enqueue_link(&entry.link.name);
             }
         }

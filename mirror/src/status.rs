@@ -33,6 +33,8 @@ pub(crate) enum StatusMsg {
     },
     /// Every known mirror of `link` is in error (its cluster is unreachable).
     LinkError { link: String, message: String },
+    /// The clusters of `link` answer again: its mirrors may be reported Mirrored again.
+    LinkRecovered { link: String },
 }
 
 /// Sender side; cheap to clone.
@@ -55,6 +57,7 @@ pub(crate) fn spawn(store: Store, flush: Duration) -> (StatusSink, tokio::task::
 
 async fn run(store: Store, flush: Duration, mut rx: mpsc::UnboundedReceiver<StatusMsg>) {
     let mut written: HashMap<Key, Option<MirrorStatus>> = HashMap::new();
+    let mut failed: HashMap<String, String> = HashMap::new();
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         let deadline = tokio::time::sleep(flush);
@@ -68,6 +71,7 @@ async fn run(store: Store, flush: Duration, mut rx: mpsc::UnboundedReceiver<Stat
                 },
             }
         }
+        hold_failed_links(&mut batch, &mut failed);
         load_unknown_links(&store, &batch, &mut written).await;
         let ops = coalesce(batch, &mut written);
         if ops.is_empty() {
@@ -120,6 +124,32 @@ async fn load_unknown_links(
     }
 }
 
+/// While a link's cluster is unreachable, a write that completes afterwards (into the healthy
+/// side) must not report the mirror as Mirrored over the link's error: such upserts are
+/// recorded as the link's error until `LinkRecovered`. Recovery markers are consumed here.
+fn hold_failed_links(batch: &mut Vec<StatusMsg>, failed: &mut HashMap<String, String>) {
+    batch.retain_mut(|msg| match msg {
+        StatusMsg::LinkError { link, message } => {
+            failed.insert(link.clone(), message.clone());
+            true
+        }
+        StatusMsg::LinkRecovered { link } => {
+            failed.remove(link);
+            false
+        }
+        StatusMsg::Upsert(s) => {
+            if let Some(message) = failed.get(&s.link)
+                && s.state == MirrorState::Mirrored
+            {
+                s.state = MirrorState::Error;
+                s.message = message.clone();
+            }
+            true
+        }
+        _ => true,
+    });
+}
+
 /// Turns messages into the minimal list of writes, updating the cache of written states
 /// (`None` = known to have no row).
 fn coalesce(
@@ -158,6 +188,7 @@ fn coalesce(
                     .retain(|(l, ns, n), _| l != &link || set.contains(&(ns.as_str(), n.as_str())));
                 ops.push(StatusMsg::Retain { link, keep });
             }
+            StatusMsg::LinkRecovered { .. } => {}
             StatusMsg::LinkError { link, message } => {
                 for ((l, _, _), s) in written.iter_mut() {
                     if let Some(s) = s.as_mut().filter(|s| {
@@ -214,13 +245,43 @@ async fn apply(
         StatusMsg::Retain { link, keep } => {
             mirrors::retain_for_link(conn, link, keep).await.map(|_| ())
         }
-        StatusMsg::LinkError { .. } => Ok(()),
+        StatusMsg::LinkError { .. } | StatusMsg::LinkRecovered { .. } => Ok(()),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_write_finishing_after_a_link_failed_is_recorded_as_the_error_until_recovery() {
+        let mut failed = HashMap::new();
+        let mut batch = vec![
+            StatusMsg::LinkError {
+                link: "l".into(),
+                message: "cluster north is unreachable".into(),
+            },
+            StatusMsg::Upsert(status("db", MirrorState::Mirrored)),
+        ];
+        hold_failed_links(&mut batch, &mut failed);
+        let StatusMsg::Upsert(s) = &batch[1] else {
+            panic!("upsert kept")
+        };
+        assert_eq!(
+            (s.state, s.message.as_str()),
+            (MirrorState::Error, "cluster north is unreachable")
+        );
+        let mut batch = vec![
+            StatusMsg::LinkRecovered { link: "l".into() },
+            StatusMsg::Upsert(status("db", MirrorState::Mirrored)),
+        ];
+        hold_failed_links(&mut batch, &mut failed);
+        assert_eq!(batch.len(), 1, "the recovery marker is consumed");
+        let StatusMsg::Upsert(s) = &batch[0] else {
+            panic!("upsert kept")
+        };
+        assert_eq!(s.state, MirrorState::Mirrored);
+    }
 
     fn status(name: &str, state: MirrorState) -> MirrorStatus {
         MirrorStatus {
