@@ -77,9 +77,9 @@ async fn run(store: Store, flush: Duration, mut rx: mpsc::UnboundedReceiver<Stat
         if ops.is_empty() {
             continue;
         }
-        if let Err(e) = write(&store, &ops, true).await {
+        if let Err(e) = write(&store, &ops, true, "committing mirror states").await {
             tracing::warn!(error = %e, "batched mirror-state write failed; retrying one by one");
-            if let Err(e) = write(&store, &ops, false).await {
+            if let Err(e) = write(&store, &ops, false, "committing mirror states").await {
                 tracing::warn!(error = %e, "mirror-state write failed");
             }
         }
@@ -205,24 +205,48 @@ fn coalesce(
     ops
 }
 
-async fn write(store: &Store, ops: &[StatusMsg], atomic: bool) -> linkplane_store::Result<()> {
+/// One state write of a batch: mirror statuses here, federation states in `federation::state`.
+pub(crate) trait StateOp: Sync {
+    /// Applies the write on `conn`.
+    fn apply<'a>(
+        &'a self,
+        conn: &'a mut linkplane_store::PgConnection,
+    ) -> futures::future::BoxFuture<'a, linkplane_store::Result<()>>;
+}
+
+impl StateOp for StatusMsg {
+    fn apply<'a>(
+        &'a self,
+        conn: &'a mut linkplane_store::PgConnection,
+    ) -> futures::future::BoxFuture<'a, linkplane_store::Result<()>> {
+        Box::pin(apply(conn, self))
+    }
+}
+
+/// Writes a batch of state ops: in one transaction when `atomic`, else one by one, skipping the
+/// rows whose parent was deleted meanwhile (their foreign key fails: nothing to record).
+pub(crate) async fn write<O: StateOp>(
+    store: &Store,
+    ops: &[O],
+    atomic: bool,
+    what: &'static str,
+) -> linkplane_store::Result<()> {
     if atomic {
         let mut tx = store.begin().await?;
         for op in ops {
-            apply(&mut tx, op).await?;
+            op.apply(&mut tx).await?;
         }
         tx.commit()
             .await
             .map_err(|source| linkplane_store::StoreError::Database {
-                action: "committing mirror states",
+                action: what,
                 source,
             })?;
     } else {
         let mut conn = store.acquire().await?;
         for op in ops {
-            // A row of a link deleted meanwhile fails its foreign key: nothing to record.
-            if let Err(e) = apply(&mut conn, op).await {
-                tracing::debug!(error = %e, "skipping mirror-state write");
+            if let Err(e) = op.apply(&mut conn).await {
+                tracing::debug!(error = %e, what, "skipping a state write");
             }
         }
     }

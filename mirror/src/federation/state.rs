@@ -109,37 +109,26 @@ async fn run(store: Store, flush: Duration, mut rx: mpsc::UnboundedReceiver<Op>)
             }
         }
         let ops: Vec<Op> = order.into_iter().filter_map(|k| last.remove(&k)).collect();
-        if let Err(e) = write(&store, &ops, true).await {
+        if let Err(e) =
+            crate::status::write(&store, &ops, true, "committing federation states").await
+        {
             tracing::warn!(error = %e, "batched federation-state write failed; retrying one by one");
-            if let Err(e) = write(&store, &ops, false).await {
+            if let Err(e) =
+                crate::status::write(&store, &ops, false, "committing federation states").await
+            {
                 tracing::warn!(error = %e, "federation-state write failed");
             }
         }
     }
 }
 
-async fn write(store: &Store, ops: &[Op], atomic: bool) -> linkplane_store::Result<()> {
-    if atomic {
-        let mut tx = store.begin().await?;
-        for op in ops {
-            apply(&mut tx, op).await?;
-        }
-        tx.commit()
-            .await
-            .map_err(|source| linkplane_store::StoreError::Database {
-                action: "committing federation states",
-                source,
-            })?;
-    } else {
-        let mut conn = store.acquire().await?;
-        for op in ops {
-            // A row of a cluster deleted meanwhile fails its foreign key: nothing to record.
-            if let Err(e) = apply(&mut conn, op).await {
-                tracing::debug!(error = %e, "skipping federation-state write");
-            }
-        }
+impl crate::status::StateOp for Op {
+    fn apply<'a>(
+        &'a self,
+        conn: &'a mut linkplane_store::PgConnection,
+    ) -> futures::future::BoxFuture<'a, linkplane_store::Result<()>> {
+        Box::pin(apply(conn, self))
     }
-    Ok(())
 }
 
 async fn apply(conn: &mut linkplane_store::PgConnection, op: &Op) -> linkplane_store::Result<()> {
