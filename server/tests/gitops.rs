@@ -4,11 +4,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::{
-    io::{BufRead, BufReader},
     path::Path,
-    process::{Child, Command, Output, Stdio},
+    process::{Command, Output},
     time::Duration,
 };
+
+mod support;
+
+use support::{fresh_database, start_serve};
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -33,26 +36,6 @@ fn link(name: &str, source: &str, target: &str) -> String {
     format!(
         "---\napiVersion: linkplane.io/v1alpha1\nkind: Link\nmetadata:\n  name: {name}\nspec:\n  source: {source}\n  target: {target}\n"
     )
-}
-
-/// A fresh, empty database next to DATABASE_URL.
-fn fresh_database(tag: &str) -> String {
-    let base = std::env::var("DATABASE_URL").expect("DATABASE_URL must be set");
-    let name = format!("gitops_{tag}_{}", std::process::id());
-    let status = Command::new("psql")
-        .args([
-            &base,
-            "-q",
-            "-c",
-            &format!("DROP DATABASE IF EXISTS {name}"),
-            "-c",
-            &format!("CREATE DATABASE {name}"),
-        ])
-        .status()
-        .expect("psql runs");
-    assert!(status.success());
-    let (prefix, _) = base.rsplit_once('/').expect("URL has a database part");
-    format!("{prefix}/{name}")
 }
 
 fn psql(db: &str, sql: &str) -> String {
@@ -131,7 +114,7 @@ fn validate_accepts_the_examples_and_rejects_with_locations() {
 
 #[test]
 fn plan_shows_creates_updates_and_deletes_against_the_database() {
-    let db = fresh_database("plan");
+    let db = fresh_database("gitops_plan");
     let out = linkplane(&["migrate", "--database-url", &db]);
     assert!(
         out.status.success(),
@@ -227,17 +210,9 @@ fn plan_shows_creates_updates_and_deletes_against_the_database() {
     );
 }
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn serve(db: &str, repo: &Path, cache: &Path, secret_file: &Path) -> (Server, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_linkplane"))
+fn serve(db: &str, repo: &Path, cache: &Path, secret_file: &Path) -> (support::Server, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_linkplane"));
+    command
         .args([
             "serve",
             "--listen",
@@ -256,23 +231,8 @@ fn serve(db: &str, repo: &Path, cache: &Path, secret_file: &Path) -> (Server, St
         .arg("--webhook-secret-file")
         .arg(secret_file)
         .env("DATABASE_URL", db)
-        .env_remove("LINKPLANE_WEBHOOK_SECRET")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("linkplane starts");
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let server = Server(child);
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("reads the banner");
-    let url = line
-        .trim()
-        .strip_prefix("linkplane listening on ")
-        .expect("banner names the address")
-        .to_string();
-    (server, url)
+        .env_remove("LINKPLANE_WEBHOOK_SECRET");
+    start_serve(command)
 }
 
 fn sign(body: &[u8]) -> String {
@@ -296,7 +256,7 @@ async fn wait_for(db: &str, sql: &str, want: &str) {
 
 #[tokio::test]
 async fn signed_webhooks_trigger_syncs_and_unsigned_ones_change_nothing() {
-    let db = fresh_database("webhook");
+    let db = fresh_database("gitops_webhook");
     let repo = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
     let secret_file = repo.path().join("secret");

@@ -1,67 +1,22 @@
 //! `linkplane serve` as a process: migrates a fresh database and answers the health endpoints.
 
-use std::{
-    io::{BufRead, BufReader},
-    process::{Child, Command, Stdio},
-    time::Duration,
-};
+use std::{process::Command, time::Duration};
 
-struct Server(Child);
+mod support;
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use support::{fresh_database, start_serve};
 
-/// A fresh, empty database on the server scripts/test started.
-async fn fresh_database() -> String {
-    let base =
-        std::env::var("DATABASE_URL").expect("DATABASE_URL must be set (scripts/test sets it)");
-    let name = format!("serve_test_{}", std::process::id());
-    let admin = base.clone();
-    let status = Command::new("psql")
-        .args([
-            &admin,
-            "-q",
-            "-c",
-            &format!("DROP DATABASE IF EXISTS {name}"),
-            "-c",
-            &format!("CREATE DATABASE {name}"),
-        ])
-        .status()
-        .expect("psql runs");
-    assert!(status.success());
-    let (prefix, _) = base.rsplit_once('/').expect("URL has a database part");
-    format!("{prefix}/{name}")
-}
-
-fn start(database_url: &str) -> (Server, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_linkplane"))
+fn start(database_url: &str) -> (support::Server, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_linkplane"));
+    command
         .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("DATABASE_URL", database_url)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("linkplane starts");
-    let stdout = child.stdout.take().expect("stdout is piped");
-    let server = Server(child);
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("reads the banner");
-    let url = line
-        .trim()
-        .strip_prefix("linkplane listening on ")
-        .expect("banner names the address")
-        .to_string();
-    (server, url)
+        .env("DATABASE_URL", database_url);
+    start_serve(command)
 }
 
 #[tokio::test]
 async fn serve_migrates_and_answers_health_endpoints() {
-    let db = fresh_database().await;
+    let db = fresh_database("serve_test");
     let (_server, url) = start(&db);
     // reqwest is built without a bundled TLS provider: pick ring, as the binary does.
     let _ = rustls::crypto::ring::default_provider().install_default();
