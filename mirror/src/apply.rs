@@ -31,7 +31,7 @@ use crate::{
     },
     error::{Error, Result},
     index::IndexedService,
-    runtime::{ClusterRuntime, MirrorKey, Shared},
+    runtime::{ClusterRuntime, Kind, MirrorKey, Shared},
     status::StatusMsg,
 };
 
@@ -388,6 +388,7 @@ impl Applier<'_> {
             {
                 Ok(created) => {
                     self.count("create");
+                    self.rt.remember_service(&created);
                     return Ok(Ensured::Ok(index_service(&created).cluster_ip));
                 }
                 Err(e) if is_code(&e, 409) => {
@@ -424,6 +425,7 @@ impl Applier<'_> {
                 .await
                 .map_err(Error::kube(format!("recreating {what}")))?;
             self.count("create");
+            self.rt.remember_service(&created);
             return Ok(Ensured::Ok(index_service(&created).cluster_ip));
         }
         self.replace_service(&api, d, &a, &what).await
@@ -443,6 +445,7 @@ impl Applier<'_> {
             .await
             .map_err(Error::kube(format!("updating {what}")))?;
         self.count("replace");
+        self.rt.remember_service(&replaced);
         Ok(Ensured::Ok(index_service(&replaced).cluster_ip))
     }
 
@@ -480,8 +483,9 @@ impl Applier<'_> {
                 .create(&PostParams::default(), &endpoints_object(d, &resolved))
                 .await
             {
-                Ok(_) => {
+                Ok(created) => {
                     self.count("create");
+                    self.rt.remember_endpoints(&created);
                     return Ok(Ensured::Ok(None));
                 }
                 Err(e) if is_code(&e, 409) => {
@@ -511,10 +515,12 @@ impl Applier<'_> {
         }
         let mut obj = endpoints_object(d, &resolved);
         obj.metadata.resource_version = Some(a.endpoints.resource_version.clone());
-        api.replace(&d.name, &PostParams::default(), &obj)
+        let replaced = api
+            .replace(&d.name, &PostParams::default(), &obj)
             .await
             .map_err(Error::kube(format!("updating {what}")))?;
         self.count("replace");
+        self.rt.remember_endpoints(&replaced);
         Ok(Ensured::Ok(None))
     }
 
@@ -604,6 +610,7 @@ impl Applier<'_> {
         {
             Ok(_) => {
                 self.count("delete");
+                self.rt.forget(Kind::Service, ns, name);
                 Ok(())
             }
             Err(e) if is_code(&e, 404) => Ok(()),
@@ -619,6 +626,7 @@ impl Applier<'_> {
         {
             Ok(_) => {
                 self.count("delete");
+                self.rt.forget(Kind::Endpoints, ns, name);
                 Ok(())
             }
             Err(e) if is_code(&e, 404) => Ok(()),

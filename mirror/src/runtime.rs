@@ -116,6 +116,8 @@ pub(crate) struct Shared {
     pub clusters: RwLock<HashMap<String, Arc<ClusterRuntime>>>,
     pub gateways: RwLock<HashMap<String, GatewayView>>,
     pub federation: crate::federation::Federation,
+    /// `(source, target)` pairs whose removed-link clean-up is running.
+    pub cleanups: std::sync::Mutex<BTreeSet<(String, String)>>,
 }
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -162,6 +164,22 @@ impl Shared {
 
     pub fn remove_gateway(&self, link: &str) {
         write(&self.gateways).remove(link);
+    }
+
+    /// Claims a clean-up; false when one for the pair is already running.
+    pub fn begin_cleanup(&self, pair: &(String, String)) -> bool {
+        self.cleanups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(pair.clone())
+    }
+
+    /// Releases a clean-up claimed by [`begin_cleanup`](Self::begin_cleanup).
+    pub fn end_cleanup(&self, pair: &(String, String)) {
+        self.cleanups
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(pair);
     }
 
     fn enqueue(&self, entry: &LinkEntry, namespace: &str, service: &str) {
@@ -469,6 +487,34 @@ impl ClusterRuntime {
                 false
             }
         }
+    }
+
+    /// Records an object this process just wrote, as the API server returned it. Its watch
+    /// event then finds the index unchanged and triggers no re-plan: our own writes are not
+    /// echoed back into the queue (each would cost a full no-op reconcile), and the next
+    /// reconcile of the key already sees the new resourceVersion instead of a stale one.
+    pub(crate) fn remember_service(&self, svc: &Service) {
+        let key = (svc.ns(), svc.name());
+        write(&self.index).services.apply(key, index_service(svc));
+    }
+
+    /// [`remember_service`](Self::remember_service) for Endpoints.
+    pub(crate) fn remember_endpoints(&self, eps: &Endpoints) {
+        let key = (eps.ns(), eps.name());
+        write(&self.index)
+            .endpoints
+            .apply(key, index_endpoints(eps));
+    }
+
+    /// Forgets an object this process just deleted, so its delete event is not re-planned.
+    pub(crate) fn forget(&self, kind: Kind, namespace: &str, name: &str) {
+        let key = (namespace.to_string(), name.to_string());
+        let mut idx = write(&self.index);
+        match kind {
+            Kind::Service => idx.services.delete(&key),
+            Kind::Endpoints => idx.endpoints.delete(&key),
+            Kind::Namespace => idx.namespaces.delete(&key),
+        };
     }
 
     fn reset(&self, kind: Kind, begin: bool) {

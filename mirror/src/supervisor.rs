@@ -10,15 +10,21 @@ use std::{
 
 use futures::StreamExt;
 use linkplane_core::GatewaySpec;
-use linkplane_store::{Store, changes::CONFIG_CHANNEL, reconcilers::ReconcilerState};
+use linkplane_store::{
+    Store,
+    changes::CONFIG_CHANNEL,
+    link_cleanups::{self, LinkCleanup},
+    reconcilers::ReconcilerState,
+};
 use tokio::{sync::oneshot, task::JoinHandle};
+use tracing::Instrument;
 
 use crate::{
     Metrics,
     apply::cleanup,
     error::Result,
     gateway,
-    runtime::{ClusterRuntime, LinkEntry, Options, Shared, Snapshot, set_status},
+    runtime::{Backoff, ClusterRuntime, LinkEntry, Options, Shared, Snapshot, set_status},
     status,
 };
 
@@ -61,6 +67,7 @@ impl Supervisor {
             clusters: RwLock::new(HashMap::new()),
             gateways: RwLock::new(HashMap::new()),
             federation,
+            cleanups: Default::default(),
         });
         let (stop, stop_rx) = oneshot::channel();
         let task = tokio::spawn(run(shared.clone(), Box::pin(feed), stop_rx));
@@ -209,7 +216,8 @@ async fn reload(shared: &Arc<Shared>, probes: &mut Probes) {
     let old = shared.snapshot();
     shared.metrics.link_cache_size.set(new.links.len() as i64);
 
-    // Links gone (or re-pointed): clean up their mirrors while the source client still exists.
+    // Links gone (or re-pointed): stop their probes and forget their states. Their mirrors are
+    // deleted by `start_cleanups` below, from the request the store recorded with the delete.
     for (name, entry) in &old.links {
         let spec = &entry.link.spec;
         let gone = match new.links.get(name) {
@@ -234,28 +242,6 @@ async fn reload(shared: &Arc<Shared>, probes: &mut Probes) {
             .metrics
             .gateway_enabled
             .remove(&Metrics::target(&spec.target));
-        if spec.cleanup_on_unlink && !entry.paused {
-            if let Some(client) = shared.runtime(&spec.source).and_then(|r| r.client()) {
-                let (source, target, link, metrics) = (
-                    spec.source.clone(),
-                    spec.target.clone(),
-                    name.clone(),
-                    shared.metrics.clone(),
-                );
-                tokio::spawn(async move {
-                    match cleanup(client, &source, &target, &metrics).await {
-                        Ok(n) => {
-                            tracing::info!(%link, %source, deleted = n, "link removed: mirrors cleaned up")
-                        }
-                        Err(e) => {
-                            tracing::warn!(%link, %source, error = %e.chain(), "cleaning up mirrors of a removed link")
-                        }
-                    }
-                });
-            } else {
-                tracing::warn!(link = %name, "link removed but its source cluster is not connected: mirrors left in place");
-            }
-        }
     }
 
     let new = Arc::new(new);
@@ -307,6 +293,9 @@ async fn reload(shared: &Arc<Shared>, probes: &mut Probes) {
         }
     }
 
+    // Mirrors of removed links (recorded durably by the store, also while we were down).
+    start_cleanups(shared).await;
+
     // Links: gateway workers, and a full pass over each link whose inputs changed.
     let policies_changed = old.policies != new.policies;
     for (name, entry) in &new.links {
@@ -347,5 +336,112 @@ async fn reload(shared: &Arc<Shared>, probes: &mut Probes) {
         {
             shared.enqueue_link(name);
         }
+    }
+}
+
+/// Starts a task for each pending clean-up of a removed link that is not running yet. A
+/// request whose cluster pair has a link again is obsolete (the new link owns those mirrors and
+/// its full pass collects any extra): it is completed without deleting anything.
+async fn start_cleanups(shared: &Arc<Shared>) {
+    let pending = async {
+        let mut conn = shared.store.acquire().await?;
+        link_cleanups::list(&mut conn).await
+    }
+    .await;
+    let pending = match pending {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading pending link clean-ups; retried on the next change");
+            return;
+        }
+    };
+    for req in pending {
+        let pair = (req.source_cluster.clone(), req.target_cluster.clone());
+        if !shared.begin_cleanup(&pair) {
+            continue;
+        }
+        let shared = shared.clone();
+        let span = tracing::info_span!(
+            "link_cleanup",
+            link = %req.link,
+            source = %req.source_cluster,
+            target = %req.target_cluster
+        );
+        tokio::spawn(
+            async move {
+                run_cleanup(&shared, &req).await;
+                shared.end_cleanup(&pair);
+            }
+            .instrument(span),
+        );
+    }
+}
+
+/// Deletes the mirrors of one removed link, retrying with backoff (while the source cluster is
+/// unreachable) until it succeeds or the request becomes moot: the pair is linked again, or the
+/// source cluster left the configuration as well.
+async fn run_cleanup(shared: &Arc<Shared>, req: &LinkCleanup) {
+    let mut backoff = Backoff::default();
+    loop {
+        let snap = shared.snapshot();
+        let relinked = snap.links.values().any(|l| {
+            l.link.spec.source == req.source_cluster && l.link.spec.target == req.target_cluster
+        });
+        if relinked {
+            tracing::info!("a link owns the pair again: nothing to clean up");
+            complete_cleanup(shared, req).await;
+            return;
+        }
+        let Some(cluster) = snap.clusters.get(&req.source_cluster) else {
+            // Removed together with its links: linkplane no longer manages that cluster at all,
+            // so there is no client to delete with and nothing that would ever provide one.
+            tracing::info!("source cluster removed too: its mirrors are left as they are");
+            complete_cleanup(shared, req).await;
+            return;
+        };
+        // The running reconciler's client if the cluster has one, else a client for this alone.
+        let client = match shared.runtime(&req.source_cluster).and_then(|r| r.client()) {
+            Some(c) => Ok(c),
+            None => shared
+                .options
+                .credentials
+                .client(cluster)
+                .await
+                .map_err(|e| e.chain()),
+        };
+        let result = match client {
+            Ok(client) => cleanup(
+                client,
+                &req.source_cluster,
+                &req.target_cluster,
+                &shared.metrics,
+            )
+            .await
+            .map_err(|e| e.chain()),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(n) => {
+                tracing::info!(deleted = n, "link removed: mirrors cleaned up");
+                complete_cleanup(shared, req).await;
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cleaning up mirrors of a removed link; retrying");
+                tokio::time::sleep(backoff.next()).await;
+            }
+        }
+    }
+}
+
+async fn complete_cleanup(shared: &Shared, req: &LinkCleanup) {
+    let done = async {
+        let mut conn = shared.store.acquire().await?;
+        link_cleanups::complete(&mut conn, req).await
+    }
+    .await;
+    if let Err(e) = done {
+        // The row stays: the next reload runs the (idempotent) clean-up again.
+        tracing::warn!(error = %e, "recording a finished link clean-up");
     }
 }

@@ -591,6 +591,98 @@ async fn deleting_a_link_cleans_up_its_mirrors_unless_told_to_keep_them(pool: sq
 }
 
 #[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn a_link_removed_while_the_server_is_down_is_cleaned_up_on_start(pool: sqlx::PgPool) {
+    let mut env = Env::start(pool, &["east", "west", "north"]).await;
+    let (east, west, north) = (
+        env.client("east").await,
+        env.client("west").await,
+        env.client("north").await,
+    );
+    create_ns(&west, "shop").await;
+    create_ns(&north, "shop").await;
+    export(&east, "shop", "web", EXPORTED).await;
+    env.link("west", "east", |_| {}).await;
+    env.link("north", "east", |_| {}).await;
+    eventually("mirrored into both", || async {
+        ok_if(
+            get_eps(&west, "shop", "web-east").await.is_some()
+                && get_eps(&north, "shop", "web-east").await.is_some(),
+            || "absent".into(),
+        )
+    })
+    .await;
+    env.stop_supervisor().await;
+    {
+        // What a Git sync applied during a restart does: the link row goes while no supervisor
+        // runs, so no in-memory "link went away" ever happens.
+        let mut conn = env.store.acquire().await.unwrap();
+        links::delete(&mut conn, "north-east").await.unwrap();
+    }
+    env.start_supervisor().await;
+    eventually("north's mirrors of east cleaned up", || async {
+        ok_if(
+            get_svc(&north, "shop", "web-east").await.is_none()
+                && get_eps(&north, "shop", "web-east").await.is_none(),
+            || "still there".into(),
+        )
+    })
+    .await;
+    eventually("the request is completed", || async {
+        let mut conn = env.store.acquire().await.unwrap();
+        let pending = linkplane_store::link_cleanups::list(&mut conn)
+            .await
+            .unwrap();
+        ok_if(pending.is_empty(), || format!("{pending:?}"))
+    })
+    .await;
+    assert!(
+        get_svc(&west, "shop", "web-east").await.is_some(),
+        "other links untouched"
+    );
+    env.shutdown().await;
+}
+
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn a_link_removed_while_its_source_is_unreachable_is_cleaned_up_when_it_returns(
+    pool: sqlx::PgPool,
+) {
+    let env = Env::start(pool, &["east", "west"]).await;
+    let (east, west) = (env.client("east").await, env.client("west").await);
+    create_ns(&west, "shop").await;
+    export(&east, "shop", "web", EXPORTED).await;
+    env.link("west", "east", |_| {}).await;
+    eventually("mirrored", || async {
+        ok_if(get_eps(&west, "shop", "web-east").await.is_some(), || {
+            "absent".into()
+        })
+    })
+    .await;
+    let faults = env.sim.cluster("west").unwrap().faults();
+    faults.stop_api().await;
+    {
+        let mut conn = env.store.acquire().await.unwrap();
+        links::delete(&mut conn, "west-east").await.unwrap();
+    }
+    // Give the clean-up time to fail at least once against the stopped API server.
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    {
+        let mut conn = env.store.acquire().await.unwrap();
+        let pending = linkplane_store::link_cleanups::list(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(pending.len(), 1, "kept until done: {pending:?}");
+    }
+    faults.start_api().await.unwrap();
+    eventually("cleaned up once west answers", || async {
+        ok_if(get_svc(&west, "shop", "web-east").await.is_none(), || {
+            "still there".into()
+        })
+    })
+    .await;
+    env.shutdown().await;
+}
+
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
 async fn long_mirror_names_are_shortened_with_the_full_name_annotation(pool: sqlx::PgPool) {
     let env = Env::start(pool, &["east", "west"]).await;
     let (east, west) = (env.client("east").await, env.client("west").await);

@@ -15,6 +15,7 @@ pub mod federation;
 pub mod gateways;
 pub mod git_sources;
 pub mod gitops;
+pub mod link_cleanups;
 pub mod links;
 pub mod mirrors;
 pub mod owner;
