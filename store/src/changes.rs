@@ -71,4 +71,43 @@ mod tests {
             serde_json::json!({"table": "clusters", "op": "INSERT", "name": "east"})
         );
     }
+    async fn next(feed: &mut (impl Stream<Item = Result<Change>> + Unpin)) -> Option<Change> {
+        tokio::time::timeout(Duration::from_millis(500), feed.next())
+            .await
+            .ok()
+            .flatten()
+            .map(|c| c.unwrap())
+    }
+
+    #[sqlx::test(migrator = "crate::MIGRATOR")]
+    async fn a_bulk_write_is_one_notification_per_statement(pool: sqlx::PgPool) {
+        let store = Store::from_pool(pool);
+        let mut feed = Box::pin(store.listen(&[CONFIG_CHANNEL]).await.unwrap());
+        let mut conn = store.acquire().await.unwrap();
+        let git = Owner::Git("fleet".into());
+        let cs: Vec<_> = ["a", "b", "c"].map(cluster).into_iter().collect();
+        let refs: Vec<_> = cs.iter().collect();
+        clusters::upsert_many(&mut conn, &refs, &git).await.unwrap();
+        assert_eq!(
+            next(&mut feed).await.unwrap().payload,
+            serde_json::json!({"table": "clusters", "op": "INSERT", "count": 3})
+        );
+        // Identical rows are not rewritten, so nothing is notified; a delete of two is one.
+        clusters::upsert_many(&mut conn, &refs, &git).await.unwrap();
+        clusters::delete_many(&mut conn, &["a", "b"], &git)
+            .await
+            .unwrap();
+        assert_eq!(
+            next(&mut feed).await.unwrap().payload,
+            serde_json::json!({"table": "clusters", "op": "DELETE", "count": 2})
+        );
+        let mut c = cluster("c");
+        c.spec.cluster_domain = "c.local".into();
+        clusters::upsert(&mut conn, &c, &Owner::Api).await.unwrap();
+        assert_eq!(
+            next(&mut feed).await.unwrap().payload,
+            serde_json::json!({"table": "clusters", "op": "UPDATE", "name": "c"})
+        );
+        assert_eq!(next(&mut feed).await, None);
+    }
 }

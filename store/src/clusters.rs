@@ -4,7 +4,7 @@ use linkplane_core::{Cluster, ClusterSpec};
 use sqlx::PgConnection;
 
 use crate::{
-    Owner, Result, Stored, WriteOutcome,
+    BulkOutcome, Owner, Result, Stored, WriteOutcome,
     spec_table::{SpecTable, to_json},
 };
 
@@ -55,6 +55,29 @@ pub async fn list(conn: &mut PgConnection) -> Result<Vec<Stored<Cluster>>> {
 /// Deletes a cluster; fails with `Reference` while a link still uses it.
 pub async fn delete(conn: &mut PgConnection, name: &str) -> Result<bool> {
     TABLE.delete(conn, name).await
+}
+
+/// Creates or updates many clusters with one statement, all or nothing (the GitOps engine
+/// applies a revision's clusters this way). Identical clusters are not rewritten; one that
+/// another owner manages is never taken over ([`crate::StoreError::Owned`]); constraint errors
+/// name the offending cluster as [`upsert`] would.
+pub async fn upsert_many(
+    conn: &mut PgConnection,
+    clusters: &[&Cluster],
+    owner: &Owner,
+) -> Result<BulkOutcome> {
+    let names: Vec<&str> = clusters.iter().map(|x| x.name.as_str()).collect();
+    let specs = clusters
+        .iter()
+        .map(|x| to_json(TABLE.kind, &x.name, &x.spec))
+        .collect::<Result<Vec<_>>>()?;
+    TABLE.upsert_many(conn, &names, &specs, owner).await
+}
+
+/// Deletes those of `names` that `owner` manages, with one statement, all or nothing; returns
+/// how many went. Git prunes this way, so it never deletes what it does not own.
+pub async fn delete_many(conn: &mut PgConnection, names: &[&str], owner: &Owner) -> Result<usize> {
+    TABLE.delete_owned(conn, names, owner).await
 }
 
 #[cfg(test)]
@@ -131,5 +154,140 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, StoreError::Invalid { .. }), "{err:?}");
+    }
+    fn git() -> Owner {
+        Owner::Git("fleet".into())
+    }
+
+    async fn names(conn: &mut PgConnection) -> Vec<(String, Owner)> {
+        list(conn)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.value.name, s.owner))
+            .collect()
+    }
+
+    #[sqlx::test(migrator = "crate::MIGRATOR")]
+    async fn upsert_many_counts_created_updated_unchanged(pool: sqlx::PgPool) {
+        let mut conn = pool.acquire().await.unwrap();
+        let (a, b) = (cluster("a"), cluster("b"));
+        let out = upsert_many(&mut conn, &[&a, &b], &git()).await.unwrap();
+        assert_eq!(
+            out,
+            BulkOutcome {
+                created: 2,
+                updated: 0,
+                unchanged: 0
+            }
+        );
+        let mut b2 = cluster("b");
+        b2.spec.cluster_domain = "b.local".into();
+        let c = cluster("c");
+        let out = upsert_many(&mut conn, &[&a, &b2, &c], &git())
+            .await
+            .unwrap();
+        assert_eq!(
+            out,
+            BulkOutcome {
+                created: 1,
+                updated: 1,
+                unchanged: 1
+            }
+        );
+        let stored = get(&mut conn, "b").await.unwrap().unwrap();
+        assert_eq!((stored.value, stored.generation), (b2, 2));
+        assert_eq!(get(&mut conn, "a").await.unwrap().unwrap().generation, 1);
+        assert_eq!(
+            upsert_many(&mut conn, &[], &git()).await.unwrap(),
+            BulkOutcome::default()
+        );
+    }
+
+    #[sqlx::test(migrator = "crate::MIGRATOR")]
+    async fn upsert_many_never_takes_over_and_undoes_the_batch(pool: sqlx::PgPool) {
+        let mut conn = pool.acquire().await.unwrap();
+        upsert(&mut conn, &cluster("api-owned"), &Owner::Api)
+            .await
+            .unwrap();
+        let mut tx = sqlx::Connection::begin(&mut *conn).await.unwrap();
+        let (fresh, mut taken) = (cluster("fresh"), cluster("api-owned"));
+        taken.spec.cluster_domain = "git.local".into();
+        let err = upsert_many(&mut tx, &[&fresh, &taken], &git())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Cluster \"api-owned\" is managed by the API; Git source \"fleet\" may not change it"
+        );
+        // Nothing of the batch stayed, and the caller's transaction is still usable.
+        assert_eq!(
+            names(&mut tx).await,
+            [("api-owned".to_string(), Owner::Api)]
+        );
+        tx.commit().await.unwrap();
+        // An identical spec does not help: the name is still someone else's.
+        let err = upsert_many(&mut conn, &[&cluster("api-owned")], &git())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Owned { .. }), "{err:?}");
+        let err = upsert_many(&mut conn, &[&fresh, &fresh], &git())
+            .await
+            .unwrap_err();
+        assert_eq!(err.to_string(), "Cluster \"fresh\" already exists");
+    }
+
+    #[sqlx::test(migrator = "crate::MIGRATOR")]
+    async fn upsert_many_names_an_invalid_cluster(pool: sqlx::PgPool) {
+        let mut conn = pool.acquire().await.unwrap();
+        let err = upsert_many(&mut conn, &[&cluster("ok"), &cluster("Bad_Name")], &git())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::Invalid { ref name, .. } if name == "Bad_Name"),
+            "{err:?}"
+        );
+        assert!(names(&mut conn).await.is_empty());
+    }
+
+    #[sqlx::test(migrator = "crate::MIGRATOR")]
+    async fn delete_many_prunes_only_what_the_owner_manages(pool: sqlx::PgPool) {
+        let mut conn = pool.acquire().await.unwrap();
+        let (a, b) = (cluster("a"), cluster("b"));
+        upsert_many(&mut conn, &[&a, &b], &git()).await.unwrap();
+        upsert(&mut conn, &cluster("api"), &Owner::Api)
+            .await
+            .unwrap();
+        upsert(&mut conn, &cluster("other"), &Owner::Git("other".into()))
+            .await
+            .unwrap();
+        let gone = delete_many(&mut conn, &["a", "api", "other", "missing"], &git())
+            .await
+            .unwrap();
+        assert_eq!(gone, 1);
+        let left: Vec<String> = names(&mut conn).await.into_iter().map(|n| n.0).collect();
+        assert_eq!(left, ["api", "b", "other"]);
+    }
+
+    #[sqlx::test(migrator = "crate::MIGRATOR")]
+    async fn delete_many_names_the_cluster_still_in_use(pool: sqlx::PgPool) {
+        let mut conn = pool.acquire().await.unwrap();
+        let (a, b, c) = (cluster("a"), cluster("b"), cluster("c"));
+        upsert_many(&mut conn, &[&a, &b, &c], &git()).await.unwrap();
+        crate::links::create(
+            &mut conn,
+            &linkplane_core::Link::new("c-from-b", "c", "b"),
+            &Owner::Api,
+        )
+        .await
+        .unwrap();
+        let err = delete_many(&mut conn, &["a", "b"], &git())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::Reference { ref name, .. } if name == "b"),
+            "{err:?}"
+        );
+        assert_eq!(names(&mut conn).await.len(), 3, "the batch is undone");
     }
 }

@@ -39,6 +39,20 @@ pub enum StoreError {
         /// The violated constraint.
         reason: String,
     },
+    /// A bulk write met an object that another owner manages; the whole batch was undone.
+    /// (Git never takes over an API-owned object or another source's, even when one appears
+    /// between planning and writing.)
+    #[error("{kind} {name:?} is managed by {owner}; {writer} may not change it")]
+    Owned {
+        /// Object kind.
+        kind: &'static str,
+        /// Object name.
+        name: String,
+        /// Who manages it.
+        owner: crate::Owner,
+        /// Who tried to write it.
+        writer: crate::Owner,
+    },
     /// A stored JSON document no longer deserializes into the domain type.
     #[error("stored {kind} {name:?} cannot be decoded")]
     Corrupt {
@@ -105,6 +119,12 @@ impl StoreError {
             action,
             source: err,
         }
+    }
+
+    /// True for integrity-constraint violations (SQLSTATE class 23): a bulk statement that fails
+    /// this way is replayed row by row to name the offending object.
+    pub(crate) fn is_constraint(err: &sqlx::Error) -> bool {
+        matches!(err, sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("23")))
     }
 
     /// Wraps a driver error that has no single object to blame.

@@ -139,6 +139,33 @@ pub async fn divergences(conn: &mut PgConnection, source: &str) -> Result<Vec<Di
     ))
 }
 
+/// A cheap identity of everything a source's drift report depends on, so an unchanged database
+/// can skip [`divergences`] (which compares every applied spec with its live row, ~30 ms for
+/// 10,000 objects) and reuse the last report.
+///
+/// It combines, per object table, `count(*)`, `sum(generation)` and the sum of the rows'
+/// `xmin` (the transaction that wrote each row version: any insert, update or delete, through
+/// the store or by hand, changes it), and the `xmin` of the source's applied objects (rewritten
+/// whole by every apply). It covers every row, not only the source's, because a deleted object
+/// recreated by the API turns `Deleted` drift into `OwnerChanged`. One sequential scan per
+/// table without reading the specs: a few milliseconds for 10,000 rows.
+///
+/// Callers read it *before* comparing: a change committed in between then leaves the remembered
+/// fingerprint older than the report, which only causes one more comparison next time.
+pub async fn drift_fingerprint(conn: &mut PgConnection, source: &str) -> Result<String> {
+    sqlx::query_scalar(
+        "SELECT concat_ws('/',
+             coalesce((SELECT xmin::text FROM gitops_objects WHERE source = $1 LIMIT 1), '-'),
+             (SELECT concat_ws(':', count(*), sum(generation), sum(xmin::text::bigint)) FROM clusters),
+             (SELECT concat_ws(':', count(*), sum(generation), sum(xmin::text::bigint)) FROM links),
+             (SELECT concat_ws(':', count(*), sum(generation), sum(xmin::text::bigint)) FROM export_policies))",
+    )
+    .bind(source)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(StoreError::db("fingerprinting the declarative tables"))
+}
+
 /// One field that differs between Git and the database.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct FieldDiff {
@@ -347,5 +374,62 @@ mod tests {
         assert!(record_delivery(&mut conn, "github", "d1").await.unwrap());
         assert!(!record_delivery(&mut conn, "github", "d1").await.unwrap());
         assert!(record_delivery(&mut conn, "gitlab", "d1").await.unwrap());
+    }
+    #[sqlx::test(migrator = "crate::MIGRATOR")]
+    async fn fingerprint_moves_with_every_write_and_only_then(pool: sqlx::PgPool) {
+        let mut conn = pool.acquire().await.unwrap();
+        setup(&mut conn).await;
+        let git = Owner::Git("fleet".into());
+        let (a, b) = (cluster("a"), cluster("b"));
+        clusters::upsert_many(&mut conn, &[&a, &b], &git)
+            .await
+            .unwrap();
+        let first = drift_fingerprint(&mut conn, "fleet").await.unwrap();
+        // Identical writes change nothing, and reading twice gives the same answer.
+        clusters::upsert_many(&mut conn, &[&a, &b], &git)
+            .await
+            .unwrap();
+        assert_eq!(drift_fingerprint(&mut conn, "fleet").await.unwrap(), first);
+        let mut seen = vec![first];
+        let mut expect_moved = async |conn: &mut PgConnection, what: &str| {
+            let now = drift_fingerprint(conn, "fleet").await.unwrap();
+            assert!(!seen.contains(&now), "{what}: fingerprint did not move");
+            seen.push(now);
+        };
+        let mut edited = cluster("a");
+        edited.spec.cluster_domain = "edited.local".into();
+        clusters::upsert(&mut conn, &edited, &git).await.unwrap();
+        expect_moved(&mut conn, "spec edit").await;
+        clusters::upsert(&mut conn, &edited, &Owner::Api)
+            .await
+            .unwrap();
+        expect_moved(&mut conn, "owner change").await;
+        // Deleted and recreated identically (same count, generation 1 again): still seen.
+        clusters::delete(&mut conn, "b").await.unwrap();
+        clusters::upsert(&mut conn, &b, &git).await.unwrap();
+        expect_moved(&mut conn, "delete and recreate").await;
+        clusters::upsert(&mut conn, &cluster("c"), &Owner::Api)
+            .await
+            .unwrap();
+        expect_moved(&mut conn, "another owner's object").await;
+        let objects = [AppliedObject {
+            kind: "Cluster".into(),
+            name: "b".into(),
+            spec: serde_json::to_value(&b.spec).unwrap(),
+            file: "c.yaml:1:1".into(),
+        }];
+        replace_applied(&mut conn, "fleet", "r1", &objects)
+            .await
+            .unwrap();
+        expect_moved(&mut conn, "applied objects").await;
+        replace_applied(&mut conn, "fleet", "r2", &objects)
+            .await
+            .unwrap();
+        expect_moved(&mut conn, "applied objects rewritten").await;
+        // Drift reports and webhook deliveries are not part of it.
+        let before = drift_fingerprint(&mut conn, "fleet").await.unwrap();
+        replace_drift(&mut conn, "fleet", &[]).await.unwrap();
+        record_delivery(&mut conn, "github", "x").await.unwrap();
+        assert_eq!(drift_fingerprint(&mut conn, "fleet").await.unwrap(), before);
     }
 }

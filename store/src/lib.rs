@@ -33,7 +33,7 @@ use std::time::Duration;
 use sqlx::{PgPool, Postgres, Transaction, pool::PoolConnection, postgres::PgPoolOptions};
 
 pub use error::{Result, StoreError};
-pub use owner::{Owner, Stored, WriteOutcome};
+pub use owner::{BulkOutcome, Owner, Stored, WriteOutcome};
 pub use sqlx::PgConnection;
 
 /// The migrations in the top-level `migrations/` folder, embedded at compile time.

@@ -3,11 +3,41 @@
 
 use chrono::{DateTime, Utc};
 use linkplane_core::{Link, LinkSpec};
-use sqlx::{FromRow, PgConnection};
+use sqlx::{FromRow, PgConnection, types::Json};
 
-use crate::{Owner, Result, StoreError, Stored, WriteOutcome, spec_table::to_json};
+use crate::{
+    BulkOutcome, Owner, Result, StoreError, Stored, WriteOutcome,
+    spec_table::{
+        BulkRow, SpecTable, classify_skipped, keep, outcome, reject_duplicates, savepoint, to_json,
+        undo,
+    },
+};
 
 const KIND: &str = "Link";
+
+/// For the bulk prune, which only needs `name` and `owner`.
+const TABLE: SpecTable = SpecTable {
+    table: "links",
+    kind: KIND,
+};
+
+/// `(created, updated, names not written)` for `$1` names, `$2` sources, `$3` targets, `$4`
+/// specs, `$5` owner: [`upsert`]'s statement over arrays.
+const BULK_UPSERT: &str = "WITH input AS (
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::jsonb[]) AS i(name, src, tgt, spec)
+     ), written AS (
+         INSERT INTO links (name, source_cluster, target_cluster, spec, owner)
+         SELECT name, src, tgt, spec, $5::text FROM input
+         ON CONFLICT (name) DO UPDATE SET source_cluster = EXCLUDED.source_cluster,
+             target_cluster = EXCLUDED.target_cluster, spec = EXCLUDED.spec,
+             generation = links.generation + 1, updated_at = now()
+         WHERE links.owner = EXCLUDED.owner AND links.spec IS DISTINCT FROM EXCLUDED.spec
+         RETURNING name, (xmax = 0) AS inserted
+     )
+     SELECT (SELECT count(*) FROM written WHERE inserted),
+            (SELECT count(*) FROM written WHERE NOT inserted),
+            ARRAY(SELECT i.name FROM input i
+                   WHERE NOT EXISTS (SELECT 1 FROM written w WHERE w.name = i.name))";
 
 /// A stored link with its operator pause flag.
 #[derive(Debug, Clone, PartialEq)]
@@ -147,6 +177,104 @@ pub async fn set_paused(conn: &mut PgConnection, name: &str, paused: bool) -> Re
     Ok(())
 }
 
+/// Creates or updates many links with one statement, all or nothing (the GitOps engine applies
+/// a revision's links this way). Identical links are not rewritten; one that another owner
+/// manages is never taken over ([`StoreError::Owned`]). On a constraint violation (a missing
+/// cluster, a taken cluster pair) the batch is undone and replayed one link per statement,
+/// rolled back after, so the error names the offending link as [`upsert`] would.
+pub async fn upsert_many(
+    conn: &mut PgConnection,
+    links: &[&Link],
+    owner: &Owner,
+) -> Result<BulkOutcome> {
+    if links.is_empty() {
+        return Ok(BulkOutcome::default());
+    }
+    let names: Vec<&str> = links.iter().map(|l| l.name.as_str()).collect();
+    reject_duplicates(KIND, &names)?;
+    let sources: Vec<&str> = links.iter().map(|l| l.spec.source.as_str()).collect();
+    let targets: Vec<&str> = links.iter().map(|l| l.spec.target.as_str()).collect();
+    let specs = links
+        .iter()
+        .map(|l| to_json(KIND, &l.name, &l.spec))
+        .collect::<Result<Vec<_>>>()?;
+    let json: Vec<Json<&serde_json::Value>> = specs.iter().map(Json).collect();
+    let mut sp = savepoint(conn).await?;
+    let row: std::result::Result<BulkRow, sqlx::Error> = sqlx::query_as(BULK_UPSERT)
+        .bind(&names)
+        .bind(&sources)
+        .bind(&targets)
+        .bind(&json)
+        .bind(owner.as_column())
+        .fetch_one(&mut *sp)
+        .await;
+    match row {
+        Ok((created, updated, skipped)) => {
+            match classify_skipped(&mut sp, "links", KIND, &skipped, owner).await {
+                Ok(unchanged) => {
+                    keep(sp).await?;
+                    Ok(outcome(created, updated, unchanged))
+                }
+                Err(e) => {
+                    undo(sp).await?;
+                    Err(e)
+                }
+            }
+        }
+        Err(e) if StoreError::is_constraint(&e) => {
+            undo(sp).await?;
+            Err(upsert_culprit(conn, links, &json, owner, e).await)
+        }
+        Err(e) => {
+            undo(sp).await?;
+            Err(StoreError::Database {
+                action: "bulk upserting links",
+                source: e,
+            })
+        }
+    }
+}
+
+/// Replays a failed link batch one link per statement to name the one the database refuses;
+/// rolled back afterwards. Falls back to the batch's own error.
+async fn upsert_culprit(
+    conn: &mut PgConnection,
+    links: &[&Link],
+    specs: &[Json<&serde_json::Value>],
+    owner: &Owner,
+    batch_error: sqlx::Error,
+) -> StoreError {
+    let fallback = StoreError::Database {
+        action: "bulk upserting links",
+        source: batch_error,
+    };
+    let Ok(mut sp) = savepoint(conn).await else {
+        return fallback;
+    };
+    for (link, spec) in links.iter().zip(specs) {
+        let res = sqlx::query(BULK_UPSERT)
+            .bind([link.name.as_str()])
+            .bind([link.spec.source.as_str()])
+            .bind([link.spec.target.as_str()])
+            .bind([spec])
+            .bind(owner.as_column())
+            .execute(&mut *sp)
+            .await;
+        if let Err(e) = res {
+            let _ = undo(sp).await;
+            return StoreError::from_sqlx(KIND, &link.name, "upserting", e);
+        }
+    }
+    let _ = undo(sp).await;
+    fallback
+}
+
+/// Deletes those of `names` that `owner` manages, with one statement, all or nothing (their
+/// mirror rows and gateway health go with them); returns how many went.
+pub async fn delete_many(conn: &mut PgConnection, names: &[&str], owner: &Owner) -> Result<usize> {
+    TABLE.delete_owned(conn, names, owner).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -233,5 +361,78 @@ mod tests {
             matches!(err, StoreError::Invalid { ref reason, .. } if reason == "links_source_differs_from_target"),
             "{err:?}"
         );
+    }
+    fn git() -> Owner {
+        Owner::Git("fleet".into())
+    }
+
+    #[sqlx::test(migrator = "crate::MIGRATOR")]
+    async fn upsert_many_counts_and_moves_links(pool: sqlx::PgPool) {
+        let mut conn = pool.acquire().await.unwrap();
+        seed(&mut conn).await;
+        clusters::upsert(&mut conn, &cluster("north"), &Owner::Api)
+            .await
+            .unwrap();
+        let a = Link::new("a", "west", "east");
+        let b = Link::new("b", "east", "west");
+        let out = upsert_many(&mut conn, &[&a, &b], &git()).await.unwrap();
+        assert_eq!((out.created, out.updated, out.unchanged), (2, 0, 0));
+        let moved = Link::new("b", "north", "west");
+        let out = upsert_many(&mut conn, &[&a, &moved], &git()).await.unwrap();
+        assert_eq!((out.created, out.updated, out.unchanged), (0, 1, 1));
+        let stored = get(&mut conn, "b").await.unwrap().unwrap().stored;
+        assert_eq!((stored.value, stored.generation), (moved, 2));
+        assert_eq!(
+            delete_many(&mut conn, &["a", "b"], &git()).await.unwrap(),
+            2
+        );
+        assert!(list(&mut conn).await.unwrap().is_empty());
+    }
+
+    #[sqlx::test(migrator = "crate::MIGRATOR")]
+    async fn upsert_many_names_the_offending_link_and_undoes_the_batch(pool: sqlx::PgPool) {
+        let mut conn = pool.acquire().await.unwrap();
+        seed(&mut conn).await;
+        create(&mut conn, &Link::new("api", "west", "east"), &Owner::Api)
+            .await
+            .unwrap();
+        let mut tx = sqlx::Connection::begin(&mut *conn).await.unwrap();
+        let ok = Link::new("ok", "east", "west");
+        let dangling = Link::new("dangling", "west", "mars");
+        let err = upsert_many(&mut tx, &[&ok, &dangling], &git())
+            .await
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Link \"dangling\": spec.target names a cluster that does not exist"
+        );
+        let pair = Link::new("same-pair", "west", "east");
+        let err = upsert_many(&mut tx, &[&ok, &pair], &git())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::Conflict { ref name, .. } if name == "same-pair"),
+            "{err:?}"
+        );
+        let mut taken = Link::new("api", "west", "east");
+        taken.spec.create_namespaces = true;
+        let err = upsert_many(&mut tx, &[&ok, &taken], &git())
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::Owned { ref name, owner: Owner::Api, .. } if name == "api"),
+            "{err:?}"
+        );
+        // The transaction is still usable and none of the batches stayed.
+        let names: Vec<String> = list(&mut tx)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|l| l.stored.value.name)
+            .collect();
+        assert_eq!(names, ["api"]);
+        // Git never prunes the API's link.
+        assert_eq!(delete_many(&mut tx, &["api"], &git()).await.unwrap(), 0);
+        tx.commit().await.unwrap();
     }
 }

@@ -29,6 +29,16 @@ impl Owner {
     }
 }
 
+/// For messages: `the API` / `Git source "fleet"`.
+impl std::fmt::Display for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Owner::Api => f.write_str("the API"),
+            Owner::Git(source) => write!(f, "Git source {source:?}"),
+        }
+    }
+}
+
 /// A domain object as stored, with its bookkeeping.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stored<T> {
@@ -53,4 +63,16 @@ pub enum WriteOutcome {
     Updated,
     /// The row existed and was identical: nothing was written.
     Unchanged,
+}
+
+/// What a bulk upsert did, counted by the database (the GitOps engine records these per kind in
+/// `sync_history`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BulkOutcome {
+    /// Rows inserted.
+    pub created: usize,
+    /// Rows whose spec changed.
+    pub updated: usize,
+    /// Rows that were already identical: not rewritten (no generation bump, no notification).
+    pub unchanged: usize,
 }

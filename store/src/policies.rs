@@ -4,7 +4,7 @@ use linkplane_core::{ExportPolicy, ExportPolicySpec};
 use sqlx::PgConnection;
 
 use crate::{
-    Owner, Result, Stored, WriteOutcome,
+    BulkOutcome, Owner, Result, Stored, WriteOutcome,
     spec_table::{SpecTable, to_json},
 };
 
@@ -55,6 +55,29 @@ pub async fn list(conn: &mut PgConnection) -> Result<Vec<Stored<ExportPolicy>>> 
 /// Deletes a policy.
 pub async fn delete(conn: &mut PgConnection, name: &str) -> Result<bool> {
     TABLE.delete(conn, name).await
+}
+
+/// Creates or updates many policies with one statement, all or nothing (the GitOps engine
+/// applies a revision's policies this way). Identical policies are not rewritten; one that
+/// another owner manages is never taken over ([`crate::StoreError::Owned`]); constraint errors
+/// name the offending policy as [`upsert`] would.
+pub async fn upsert_many(
+    conn: &mut PgConnection,
+    policies: &[&ExportPolicy],
+    owner: &Owner,
+) -> Result<BulkOutcome> {
+    let names: Vec<&str> = policies.iter().map(|x| x.name.as_str()).collect();
+    let specs = policies
+        .iter()
+        .map(|x| to_json(TABLE.kind, &x.name, &x.spec))
+        .collect::<Result<Vec<_>>>()?;
+    TABLE.upsert_many(conn, &names, &specs, owner).await
+}
+
+/// Deletes those of `names` that `owner` manages, with one statement, all or nothing; returns
+/// how many went. Git prunes this way, so it never deletes what it does not own.
+pub async fn delete_many(conn: &mut PgConnection, names: &[&str], owner: &Owner) -> Result<usize> {
+    TABLE.delete_owned(conn, names, owner).await
 }
 
 #[cfg(test)]

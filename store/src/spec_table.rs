@@ -1,10 +1,12 @@
 //! Shared SQL for tables shaped `(name, spec jsonb, owner, generation, timestamps)`.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 use serde::{Serialize, de::DeserializeOwned};
-use sqlx::{FromRow, PgConnection};
+use sqlx::{Connection, FromRow, PgConnection, Postgres, Transaction, types::Json};
 
-use crate::{Owner, Result, StoreError, Stored, WriteOutcome};
+use crate::{BulkOutcome, Owner, Result, StoreError, Stored, WriteOutcome};
 
 /// A table of named specs. `table` is a compile-time constant, never user input.
 pub(crate) struct SpecTable {
@@ -141,5 +143,266 @@ impl SpecTable {
             .await
             .map_err(|e| StoreError::from_sqlx(self.kind, name, "deleting", e))?;
         Ok(done.rows_affected() > 0)
+    }
+}
+
+/// A savepoint inside the caller's transaction (or a transaction of its own on a bare
+/// connection), so a failed batch can be undone whole without aborting the caller's work.
+pub(crate) async fn savepoint(conn: &mut PgConnection) -> Result<Transaction<'_, Postgres>> {
+    conn.begin()
+        .await
+        .map_err(StoreError::db("opening a savepoint for a bulk write"))
+}
+
+/// Undoes a batch: rolls back to the savepoint.
+pub(crate) async fn undo(sp: Transaction<'_, Postgres>) -> Result<()> {
+    sp.rollback()
+        .await
+        .map_err(StoreError::db("rolling back a bulk write"))
+}
+
+/// Keeps a batch: releases the savepoint.
+pub(crate) async fn keep(sp: Transaction<'_, Postgres>) -> Result<()> {
+    sp.commit()
+        .await
+        .map_err(StoreError::db("releasing a bulk write's savepoint"))
+}
+
+/// One statement may not upsert a name twice (Postgres refuses with a cardinality error that
+/// names nothing); say which name instead.
+pub(crate) fn reject_duplicates(kind: &'static str, names: &[&str]) -> Result<()> {
+    let mut seen = HashSet::with_capacity(names.len());
+    for n in names {
+        if !seen.insert(*n) {
+            return Err(StoreError::Conflict {
+                kind,
+                name: (*n).to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Classifies the names a bulk upsert did not write: identical rows of `owner` are unchanged;
+/// a row of another owner is an [`StoreError::Owned`] error (the caller undoes the batch).
+pub(crate) async fn classify_skipped(
+    conn: &mut PgConnection,
+    table: &'static str,
+    kind: &'static str,
+    skipped: &[String],
+    owner: &Owner,
+) -> Result<usize> {
+    if skipped.is_empty() {
+        return Ok(0);
+    }
+    let sql = format!(
+        "SELECT name::text, owner::text FROM {table}
+          WHERE name = ANY($1::text[]) AND owner <> $2::text ORDER BY name LIMIT 1"
+    );
+    let foreign: Option<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(skipped)
+        .bind(owner.as_column())
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(StoreError::db("checking the owners of a bulk write"))?;
+    match foreign {
+        Some((name, other)) => Err(StoreError::Owned {
+            kind,
+            name,
+            owner: Owner::from_column(&other),
+            writer: owner.clone(),
+        }),
+        None => Ok(skipped.len()),
+    }
+}
+
+/// `(created, updated, skipped names)` as the bulk upsert statements return them.
+pub(crate) type BulkRow = (i64, i64, Vec<String>);
+
+/// Turns the statement's counts and the classified skips into a [`BulkOutcome`].
+pub(crate) fn outcome(created: i64, updated: i64, unchanged: usize) -> BulkOutcome {
+    BulkOutcome {
+        created: usize::try_from(created).unwrap_or_default(),
+        updated: usize::try_from(updated).unwrap_or_default(),
+        unchanged,
+    }
+}
+
+impl SpecTable {
+    /// Upserts many rows with one statement (`INSERT … SELECT FROM UNNEST … ON CONFLICT`), all
+    /// or nothing, as `owner`. Identical rows are not rewritten; a row another owner manages is
+    /// never taken over: the batch is undone and [`StoreError::Owned`] names it. On a constraint
+    /// violation the batch is undone and replayed row by row (in a savepoint, rolled back
+    /// after) so the error names the offending object exactly as [`Self::upsert`] would.
+    pub async fn upsert_many(
+        &self,
+        conn: &mut PgConnection,
+        names: &[&str],
+        specs: &[serde_json::Value],
+        owner: &Owner,
+    ) -> Result<BulkOutcome> {
+        if names.is_empty() {
+            return Ok(BulkOutcome::default());
+        }
+        reject_duplicates(self.kind, names)?;
+        let sql = self.bulk_upsert_sql();
+        let json: Vec<Json<&serde_json::Value>> = specs.iter().map(Json).collect();
+        let mut sp = savepoint(conn).await?;
+        let row: std::result::Result<BulkRow, sqlx::Error> =
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+                .bind(names)
+                .bind(&json)
+                .bind(owner.as_column())
+                .fetch_one(&mut *sp)
+                .await;
+        match row {
+            Ok((created, updated, skipped)) => {
+                match classify_skipped(&mut sp, self.table, self.kind, &skipped, owner).await {
+                    Ok(unchanged) => {
+                        keep(sp).await?;
+                        Ok(outcome(created, updated, unchanged))
+                    }
+                    Err(e) => {
+                        undo(sp).await?;
+                        Err(e)
+                    }
+                }
+            }
+            Err(e) if StoreError::is_constraint(&e) => {
+                undo(sp).await?;
+                Err(self
+                    .upsert_culprit(conn, &sql, names, specs, owner, e)
+                    .await)
+            }
+            Err(e) => {
+                undo(sp).await?;
+                Err(StoreError::Database {
+                    action: "bulk upserting",
+                    source: e,
+                })
+            }
+        }
+    }
+
+    /// The bulk upsert: `(created, updated, names not written)` for `$1` names, `$2` specs,
+    /// `$3` owner.
+    fn bulk_upsert_sql(&self) -> String {
+        format!(
+            "WITH input AS (
+                 SELECT * FROM UNNEST($1::text[], $2::jsonb[]) AS i(name, spec)
+             ), written AS (
+                 INSERT INTO {t} (name, spec, owner)
+                 SELECT name, spec, $3::text FROM input
+                 ON CONFLICT (name) DO UPDATE SET spec = EXCLUDED.spec,
+                     generation = {t}.generation + 1, updated_at = now()
+                 WHERE {t}.owner = EXCLUDED.owner AND {t}.spec IS DISTINCT FROM EXCLUDED.spec
+                 RETURNING name, (xmax = 0) AS inserted
+             )
+             SELECT (SELECT count(*) FROM written WHERE inserted),
+                    (SELECT count(*) FROM written WHERE NOT inserted),
+                    ARRAY(SELECT i.name FROM input i
+                           WHERE NOT EXISTS (SELECT 1 FROM written w WHERE w.name = i.name))",
+            t = self.table
+        )
+    }
+
+    /// Replays a failed batch one row per statement (the same statement, so the same rules) to
+    /// find the row the database refuses; everything is rolled back afterwards. Falls back to
+    /// the batch's own error.
+    async fn upsert_culprit(
+        &self,
+        conn: &mut PgConnection,
+        sql: &str,
+        names: &[&str],
+        specs: &[serde_json::Value],
+        owner: &Owner,
+        batch_error: sqlx::Error,
+    ) -> StoreError {
+        let fallback = StoreError::Database {
+            action: "bulk upserting",
+            source: batch_error,
+        };
+        let Ok(mut sp) = savepoint(conn).await else {
+            return fallback;
+        };
+        for (name, spec) in names.iter().zip(specs) {
+            let res = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
+                .bind([*name])
+                .bind([Json(spec)])
+                .bind(owner.as_column())
+                .execute(&mut *sp)
+                .await;
+            if let Err(e) = res {
+                let _ = undo(sp).await;
+                return StoreError::from_sqlx(self.kind, name, "upserting", e);
+            }
+        }
+        let _ = undo(sp).await;
+        fallback
+    }
+
+    /// Deletes, with one statement, those of `names` that `owner` manages (others are left
+    /// alone: Git prunes only what it owns); returns how many went. All or nothing: on a
+    /// constraint violation (a cluster still used by a link) the batch is undone and replayed
+    /// row by row, rolled back after, so the error names the object as [`Self::delete`] would.
+    pub async fn delete_owned(
+        &self,
+        conn: &mut PgConnection,
+        names: &[&str],
+        owner: &Owner,
+    ) -> Result<usize> {
+        if names.is_empty() {
+            return Ok(0);
+        }
+        let sql = format!(
+            "DELETE FROM {} WHERE name = ANY($1::text[]) AND owner = $2::text",
+            self.table
+        );
+        let mut sp = savepoint(conn).await?;
+        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(names)
+            .bind(owner.as_column())
+            .execute(&mut *sp)
+            .await;
+        match done {
+            Ok(done) => {
+                keep(sp).await?;
+                Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
+            }
+            Err(e) if StoreError::is_constraint(&e) => {
+                undo(sp).await?;
+                let fallback = StoreError::Database {
+                    action: "bulk deleting",
+                    source: e,
+                };
+                let Ok(mut sp) = savepoint(conn).await else {
+                    return Err(fallback);
+                };
+                let one = format!(
+                    "DELETE FROM {} WHERE name = $1 AND owner = $2::text",
+                    self.table
+                );
+                for name in names {
+                    let res = sqlx::query(sqlx::AssertSqlSafe(one.clone()))
+                        .bind(*name)
+                        .bind(owner.as_column())
+                        .execute(&mut *sp)
+                        .await;
+                    if let Err(e) = res {
+                        let _ = undo(sp).await;
+                        return Err(StoreError::from_sqlx(self.kind, name, "deleting", e));
+                    }
+                }
+                let _ = undo(sp).await;
+                Err(fallback)
+            }
+            Err(e) => {
+                undo(sp).await?;
+                Err(StoreError::Database {
+                    action: "bulk deleting",
+                    source: e,
+                })
+            }
+        }
     }
 }
