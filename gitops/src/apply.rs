@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use linkplane_core::{Cluster, ExportPolicy, Link};
 use linkplane_store::{
-    Owner, PgConnection, StoreError, clusters,
+    BulkOutcome, Owner, PgConnection, StoreError, clusters,
     gitops::{self as gstore, AppliedObject, DriftEntry, FieldDiff},
     links, policies,
     sync_history::KindCounts,
@@ -188,48 +188,60 @@ pub async fn plan(
     Ok(plan_against(source, rev, &live))
 }
 
-/// Writes `plan` for `rev` inside the caller's transaction: upserts clusters and policies,
-/// deletes then upserts links (so a renamed link can keep its cluster pair), prunes policies
-/// and clusters last (foreign-key order), and records the applied objects as the drift baseline.
+/// Writes `plan` for `rev` inside the caller's transaction, with a few set-based statements per
+/// kind whatever the revision's size: upserts clusters and policies, deletes then upserts links
+/// (so a renamed link can keep its cluster pair), prunes policies and clusters last
+/// (foreign-key order), and records the applied objects as the drift baseline. Returns what the
+/// database did, per kind, for `sync_history`.
+///
+/// Every write is guarded by ownership in SQL, not only by the plan: an object that another
+/// owner took between planning and writing fails the apply ([`StoreError::Owned`]) instead of
+/// being taken over, and prunes touch only rows the source owns. A constraint violation names
+/// the offending object (the store replays a failed batch row by row to find it).
 pub async fn apply(
     conn: &mut PgConnection,
     source: &str,
     revision: &str,
     rev: &Revision,
     plan: &Plan,
-) -> Result<(), StoreError> {
+) -> Result<BTreeMap<String, KindCounts>, StoreError> {
     let owner = Owner::Git(source.to_string());
     let empty = KindPlan::default();
     let kp = |k: &str| plan.kinds.get(k).unwrap_or(&empty);
     let (cp, lp, pp) = (kp("Cluster"), kp("Link"), kp("ExportPolicy"));
-    for name in cp.create.iter().chain(&cp.update) {
-        if let Some(c) = rev.clusters.get(name) {
-            clusters::upsert(conn, &c.value, &owner).await?;
-        }
-    }
-    for name in pp.create.iter().chain(&pp.update) {
-        if let Some(p) = rev.policies.get(name) {
-            policies::upsert(conn, &p.value, &owner).await?;
-        }
-    }
-    for name in &lp.delete {
-        links::delete(conn, name).await?;
-    }
-    for name in lp.create.iter().chain(&lp.update) {
-        if let Some(l) = rev.links.get(name) {
-            links::upsert(conn, &l.value, &owner).await?;
-        }
-    }
-    for name in &pp.delete {
-        policies::delete(conn, name).await?;
-    }
-    for name in &cp.delete {
-        clusters::delete(conn, name).await?;
-    }
+    let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
+    let written = |o: BulkOutcome, deleted: usize| KindCounts {
+        created: count(o.created),
+        updated: count(o.updated),
+        deleted: count(deleted),
+    };
+    let c = clusters::upsert_many(conn, &changed(cp, &rev.clusters), &owner).await?;
+    let p = policies::upsert_many(conn, &changed(pp, &rev.policies), &owner).await?;
+    let ld = links::delete_many(conn, &names(&lp.delete), &owner).await?;
+    let l = links::upsert_many(conn, &changed(lp, &rev.links), &owner).await?;
+    let pd = policies::delete_many(conn, &names(&pp.delete), &owner).await?;
+    let cd = clusters::delete_many(conn, &names(&cp.delete), &owner).await?;
     let objects = applied_objects(rev)?;
     gstore::replace_applied(conn, source, revision, &objects).await?;
     gstore::replace_drift(conn, source, &[]).await?;
-    Ok(())
+    Ok(BTreeMap::from([
+        ("Cluster".to_string(), written(c, cd)),
+        ("ExportPolicy".to_string(), written(p, pd)),
+        ("Link".to_string(), written(l, ld)),
+    ]))
+}
+
+fn names(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// The declared values the plan creates or updates, in plan order.
+fn changed<'a, T>(plan: &KindPlan, declared: &'a BTreeMap<String, Declared<T>>) -> Vec<&'a T> {
+    plan.create
+        .iter()
+        .chain(&plan.update)
+        .filter_map(|n| declared.get(n).map(|d| &d.value))
+        .collect()
 }
 
 fn to_json<T: serde::Serialize>(

@@ -9,7 +9,11 @@
 //!   retries anyway, e.g. after the API-owned object it collided with was removed);
 //! - a revision with any error is rejected whole and the last good revision stays applied.
 
-use std::{collections::BTreeMap, time::Instant};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use chrono::Utc;
 use linkplane_core::GitSourceSpec;
@@ -110,7 +114,23 @@ pub struct SyncOutcome {
 pub struct Syncer {
     store: Store,
     cache: Cache,
+    /// Per source: the last full drift comparison and the fingerprint read before it.
+    drift_memo: Arc<Mutex<HashMap<String, DriftMemo>>>,
 }
+
+/// A drift report and the [`gstore::drift_fingerprint`] it was computed under: while the
+/// fingerprint holds, the report holds, and a no-op sync costs one aggregate query instead of
+/// comparing every applied object.
+#[derive(Debug)]
+struct DriftMemo {
+    fingerprint: String,
+    drift: Vec<gstore::DriftEntry>,
+    checked: Instant,
+}
+
+/// The safety net behind the fingerprint: a remembered drift report is compared again in full
+/// after this long anyway (every fifth poll at the default 60 s interval).
+const FULL_DRIFT_CHECK_EVERY: Duration = Duration::from_secs(300);
 
 /// At most this many error lines go into `git_sources.last_error` (all go to history).
 const LAST_ERROR_LINES: usize = 20;
@@ -118,7 +138,30 @@ const LAST_ERROR_LINES: usize = 20;
 impl Syncer {
     /// A syncer over `store` with its Git cache.
     pub fn new(store: Store, cache: Cache) -> Self {
-        Self { store, cache }
+        Self {
+            store,
+            cache,
+            drift_memo: Arc::default(),
+        }
+    }
+
+    fn memo(&self) -> std::sync::MutexGuard<'_, HashMap<String, DriftMemo>> {
+        self.drift_memo.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The remembered report, if `fingerprint` still matches and it is not too old.
+    fn remembered(&self, source: &str, fingerprint: &str) -> Option<Vec<gstore::DriftEntry>> {
+        self.memo()
+            .get(source)
+            .filter(|m| {
+                m.fingerprint == fingerprint && m.checked.elapsed() < FULL_DRIFT_CHECK_EVERY
+            })
+            .map(|m| m.drift.clone())
+    }
+
+    /// Drops the remembered report (this syncer just wrote the source's objects).
+    fn forget(&self, source: &str) {
+        self.memo().remove(source);
     }
 
     /// The store.
@@ -217,21 +260,23 @@ impl Syncer {
                 .finish_rejected(&state, trigger, &resolved, started, t0, errors)
                 .await;
         }
-        if let Err(e) = apply::apply(&mut tx, source, &commit, &rev, &plan).await {
-            drop(tx);
-            return self
-                .finish_failed(
-                    &state,
-                    trigger,
-                    &resolved,
-                    started,
-                    t0,
-                    vec![error_chain(&e)],
-                    true,
-                )
-                .await;
-        }
-        let counts = plan.counts();
+        let counts = match apply::apply(&mut tx, source, &commit, &rev, &plan).await {
+            Ok(counts) => counts,
+            Err(e) => {
+                drop(tx);
+                return self
+                    .finish_failed(
+                        &state,
+                        trigger,
+                        &resolved,
+                        started,
+                        t0,
+                        vec![error_chain(&e)],
+                        true,
+                    )
+                    .await;
+            }
+        };
         git_sources::set_status(
             &mut tx,
             source,
@@ -252,6 +297,7 @@ impl Syncer {
             vec![],
         );
         sync_history::record(&mut tx, &record).await?;
+        self.forget(source);
         tx.commit().await.map_err(|e| {
             Error::from(StoreError::Database {
                 action: "committing the revision",
@@ -259,13 +305,23 @@ impl Syncer {
             })
         })?;
         tracing::info!(revision = %commit, objects = rev.len(), "revision applied");
+        // Compare once now, after the commit: it catches an API edit that raced the apply, and
+        // the no-op syncs that follow find this report under an unchanged fingerprint. (The
+        // runtime would run this comparison anyway: the apply's own notifications queue one.)
+        let drifted = match self.check_drift(source, true).await {
+            Ok(drift) => drift.len(),
+            Err(e) => {
+                tracing::warn!(error = %e, "drift check after the apply failed");
+                0
+            }
+        };
         Ok(SyncOutcome {
             source: source.to_string(),
             revision: Some(commit),
             result: SyncResult::Applied,
             counts,
             errors: vec![],
-            drifted: 0,
+            drifted,
             duration: t0.elapsed(),
         })
     }
@@ -288,6 +344,7 @@ impl Syncer {
         if self_heal && !drift.is_empty() {
             let mut tx = self.store.begin().await?;
             gstore::lock_source(&mut tx, source).await?;
+            self.forget(source);
             let (healed, left) = apply::heal(&mut tx, source, &drift).await?;
             gstore::replace_drift(&mut tx, source, &left).await?;
             let status = if left.is_empty() {
@@ -360,22 +417,45 @@ impl Syncer {
     /// Compares the database with the source's applied revision and stores the report; with
     /// `set_status`, also flips the status between `Synced` and `OutOfSync` (never out of
     /// `Failed`). Returns the drifted objects.
+    ///
+    /// The full comparison runs only when the tables' fingerprint moved since the last one (or
+    /// that one is older than five minutes); otherwise the remembered report is returned. An
+    /// object edited through the API changes the fingerprint, so it is found on the next check.
     pub async fn check_drift(
         &self,
         source: &str,
         set_status: bool,
     ) -> Result<Vec<gstore::DriftEntry>, Error> {
         let mut conn = self.store.acquire().await?;
-        let drift = apply::detect_drift(&mut conn, source).await?;
-        let before = gstore::drift(&mut conn, source).await?;
-        let same = before.len() == drift.len()
-            && before
-                .iter()
-                .zip(&drift)
-                .all(|(a, b)| a.kind == b.kind && a.name == b.name && a.diff == b.diff);
-        if !same {
-            gstore::replace_drift(&mut conn, source, &drift).await?;
-        }
+        // Read before comparing (see `drift_fingerprint`): a change committed in between makes
+        // the next check compare again, never the reverse.
+        let fingerprint = gstore::drift_fingerprint(&mut conn, source).await?;
+        let drift = match self.remembered(source, &fingerprint) {
+            Some(drift) => drift,
+            None => {
+                let drift = apply::detect_drift(&mut conn, source).await?;
+                let before = gstore::drift(&mut conn, source).await?;
+                let same = before.len() == drift.len()
+                    && before.iter().zip(&drift).all(|(a, b)| {
+                        a.kind == b.kind
+                            && a.name == b.name
+                            && a.change == b.change
+                            && a.diff == b.diff
+                    });
+                if !same {
+                    gstore::replace_drift(&mut conn, source, &drift).await?;
+                }
+                self.memo().insert(
+                    source.to_string(),
+                    DriftMemo {
+                        fingerprint,
+                        drift: drift.clone(),
+                        checked: Instant::now(),
+                    },
+                );
+                drift
+            }
+        };
         if set_status
             && let Some(state) = git_sources::get(&mut conn, source).await?
             && matches!(state.status, SyncStatus::Synced | SyncStatus::OutOfSync)

@@ -543,3 +543,158 @@ async fn unreachable_remote_fails_and_keeps_state(pool: sqlx::PgPool) {
     assert_eq!(s.status, SyncStatus::Failed);
     assert!(s.last_error.is_some());
 }
+
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn no_op_syncs_still_see_api_edits_deletes_and_takeovers(pool: sqlx::PgPool) {
+    let e = env(pool, false).await;
+    e.remote.commit(
+        &[(
+            "fleet/a.yaml",
+            Some(
+                &[
+                    cluster("east"),
+                    cluster("west"),
+                    link("w-e", "west", "east"),
+                ]
+                .concat(),
+            ),
+        )],
+        "one",
+    );
+    e.syncer.sync("fleet", Trigger::Startup).await.unwrap();
+    let poll = async || {
+        let out = e.syncer.sync("fleet", Trigger::Poll).await.unwrap();
+        assert_eq!(out.result, SyncResult::Unchanged);
+        let mut conn = e.store.acquire().await.unwrap();
+        let drift = gstore::drift(&mut conn, "fleet").await.unwrap();
+        let status = git_sources::get(&mut conn, "fleet")
+            .await
+            .unwrap()
+            .unwrap()
+            .status;
+        let seen: Vec<(String, String)> = drift.into_iter().map(|d| (d.name, d.change)).collect();
+        assert_eq!(out.drifted, seen.len());
+        (status, seen)
+    };
+    // Unchanged polls: nothing drifted (the fast path remembers the comparison).
+    for _ in 0..3 {
+        assert_eq!(poll().await, (SyncStatus::Synced, vec![]));
+    }
+    let mut conn = e.store.acquire().await.unwrap();
+    let mut east = clusters::get(&mut conn, "east")
+        .await
+        .unwrap()
+        .unwrap()
+        .value;
+    east.spec.cluster_domain = "edited.local".into();
+    clusters::upsert(&mut conn, &east, &Owner::Git("fleet".into()))
+        .await
+        .unwrap();
+    let edited = (
+        SyncStatus::OutOfSync,
+        vec![("east".to_string(), "Modified".to_string())],
+    );
+    assert_eq!(poll().await, edited);
+    assert_eq!(poll().await, edited, "a remembered report stays reported");
+    // A deleted link, then the same name recreated by the API: the report follows each step.
+    links::delete(&mut conn, "w-e").await.unwrap();
+    let deleted = ("w-e".to_string(), "Deleted".to_string());
+    assert_eq!(poll().await.1, vec![edited.1[0].clone(), deleted]);
+    links::upsert(
+        &mut conn,
+        &linkplane_core::Link::new("w-e", "west", "east"),
+        &Owner::Api,
+    )
+    .await
+    .unwrap();
+    let taken = ("w-e".to_string(), "OwnerChanged".to_string());
+    assert_eq!(poll().await.1, vec![edited.1[0].clone(), taken]);
+}
+
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn no_op_syncs_do_not_hide_a_new_commit_or_a_force_push(pool: sqlx::PgPool) {
+    let e = env(pool, false).await;
+    let c1 = e.remote.commit(
+        &[(
+            "fleet/a.yaml",
+            Some(&[cluster("east"), cluster("west")].concat()),
+        )],
+        "one",
+    );
+    e.syncer.sync("fleet", Trigger::Startup).await.unwrap();
+    for _ in 0..2 {
+        let out = e.syncer.sync("fleet", Trigger::Poll).await.unwrap();
+        assert_eq!(out.result, SyncResult::Unchanged);
+    }
+    let changed = cluster("west").replace("env: prod", "env: staging");
+    let c2 = e.remote.commit(
+        &[
+            ("fleet/a.yaml", Some(&cluster("east"))),
+            ("fleet/b.yaml", Some(&[changed, cluster("north")].concat())),
+        ],
+        "two",
+    );
+    let out = e.syncer.sync("fleet", Trigger::Poll).await.unwrap();
+    assert_eq!(out.result, SyncResult::Applied);
+    assert_eq!(out.revision.as_deref(), Some(c2.as_str()));
+    // Counted by the database: east was left alone.
+    let c = &out.counts["Cluster"];
+    assert_eq!((c.created, c.updated, c.deleted), (1, 1, 0));
+    assert_eq!(
+        e.syncer.sync("fleet", Trigger::Poll).await.unwrap().result,
+        SyncResult::Unchanged
+    );
+    e.remote.force_main(&c1);
+    let out = e.syncer.sync("fleet", Trigger::Poll).await.unwrap();
+    assert_eq!(out.result, SyncResult::Applied);
+    assert_eq!(out.revision.as_deref(), Some(c1.as_str()));
+    let c = &out.counts["Cluster"];
+    assert_eq!((c.created, c.updated, c.deleted), (0, 1, 1));
+    assert_eq!(cluster_names(&e.store).await, set(&["east", "west"]));
+    let out = e.syncer.sync("fleet", Trigger::Poll).await.unwrap();
+    assert_eq!((out.result, out.drifted), (SyncResult::Unchanged, 0));
+}
+
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn an_object_taken_between_plan_and_apply_fails_the_whole_apply(pool: sqlx::PgPool) {
+    let e = env(pool, false).await;
+    let text = [
+        cluster("east"),
+        cluster("west"),
+        link("w-e", "west", "east"),
+        policy("p"),
+    ]
+    .concat();
+    let files = [linkplane_gitops::manifest::SourceFile {
+        path: "all.yaml".into(),
+        content: text.into_bytes(),
+    }];
+    let rev = linkplane_gitops::manifest::parse_files(&files).unwrap();
+    let mut tx = e.store.begin().await.unwrap();
+    let plan = linkplane_gitops::apply::plan(&mut tx, "fleet", &rev)
+        .await
+        .unwrap();
+    assert!(plan.conflicts.is_empty());
+    // The API creates "west" after the plan was made (another connection, committed).
+    {
+        let mut api = e.store.acquire().await.unwrap();
+        let west = linkplane_core::Cluster::new(
+            "west",
+            "https://api.example.com",
+            linkplane_core::CredentialsRef::Stored,
+        );
+        clusters::upsert(&mut api, &west, &Owner::Api)
+            .await
+            .unwrap();
+    }
+    let err = linkplane_gitops::apply::apply(&mut tx, "fleet", "abc", &rev, &plan)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "Cluster \"west\" is managed by the API; Git source \"fleet\" may not change it"
+    );
+    drop(tx);
+    assert_eq!(cluster_names(&e.store).await, set(&["west"]));
+    assert!(link_names(&e.store).await.is_empty());
+}
