@@ -2,9 +2,11 @@
 //! scenario gets its own fresh database.
 //!
 //! 1. 5,000 exported services in one cluster mirrored into three others: time to converge, and
-//!    mirror writes/s ÷ raw kube-client creates/s against the same simulator in the same run.
+//!    mirror writes/s ÷ raw kube-client creates/s against the same simulator in the same run
+//!    (`BENCH_ROUNDS` rounds, default 3, each raw then mirror back to back; median ratio).
 //! 2. Five clusters (one exporting into four): convergence time of three healthy ones with all
-//!    up, and with the fourth's API server down. Ratio down/all-up (goal within ±20%).
+//!    up, and with the fourth's API server down. Ratio down/all-up (goal within ±20%), with a
+//!    WAN-like API round trip (`BENCH_FIVE_RTT_MS`, default 50) and without (CPU-bound).
 //! 3. RSS of a separate supervisor process holding 20,000 mirrors across 10 clusters.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -35,32 +37,55 @@ async fn main() {
     let admin = std::env::var("DATABASE_URL").expect("DATABASE_URL");
     let dir = tempfile::tempdir().unwrap();
 
-    // 1. Convergence and write-rate ratio.
+    // 1. Convergence and write-rate ratio. The machine's other load drifts between seconds, so
+    // each round measures raw creates and then the mirror back to back, and the median round
+    // ratio is the figure.
     let services = env_usize("BENCH_SERVICES", 5_000);
-    let (conv, writes, raw_rate) = convergence(&admin, dir.path(), services).await;
-    let mirror_rate = writes as f64 / conv.as_secs_f64();
+    let rounds = env_usize("BENCH_ROUNDS", 3).max(1);
+    let mut ratios = Vec::new();
+    for round in 1..=rounds {
+        let (conv, writes, raw_rate) =
+            convergence(&admin, &dir.path().join(format!("a{round}")), services).await;
+        let mirror_rate = writes as f64 / conv.as_secs_f64();
+        let ratio = mirror_rate / raw_rate;
+        println!(
+            "mirror: round {round}: {services} services x 3 clusters converged in {:.2}s ({writes} writes, {mirror_rate:.0} writes/s); raw kube-client creates/s (same simulator, {IN_FLIGHT} in flight per cluster) {raw_rate:.0}; ratio {ratio:.2}",
+            conv.as_secs_f64()
+        );
+        ratios.push(ratio);
+    }
+    ratios.sort_by(f64::total_cmp);
     println!(
-        "mirror: {services} services x 3 clusters converged in {:.2}s ({writes} writes, {mirror_rate:.0} writes/s)",
-        conv.as_secs_f64()
-    );
-    println!(
-        "mirror: raw kube-client creates/s (same simulator, {IN_FLIGHT} in flight per cluster): {raw_rate:.0}"
-    );
-    println!(
-        "mirror: ratio mirror writes/s / raw creates/s = {:.2} (goal >= 0.8)",
-        mirror_rate / raw_rate
+        "mirror: ratio mirror writes/s / raw creates/s, median of {rounds} rounds = {:.2} (goal >= 0.8)",
+        ratios[ratios.len() / 2]
     );
 
-    // 2. One of five clusters down.
+    // 2. One of five clusters down. linkplane talks to remote API servers, so each simulated
+    // request gets a WAN-like round trip (the figure the goal is about); without it all five
+    // simulated API servers share this machine's two cores with the supervisor, and a dead
+    // cluster frees CPU for the healthy ones (shown as well, for comparison).
     let n = env_usize("BENCH_FIVE_SERVICES", 1_000);
-    let all_up = five(&admin, dir.path(), n, false).await;
-    let one_down = five(&admin, dir.path(), n, true).await;
-    println!(
-        "mirror: 5 clusters, {n} services into 4: healthy three converged in {:.2}s all up, {:.2}s with one down; ratio {:.2} (goal 0.8-1.2)",
-        all_up.as_secs_f64(),
-        one_down.as_secs_f64(),
-        one_down.as_secs_f64() / all_up.as_secs_f64()
-    );
+    let rtt = Duration::from_millis(env_usize("BENCH_FIVE_RTT_MS", 50) as u64);
+    // With the round trip, 8 writes in flight per cluster keep the total demand (4 sources x 2
+    // writes x 8 / 50 ms = 1,280 writes/s) below what the loaded two cores serve, so the
+    // figure measures isolation, not CPU sharing.
+    let in_flight = env_usize("BENCH_FIVE_IN_FLIGHT", 8);
+    for (latency, in_flight) in [(rtt, in_flight), (Duration::ZERO, IN_FLIGHT)] {
+        let all_up = five(&admin, dir.path(), n, false, latency, in_flight).await;
+        let one_down = five(&admin, dir.path(), n, true, latency, in_flight).await;
+        println!(
+            "mirror: 5 clusters, {n} services into 4, API round trip {} ms, {in_flight} in flight: healthy three converged in {:.2}s all up, {:.2}s with one down; ratio {:.2}{}",
+            latency.as_millis(),
+            all_up.as_secs_f64(),
+            one_down.as_secs_f64(),
+            one_down.as_secs_f64() / all_up.as_secs_f64(),
+            if latency.is_zero() {
+                " (CPU-bound: for comparison)"
+            } else {
+                " (goal 0.8-1.2)"
+            }
+        );
+    }
 
     // 3. RSS with 20,000 mirrors across 10 clusters.
     let per = env_usize("BENCH_RSS_SERVICES", 2_223);
@@ -270,7 +295,7 @@ async fn convergence(admin: &str, dir: &std::path::Path, services: usize) -> (Du
         .iter()
         .map(|s| s.to_string())
         .collect();
-    let sim = sim(&dir.join("a"), &names).await;
+    let sim = sim(dir, &names).await;
     let mut clients = vec![];
     for n in &names {
         clients.push(sim.cluster(n).unwrap().client().await.unwrap());
@@ -311,9 +336,17 @@ async fn convergence(admin: &str, dir: &std::path::Path, services: usize) -> (Du
     (conv, writes, raw_rate)
 }
 
-async fn five(admin: &str, dir: &std::path::Path, services: usize, one_down: bool) -> Duration {
+async fn five(
+    admin: &str,
+    dir: &std::path::Path,
+    services: usize,
+    one_down: bool,
+    latency: Duration,
+    in_flight: usize,
+) -> Duration {
     let names: Vec<String> = (0..5).map(|i| format!("c{i}")).collect();
-    let sim = sim(&dir.join(if one_down { "b2" } else { "b1" }), &names).await;
+    let sub = format!("b-{}-{}", u8::from(one_down), latency.as_millis());
+    let sim = sim(&dir.join(sub), &names).await;
     let mut clients = vec![];
     for n in &names {
         clients.push(sim.cluster(n).unwrap().client().await.unwrap());
@@ -325,6 +358,9 @@ async fn five(admin: &str, dir: &std::path::Path, services: usize, one_down: boo
     let url = fresh_db(admin, "linkplane_bench_five").await;
     let store = Store::connect(&url, 8).await.unwrap();
     register(&store, &sim, &names).await;
+    for n in &names {
+        sim.cluster(n).unwrap().faults().set_latency(latency);
+    }
     if one_down {
         sim.cluster("c4").unwrap().faults().stop_api().await;
     }
@@ -332,7 +368,7 @@ async fn five(admin: &str, dir: &std::path::Path, services: usize, one_down: boo
     let handle = Supervisor::start(
         store.clone(),
         Options {
-            concurrency: IN_FLIGHT,
+            concurrency: in_flight,
             ..Options::default()
         },
         metrics.clone(),
@@ -343,10 +379,27 @@ async fn five(admin: &str, dir: &std::path::Path, services: usize, one_down: boo
     for s in &names[1..5] {
         link(&store, s, "c0").await;
     }
+    let progress = std::env::var_os("BENCH_VERBOSE").map(|_| {
+        let (metrics, names) = (metrics.clone(), names.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                let w: Vec<u64> = names[1..].iter().map(|n| metrics.total_writes(n)).collect();
+                eprintln!(
+                    "  {:>5} ms writes per source {w:?}",
+                    start.elapsed().as_millis()
+                );
+            }
+        })
+    });
     let times = wait_mirrors(&clients[1..4], services, start, |i| {
         metrics.total_writes(&names[i + 1]) >= 2 * services as u64
     })
     .await;
+    if let Some(p) = progress {
+        p.abort();
+        eprintln!("  per-source times {times:?}");
+    }
     handle.shutdown().await;
     sim.shutdown().await;
     times.into_iter().max().unwrap_or_default()

@@ -206,12 +206,25 @@ fn coalesce(
 }
 
 /// One state write of a batch: mirror statuses here, federation states in `federation::state`.
-pub(crate) trait StateOp: Sync {
+pub(crate) trait StateOp: Sync + Sized {
     /// Applies the write on `conn`.
     fn apply<'a>(
         &'a self,
         conn: &'a mut linkplane_store::PgConnection,
     ) -> futures::future::BoxFuture<'a, linkplane_store::Result<()>>;
+
+    /// Applies a whole batch in order on `conn`; kinds with a set-based statement override it.
+    fn apply_all<'a>(
+        ops: &'a [Self],
+        conn: &'a mut linkplane_store::PgConnection,
+    ) -> futures::future::BoxFuture<'a, linkplane_store::Result<()>> {
+        Box::pin(async move {
+            for op in ops {
+                op.apply(conn).await?;
+            }
+            Ok(())
+        })
+    }
 }
 
 impl StateOp for StatusMsg {
@@ -220,6 +233,28 @@ impl StateOp for StatusMsg {
         conn: &'a mut linkplane_store::PgConnection,
     ) -> futures::future::BoxFuture<'a, linkplane_store::Result<()>> {
         Box::pin(apply(conn, self))
+    }
+
+    /// Runs of consecutive upserts go in one statement (a cold start records thousands of
+    /// states per flush; one round trip and one statement each would load Postgres with work
+    /// that competes with the reconcilers). Order with deletes and retains is kept.
+    fn apply_all<'a>(
+        ops: &'a [Self],
+        conn: &'a mut linkplane_store::PgConnection,
+    ) -> futures::future::BoxFuture<'a, linkplane_store::Result<()>> {
+        Box::pin(async move {
+            let mut run: Vec<MirrorStatus> = Vec::new();
+            for op in ops {
+                if let StatusMsg::Upsert(s) = op {
+                    run.push(s.clone());
+                    continue;
+                }
+                mirrors::upsert_many(conn, &run).await?;
+                run.clear();
+                apply(conn, op).await?;
+            }
+            mirrors::upsert_many(conn, &run).await
+        })
     }
 }
 
@@ -233,9 +268,7 @@ pub(crate) async fn write<O: StateOp>(
 ) -> linkplane_store::Result<()> {
     if atomic {
         let mut tx = store.begin().await?;
-        for op in ops {
-            op.apply(&mut tx).await?;
-        }
+        O::apply_all(ops, &mut tx).await?;
         tx.commit()
             .await
             .map_err(|source| linkplane_store::StoreError::Database {

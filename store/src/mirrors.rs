@@ -174,6 +174,68 @@ pub async fn upsert(conn: &mut PgConnection, s: &MirrorStatus) -> Result<()> {
     Ok(())
 }
 
+/// Records many states in one statement, with [`upsert`]'s rules (unchanged rows are not
+/// rewritten, `last_transition` moves only on a state change). The reconcilers' batched writer
+/// uses it: one round trip for thousands of states instead of one each. When a key appears more
+/// than once, the last state wins (a statement cannot update one row twice).
+pub async fn upsert_many(conn: &mut PgConnection, states: &[MirrorStatus]) -> Result<()> {
+    let mut index: std::collections::HashMap<(&str, &str, &str), usize> =
+        std::collections::HashMap::with_capacity(states.len());
+    let mut rows: Vec<&MirrorStatus> = Vec::with_capacity(states.len());
+    for s in states {
+        let key = (
+            s.link.as_str(),
+            s.namespace.as_str(),
+            s.remote_name.as_str(),
+        );
+        match index.get(&key) {
+            Some(&i) => rows[i] = s,
+            None => {
+                index.insert(key, rows.len());
+                rows.push(s);
+            }
+        }
+    }
+    let Some(first) = rows.first() else {
+        return Ok(());
+    };
+    let col = |f: fn(&MirrorStatus) -> &str| -> Vec<&str> { rows.iter().map(|s| f(s)).collect() };
+    sqlx::query(
+        "INSERT INTO mirrors (link, source_cluster, target_cluster, remote_namespace, remote_name, local_name,
+                              mode, headless, state, message)
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                              $7::text[], $8::bool[], $9::text[], $10::text[])
+         ON CONFLICT (link, remote_namespace, remote_name) DO UPDATE SET
+             source_cluster = EXCLUDED.source_cluster, target_cluster = EXCLUDED.target_cluster,
+             local_name = EXCLUDED.local_name, mode = EXCLUDED.mode, headless = EXCLUDED.headless,
+             state = EXCLUDED.state, message = EXCLUDED.message, updated_at = now(),
+             last_transition = CASE WHEN mirrors.state = EXCLUDED.state THEN mirrors.last_transition ELSE now() END
+         WHERE (mirrors.local_name, mirrors.mode, mirrors.headless, mirrors.state, mirrors.message)
+               IS DISTINCT FROM (EXCLUDED.local_name, EXCLUDED.mode, EXCLUDED.headless, EXCLUDED.state, EXCLUDED.message)",
+    )
+    .bind(col(|s| &s.link))
+    .bind(col(|s| &s.source_cluster))
+    .bind(col(|s| &s.target_cluster))
+    .bind(col(|s| &s.namespace))
+    .bind(col(|s| &s.remote_name))
+    .bind(col(|s| &s.local_name))
+    .bind(col(|s| &s.mode))
+    .bind(rows.iter().map(|s| s.headless).collect::<Vec<bool>>())
+    .bind(col(|s| s.state.as_str()))
+    .bind(col(|s| &s.message))
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| {
+        StoreError::from_sqlx(
+            "Mirror",
+            &first.local_name,
+            "recording a batch of mirror states",
+            e,
+        )
+    })?;
+    Ok(())
+}
+
 /// Forgets a mirror (the service is no longer selected).
 pub async fn delete(
     conn: &mut PgConnection,
@@ -317,6 +379,55 @@ mod tests {
             .unwrap()
             .remove(0);
         assert!(third.last_transition > second.last_transition);
+    }
+
+    #[sqlx::test(migrator = "crate::MIGRATOR")]
+    async fn batched_states_follow_the_single_row_rules(pool: sqlx::PgPool) {
+        let mut conn = pool.acquire().await.unwrap();
+        seed(&mut conn).await;
+        upsert(&mut conn, &status("web", MirrorState::Mirrored))
+            .await
+            .unwrap();
+        let before = list(&mut conn, &MirrorFilter::default(), 0, 10)
+            .await
+            .unwrap()
+            .remove(0);
+        let mut conflict = status("api", MirrorState::Conflict);
+        conflict.message = "a Service api-east exists".into();
+        upsert_many(
+            &mut conn,
+            &[
+                status("web", MirrorState::Mirrored),
+                status("api", MirrorState::Error),
+                conflict,
+                status("db", MirrorState::MissingNamespace),
+            ],
+        )
+        .await
+        .unwrap();
+        upsert_many(&mut conn, &[]).await.unwrap();
+        let rows = list(&mut conn, &MirrorFilter::default(), 0, 10)
+            .await
+            .unwrap();
+        let by_name = |n: &str| rows.iter().find(|r| r.status.remote_name == n).unwrap();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(
+            by_name("web").updated_at,
+            before.updated_at,
+            "unchanged row not rewritten"
+        );
+        assert_eq!(
+            by_name("api").status.state,
+            MirrorState::Conflict,
+            "last wins"
+        );
+        assert_eq!(by_name("api").status.message, "a Service api-east exists");
+        assert_eq!(by_name("db").status.state, MirrorState::MissingNamespace);
+        // A state of a link that went meanwhile fails the whole batch (the writer then retries
+        // row by row and skips it).
+        let mut orphan = status("x", MirrorState::Mirrored);
+        orphan.link = "gone".into();
+        assert!(upsert_many(&mut conn, &[orphan]).await.is_err());
     }
 
     #[sqlx::test(migrator = "crate::MIGRATOR")]
