@@ -49,18 +49,37 @@ pub struct StateCount {
 
 use crate::mirrors::COLUMNS as MIRROR_COLUMNS;
 
-/// Mirror counts per `(parent, state)` for the given parents (`None`: every parent).
+/// Mirror counts per `(parent, state)` for the given parents (`None`: every parent); states
+/// without mirrors are left out.
+///
+/// Reads the `mirror_counts` table (one row per link and state, kept exact by triggers on
+/// `mirrors`, migration 0005), so the cost follows the number of links, not of mirrors.
+/// Per-cluster counts sum the counts of the links with that source (or target): a mirror's
+/// clusters are its link's.
 pub async fn mirror_counts(
     conn: &mut PgConnection,
     by: MirrorParent,
     parents: Option<&[String]>,
 ) -> Result<Vec<StateCount>> {
-    let col = by.column();
-    let sql = format!(
-        "SELECT {col}::text, state, count(*) FROM mirrors WHERE ($1::text[] IS NULL OR {col} = ANY($1))
-         GROUP BY {col}, state"
-    );
-    let rows: Vec<(String, String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let sql = match by {
+        MirrorParent::Link => {
+            "SELECT link::text, state, n FROM mirror_counts
+             WHERE n > 0 AND ($1::text[] IS NULL OR link = ANY($1))"
+        }
+        MirrorParent::SourceCluster => {
+            "SELECT l.source_cluster::text, c.state, sum(c.n)::bigint FROM mirror_counts c
+             JOIN links l ON l.name = c.link
+             WHERE c.n > 0 AND ($1::text[] IS NULL OR l.source_cluster = ANY($1))
+             GROUP BY l.source_cluster, c.state"
+        }
+        MirrorParent::TargetCluster => {
+            "SELECT l.target_cluster::text, c.state, sum(c.n)::bigint FROM mirror_counts c
+             JOIN links l ON l.name = c.link
+             WHERE c.n > 0 AND ($1::text[] IS NULL OR l.target_cluster = ANY($1))
+             GROUP BY l.target_cluster, c.state"
+        }
+    };
+    let rows: Vec<(String, String, i64)> = sqlx::query_as(sql)
         .bind(parents)
         .fetch_all(&mut *conn)
         .await
@@ -428,6 +447,99 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(pages.len(), 2, "one row per link");
+    }
+
+    /// `mirror_counts` (trigger-maintained) against a fresh `GROUP BY` over `mirrors`.
+    async fn assert_counts_exact(conn: &mut PgConnection, step: &str) {
+        let mut kept: Vec<(String, String, i64)> = mirror_counts(conn, MirrorParent::Link, None)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|c| (c.parent, c.state.as_str().to_string(), c.count))
+            .collect();
+        kept.sort();
+        let fresh: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT link::text, state, count(*) FROM mirrors GROUP BY link, state ORDER BY 1, 2",
+        )
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+        assert_eq!(kept, fresh, "after {step}");
+    }
+
+    #[sqlx::test(migrator = "crate::MIGRATOR")]
+    async fn mirror_counts_stay_exact_through_every_kind_of_write(pool: sqlx::PgPool) {
+        let mut conn = pool.acquire().await.unwrap();
+        seed(&mut conn).await;
+        assert_counts_exact(&mut conn, "seeding").await;
+        let mut web = status("w-e", "west", "east", "web", "gateway");
+        web.state = MirrorState::Conflict;
+        mirrors::upsert(&mut conn, &web).await.unwrap();
+        assert_counts_exact(&mut conn, "a state change").await;
+        web.message = "taken".into();
+        mirrors::upsert(&mut conn, &web).await.unwrap();
+        mirrors::upsert(&mut conn, &web).await.unwrap();
+        assert_counts_exact(&mut conn, "a message change and an identical upsert").await;
+        for name in ["a", "b", "c"] {
+            mirrors::upsert(&mut conn, &status("n-e", "north", "east", name, "gateway"))
+                .await
+                .unwrap();
+        }
+        assert_counts_exact(&mut conn, "new mirrors").await;
+        // Several state changes of one link in one transaction, as the mirror writer batches.
+        let mut tx = pool.begin().await.unwrap();
+        for (name, state) in [
+            ("a", MirrorState::Error),
+            ("b", MirrorState::MissingNamespace),
+            ("a", MirrorState::Mirrored),
+            ("c", MirrorState::PolicyDenied),
+        ] {
+            let mut s = status("n-e", "north", "east", name, "gateway");
+            s.state = state;
+            mirrors::upsert(&mut tx, &s).await.unwrap();
+        }
+        tx.commit().await.unwrap();
+        assert_counts_exact(&mut conn, "a batch of state changes").await;
+        mirrors::delete(&mut conn, "n-e", "shop", "b")
+            .await
+            .unwrap();
+        assert_counts_exact(&mut conn, "a delete").await;
+        mirrors::retain_for_link(
+            &mut conn,
+            "n-e",
+            &[("shop".into(), "a".into()), ("shop".into(), "web".into())],
+        )
+        .await
+        .unwrap();
+        assert_counts_exact(&mut conn, "a resync's garbage collection").await;
+        // A rolled-back write leaves the counts as they were.
+        let mut tx = pool.begin().await.unwrap();
+        mirrors::upsert(&mut tx, &status("n-e", "north", "east", "d", "gateway"))
+            .await
+            .unwrap();
+        tx.rollback().await.unwrap();
+        assert_counts_exact(&mut conn, "a rollback").await;
+        let by_source = mirror_counts(&mut conn, MirrorParent::SourceCluster, None)
+            .await
+            .unwrap();
+        let north: i64 = by_source
+            .iter()
+            .filter(|c| c.parent == "north")
+            .map(|c| c.count)
+            .sum();
+        assert_eq!(north, 2, "north holds web and a");
+        links::delete(&mut conn, "w-e").await.unwrap();
+        assert_counts_exact(&mut conn, "deleting a link (its mirrors cascade)").await;
+        sqlx::query("TRUNCATE mirrors")
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        assert_counts_exact(&mut conn, "a truncate").await;
+        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM mirror_counts")
+            .fetch_one(&mut *conn)
+            .await
+            .unwrap();
+        assert_eq!(left, 0);
     }
 
     #[sqlx::test(migrator = "crate::MIGRATOR")]
