@@ -500,6 +500,25 @@ mod tests {
         }
         tx.commit().await.unwrap();
         assert_counts_exact(&mut conn, "a batch of state changes").await;
+        // The mirror writer's set-based upsert: new, changed, identical and repeated rows.
+        let state_of = |name: &str, state| {
+            let mut s = status("n-e", "north", "east", name, "gateway");
+            s.state = state;
+            s
+        };
+        mirrors::upsert_many(
+            &mut conn,
+            &[
+                state_of("a", MirrorState::Mirrored),
+                state_of("c", MirrorState::Conflict),
+                state_of("e", MirrorState::Error),
+                state_of("f", MirrorState::Mirrored),
+                state_of("f", MirrorState::Conflict),
+            ],
+        )
+        .await
+        .unwrap();
+        assert_counts_exact(&mut conn, "a set-based upsert").await;
         mirrors::delete(&mut conn, "n-e", "shop", "b")
             .await
             .unwrap();
