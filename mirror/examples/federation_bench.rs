@@ -34,7 +34,7 @@ async fn main() {
     linkplane_mirror::install_crypto_provider();
     let admin = std::env::var("DATABASE_URL").expect("DATABASE_URL");
     let services = env_usize("BENCH_SERVICES", 1_000);
-    let changes = env_usize("BENCH_CHANGES", 50);
+    let changes = env_usize("BENCH_CHANGES", 200);
     let dir = tempfile::tempdir().unwrap();
     let names: Vec<String> = (0..CLUSTERS).map(|i| format!("c{i}")).collect();
     let sim = kubesim::Simulator::start(kubesim::SimOptions {
