@@ -32,6 +32,7 @@ use crate::{
     error::{Error, Result},
     index::IndexedService,
     runtime::{ClusterRuntime, Kind, MirrorKey, Shared},
+    slim::{SlimEndpoints, SlimService},
     status::StatusMsg,
 };
 
@@ -269,11 +270,11 @@ impl Applier<'_> {
             .inc();
     }
 
-    fn services(&self, ns: &str) -> Api<Service> {
+    fn services(&self, ns: &str) -> Api<SlimService> {
         Api::namespaced(self.client.clone(), ns)
     }
 
-    fn endpoints(&self, ns: &str) -> Api<Endpoints> {
+    fn endpoints(&self, ns: &str) -> Api<SlimEndpoints> {
         Api::namespaced(self.client.clone(), ns)
     }
 
@@ -383,13 +384,16 @@ impl Applier<'_> {
         let mut actual = self.rt.index().services.get(&d.namespace, &d.name).cloned();
         if actual.is_none() {
             match api
-                .create(&PostParams::default(), &service_object(d, None))
+                .create(
+                    &PostParams::default(),
+                    &SlimService(service_object(d, None)),
+                )
                 .await
             {
                 Ok(created) => {
                     self.count("create");
-                    self.rt.remember_service(&created);
-                    return Ok(Ensured::Ok(index_service(&created).cluster_ip));
+                    self.rt.remember_service(&created.0);
+                    return Ok(Ensured::Ok(index_service(&created.0).cluster_ip));
                 }
                 Err(e) if is_code(&e, 409) => {
                     // Our index is behind: read the live object and carry on with it.
@@ -397,7 +401,7 @@ impl Applier<'_> {
                         .get_opt(&d.name)
                         .await
                         .map_err(Error::kube(format!("reading {what}")))?;
-                    actual = live.as_ref().map(index_service);
+                    actual = live.as_ref().map(|s| index_service(&s.0));
                     if actual.is_none() {
                         return Err(Error::Retry(format!("{what} vanished while creating it")));
                     }
@@ -421,19 +425,22 @@ impl Applier<'_> {
             // clusterIP is immutable: recreate.
             self.delete_service(&d.namespace, &d.name).await?;
             let created = api
-                .create(&PostParams::default(), &service_object(d, None))
+                .create(
+                    &PostParams::default(),
+                    &SlimService(service_object(d, None)),
+                )
                 .await
                 .map_err(Error::kube(format!("recreating {what}")))?;
             self.count("create");
-            self.rt.remember_service(&created);
-            return Ok(Ensured::Ok(index_service(&created).cluster_ip));
+            self.rt.remember_service(&created.0);
+            return Ok(Ensured::Ok(index_service(&created.0).cluster_ip));
         }
         self.replace_service(&api, d, &a, &what).await
     }
 
     async fn replace_service(
         &self,
-        api: &Api<Service>,
+        api: &Api<SlimService>,
         d: &DesiredService,
         a: &IndexedService,
         what: &str,
@@ -441,12 +448,12 @@ impl Applier<'_> {
         let mut obj = service_object(d, a.cluster_ip.clone());
         obj.metadata.resource_version = Some(a.service.resource_version.clone());
         let replaced = api
-            .replace(&d.name, &PostParams::default(), &obj)
+            .replace(&d.name, &PostParams::default(), &SlimService(obj))
             .await
             .map_err(Error::kube(format!("updating {what}")))?;
         self.count("replace");
-        self.rt.remember_service(&replaced);
-        Ok(Ensured::Ok(index_service(&replaced).cluster_ip))
+        self.rt.remember_service(&replaced.0);
+        Ok(Ensured::Ok(index_service(&replaced.0).cluster_ip))
     }
 
     async fn ensure_endpoints(
@@ -480,12 +487,15 @@ impl Applier<'_> {
             .cloned();
         if actual.is_none() {
             match api
-                .create(&PostParams::default(), &endpoints_object(d, &resolved))
+                .create(
+                    &PostParams::default(),
+                    &SlimEndpoints(endpoints_object(d, &resolved)),
+                )
                 .await
             {
                 Ok(created) => {
                     self.count("create");
-                    self.rt.remember_endpoints(&created);
+                    self.rt.remember_endpoints(&created.0);
                     return Ok(Ensured::Ok(None));
                 }
                 Err(e) if is_code(&e, 409) => {
@@ -493,7 +503,7 @@ impl Applier<'_> {
                         .get_opt(&d.name)
                         .await
                         .map_err(Error::kube(format!("reading {what}")))?;
-                    actual = live.as_ref().map(index_endpoints);
+                    actual = live.as_ref().map(|e| index_endpoints(&e.0));
                     if actual.is_none() {
                         return Err(Error::Retry(format!("{what} vanished while creating it")));
                     }
@@ -516,11 +526,11 @@ impl Applier<'_> {
         let mut obj = endpoints_object(d, &resolved);
         obj.metadata.resource_version = Some(a.endpoints.resource_version.clone());
         let replaced = api
-            .replace(&d.name, &PostParams::default(), &obj)
+            .replace(&d.name, &PostParams::default(), &SlimEndpoints(obj))
             .await
             .map_err(Error::kube(format!("updating {what}")))?;
         self.count("replace");
-        self.rt.remember_endpoints(&replaced);
+        self.rt.remember_endpoints(&replaced.0);
         Ok(Ensured::Ok(None))
     }
 

@@ -23,6 +23,7 @@ pub mod index;
 mod metrics;
 mod queue;
 mod runtime;
+mod slim;
 mod status;
 mod supervisor;
 

@@ -32,6 +32,7 @@ use crate::{
     credentials::Credentials,
     index::ClusterIndex,
     queue::WorkQueue,
+    slim::{SlimEndpoints, SlimNamespace, SlimService},
     status::{StatusMsg, StatusSink},
 };
 
@@ -435,19 +436,19 @@ impl ClusterRuntime {
                 }
             };
             let _ = rt.client.set(client.clone());
-            rt.push_task(tokio::spawn(watch::<Service>(
+            rt.push_task(tokio::spawn(watch::<SlimService>(
                 rt.clone(),
                 shared.clone(),
                 client.clone(),
                 Kind::Service,
             )));
-            rt.push_task(tokio::spawn(watch::<Endpoints>(
+            rt.push_task(tokio::spawn(watch::<SlimEndpoints>(
                 rt.clone(),
                 shared.clone(),
                 client.clone(),
                 Kind::Endpoints,
             )));
-            rt.push_task(tokio::spawn(watch::<Namespace>(
+            rt.push_task(tokio::spawn(watch::<SlimNamespace>(
                 rt.clone(),
                 shared.clone(),
                 client,
@@ -610,6 +611,33 @@ impl IndexObject for Namespace {
         index_namespace(self)
     }
 }
+
+/// The watched (slim) objects index as the objects they wrap.
+macro_rules! index_as_inner {
+    ($($slim:ty),*) => {$(
+        impl IndexObject for $slim {
+            fn ns(&self) -> String {
+                self.0.ns()
+            }
+            fn name(&self) -> String {
+                self.0.name()
+            }
+            fn labels_map(&self) -> BTreeMap<String, String> {
+                self.0.labels_map()
+            }
+            fn service(&self) -> crate::index::IndexedService {
+                self.0.service()
+            }
+            fn endpoints(&self) -> crate::index::IndexedEndpoints {
+                self.0.endpoints()
+            }
+            fn ns_labels(&self) -> BTreeMap<String, String> {
+                self.0.ns_labels()
+            }
+        }
+    )*};
+}
+index_as_inner!(SlimService, SlimEndpoints, SlimNamespace);
 
 fn kind_bit(kind: Kind) -> u8 {
     match kind {
