@@ -32,6 +32,9 @@ pub enum Error {
     /// Git failed outside a sync (plan previews).
     #[error("git: {0}")]
     Git(#[source] std::sync::Arc<git::GitError>),
+    /// Parsing a revision did not complete (its blocking task panicked or was cancelled).
+    #[error("parsing the revision did not complete")]
+    ParseIncomplete,
     /// The runtime is shutting down.
     #[error("the sync runtime stopped")]
     Stopped,

@@ -242,11 +242,24 @@ impl Syncer {
                     .await;
             }
         };
-        let rev = match manifest::parse_files(&files) {
-            Ok(rev) => rev,
-            Err(diags) => {
+        let rev = match parse(files).await {
+            Ok(Ok(rev)) => rev,
+            Ok(Err(diags)) => {
                 return self
                     .finish_rejected(&state, trigger, &resolved, started, t0, diags.to_strings())
+                    .await;
+            }
+            Err(e) => {
+                return self
+                    .finish_failed(
+                        &state,
+                        trigger,
+                        &resolved,
+                        started,
+                        t0,
+                        vec![format!("parsing the revision did not complete: {e}")],
+                        true,
+                    )
                     .await;
             }
         };
@@ -655,7 +668,7 @@ impl Syncer {
     ) -> Result<(Resolved, Result<Plan, manifest::Diagnostics>), Error> {
         let resolved = self.cache.resolve(source, spec, pin).await?;
         let files = self.cache.files(source, spec, &resolved.commit).await?;
-        let plan = match manifest::parse_files(&files) {
+        let plan = match parse(files).await.map_err(|_| Error::ParseIncomplete)? {
             Ok(rev) => {
                 let mut conn = self.store.acquire().await?;
                 Ok(apply::plan(&mut conn, source, &rev).await?)
@@ -664,6 +677,13 @@ impl Syncer {
         };
         Ok((resolved, plan))
     }
+}
+
+/// Parses and validates off the async runtime: CPU-bound, ~0.2-0.3 s for 10,000 objects.
+async fn parse(
+    files: Vec<manifest::SourceFile>,
+) -> Result<Result<manifest::Revision, manifest::Diagnostics>, tokio::task::JoinError> {
+    tokio::task::spawn_blocking(move || manifest::parse_files(&files)).await
 }
 
 fn located(d: &Diagnostic) -> String {

@@ -7,10 +7,7 @@ use sqlx::{FromRow, PgConnection, types::Json};
 
 use crate::{
     BulkOutcome, Owner, Result, StoreError, Stored, WriteOutcome,
-    spec_table::{
-        BulkRow, SpecTable, classify_skipped, keep, outcome, reject_duplicates, savepoint, to_json,
-        undo,
-    },
+    spec_table::{BulkRow, SpecTable, keep, outcome, reject_duplicates, savepoint, to_json, undo},
 };
 
 const KIND: &str = "Link";
@@ -21,23 +18,19 @@ const TABLE: SpecTable = SpecTable {
     kind: KIND,
 };
 
-/// `(created, updated, names not written)` for `$1` names, `$2` sources, `$3` targets, `$4`
-/// specs, `$5` owner: [`upsert`]'s statement over arrays.
-const BULK_UPSERT: &str = "WITH input AS (
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::jsonb[]) AS i(name, src, tgt, spec)
-     ), written AS (
+/// `(created, updated)` for `$1` names, `$2` sources, `$3` targets, `$4` specs, `$5` owner:
+/// [`upsert`]'s statement over arrays, guarded by owner.
+const BULK_UPSERT: &str = "WITH written AS (
          INSERT INTO links (name, source_cluster, target_cluster, spec, owner)
-         SELECT name, src, tgt, spec, $5::text FROM input
+         SELECT name, src, tgt, spec, $5::text
+           FROM UNNEST($1::text[], $2::text[], $3::text[], $4::jsonb[]) AS i(name, src, tgt, spec)
          ON CONFLICT (name) DO UPDATE SET source_cluster = EXCLUDED.source_cluster,
              target_cluster = EXCLUDED.target_cluster, spec = EXCLUDED.spec,
              generation = links.generation + 1, updated_at = now()
          WHERE links.owner = EXCLUDED.owner AND links.spec IS DISTINCT FROM EXCLUDED.spec
-         RETURNING name, (xmax = 0) AS inserted
+         RETURNING (xmax = 0) AS inserted
      )
-     SELECT (SELECT count(*) FROM written WHERE inserted),
-            (SELECT count(*) FROM written WHERE NOT inserted),
-            ARRAY(SELECT i.name FROM input i
-                   WHERE NOT EXISTS (SELECT 1 FROM written w WHERE w.name = i.name))";
+     SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written";
 
 /// A stored link with its operator pause flag.
 #[derive(Debug, Clone, PartialEq)]
@@ -209,18 +202,16 @@ pub async fn upsert_many(
         .fetch_one(&mut *sp)
         .await;
     match row {
-        Ok((created, updated, skipped)) => {
-            match classify_skipped(&mut sp, "links", KIND, &skipped, owner).await {
-                Ok(unchanged) => {
-                    keep(sp).await?;
-                    Ok(outcome(created, updated, unchanged))
-                }
-                Err(e) => {
-                    undo(sp).await?;
-                    Err(e)
-                }
+        Ok(row) => match outcome(&mut sp, "links", KIND, &names, row, owner).await {
+            Ok(out) => {
+                keep(sp).await?;
+                Ok(out)
             }
-        }
+            Err(e) => {
+                undo(sp).await?;
+                Err(e)
+            }
+        },
         Err(e) if StoreError::is_constraint(&e) => {
             undo(sp).await?;
             Err(upsert_culprit(conn, links, &json, owner, e).await)

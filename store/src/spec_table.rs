@@ -183,16 +183,18 @@ pub(crate) fn reject_duplicates(kind: &'static str, names: &[&str]) -> Result<()
     Ok(())
 }
 
-/// Classifies the names a bulk upsert did not write: identical rows of `owner` are unchanged;
-/// a row of another owner is an [`StoreError::Owned`] error (the caller undoes the batch).
+/// Accounts for the rows a bulk upsert of `names` did not write (`skipped` of them): identical
+/// rows of `owner` are unchanged; a row of another owner is an [`StoreError::Owned`] error (the
+/// caller undoes the batch). Costs a query only when something was skipped.
 pub(crate) async fn classify_skipped(
     conn: &mut PgConnection,
     table: &'static str,
     kind: &'static str,
-    skipped: &[String],
+    names: &[&str],
+    skipped: usize,
     owner: &Owner,
 ) -> Result<usize> {
-    if skipped.is_empty() {
+    if skipped == 0 {
         return Ok(0);
     }
     let sql = format!(
@@ -200,7 +202,7 @@ pub(crate) async fn classify_skipped(
           WHERE name = ANY($1::text[]) AND owner <> $2::text ORDER BY name LIMIT 1"
     );
     let foreign: Option<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(skipped)
+        .bind(names)
         .bind(owner.as_column())
         .fetch_optional(&mut *conn)
         .await
@@ -212,20 +214,31 @@ pub(crate) async fn classify_skipped(
             owner: Owner::from_column(&other),
             writer: owner.clone(),
         }),
-        None => Ok(skipped.len()),
+        None => Ok(skipped),
     }
 }
 
-/// `(created, updated, skipped names)` as the bulk upsert statements return them.
-pub(crate) type BulkRow = (i64, i64, Vec<String>);
+/// `(created, updated)` as the bulk upsert statements return them.
+pub(crate) type BulkRow = (i64, i64);
 
-/// Turns the statement's counts and the classified skips into a [`BulkOutcome`].
-pub(crate) fn outcome(created: i64, updated: i64, unchanged: usize) -> BulkOutcome {
-    BulkOutcome {
-        created: usize::try_from(created).unwrap_or_default(),
-        updated: usize::try_from(updated).unwrap_or_default(),
+/// Counts the statement's result for a batch of `n` and classifies what it skipped.
+pub(crate) async fn outcome(
+    conn: &mut PgConnection,
+    table: &'static str,
+    kind: &'static str,
+    names: &[&str],
+    (created, updated): BulkRow,
+    owner: &Owner,
+) -> Result<BulkOutcome> {
+    let created = usize::try_from(created).unwrap_or_default();
+    let updated = usize::try_from(updated).unwrap_or_default();
+    let skipped = names.len().saturating_sub(created + updated);
+    let unchanged = classify_skipped(conn, table, kind, names, skipped, owner).await?;
+    Ok(BulkOutcome {
+        created,
+        updated,
         unchanged,
-    }
+    })
 }
 
 impl SpecTable {
@@ -256,18 +269,16 @@ impl SpecTable {
                 .fetch_one(&mut *sp)
                 .await;
         match row {
-            Ok((created, updated, skipped)) => {
-                match classify_skipped(&mut sp, self.table, self.kind, &skipped, owner).await {
-                    Ok(unchanged) => {
-                        keep(sp).await?;
-                        Ok(outcome(created, updated, unchanged))
-                    }
-                    Err(e) => {
-                        undo(sp).await?;
-                        Err(e)
-                    }
+            Ok(row) => match outcome(&mut sp, self.table, self.kind, names, row, owner).await {
+                Ok(out) => {
+                    keep(sp).await?;
+                    Ok(out)
                 }
-            }
+                Err(e) => {
+                    undo(sp).await?;
+                    Err(e)
+                }
+            },
             Err(e) if StoreError::is_constraint(&e) => {
                 undo(sp).await?;
                 Err(self
@@ -284,24 +295,20 @@ impl SpecTable {
         }
     }
 
-    /// The bulk upsert: `(created, updated, names not written)` for `$1` names, `$2` specs,
-    /// `$3` owner.
+    /// The bulk upsert: `(created, updated)` for `$1` names, `$2` specs, `$3` owner. Rows not
+    /// counted were identical or are another owner's (see [`classify_skipped`]).
     fn bulk_upsert_sql(&self) -> String {
         format!(
-            "WITH input AS (
-                 SELECT * FROM UNNEST($1::text[], $2::jsonb[]) AS i(name, spec)
-             ), written AS (
+            "WITH written AS (
                  INSERT INTO {t} (name, spec, owner)
-                 SELECT name, spec, $3::text FROM input
+                 SELECT name, spec, $3::text FROM UNNEST($1::text[], $2::jsonb[]) AS i(name, spec)
                  ON CONFLICT (name) DO UPDATE SET spec = EXCLUDED.spec,
                      generation = {t}.generation + 1, updated_at = now()
                  WHERE {t}.owner = EXCLUDED.owner AND {t}.spec IS DISTINCT FROM EXCLUDED.spec
-                 RETURNING name, (xmax = 0) AS inserted
+                 RETURNING (xmax = 0) AS inserted
              )
-             SELECT (SELECT count(*) FROM written WHERE inserted),
-                    (SELECT count(*) FROM written WHERE NOT inserted),
-                    ARRAY(SELECT i.name FROM input i
-                           WHERE NOT EXISTS (SELECT 1 FROM written w WHERE w.name = i.name))",
+             SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted)
+               FROM written",
             t = self.table
         )
     }
