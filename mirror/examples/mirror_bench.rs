@@ -219,7 +219,11 @@ async fn export(client: &Client, count: usize) {
 /// Raw creates/s: the very objects the mirror wrote (`template`: one of its mirror Services and
 /// its Endpoints, server-set fields removed), `per_cluster` pairs into each client, each pair's
 /// two creates at once and IN_FLIGHT pairs in flight per cluster, as the mirror writes them.
-async fn raw_creates(clients: &[Client], per_cluster: usize, template: &(Service, Endpoints)) -> f64 {
+async fn raw_creates(
+    clients: &[Client],
+    per_cluster: usize,
+    template: &(Service, Endpoints),
+) -> f64 {
     let start = Instant::now();
     futures::future::join_all(clients.iter().map(|client| async move {
         create_namespaces(client, &["raw".to_string()]).await;
