@@ -221,7 +221,8 @@ pub(crate) async fn classify_skipped(
 /// `(created, updated)` as the bulk upsert statements return them.
 pub(crate) type BulkRow = (i64, i64);
 
-/// Counts the statement's result for a batch of `n` and classifies what it skipped.
+/// The outcome of a bulk upsert of `names` from its statement's counts, after classifying what it
+/// skipped.
 pub(crate) async fn outcome(
     conn: &mut PgConnection,
     table: &'static str,
