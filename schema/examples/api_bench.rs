@@ -1,6 +1,7 @@
 //! API benchmark (`scripts/bench api`): `topology` and `mirrors(first: 100)` at 50 clusters and
 //! 20,000 mirrors, in-process through `Api::execute` (parse, validate, resolve, JSON-encode),
-//! against the raw SQL fetching the same rows on the same database in the same run.
+//! against the raw SQL fetching the same rows on the same database in the same run: the very
+//! statements the resolvers run (and their parameters), so the ratio is what GraphQL adds.
 //! Needs DATABASE_URL; works in its own database, dropped at the end.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -25,19 +26,56 @@ const TOPOLOGY: &str = "{ topology {
 const MIRRORS: &str = "{ mirrors(first: 100) { pageInfo { hasNextPage endCursor } edges { cursor node {
   id linkName sourceCluster targetCluster namespace remoteName localName mode headless state message lastTransition } } } }";
 
-/// The statements the resolvers run for TOPOLOGY, as plain SQL.
-const TOPOLOGY_SQL: &[&str] = &[
-    "SELECT name, spec, owner, generation, created_at, updated_at FROM clusters ORDER BY name",
-    "SELECT name, spec, paused, owner, generation, created_at, updated_at FROM links ORDER BY name",
-    "SELECT link, alive, latency_ms, consecutive_failures, last_error, last_probe_at, last_transition FROM gateway_health ORDER BY link",
-    "SELECT cluster, state, message, watches_synced, last_sync_at, updated_at FROM reconciler_status ORDER BY cluster",
-    "SELECT link::text, state, count(*) FROM mirrors GROUP BY link, state",
+/// A statement the resolvers run, and whether it takes the one array parameter they bind as
+/// NULL (`mirror_counts`: every link).
+type Statement = (&'static str, Binds);
+
+#[derive(Clone, Copy)]
+enum Binds {
+    None,
+    /// `$1::text[]` = NULL.
+    AllParents,
+    /// `mirrors::list` without filters: five NULL filters, `after_id` 0, `limit` 101.
+    FirstPage,
+}
+
+/// The statements the resolvers run for TOPOLOGY, verbatim, with the same parameters.
+const TOPOLOGY_SQL: &[Statement] = &[
+    (
+        "SELECT name, spec, owner, generation, created_at, updated_at FROM clusters ORDER BY name",
+        Binds::None,
+    ),
+    (
+        "SELECT name, spec, paused, owner, generation, created_at, updated_at FROM links ORDER BY name",
+        Binds::None,
+    ),
+    (
+        "SELECT link, alive, latency_ms, consecutive_failures, last_error, last_probe_at, last_transition
+         FROM gateway_health ORDER BY link",
+        Binds::None,
+    ),
+    (
+        "SELECT cluster, state, message, watches_synced, last_sync_at, updated_at FROM reconciler_status ORDER BY cluster",
+        Binds::None,
+    ),
+    (
+        "SELECT link::text, state, n FROM mirror_counts
+             WHERE n > 0 AND ($1::text[] IS NULL OR link = ANY($1))",
+        Binds::AllParents,
+    ),
 ];
 
-const MIRRORS_SQL: &[&str] = &[
+/// The statement the resolver runs for MIRRORS, verbatim, with the same parameters.
+const MIRRORS_SQL: &[Statement] = &[(
     "SELECT id, link, source_cluster, target_cluster, remote_namespace, remote_name, local_name, mode, headless,
-            state, message, last_transition, updated_at FROM mirrors WHERE id > 0 ORDER BY id LIMIT 101",
-];
+                state, message, last_transition, updated_at
+         FROM mirrors
+         WHERE ($1::text IS NULL OR source_cluster = $1) AND ($2::text IS NULL OR target_cluster = $2)
+           AND ($3::text IS NULL OR remote_namespace = $3) AND ($4::text IS NULL OR state = $4)
+           AND ($5::text IS NULL OR link = $5) AND id > $6
+         ORDER BY id LIMIT $7",
+    Binds::FirstPage,
+)];
 
 struct Stats {
     p50: Duration,
@@ -68,14 +106,29 @@ async fn time_api(api: &linkplane_schema::Api, query: &str) -> Stats {
     stats(samples)
 }
 
-async fn time_sql(pool: &PgPool, statements: &[&'static str]) -> Stats {
+/// The raw side: the same statements, prepared and cached on the connection like the
+/// resolvers' (sqlx's statement cache), one after the other on one pooled connection.
+async fn time_sql(pool: &PgPool, statements: &[Statement]) -> Stats {
     let mut samples = Vec::with_capacity(RUNS);
     for i in 0..WARMUP + RUNS {
         let start = Instant::now();
         let mut conn = pool.acquire().await.unwrap();
         let mut rows = 0;
-        for sql in statements {
-            rows += conn.fetch_all(*sql).await.unwrap().len();
+        for &(sql, binds) in statements {
+            let q = sqlx::query(sql);
+            let q = match binds {
+                Binds::None => q,
+                Binds::AllParents => q.bind(None::<Vec<String>>),
+                Binds::FirstPage => q
+                    .bind(None::<String>)
+                    .bind(None::<String>)
+                    .bind(None::<String>)
+                    .bind(None::<String>)
+                    .bind(None::<String>)
+                    .bind(0_i64)
+                    .bind(101_i64),
+            };
+            rows += q.fetch_all(&mut *conn).await.unwrap().len();
         }
         std::hint::black_box(rows);
         if i >= WARMUP {

@@ -9,7 +9,7 @@ use async_graphql::{
 use linkplane_core::LabelSelector as CoreSelector;
 
 use crate::{
-    db::{Db, RequestLoader},
+    db::{Db, Loader, RequestLoader},
     error::ApiError,
 };
 
@@ -24,6 +24,12 @@ pub(crate) fn loader<'a>(ctx: &Context<'a>) -> Result<&'a RequestLoader, ApiErro
         tracing::error!("GraphQL request without a loader: build requests with Api::request");
         ApiError::Internal
     })
+}
+
+/// The per-request fleet tables (clusters, links, gateways, reconcilers, counts), looked up
+/// directly: no batching window to wait for.
+pub(crate) fn tables<'a>(ctx: &Context<'a>) -> Result<&'a Loader, ApiError> {
+    Ok(loader(ctx)?.loader())
 }
 
 /// The counted database handle.

@@ -1,16 +1,21 @@
 //! The schema's only path to the database: [`Db`] counts every SQL statement it runs, and the
 //! [`Loader`] batches keys so one level of a query costs one statement whatever the fleet size.
 //!
-//! Fleet-sized tables (clusters, links, gateway health, reconciler status) are read whole, once
-//! per request, by the loader; mirror-sized tables are read by key sets (`= ANY($1)`). The
-//! counter counts statements: each `Db` call is annotated with how many it runs (all one, except
+//! Fleet-sized tables (clusters, links, gateway health, reconciler status, per-link mirror counts,
+//! which credentials are stored) are read whole, at most once per request, and indexed in memory:
+//! resolvers look them up directly through [`Loader`]'s methods, without the DataLoader, whose
+//! batching window (and task hop) would add a delay per query level for data already in hand.
+//! Mirror-sized tables are read by key sets (`= ANY($1)`) through the DataLoader. The counter
+//! counts statements: each `Db` call is annotated with how many it runs (all one, except
 //! `federation::list`, which runs two).
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
+    future::Future,
     hash::Hash,
+    pin::Pin,
     sync::{
-        Arc,
+        Arc, Mutex, PoisonError,
         atomic::{AtomicU64, Ordering},
     },
     time::Duration,
@@ -27,7 +32,7 @@ use linkplane_store::{
     sync_history::SyncRecord,
     topology::{self, ExportedService, MirrorParent},
 };
-use sqlx::pool::PoolConnection;
+use sqlx::{PgConnection, pool::PoolConnection};
 use tokio::sync::OnceCell;
 
 use crate::error::ApiError;
@@ -63,8 +68,55 @@ impl Db {
         &self,
         statements: u64,
     ) -> Result<PoolConnection<sqlx::Postgres>, ApiError> {
-        self.statements.fetch_add(statements, Ordering::Relaxed);
+        self.count(statements);
         self.store.acquire().await.map_err(ApiError::from)
+    }
+
+    /// Counts `statements` run on a connection already in hand.
+    fn count(&self, statements: u64) {
+        self.statements.fetch_add(statements, Ordering::Relaxed);
+    }
+}
+
+/// A connection lent by a [`Loader`]: its request's kept connection when free, else a fresh one
+/// from the pool; either way it is kept for the request's next statement when the slot is empty.
+///
+/// Every pool acquire costs a round trip of its own (sqlx pings a connection before handing it
+/// out), so a request whose statements each took a fresh connection paid two round trips per
+/// statement. Statements run one at a time reuse the one connection; concurrent ones still get
+/// their own. The connection goes back to the pool with the loader, at the end of the request.
+pub(crate) struct Lease<'a> {
+    conn: Option<PoolConnection<sqlx::Postgres>>,
+    home: &'a Mutex<Option<PoolConnection<sqlx::Postgres>>>,
+}
+
+impl std::ops::Deref for Lease<'_> {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        // Only `Drop` takes the connection out.
+        self.conn
+            .as_deref()
+            .expect("a lease holds its connection until dropped")
+    }
+}
+
+impl std::ops::DerefMut for Lease<'_> {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        self.conn
+            .as_deref_mut()
+            .expect("a lease holds its connection until dropped")
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        let Some(conn) = self.conn.take() else {
+            return;
+        };
+        let mut home = self.home.lock().unwrap_or_else(PoisonError::into_inner);
+        if home.is_none() {
+            *home = Some(conn);
+        }
     }
 }
 
@@ -83,18 +135,19 @@ pub type LoadError = ApiError;
 
 /// Batches and caches (per request) every keyed read of the schema.
 ///
-/// Fleet-sized tables and per-parent mirror counts are read whole at most once per request
-/// (`OnceCell`s below), so their statement count does not even depend on how the DataLoader's
-/// batching window splits keys; mirror pages, exported services and sync history are read by
-/// key sets through the DataLoader.
+/// Fleet-sized tables are read whole at most once per request (`OnceCell`s below), so their
+/// statement count does not depend on how the DataLoader's batching window splits keys; mirror
+/// pages, exported services and sync history are read by key sets through the DataLoader.
 pub struct Loader {
     db: Db,
+    /// The connection kept between this request's statements (see [`Lease`]).
+    kept: Mutex<Option<PoolConnection<sqlx::Postgres>>>,
     clusters: OnceCell<ClusterTable>,
-    links: OnceCell<Vec<Arc<StoredLink>>>,
+    links: OnceCell<LinkTable>,
     gateways: OnceCell<HashMap<String, GatewayHealth>>,
     reconcilers: OnceCell<HashMap<String, ReconcilerStatus>>,
-    credentials: OnceCell<Vec<String>>,
-    counts: [OnceCell<HashMap<String, Counts>>; 3],
+    credentials: OnceCell<HashSet<String>>,
+    counts: OnceCell<CountTable>,
 }
 
 /// The per-request loader type put into request data.
@@ -109,47 +162,19 @@ pub fn request_loader(db: &Db) -> RequestLoader {
     DataLoader::with_cache(
         Loader {
             db: db.clone(),
+            kept: Mutex::new(None),
             clusters: OnceCell::new(),
             links: OnceCell::new(),
             gateways: OnceCell::new(),
             reconcilers: OnceCell::new(),
             credentials: OnceCell::new(),
-            counts: [OnceCell::new(), OnceCell::new(), OnceCell::new()],
+            counts: OnceCell::new(),
         },
         tokio::spawn,
         HashMapCache::default(),
     )
     .delay(BATCH_WINDOW)
 }
-
-/// A cluster by name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ClusterByName(pub String);
-
-/// Links touching a cluster, in one direction.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum LinksOf {
-    /// Links whose source is the cluster (it receives mirrors).
-    Source(String),
-    /// Links whose target is the cluster (it exports).
-    Target(String),
-}
-
-/// A link by name.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct LinkByName(pub String);
-
-/// A link's gateway health.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct GatewayOf(pub String);
-
-/// A cluster's reconciler status.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ReconcilerOf(pub String);
-
-/// Mirror counts of a link or cluster.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct CountsOf(pub MirrorParent, pub String);
 
 /// One page of mirrors of a link or cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -171,10 +196,6 @@ pub struct MirrorPageOf {
 /// Exported services of a cluster.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct ServicesOf(pub String);
-
-/// Whether a cluster has stored credentials.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct CredentialsOf(pub String);
 
 /// A Git source's newest sync attempts.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -210,10 +231,6 @@ impl Counts {
         }
     }
 
-    fn add_all(&mut self, state: MirrorState, n: i64) {
-        self.add(state, n);
-    }
-
     fn merge(&mut self, other: &Counts) {
         self.mirrored += other.mirrored;
         self.conflict += other.conflict;
@@ -231,208 +248,258 @@ impl Counts {
 type Res<K, V> = Result<HashMap<K, V>, LoadError>;
 
 /// Every cluster in name order, and an index by name.
-pub(crate) type ClusterTable = (
-    Vec<Arc<Stored<Cluster>>>,
-    HashMap<String, Arc<Stored<Cluster>>>,
-);
+pub(crate) struct ClusterTable {
+    /// In name order.
+    pub(crate) all: Vec<Arc<Stored<Cluster>>>,
+    by_name: HashMap<String, Arc<Stored<Cluster>>>,
+}
+
+impl ClusterTable {
+    /// A cluster by name.
+    pub(crate) fn get(&self, name: &str) -> Option<&Arc<Stored<Cluster>>> {
+        self.by_name.get(name)
+    }
+}
+
+/// Every link in name order, indexed by name and by each end.
+pub(crate) struct LinkTable {
+    /// In name order.
+    pub(crate) all: Vec<Arc<StoredLink>>,
+    by_name: HashMap<String, Arc<StoredLink>>,
+    by_source: HashMap<String, Vec<Arc<StoredLink>>>,
+    by_target: HashMap<String, Vec<Arc<StoredLink>>>,
+}
+
+impl LinkTable {
+    /// A link by name.
+    pub(crate) fn get(&self, name: &str) -> Option<&Arc<StoredLink>> {
+        self.by_name.get(name)
+    }
+
+    /// Links whose source is `cluster` (it receives mirrors), in name order.
+    pub(crate) fn outgoing(&self, cluster: &str) -> &[Arc<StoredLink>] {
+        self.by_source.get(cluster).map_or(&[], Vec::as_slice)
+    }
+
+    /// Links whose target is `cluster` (it exports), in name order.
+    pub(crate) fn incoming(&self, cluster: &str) -> &[Arc<StoredLink>] {
+        self.by_target.get(cluster).map_or(&[], Vec::as_slice)
+    }
+}
+
+/// Mirror counts per link, and summed per source and per target cluster.
+pub(crate) struct CountTable {
+    by_link: HashMap<String, Counts>,
+    by_source: HashMap<String, Counts>,
+    by_target: HashMap<String, Counts>,
+}
+
+impl CountTable {
+    /// The counts of a link or cluster (zero when it has no mirrors).
+    pub(crate) fn get(&self, by: MirrorParent, parent: &str) -> Counts {
+        let map = match by {
+            MirrorParent::Link => &self.by_link,
+            MirrorParent::SourceCluster => &self.by_source,
+            MirrorParent::TargetCluster => &self.by_target,
+        };
+        map.get(parent).copied().unwrap_or_default()
+    }
+}
+
+/// Gateway health by link.
+pub(crate) type GatewayTable = HashMap<String, GatewayHealth>;
+/// Reconciler status by cluster.
+pub(crate) type ReconcilerTable = HashMap<String, ReconcilerStatus>;
 
 /// Everything of a [`MirrorPageOf`] but the parent: keys sharing it share one statement.
 type PageShape = (MirrorParent, Option<String>, Option<MirrorState>, i64, i64);
 
+/// A table's loading future, boxed. Resolvers await the accessors below, and async-graphql
+/// allocates and moves each field's whole resolver future for every field it resolves: an inline
+/// load (pool acquire, query, decode: kilobytes of state) made every field of every node pay for
+/// it, and every concurrent first caller built one. Boxed inside `get_or_try_init`, it is built
+/// once, by the caller that loads, and the accessors' futures stay a few hundred bytes.
+type Loading<'a, T> = Pin<Box<dyn Future<Output = Result<T, LoadError>> + Send + 'a>>;
+
 impl Loader {
-    /// Every cluster (by name) and an index by name; read once per request.
-    pub(crate) async fn clusters(
-        &self,
-    ) -> Result<
-        &(
-            Vec<Arc<Stored<Cluster>>>,
-            HashMap<String, Arc<Stored<Cluster>>>,
-        ),
-        LoadError,
-    > {
-        self.clusters
-            .get_or_try_init(|| async {
-                let all: Vec<Arc<Stored<Cluster>>> = one!(self.db, |c| clusters::list(c))?
-                    .into_iter()
-                    .map(Arc::new)
-                    .collect();
-                let index = all
-                    .iter()
-                    .map(|s| (s.value.name.clone(), s.clone()))
-                    .collect();
-                Ok((all, index))
-            })
-            .await
-    }
-
-    async fn all_clusters(&self) -> Result<&HashMap<String, Arc<Stored<Cluster>>>, LoadError> {
-        Ok(&self.clusters().await?.1)
-    }
-
-    /// Every link, by name; read once per request.
-    pub(crate) async fn links(&self) -> Result<&Vec<Arc<StoredLink>>, LoadError> {
-        self.all_links().await
-    }
-
-    async fn all_links(&self) -> Result<&Vec<Arc<StoredLink>>, LoadError> {
-        self.links
-            .get_or_try_init(|| async {
-                let all = one!(self.db, |c| linkplane_store::links::list(c))?;
-                Ok(all.into_iter().map(Arc::new).collect())
-            })
-            .await
-    }
-
-    async fn all_gateways(&self) -> Result<&HashMap<String, GatewayHealth>, LoadError> {
-        self.gateways
-            .get_or_try_init(|| async {
-                let all = one!(self.db, |c| linkplane_store::gateways::list(c))?;
-                Ok(all.into_iter().map(|g| (g.link.clone(), g)).collect())
-            })
-            .await
-    }
-
-    async fn all_reconcilers(&self) -> Result<&HashMap<String, ReconcilerStatus>, LoadError> {
-        self.reconcilers
-            .get_or_try_init(|| async {
-                let all = one!(self.db, |c| linkplane_store::reconcilers::list(c))?;
-                Ok(all.into_iter().map(|r| (r.cluster.clone(), r)).collect())
-            })
-            .await
-    }
-
-    async fn all_credentials(&self) -> Result<&Vec<String>, LoadError> {
-        self.credentials
-            .get_or_try_init(|| async {
-                let names: Vec<String> = self.all_clusters().await?.keys().cloned().collect();
-                one!(self.db, |c| credentials::stored_for(c, &names))
-            })
-            .await
-    }
-
-    /// Mirror counts per parent. One `GROUP BY link, state` statement per request; per-cluster
-    /// counts are summed from it (a link has exactly one source and one target).
-    async fn all_counts(&self, by: MirrorParent) -> Result<&HashMap<String, Counts>, LoadError> {
-        let by_link = self.counts[0]
-            .get_or_try_init(|| async {
-                let rows = one!(self.db, |c| topology::mirror_counts(
-                    c,
-                    MirrorParent::Link,
-                    None
-                ))?;
-                let mut out: HashMap<String, Counts> = HashMap::new();
-                for r in rows {
-                    out.entry(r.parent).or_default().add_all(r.state, r.count);
-                }
-                Ok::<_, LoadError>(out)
-            })
-            .await?;
-        let slot = match by {
-            MirrorParent::Link => return Ok(by_link),
-            MirrorParent::SourceCluster => &self.counts[1],
-            MirrorParent::TargetCluster => &self.counts[2],
+    /// A connection for a call that runs `statements` SQL statements (see [`Lease`]).
+    pub(crate) async fn conn(&self, statements: u64) -> Result<Lease<'_>, ApiError> {
+        let kept = self
+            .kept
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        let conn = match kept {
+            Some(conn) => {
+                self.db.count(statements);
+                conn
+            }
+            None => self.db.conn(statements).await?,
         };
-        let links = self.all_links().await?;
-        slot.get_or_try_init(|| async {
-            let mut out: HashMap<String, Counts> = HashMap::new();
-            for l in links {
-                let spec = &l.stored.value.spec;
-                let cluster = if by == MirrorParent::SourceCluster {
-                    &spec.source
-                } else {
-                    &spec.target
-                };
-                if let Some(c) = by_link.get(&l.stored.value.name) {
-                    out.entry(cluster.clone()).or_default().merge(c);
-                }
-            }
-            Ok(out)
+        Ok(Lease {
+            conn: Some(conn),
+            home: &self.kept,
         })
-        .await
     }
-}
 
-/// Picks `keys` out of a whole-table map.
-fn pick<K: Clone + Hash + Eq, V: Clone>(
-    keys: &[K],
-    name: impl Fn(&K) -> &str,
-    table: &HashMap<String, V>,
-) -> HashMap<K, V> {
-    keys.iter()
-        .filter_map(|k| table.get(name(k)).map(|v| (k.clone(), v.clone())))
-        .collect()
-}
-
-impl GqlLoader<ClusterByName> for Loader {
-    type Value = Arc<Stored<Cluster>>;
-    type Error = LoadError;
-    async fn load(&self, keys: &[ClusterByName]) -> Res<ClusterByName, Self::Value> {
-        Ok(pick(keys, |k| &k.0, self.all_clusters().await?))
+    /// Every cluster; read once per request.
+    pub(crate) async fn clusters(&self) -> Result<&ClusterTable, LoadError> {
+        self.clusters
+            .get_or_try_init(|| -> Loading<'_, _> { Box::pin(self.load_clusters()) })
+            .await
     }
-}
 
-impl GqlLoader<LinksOf> for Loader {
-    type Value = Vec<Arc<StoredLink>>;
-    type Error = LoadError;
-    async fn load(&self, keys: &[LinksOf]) -> Res<LinksOf, Self::Value> {
-        let all = self.all_links().await?;
-        let mut out: HashMap<LinksOf, Self::Value> =
-            keys.iter().map(|k| (k.clone(), Vec::new())).collect();
-        for l in all {
-            for k in [
-                LinksOf::Source(l.stored.value.spec.source.clone()),
-                LinksOf::Target(l.stored.value.spec.target.clone()),
-            ] {
-                if let Some(v) = out.get_mut(&k) {
-                    v.push(l.clone());
-                }
+    async fn load_clusters(&self) -> Result<ClusterTable, LoadError> {
+        let all: Vec<Arc<Stored<Cluster>>> = one!(self, |c| clusters::list(c))?
+            .into_iter()
+            .map(Arc::new)
+            .collect();
+        let by_name = all
+            .iter()
+            .map(|s| (s.value.name.clone(), s.clone()))
+            .collect();
+        Ok(ClusterTable { all, by_name })
+    }
+
+    /// Every link; read once per request.
+    pub(crate) async fn links(&self) -> Result<&LinkTable, LoadError> {
+        self.links
+            .get_or_try_init(|| -> Loading<'_, _> { Box::pin(self.load_links()) })
+            .await
+    }
+
+    async fn load_links(&self) -> Result<LinkTable, LoadError> {
+        let all: Vec<Arc<StoredLink>> = one!(self, |c| linkplane_store::links::list(c))?
+            .into_iter()
+            .map(Arc::new)
+            .collect();
+        let mut table = LinkTable {
+            by_name: HashMap::with_capacity(all.len()),
+            by_source: HashMap::new(),
+            by_target: HashMap::new(),
+            all: Vec::new(),
+        };
+        for l in &all {
+            let v = &l.stored.value;
+            table.by_name.insert(v.name.clone(), l.clone());
+            table
+                .by_source
+                .entry(v.spec.source.clone())
+                .or_default()
+                .push(l.clone());
+            table
+                .by_target
+                .entry(v.spec.target.clone())
+                .or_default()
+                .push(l.clone());
+        }
+        table.all = all;
+        Ok(table)
+    }
+
+    /// Every link's gateway health (links never probed are absent); read once per request.
+    pub(crate) async fn gateways(&self) -> Result<&GatewayTable, LoadError> {
+        self.gateways
+            .get_or_try_init(|| -> Loading<'_, _> {
+                Box::pin(async {
+                    let all = one!(self, |c| linkplane_store::gateways::list(c))?;
+                    Ok(all.into_iter().map(|g| (g.link.clone(), g)).collect())
+                })
+            })
+            .await
+    }
+
+    /// Every cluster's reconciler status (clusters without a report are absent); read once per
+    /// request.
+    pub(crate) async fn reconcilers(&self) -> Result<&ReconcilerTable, LoadError> {
+        self.reconcilers
+            .get_or_try_init(|| -> Loading<'_, _> {
+                Box::pin(async {
+                    let all = one!(self, |c| linkplane_store::reconcilers::list(c))?;
+                    Ok(all.into_iter().map(|r| (r.cluster.clone(), r)).collect())
+                })
+            })
+            .await
+    }
+
+    /// The clusters with a stored kubeconfig; read once per request.
+    pub(crate) async fn stored_credentials(&self) -> Result<&HashSet<String>, LoadError> {
+        self.credentials
+            .get_or_try_init(|| -> Loading<'_, _> {
+                Box::pin(async {
+                    let names: Vec<String> =
+                        self.clusters().await?.by_name.keys().cloned().collect();
+                    let stored = one!(self, |c| credentials::stored_for(c, &names))?;
+                    Ok(stored.into_iter().collect())
+                })
+            })
+            .await
+    }
+
+    /// Mirror counts. One statement per request over the per-link counts table; per-cluster
+    /// counts are summed from it (a link has exactly one source and one target).
+    pub(crate) async fn counts(&self) -> Result<&CountTable, LoadError> {
+        self.counts
+            .get_or_try_init(|| -> Loading<'_, _> { Box::pin(self.load_counts()) })
+            .await
+    }
+
+    async fn load_counts(&self) -> Result<CountTable, LoadError> {
+        let rows = one!(self, |c| topology::mirror_counts(
+            c,
+            MirrorParent::Link,
+            None
+        ))?;
+        let mut by_link: HashMap<String, Counts> = HashMap::new();
+        for r in rows {
+            by_link.entry(r.parent).or_default().add(r.state, r.count);
+        }
+        let mut table = CountTable {
+            by_link,
+            by_source: HashMap::new(),
+            by_target: HashMap::new(),
+        };
+        for l in &self.links().await?.all {
+            let v = &l.stored.value;
+            if let Some(c) = table.by_link.get(&v.name) {
+                table
+                    .by_source
+                    .entry(v.spec.source.clone())
+                    .or_default()
+                    .merge(c);
+                table
+                    .by_target
+                    .entry(v.spec.target.clone())
+                    .or_default()
+                    .merge(c);
             }
         }
-        Ok(out)
+        Ok(table)
     }
-}
 
-impl GqlLoader<LinkByName> for Loader {
-    type Value = Arc<StoredLink>;
-    type Error = LoadError;
-    async fn load(&self, keys: &[LinkByName]) -> Res<LinkByName, Self::Value> {
-        let all = self.all_links().await?;
-        Ok(all
-            .iter()
-            .filter_map(|l| {
-                let k = LinkByName(l.stored.value.name.clone());
-                keys.contains(&k).then(|| (k, l.clone()))
-            })
-            .collect())
+    /// The links, when already loaded in this request (for the plain pass, see `plain`).
+    pub(crate) fn links_now(&self) -> Option<&LinkTable> {
+        self.links.get()
     }
-}
 
-impl GqlLoader<GatewayOf> for Loader {
-    type Value = GatewayHealth;
-    type Error = LoadError;
-    async fn load(&self, keys: &[GatewayOf]) -> Res<GatewayOf, Self::Value> {
-        Ok(pick(keys, |k| &k.0, self.all_gateways().await?))
+    /// The gateway health, when already loaded.
+    pub(crate) fn gateways_now(&self) -> Option<&GatewayTable> {
+        self.gateways.get()
     }
-}
 
-impl GqlLoader<ReconcilerOf> for Loader {
-    type Value = ReconcilerStatus;
-    type Error = LoadError;
-    async fn load(&self, keys: &[ReconcilerOf]) -> Res<ReconcilerOf, Self::Value> {
-        Ok(pick(keys, |k| &k.0, self.all_reconcilers().await?))
+    /// The reconciler status, when already loaded.
+    pub(crate) fn reconcilers_now(&self) -> Option<&ReconcilerTable> {
+        self.reconcilers.get()
     }
-}
 
-impl GqlLoader<CountsOf> for Loader {
-    type Value = Counts;
-    type Error = LoadError;
-    async fn load(&self, keys: &[CountsOf]) -> Res<CountsOf, Self::Value> {
-        let mut out = HashMap::new();
-        for k in keys {
-            let counts = self.all_counts(k.0).await?;
-            out.insert(k.clone(), counts.get(&k.1).copied().unwrap_or_default());
-        }
-        Ok(out)
+    /// The stored credentials, when already loaded.
+    pub(crate) fn stored_credentials_now(&self) -> Option<&HashSet<String>> {
+        self.credentials.get()
+    }
+
+    /// The mirror counts, when already loaded.
+    pub(crate) fn counts_now(&self) -> Option<&CountTable> {
+        self.counts.get()
     }
 }
 
@@ -451,7 +518,7 @@ impl GqlLoader<MirrorPageOf> for Loader {
         let mut out: HashMap<MirrorPageOf, Vec<MirrorRow>> =
             keys.iter().map(|k| (k.clone(), Vec::new())).collect();
         for ((by, namespace, state, after_id, limit), parents) in groups {
-            let rows = one!(self.db, |c| topology::mirror_pages(
+            let rows = one!(self, |c| topology::mirror_pages(
                 c,
                 by,
                 &parents,
@@ -488,7 +555,7 @@ impl GqlLoader<ServicesOf> for Loader {
     type Error = LoadError;
     async fn load(&self, keys: &[ServicesOf]) -> Res<ServicesOf, Self::Value> {
         let targets: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
-        let services = one!(self.db, |c| topology::services_of(c, &targets))?;
+        let services = one!(self, |c| topology::services_of(c, &targets))?;
         let mut out: HashMap<ServicesOf, Self::Value> =
             keys.iter().map(|k| (k.clone(), Vec::new())).collect();
         for s in services {
@@ -497,18 +564,6 @@ impl GqlLoader<ServicesOf> for Loader {
             }
         }
         Ok(out)
-    }
-}
-
-impl GqlLoader<CredentialsOf> for Loader {
-    type Value = bool;
-    type Error = LoadError;
-    async fn load(&self, keys: &[CredentialsOf]) -> Res<CredentialsOf, Self::Value> {
-        let stored = self.all_credentials().await?;
-        Ok(keys
-            .iter()
-            .map(|k| (k.clone(), stored.contains(&k.0)))
-            .collect())
     }
 }
 
@@ -527,7 +582,7 @@ impl GqlLoader<HistoryOf> for Loader {
                 .filter(|k| k.1 == limit)
                 .map(|k| k.0.clone())
                 .collect();
-            let rows = one!(self.db, |c| topology::sync_history_of(c, &sources, limit))?;
+            let rows = one!(self, |c| topology::sync_history_of(c, &sources, limit))?;
             for r in rows {
                 if let Some(v) = out.get_mut(&HistoryOf(r.source.clone(), limit)) {
                     v.push(r);
@@ -543,7 +598,7 @@ impl GqlLoader<DriftOf> for Loader {
     type Error = LoadError;
     async fn load(&self, keys: &[DriftOf]) -> Res<DriftOf, Self::Value> {
         let sources: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
-        let rows = one!(self.db, |c| topology::drift_of(c, &sources))?;
+        let rows = one!(self, |c| topology::drift_of(c, &sources))?;
         let mut out: HashMap<DriftOf, Self::Value> =
             keys.iter().map(|k| (k.clone(), Vec::new())).collect();
         for (source, entry) in rows {

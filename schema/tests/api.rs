@@ -426,6 +426,172 @@ async fn topology_draws_every_node_and_edge(pool: sqlx::PgPool) {
     assert_eq!(c00["gatewayAlive"], false);
 }
 
+/// Topology's counts (read from the trigger-maintained `mirror_counts`) against a fresh count of
+/// `mirrors`, per link and per holding cluster.
+async fn assert_topology_counts_exact(api: &Api, pool: &sqlx::PgPool, step: &str) {
+    let resp = run(
+        api,
+        Some(Role::Viewer),
+        "{ topology { nodes { name mirrorCounts { total mirrored conflict error } }
+                      edges { name mirrorCounts { total mirrored conflict error } } } }",
+    )
+    .await;
+    let t = &data(&resp)["topology"];
+    let fresh = |col: &'static str| {
+        let pool = pool.clone();
+        async move {
+            let sql = format!(
+                "SELECT {col}::text, count(*), count(*) FILTER (WHERE state = 'Mirrored'),
+                        count(*) FILTER (WHERE state = 'Conflict'), count(*) FILTER (WHERE state = 'Error')
+                 FROM mirrors GROUP BY {col}"
+            );
+            let rows: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+            rows.into_iter()
+                .map(|(k, total, m, c, e)| {
+                    (
+                        k,
+                        json!({"total": total, "mirrored": m, "conflict": c, "error": e}),
+                    )
+                })
+                .collect::<std::collections::HashMap<_, _>>()
+        }
+    };
+    let zero = json!({"total": 0, "mirrored": 0, "conflict": 0, "error": 0});
+    for (list, col) in [("edges", "link"), ("nodes", "source_cluster")] {
+        let expected = fresh(col).await;
+        for item in t[list].as_array().unwrap() {
+            let name = item["name"].as_str().unwrap();
+            assert_eq!(
+                item["mirrorCounts"],
+                *expected.get(name).unwrap_or(&zero),
+                "{list} {name} after {step}"
+            );
+        }
+    }
+}
+
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn topology_counts_follow_every_mirror_write(pool: sqlx::PgPool) {
+    let mut conn = pool.acquire().await.unwrap();
+    seed_fleet(&mut conn, 4, 3).await;
+    let api = api(pool.clone());
+    assert_topology_counts_exact(&api, &pool, "seeding").await;
+    let status = |name: &str, state| mirrors::MirrorStatus {
+        link: "c00-from-c01".into(),
+        source_cluster: "c00".into(),
+        target_cluster: "c01".into(),
+        namespace: "ns1".into(),
+        remote_name: name.into(),
+        local_name: format!("{name}-c01"),
+        mode: "gateway".into(),
+        headless: false,
+        state,
+        message: String::new(),
+    };
+    // svc1 exists (seeded); svc-new does not.
+    mirrors::upsert(&mut conn, &status("svc1", mirrors::MirrorState::Error))
+        .await
+        .unwrap();
+    assert_topology_counts_exact(&api, &pool, "a state change").await;
+    mirrors::upsert(
+        &mut conn,
+        &status("svc-new", mirrors::MirrorState::Conflict),
+    )
+    .await
+    .unwrap();
+    assert_topology_counts_exact(&api, &pool, "a new mirror").await;
+    mirrors::delete(&mut conn, "c00-from-c01", "ns1", "svc1")
+        .await
+        .unwrap();
+    assert_topology_counts_exact(&api, &pool, "a delete").await;
+    linkplane_store::links::delete(&mut conn, "c01-from-c02")
+        .await
+        .unwrap();
+    assert_topology_counts_exact(&api, &pool, "deleting a link").await;
+}
+
+const CLUSTER_FIELDS: &str =
+    "name apiServer clusterDomain credentialsSource owner generation createdAt
+    updatedAt hasStoredCredentials reconciler { state message watchesSynced lastSyncAt updatedAt }
+    mirrorCounts { total mirrored conflict missingNamespace policyDenied error } health gatewayAlive
+    gatewayLatencyMs gatewayProbes { link alive latencyMs consecutiveFailures lastError lastProbeAt
+    lastTransition __typename } __typename";
+const LINK_FIELDS: &str = "name sourceName targetName paused owner generation createdAt updatedAt
+    createNamespaces enableHeadlessServices cleanupOnUnlink
+    gateway { link alive latencyMs consecutiveFailures lastError lastProbeAt lastTransition }
+    mirrorCounts { total conflict } __typename";
+const MIRROR_FIELDS: &str = "id linkName sourceCluster targetCluster namespace remoteName localName
+    mode headless state message lastTransition updatedAt __typename";
+
+/// The plain pass (objects answered without a resolver per field) and the general path
+/// (forced by wrapping each selection in an inline fragment) answer alike.
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn plain_pass_answers_like_the_resolvers(pool: sqlx::PgPool) {
+    let mut conn = pool.acquire().await.unwrap();
+    seed_fleet(&mut conn, 4, 3).await;
+    // Probes with an error and without a latency, a reconciler with a sync time.
+    linkplane_store::gateways::record(&mut conn, "c01-from-c02", false, None, 3, Some("timeout"))
+        .await
+        .unwrap();
+    let api = api(pool);
+    let page = |fields: &str| {
+        format!(
+            "pageInfo {{ hasPreviousPage hasNextPage startCursor endCursor __typename }}
+             edges {{ cursor __typename node {{ {fields} }} }} nodes {{ {fields} }} __typename"
+        )
+    };
+    let cases = [
+        (
+            format!("topology {{ nodes {{ {CLUSTER_FIELDS} }} edges {{ {LINK_FIELDS} }} }}"),
+            format!(
+                "topology {{ nodes {{ ... on Cluster {{ {CLUSTER_FIELDS} }} }}
+                             edges {{ ... on Link {{ {LINK_FIELDS} }} }} }}"
+            ),
+        ),
+        (
+            format!("mirrors(first: 5) {{ {} }}", page(MIRROR_FIELDS)),
+            format!(
+                "mirrors(first: 5) {{ ... on MirrorConnection {{ {} }} }}",
+                page(MIRROR_FIELDS)
+            ),
+        ),
+        (
+            format!(
+                "clusters {{ {} }} links(first: 3) {{ {} }}",
+                page(CLUSTER_FIELDS),
+                page(LINK_FIELDS)
+            ),
+            format!(
+                "clusters {{ ... on ClusterConnection {{ {} }} }}
+                 links(first: 3) {{ ... on LinkConnection {{ {} }} }}",
+                page(CLUSTER_FIELDS),
+                page(LINK_FIELDS)
+            ),
+        ),
+        (
+            format!(
+                "cluster(name: \"c01\") {{ {CLUSTER_FIELDS} }} link(name: \"c00-from-c01\") {{ {LINK_FIELDS} }}
+                 a: link(name: \"c01-from-c02\") {{ mirrors(first: 2) {{ {} }} }}",
+                page(MIRROR_FIELDS)
+            ),
+            format!(
+                "cluster(name: \"c01\") {{ ... on Cluster {{ {CLUSTER_FIELDS} }} }}
+                 link(name: \"c00-from-c01\") {{ ... on Link {{ {LINK_FIELDS} }} }}
+                 a: link(name: \"c01-from-c02\") {{ mirrors(first: 2) {{ ... on MirrorConnection {{ {} }} }} }}",
+                page(MIRROR_FIELDS)
+            ),
+        ),
+    ];
+    for (plain, general) in cases {
+        let fast = run(&api, Some(Role::Viewer), &format!("{{ {plain} }}")).await;
+        let slow = run(&api, Some(Role::Viewer), &format!("{{ {general} }}")).await;
+        assert_eq!(data(&fast), data(&slow), "{plain}");
+    }
+}
+
 #[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
 async fn blast_radius_separates_gateway_from_cluster_failure(pool: sqlx::PgPool) {
     let mut conn = pool.acquire().await.unwrap();

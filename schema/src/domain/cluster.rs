@@ -3,12 +3,13 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Context, Enum, Object, SimpleObject, connection::Connection};
+use async_graphql::{Context, Enum, Object, SimpleObject, Value, parser::types::Field};
 use chrono::{DateTime, Utc};
 use linkplane_core::{Cluster, CredentialsRef};
 use linkplane_store::{
     Stored, clusters,
     credentials::{self, CredentialsError},
+    gateways::GatewayHealth,
     reconcilers::ReconcilerStatus,
     topology::MirrorParent,
 };
@@ -17,16 +18,14 @@ use secrecy::SecretString;
 use crate::{
     ApiContext,
     auth::{Role, RoleGuard},
-    common::{Label, db, labels, loader, page_sorted, paged_complexity},
-    db::{
-        ClusterByName, Counts, CountsOf, CredentialsOf, GatewayOf, LinksOf, ReconcilerOf,
-        ServicesOf, one,
-    },
+    common::{Label, db, labels, loader, page_sorted, paged_complexity, tables},
+    db::{CountTable, Counts, GatewayTable, LinkTable, ReconcilerTable, ServicesOf, one},
     domain::{
         link::{GatewayProbe, LinkNode, mirror_page},
         mirror::{Mirror, MirrorCounts, MirrorState, Service},
     },
     error::{ApiError, ApiResult},
+    plain::{self, Cx, Fast, FastConnection, Miss, Plain, Table},
 };
 
 /// A summary of a cluster's condition, derived from its reconciler, the gateway probes of the
@@ -90,11 +89,24 @@ pub struct ReconcilerInfo {
     pub updated_at: DateTime<Utc>,
 }
 
-impl From<ReconcilerStatus> for ReconcilerInfo {
-    fn from(r: ReconcilerStatus) -> Self {
+impl Plain for ReconcilerInfo {
+    fn plain(&self, _: &Cx<'_>, name: &str, _: &Field) -> Result<Value, Miss> {
+        Ok(match name {
+            "state" => plain::string(&self.state),
+            "message" => plain::string(&self.message),
+            "watchesSynced" => Value::Boolean(self.watches_synced),
+            "lastSyncAt" => plain::opt_scalar(self.last_sync_at.as_ref()),
+            "updatedAt" => plain::scalar(&self.updated_at),
+            _ => return Err(Miss::General),
+        })
+    }
+}
+
+impl From<&ReconcilerStatus> for ReconcilerInfo {
+    fn from(r: &ReconcilerStatus) -> Self {
         ReconcilerInfo {
-            state: r.state,
-            message: r.message,
+            state: r.state.clone(),
+            message: r.message.clone(),
             watches_synced: r.watches_synced,
             last_sync_at: r.last_sync_at,
             updated_at: r.updated_at,
@@ -128,23 +140,113 @@ impl ClusterNode {
         &self.0.value.name
     }
 
-    async fn probes(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<GatewayProbe>> {
-        let loader = loader(ctx)?;
-        let incoming = loader
-            .load_one(LinksOf::Target(self.name().to_string()))
-            .await?
-            .unwrap_or_default();
-        let keys = incoming
+    fn source_of_credentials(&self) -> CredentialsSource {
+        match self.0.value.spec.credentials {
+            CredentialsRef::KubeconfigFile(_) => CredentialsSource::KubeconfigFile,
+            CredentialsRef::SecretRef(_) => CredentialsSource::SecretRef,
+            CredentialsRef::Stored => CredentialsSource::Stored,
+        }
+    }
+
+    /// The gateway health of every link targeting this cluster that was probed, by link name.
+    fn probes<'t>(
+        &self,
+        links: &'t LinkTable,
+        gateways: &'t GatewayTable,
+    ) -> Vec<&'t GatewayHealth> {
+        let mut probes: Vec<&GatewayHealth> = links
+            .incoming(self.name())
             .iter()
-            .map(|l| GatewayOf(l.stored.value.name.clone()));
-        let mut probes: Vec<GatewayProbe> = loader
-            .load_many(keys)
-            .await?
-            .into_values()
-            .map(Into::into)
+            .filter_map(|l| gateways.get(&l.stored.value.name))
             .collect();
         probes.sort_by(|a, b| a.link.cmp(&b.link));
-        Ok(probes)
+        probes
+    }
+
+    async fn probes_of<'a>(
+        &self,
+        ctx: &Context<'a>,
+    ) -> async_graphql::Result<Vec<&'a GatewayHealth>> {
+        let t = tables(ctx)?;
+        let (links, gateways) = futures::try_join!(t.links(), t.gateways())?;
+        Ok(self.probes(links, gateways))
+    }
+
+    fn health_from(
+        &self,
+        reconcilers: &ReconcilerTable,
+        probes: &[&GatewayHealth],
+        counts: &CountTable,
+    ) -> ClusterHealth {
+        let reconciler = reconcilers.get(self.name()).map(|r| r.state.as_str());
+        let alive: Vec<Option<bool>> = probes.iter().map(|p| Some(p.alive)).collect();
+        let held = counts.get(MirrorParent::SourceCluster, self.name());
+        health(reconciler, &alive, &held)
+    }
+}
+
+/// True when every probe succeeds, false when any fails; `None` without probes.
+fn gateway_alive(probes: &[&GatewayHealth]) -> Option<bool> {
+    (!probes.is_empty()).then(|| probes.iter().all(|p| p.alive))
+}
+
+/// Mean latency of the successful probes.
+fn gateway_latency_ms(probes: &[&GatewayHealth]) -> Option<f64> {
+    let latencies: Vec<f64> = probes.iter().filter_map(|p| p.latency_ms).collect();
+    (!latencies.is_empty()).then(|| latencies.iter().sum::<f64>() / latencies.len() as f64)
+}
+
+/// The plain pass (see `plain`) for the fields a fleet overview asks for; the same computations
+/// as the resolvers below.
+impl Plain for ClusterNode {
+    fn plain(&self, cx: &Cx<'_>, name: &str, field: &Field) -> Result<Value, Miss> {
+        let t = cx.tables;
+        let sub = &field.selection_set.node;
+        Ok(match name {
+            "name" => plain::string(self.name()),
+            "apiServer" => plain::string(&self.0.value.spec.api_server),
+            "clusterDomain" => plain::string(&self.0.value.spec.cluster_domain),
+            "credentialsSource" => plain::enumeration(self.source_of_credentials()),
+            "owner" => Value::String(self.0.owner.as_column()),
+            "generation" => plain::scalar(&self.0.generation),
+            "createdAt" => plain::scalar(&self.0.created_at),
+            "updatedAt" => plain::scalar(&self.0.updated_at),
+            "hasStoredCredentials" => {
+                let stored = cx.need(Table::Credentials, t.stored_credentials_now())?;
+                Value::Boolean(stored.contains(self.name()))
+            }
+            "reconciler" => {
+                let all = cx.need(Table::Reconcilers, t.reconcilers_now())?;
+                let info = all.get(self.name()).map(ReconcilerInfo::from);
+                plain::optional(info.as_ref(), cx, sub)?
+            }
+            "mirrorCounts" => {
+                let counts = cx.need(Table::Counts, t.counts_now())?;
+                let c = MirrorCounts::from(counts.get(MirrorParent::SourceCluster, self.name()));
+                plain::object(&c, cx, sub)?
+            }
+            "health" | "gatewayAlive" | "gatewayLatencyMs" | "gatewayProbes" => {
+                let links = cx.need(Table::Links, t.links_now());
+                let gateways = cx.need(Table::Gateways, t.gateways_now());
+                let (links, gateways) = (links?, gateways?);
+                let probes = self.probes(links, gateways);
+                match name {
+                    "health" => {
+                        let reconcilers = cx.need(Table::Reconcilers, t.reconcilers_now());
+                        let counts = cx.need(Table::Counts, t.counts_now());
+                        plain::enumeration(self.health_from(reconcilers?, &probes, counts?))
+                    }
+                    "gatewayAlive" => gateway_alive(&probes).map_or(Value::Null, Value::Boolean),
+                    "gatewayLatencyMs" => plain::opt_scalar(gateway_latency_ms(&probes).as_ref()),
+                    _ => {
+                        let probes: Vec<GatewayProbe> =
+                            probes.into_iter().map(Into::into).collect();
+                        plain::list(&probes, cx, sub)?
+                    }
+                }
+            }
+            _ => return Err(Miss::General),
+        })
     }
 }
 
@@ -169,11 +271,7 @@ impl ClusterNode {
     }
     /// Where the kubeconfig comes from; the content is never exposed.
     async fn credentials_source(&self) -> CredentialsSource {
-        match self.0.value.spec.credentials {
-            CredentialsRef::KubeconfigFile(_) => CredentialsSource::KubeconfigFile,
-            CredentialsRef::SecretRef(_) => CredentialsSource::SecretRef,
-            CredentialsRef::Stored => CredentialsSource::Stored,
-        }
+        self.source_of_credentials()
     }
     /// The kubeconfig file path or `namespace/secret#key` reference (operator role: it tells
     /// where secrets live). Null for stored credentials.
@@ -192,10 +290,10 @@ impl ClusterNode {
     }
     /// Whether a kubeconfig was set through `setClusterCredentials` (never the kubeconfig).
     async fn has_stored_credentials(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
-        Ok(loader(ctx)?
-            .load_one(CredentialsOf(self.name().to_string()))
+        Ok(tables(ctx)?
+            .stored_credentials()
             .await?
-            .unwrap_or(false))
+            .contains(self.name()))
     }
     /// Gateway configuration, when the cluster has one.
     async fn gateway_config(&self) -> Option<GatewayConfig> {
@@ -226,63 +324,46 @@ impl ClusterNode {
     }
     /// The reconciler's last report; null before the first.
     async fn reconciler(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<ReconcilerInfo>> {
-        let r = loader(ctx)?
-            .load_one(ReconcilerOf(self.name().to_string()))
-            .await?;
-        Ok(r.map(Into::into))
+        Ok(tables(ctx)?
+            .reconcilers()
+            .await?
+            .get(self.name())
+            .map(Into::into))
     }
     /// Summary health (see `ClusterHealth`).
     async fn health(&self, ctx: &Context<'_>) -> async_graphql::Result<ClusterHealth> {
-        let loader = loader(ctx)?;
-        let reconciler = loader
-            .load_one(ReconcilerOf(self.name().to_string()))
-            .await?;
-        let probes = self.probes(ctx).await?;
-        let held = loader
-            .load_one(CountsOf(
-                MirrorParent::SourceCluster,
-                self.name().to_string(),
-            ))
-            .await?
-            .unwrap_or_default();
-        let alive: Vec<Option<bool>> = probes.iter().map(|p| Some(p.alive)).collect();
-        Ok(health(
-            reconciler.as_ref().map(|r| r.state.as_str()),
-            &alive,
-            &held,
-        ))
+        let t = tables(ctx)?;
+        let (reconcilers, counts) = futures::try_join!(t.reconcilers(), t.counts())?;
+        let probes = self.probes_of(ctx).await?;
+        Ok(self.health_from(reconcilers, &probes, counts))
     }
     /// Gateway probes of every link targeting this cluster.
     async fn gateway_probes(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<GatewayProbe>> {
-        self.probes(ctx).await
+        Ok(self
+            .probes_of(ctx)
+            .await?
+            .into_iter()
+            .map(Into::into)
+            .collect())
     }
     /// True when every probe of this cluster's gateway succeeds, false when any fails; null
     /// when it was never probed.
     async fn gateway_alive(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<bool>> {
-        let probes = self.probes(ctx).await?;
-        Ok((!probes.is_empty()).then(|| probes.iter().all(|p| p.alive)))
+        Ok(gateway_alive(&self.probes_of(ctx).await?))
     }
     /// Mean latency of the last successful probes, in milliseconds.
     async fn gateway_latency_ms(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<f64>> {
-        let probes = self.probes(ctx).await?;
-        let latencies: Vec<f64> = probes.iter().filter_map(|p| p.latency_ms).collect();
-        Ok((!latencies.is_empty()).then(|| latencies.iter().sum::<f64>() / latencies.len() as f64))
+        Ok(gateway_latency_ms(&self.probes_of(ctx).await?))
     }
     /// Links whose source is this cluster: it receives mirrors of their targets' services.
     async fn outgoing_links(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<LinkNode>> {
-        let links = loader(ctx)?
-            .load_one(LinksOf::Source(self.name().to_string()))
-            .await?
-            .unwrap_or_default();
-        Ok(links.into_iter().map(LinkNode).collect())
+        let links = tables(ctx)?.links().await?.outgoing(self.name());
+        Ok(links.iter().cloned().map(LinkNode).collect())
     }
     /// Links whose target is this cluster: they mirror its exported services elsewhere.
     async fn incoming_links(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<LinkNode>> {
-        let links = loader(ctx)?
-            .load_one(LinksOf::Target(self.name().to_string()))
-            .await?
-            .unwrap_or_default();
-        Ok(links.into_iter().map(LinkNode).collect())
+        let links = tables(ctx)?.links().await?.incoming(self.name());
+        Ok(links.iter().cloned().map(LinkNode).collect())
     }
     /// Services of this cluster that some link mirrors, with their consumers.
     async fn exported_services(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Service>> {
@@ -294,13 +375,11 @@ impl ClusterNode {
     }
     /// Counts of the mirrors this cluster holds, by state.
     async fn mirror_counts(&self, ctx: &Context<'_>) -> async_graphql::Result<MirrorCounts> {
-        let c = loader(ctx)?
-            .load_one(CountsOf(
-                MirrorParent::SourceCluster,
-                self.name().to_string(),
-            ))
-            .await?;
-        Ok(c.unwrap_or_default().into())
+        let c = tables(ctx)?
+            .counts()
+            .await?
+            .get(MirrorParent::SourceCluster, self.name());
+        Ok(c.into())
     }
     /// Mirrors this cluster holds, ordered by id.
     #[graphql(complexity = "paged_complexity(first, child_complexity)")]
@@ -311,7 +390,7 @@ impl ClusterNode {
         state: Option<MirrorState>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Connection<String, Mirror>> {
+    ) -> async_graphql::Result<FastConnection<Mirror>> {
         mirror_page(
             ctx,
             MirrorParent::SourceCluster,
@@ -338,14 +417,15 @@ impl ClusterQuery {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> ApiResult<Connection<String, ClusterNode>> {
-        let all = &loader(ctx)?.loader().clusters().await?.0;
+    ) -> ApiResult<FastConnection<ClusterNode>> {
+        let all = &tables(ctx)?.clusters().await?.all;
         page_sorted(
             all.iter().cloned().map(ClusterNode),
             |c| c.0.value.name.clone(),
             first,
             after,
         )
+        .map(FastConnection)
     }
 
     /// One cluster by name.
@@ -353,11 +433,13 @@ impl ClusterQuery {
         &self,
         ctx: &Context<'_>,
         name: String,
-    ) -> async_graphql::Result<Option<ClusterNode>> {
-        Ok(loader(ctx)?
-            .load_one(ClusterByName(name))
+    ) -> async_graphql::Result<Option<Fast<ClusterNode>>> {
+        Ok(tables(ctx)?
+            .clusters()
             .await?
-            .map(ClusterNode))
+            .get(&name)
+            .cloned()
+            .map(|c| Fast(ClusterNode(c))))
     }
 }
 

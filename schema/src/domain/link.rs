@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Context, Object, SimpleObject, connection::Connection};
+use async_graphql::{Context, Object, SimpleObject, Value, parser::types::Field};
 use chrono::{DateTime, Utc};
 use linkplane_store::{
     gateways::GatewayHealth,
@@ -14,14 +14,15 @@ use crate::{
     auth::{Role, RoleGuard},
     common::{
         LabelSelector, db, id_cursor, loader, page_fetched, page_size, page_sorted,
-        paged_complexity,
+        paged_complexity, tables,
     },
-    db::{ClusterByName, CountsOf, GatewayOf, LinkByName, MirrorPageOf, one},
+    db::{MirrorPageOf, one},
     domain::{
         cluster::ClusterNode,
         mirror::{Mirror, MirrorCounts, MirrorState},
     },
     error::{ApiError, ApiResult},
+    plain::{self, Cx, Fast, FastConnection, Miss, Plain, Table},
 };
 
 /// The latest gateway probe for one link (the link's target gateway, probed for that link).
@@ -43,14 +44,14 @@ pub struct GatewayProbe {
     pub last_transition: DateTime<Utc>,
 }
 
-impl From<GatewayHealth> for GatewayProbe {
-    fn from(g: GatewayHealth) -> Self {
+impl From<&GatewayHealth> for GatewayProbe {
+    fn from(g: &GatewayHealth) -> Self {
         GatewayProbe {
-            link: g.link,
+            link: g.link.clone(),
             alive: g.alive,
             latency_ms: g.latency_ms,
             consecutive_failures: g.consecutive_failures,
-            last_error: g.last_error,
+            last_error: g.last_error.clone(),
             last_probe_at: g.last_probe_at,
             last_transition: g.last_transition,
         }
@@ -60,6 +61,54 @@ impl From<GatewayHealth> for GatewayProbe {
 /// A directed link: `source` receives mirrors of `target`'s exported services.
 #[derive(Clone)]
 pub struct LinkNode(pub Arc<StoredLink>);
+
+impl Plain for GatewayProbe {
+    fn plain(&self, _: &Cx<'_>, name: &str, _: &Field) -> Result<Value, Miss> {
+        Ok(match name {
+            "link" => plain::string(&self.link),
+            "alive" => Value::Boolean(self.alive),
+            "latencyMs" => plain::opt_scalar(self.latency_ms.as_ref()),
+            "consecutiveFailures" => plain::scalar(&self.consecutive_failures),
+            "lastError" => plain::opt_string(self.last_error.as_deref()),
+            "lastProbeAt" => plain::opt_scalar(self.last_probe_at.as_ref()),
+            "lastTransition" => plain::scalar(&self.last_transition),
+            _ => return Err(Miss::General),
+        })
+    }
+}
+
+/// The plain pass (see `plain`): the same values as the resolvers below.
+impl Plain for LinkNode {
+    fn plain(&self, cx: &Cx<'_>, name: &str, field: &Field) -> Result<Value, Miss> {
+        let stored = &self.0.stored;
+        let spec = &stored.value.spec;
+        let sub = &field.selection_set.node;
+        Ok(match name {
+            "name" => plain::string(&stored.value.name),
+            "sourceName" => plain::string(&spec.source),
+            "targetName" => plain::string(&spec.target),
+            "paused" => Value::Boolean(self.0.paused),
+            "owner" => Value::String(stored.owner.as_column()),
+            "generation" => plain::scalar(&stored.generation),
+            "createdAt" => plain::scalar(&stored.created_at),
+            "updatedAt" => plain::scalar(&stored.updated_at),
+            "createNamespaces" => Value::Boolean(spec.create_namespaces),
+            "enableHeadlessServices" => Value::Boolean(spec.enable_headless_services),
+            "cleanupOnUnlink" => Value::Boolean(spec.cleanup_on_unlink),
+            "gateway" => {
+                let gateways = cx.need(Table::Gateways, cx.tables.gateways_now())?;
+                let probe = gateways.get(&stored.value.name).map(GatewayProbe::from);
+                plain::optional(probe.as_ref(), cx, sub)?
+            }
+            "mirrorCounts" => {
+                let counts = cx.need(Table::Counts, cx.tables.counts_now())?;
+                let c = MirrorCounts::from(counts.get(MirrorParent::Link, &stored.value.name));
+                plain::object(&c, cx, sub)?
+            }
+            _ => return Err(Miss::General),
+        })
+    }
+}
 
 #[Object(name = "Link")]
 impl LinkNode {
@@ -77,17 +126,19 @@ impl LinkNode {
     }
     /// The cluster receiving mirrors.
     async fn source(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<ClusterNode>> {
-        let c = loader(ctx)?
-            .load_one(ClusterByName(self.0.stored.value.spec.source.clone()))
-            .await?;
-        Ok(c.map(ClusterNode))
+        let c = tables(ctx)?
+            .clusters()
+            .await?
+            .get(&self.0.stored.value.spec.source);
+        Ok(c.cloned().map(ClusterNode))
     }
     /// The cluster exporting services.
     async fn target(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<ClusterNode>> {
-        let c = loader(ctx)?
-            .load_one(ClusterByName(self.0.stored.value.spec.target.clone()))
-            .await?;
-        Ok(c.map(ClusterNode))
+        let c = tables(ctx)?
+            .clusters()
+            .await?
+            .get(&self.0.stored.value.spec.target);
+        Ok(c.cloned().map(ClusterNode))
     }
     /// Paused links keep their mirrors but stop changing them.
     async fn paused(&self) -> bool {
@@ -155,20 +206,19 @@ impl LinkNode {
     }
     /// The target gateway as probed for this link; null before the first probe.
     async fn gateway(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<GatewayProbe>> {
-        let g = loader(ctx)?
-            .load_one(GatewayOf(self.0.stored.value.name.clone()))
-            .await?;
+        let g = tables(ctx)?
+            .gateways()
+            .await?
+            .get(&self.0.stored.value.name);
         Ok(g.map(Into::into))
     }
     /// Mirror counts by state.
     async fn mirror_counts(&self, ctx: &Context<'_>) -> async_graphql::Result<MirrorCounts> {
-        let c = loader(ctx)?
-            .load_one(CountsOf(
-                MirrorParent::Link,
-                self.0.stored.value.name.clone(),
-            ))
-            .await?;
-        Ok(c.unwrap_or_default().into())
+        let c = tables(ctx)?
+            .counts()
+            .await?
+            .get(MirrorParent::Link, &self.0.stored.value.name);
+        Ok(c.into())
     }
     /// This link's mirrors, ordered by id.
     #[graphql(complexity = "paged_complexity(first, child_complexity)")]
@@ -179,7 +229,7 @@ impl LinkNode {
         state: Option<MirrorState>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<Connection<String, Mirror>> {
+    ) -> async_graphql::Result<FastConnection<Mirror>> {
         mirror_page(
             ctx,
             MirrorParent::Link,
@@ -202,7 +252,7 @@ pub(crate) async fn mirror_page(
     state: Option<MirrorState>,
     first: Option<i32>,
     after: Option<String>,
-) -> async_graphql::Result<Connection<String, Mirror>> {
+) -> async_graphql::Result<FastConnection<Mirror>> {
     let first_n = page_size(first)?;
     let after_id = id_cursor(after.as_deref())?;
     let rows = loader(ctx)?
@@ -216,12 +266,12 @@ pub(crate) async fn mirror_page(
         })
         .await?
         .unwrap_or_default();
-    Ok(page_fetched(
+    Ok(FastConnection(page_fetched(
         rows.into_iter().map(Mirror).collect(),
         |m| m.0.id.to_string(),
         first_n,
         after.is_some(),
-    ))
+    )))
 }
 
 /// Link queries.
@@ -237,14 +287,15 @@ impl LinkQuery {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> ApiResult<Connection<String, LinkNode>> {
-        let all = loader(ctx)?.loader().links().await?;
+    ) -> ApiResult<FastConnection<LinkNode>> {
+        let all = &tables(ctx)?.links().await?.all;
         page_sorted(
             all.iter().cloned().map(LinkNode),
             |l| l.0.stored.value.name.clone(),
             first,
             after,
         )
+        .map(FastConnection)
     }
 
     /// One link by name.
@@ -252,8 +303,13 @@ impl LinkQuery {
         &self,
         ctx: &Context<'_>,
         name: String,
-    ) -> async_graphql::Result<Option<LinkNode>> {
-        Ok(loader(ctx)?.load_one(LinkByName(name)).await?.map(LinkNode))
+    ) -> async_graphql::Result<Option<Fast<LinkNode>>> {
+        Ok(tables(ctx)?
+            .links()
+            .await?
+            .get(&name)
+            .cloned()
+            .map(|l| Fast(LinkNode(l))))
     }
 }
 

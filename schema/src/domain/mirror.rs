@@ -3,7 +3,8 @@
 use std::sync::Arc;
 
 use async_graphql::{
-    ComplexObject, Context, Enum, ID, Object, SimpleObject, connection::Connection,
+    ComplexObject, Context, Enum, ID, Object, SimpleObject, Value, connection::Connection,
+    parser::types::Field,
 };
 use chrono::{DateTime, Utc};
 use linkplane_store::{
@@ -12,10 +13,11 @@ use linkplane_store::{
 };
 
 use crate::{
-    common::{db, id_cursor, loader, page_fetched, page_size, paged_complexity},
-    db::{Counts, LinkByName, one},
+    common::{db, id_cursor, page_fetched, page_size, paged_complexity, tables},
+    db::{Counts, one},
     domain::link::LinkNode,
     error::{ApiError, ApiResult},
+    plain::{self, Cx, FastConnection, Miss, Plain},
 };
 
 /// Why a mirror is (or is not) in place.
@@ -61,6 +63,29 @@ impl From<MirrorState> for mirrors::MirrorState {
 #[derive(Clone)]
 pub struct Mirror(pub MirrorRow);
 
+/// The plain pass (see `plain`): every field but `link`, the same values as the resolvers below.
+impl Plain for Mirror {
+    fn plain(&self, _: &Cx<'_>, name: &str, _: &Field) -> Result<Value, Miss> {
+        let s = &self.0.status;
+        Ok(match name {
+            "id" => Value::String(self.0.id.to_string()),
+            "linkName" => plain::string(&s.link),
+            "sourceCluster" => plain::string(&s.source_cluster),
+            "targetCluster" => plain::string(&s.target_cluster),
+            "namespace" => plain::string(&s.namespace),
+            "remoteName" => plain::string(&s.remote_name),
+            "localName" => plain::string(&s.local_name),
+            "mode" => plain::string(&s.mode),
+            "headless" => Value::Boolean(s.headless),
+            "state" => plain::enumeration(MirrorState::from(s.state)),
+            "message" => plain::string(&s.message),
+            "lastTransition" => plain::scalar(&self.0.last_transition),
+            "updatedAt" => plain::scalar(&self.0.updated_at),
+            _ => return Err(Miss::General),
+        })
+    }
+}
+
 #[Object]
 impl Mirror {
     /// Stable row id (also the cursor).
@@ -73,10 +98,8 @@ impl Mirror {
     }
     /// The link selecting the service.
     async fn link(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<LinkNode>> {
-        let l = loader(ctx)?
-            .load_one(LinkByName(self.0.status.link.clone()))
-            .await?;
-        Ok(l.map(LinkNode))
+        let l = tables(ctx)?.links().await?.get(&self.0.status.link);
+        Ok(l.cloned().map(LinkNode))
     }
     /// Cluster holding the mirror (the consumer).
     async fn source_cluster(&self) -> &str {
@@ -144,6 +167,26 @@ pub struct MirrorCounts {
 impl MirrorCounts {
     /// Every mirror.
     async fn total(&self) -> i64 {
+        self.sum()
+    }
+}
+
+impl Plain for MirrorCounts {
+    fn plain(&self, _: &Cx<'_>, name: &str, _: &Field) -> Result<Value, Miss> {
+        Ok(match name {
+            "mirrored" => plain::scalar(&self.mirrored),
+            "conflict" => plain::scalar(&self.conflict),
+            "missingNamespace" => plain::scalar(&self.missing_namespace),
+            "policyDenied" => plain::scalar(&self.policy_denied),
+            "error" => plain::scalar(&self.error),
+            "total" => plain::scalar(&self.sum()),
+            _ => return Err(Miss::General),
+        })
+    }
+}
+
+impl MirrorCounts {
+    fn sum(&self) -> i64 {
         self.mirrored + self.conflict + self.missing_namespace + self.policy_denied + self.error
     }
 }
@@ -231,7 +274,7 @@ impl MirrorQuery {
         link: Option<String>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> ApiResult<Connection<String, Mirror>> {
+    ) -> ApiResult<FastConnection<Mirror>> {
         let first_n = page_size(first)?;
         let after_id = id_cursor(after.as_deref())?;
         let filter = MirrorFilter {
@@ -247,12 +290,12 @@ impl MirrorQuery {
             after_id,
             first_n as i64 + 1
         ))?;
-        Ok(page_fetched(
+        Ok(FastConnection(page_fetched(
             rows.into_iter().map(Mirror).collect(),
             |m| m.0.id.to_string(),
             first_n,
             after.is_some(),
-        ))
+        )))
     }
 
     /// Exported services with their consumers, derived from mirrors grouped by

@@ -2,14 +2,15 @@
 
 use std::collections::BTreeSet;
 
-use async_graphql::{Context, Object, SimpleObject};
+use async_graphql::{Context, Object, SimpleObject, Value, parser::types::Field};
 use linkplane_store::{clusters, topology as store_topology};
 
 use crate::{
-    common::{db, loader},
+    common::{db, tables},
     db::one,
     domain::{cluster::ClusterNode, link::LinkNode, mirror::Mirror},
     error::{ApiError, ApiResult},
+    plain::{self, Cx, Fast, Miss, Plain},
 };
 
 /// The fleet as a graph: clusters are nodes, links are edges (source → target). Node and edge
@@ -18,6 +19,17 @@ use crate::{
 pub struct Topology {
     nodes: Vec<ClusterNode>,
     edges: Vec<LinkNode>,
+}
+
+impl Plain for Topology {
+    fn plain(&self, cx: &Cx<'_>, name: &str, field: &Field) -> Result<Value, Miss> {
+        let sub = &field.selection_set.node;
+        match name {
+            "nodes" => plain::list(&self.nodes, cx, sub),
+            "edges" => plain::list(&self.edges, cx, sub),
+            _ => Err(Miss::General),
+        }
+    }
 }
 
 #[Object]
@@ -92,15 +104,17 @@ pub struct TopologyQuery;
 #[Object]
 impl TopologyQuery {
     /// Nodes and edges for drawing the fleet in one request.
-    async fn topology(&self, ctx: &Context<'_>) -> ApiResult<Topology> {
-        // Through the loader's per-request caches, which node and edge fields reuse.
-        let l = loader(ctx)?.loader();
-        let clusters = l.clusters().await?.0.clone();
-        let links = l.links().await?.clone();
-        Ok(Topology {
-            nodes: clusters.into_iter().map(ClusterNode).collect(),
-            edges: links.into_iter().map(LinkNode).collect(),
-        })
+    async fn topology(&self, ctx: &Context<'_>) -> ApiResult<Fast<Topology>> {
+        // Through the per-request tables, which node and edge fields reuse; the plain pass
+        // answers the usual selections in one go.
+        let t = tables(ctx)?;
+        // In turn, on the request's one connection (see `db::Lease`).
+        let clusters = t.clusters().await?;
+        let links = t.links().await?;
+        Ok(Fast(Topology {
+            nodes: clusters.all.iter().cloned().map(ClusterNode).collect(),
+            edges: links.all.iter().cloned().map(LinkNode).collect(),
+        }))
     }
 
     /// Which services in which clusters would lose every endpoint if `cluster` failed (or,
