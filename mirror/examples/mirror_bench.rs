@@ -487,7 +487,7 @@ async fn child(url: &str) {
     let _handle = Supervisor::start(
         store,
         Options {
-            concurrency: IN_FLIGHT,
+            concurrency: env_usize("BENCH_RSS_IN_FLIGHT", IN_FLIGHT),
             ..Options::default()
         },
         Metrics::default(),
