@@ -91,51 +91,58 @@ fn stats(mut samples: Vec<Duration>) -> Stats {
     }
 }
 
-async fn time_api(api: &linkplane_schema::Api, query: &str) -> Stats {
-    let mut samples = Vec::with_capacity(RUNS);
-    for i in 0..WARMUP + RUNS {
-        let start = Instant::now();
-        let resp = api.execute(query, support::as_role(Role::Viewer)).await;
-        assert!(resp.errors.is_empty(), "{:?}", resp.errors);
-        let body = serde_json::to_vec(&resp).unwrap();
-        std::hint::black_box(body);
-        if i >= WARMUP {
-            samples.push(start.elapsed());
-        }
-    }
-    stats(samples)
+/// One GraphQL request through the schema, encoded to JSON as the server sends it.
+async fn graphql_once(api: &linkplane_schema::Api, query: &str) {
+    let resp = api.execute(query, support::as_role(Role::Viewer)).await;
+    assert!(resp.errors.is_empty(), "{:?}", resp.errors);
+    let body = serde_json::to_vec(&resp).unwrap();
+    std::hint::black_box(body);
 }
 
 /// The raw side: the same statements, prepared and cached on the connection like the
 /// resolvers' (sqlx's statement cache), one after the other on one pooled connection.
-async fn time_sql(pool: &PgPool, statements: &[Statement]) -> Stats {
-    let mut samples = Vec::with_capacity(RUNS);
+async fn sql_once(pool: &PgPool, statements: &[Statement]) {
+    let mut conn = pool.acquire().await.unwrap();
+    let mut rows = 0;
+    for &(sql, binds) in statements {
+        let q = sqlx::query(sql);
+        let q = match binds {
+            Binds::None => q,
+            Binds::AllParents => q.bind(None::<Vec<String>>),
+            Binds::FirstPage => q
+                .bind(None::<String>)
+                .bind(None::<String>)
+                .bind(None::<String>)
+                .bind(None::<String>)
+                .bind(None::<String>)
+                .bind(0_i64)
+                .bind(101_i64),
+        };
+        rows += q.fetch_all(&mut *conn).await.unwrap().len();
+    }
+    std::hint::black_box(rows);
+}
+
+/// GraphQL and raw SQL timed alternately, request by request, so a change in the machine's load
+/// during the run weighs on both sides alike.
+async fn time_both(
+    api: &linkplane_schema::Api,
+    query: &str,
+    pool: &PgPool,
+    statements: &[Statement],
+) -> (Stats, Stats) {
+    let (mut graphql, mut sql) = (Vec::with_capacity(RUNS), Vec::with_capacity(RUNS));
     for i in 0..WARMUP + RUNS {
         let start = Instant::now();
-        let mut conn = pool.acquire().await.unwrap();
-        let mut rows = 0;
-        for &(sql, binds) in statements {
-            let q = sqlx::query(sql);
-            let q = match binds {
-                Binds::None => q,
-                Binds::AllParents => q.bind(None::<Vec<String>>),
-                Binds::FirstPage => q
-                    .bind(None::<String>)
-                    .bind(None::<String>)
-                    .bind(None::<String>)
-                    .bind(None::<String>)
-                    .bind(None::<String>)
-                    .bind(0_i64)
-                    .bind(101_i64),
-            };
-            rows += q.fetch_all(&mut *conn).await.unwrap().len();
-        }
-        std::hint::black_box(rows);
+        graphql_once(api, query).await;
+        let mid = Instant::now();
+        sql_once(pool, statements).await;
         if i >= WARMUP {
-            samples.push(start.elapsed());
+            graphql.push(mid - start);
+            sql.push(mid.elapsed());
         }
     }
-    stats(samples)
+    (stats(graphql), stats(sql))
 }
 
 fn ms(d: Duration) -> String {
@@ -182,9 +189,8 @@ async fn main() {
         ("mirrors(first: 100)", MIRRORS, MIRRORS_SQL),
     ] {
         let before = api.db().statements();
-        let g = time_api(&api, query).await;
+        let (g, r) = time_both(&api, query, &pool, sql).await;
         let per_query = (api.db().statements() - before) / (WARMUP + RUNS) as u64;
-        let r = time_sql(&pool, sql).await;
         println!(
             "{label:<20} graphql p50 {} p99 {} | raw SQL p50 {} p99 {} | ratio p50 {:.2} p99 {:.2} | {per_query} SQL statements per query",
             ms(g.p50),

@@ -16,13 +16,17 @@ pub mod domain;
 pub mod error;
 mod plain;
 
-use std::{borrow::Cow, sync::Arc};
+use std::{
+    borrow::Cow,
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+};
 
 use async_graphql::{
     Context, ContextSelectionSet, Executor, MergedObject, MergedSubscription, ObjectType,
     OutputType, Positioned, Request, Response, Schema, ServerError, ServerResult, Value,
     futures_util::stream::BoxStream,
-    parser::types::Field,
+    parser::types::{ExecutableDocument, Field},
     registry::Registry,
     resolver_utils::{ContainerType, resolve_container},
 };
@@ -171,6 +175,49 @@ pub struct Api {
     db: Db,
     limits: Limits,
     on_error: Option<ErrorObserver>,
+    parsed: Arc<ParsedQueries>,
+}
+
+/// Parsed query documents by query text. Dashboards and scripts send the same few queries over
+/// and over, and parsing (a PEG parser) was a tenth of a 100-mirror page's time; a clone of the
+/// parsed document costs a fraction of that. Only parsing is skipped: depth, directive,
+/// complexity and validation checks run on every request.
+#[derive(Default)]
+struct ParsedQueries(Mutex<HashMap<String, ExecutableDocument>>);
+
+/// Distinct queries kept; past it the cache starts over. Bounds memory to this many times the
+/// query size limit, and any realistic set of dashboards fits.
+const PARSED_QUERIES: usize = 256;
+
+impl ParsedQueries {
+    /// Gives `request` its parsed document, from the cache or parsed now. A query that does not
+    /// parse, or is over `max_bytes`, is left to the schema, which handles it as usual.
+    fn attach(&self, request: &mut Request, max_bytes: usize) {
+        if request.query.len() > max_bytes {
+            return;
+        }
+        let cached = self
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&request.query)
+            .cloned();
+        let doc = match cached {
+            Some(doc) => doc,
+            None => {
+                let Ok(doc) = async_graphql::parser::parse_query(&request.query) else {
+                    return;
+                };
+                let mut docs = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+                if docs.len() >= PARSED_QUERIES {
+                    docs.clear();
+                }
+                docs.insert(request.query.clone(), doc.clone());
+                doc
+            }
+        };
+        request.set_parsed_query(doc);
+    }
 }
 
 impl Api {
@@ -196,6 +243,7 @@ impl Api {
             db,
             limits: options.limits,
             on_error: options.on_error,
+            parsed: Arc::default(),
         }
     }
 
@@ -213,6 +261,7 @@ impl Api {
     /// Adds the caller and a fresh loader to a request. Every request must pass through here.
     pub fn prepare(&self, request: impl Into<Request>, principal: Option<Principal>) -> Request {
         let mut request = request.into().data(db::request_loader(&self.db));
+        self.parsed.attach(&mut request, self.limits.max_query_bytes);
         if let Some(p) = principal {
             request = request.data(p);
         }
@@ -278,10 +327,9 @@ pub fn sdl() -> String {
 /// Session data must carry the caller's [`Principal`] (set on `connection_init`).
 impl Executor for Api {
     async fn execute(&self, request: Request) -> Response {
-        let resp = self
-            .schema
-            .execute(request.data(db::request_loader(&self.db)))
-            .await;
+        let mut request = request.data(db::request_loader(&self.db));
+        self.parsed.attach(&mut request, self.limits.max_query_bytes);
+        let resp = self.schema.execute(request).await;
         self.finish(resp)
     }
 

@@ -947,6 +947,34 @@ async fn depth_complexity_and_size_limits_reject_queries(pool: sqlx::PgPool) {
 }
 
 #[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn repeated_queries_are_checked_like_new_ones(pool: sqlx::PgPool) {
+    let mut conn = pool.acquire().await.unwrap();
+    seed_fleet(&mut conn, 3, 1).await;
+    let api = limited(&pool, 4, 100_000);
+    // The second run of each query uses the parsed document kept from the first.
+    for _ in 0..2 {
+        let resp = run(&api, Some(Role::Viewer), "{ links { edges { cursor } } }").await;
+        assert_eq!(data(&resp)["links"]["edges"].as_array().unwrap().len(), 6);
+        let deep = run(
+            &api,
+            Some(Role::Viewer),
+            "{ links { edges { node { source { name } } } } }",
+        )
+        .await;
+        assert!(
+            deep["errors"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("nested too deep")
+        );
+        let broken = run(&api, Some(Role::Viewer), "{ links { edges ").await;
+        assert_eq!(code(&broken), "BAD_USER_INPUT");
+        let anonymous = run(&api, None, "{ links { edges { cursor } } }").await;
+        assert_eq!(code(&anonymous), "UNAUTHENTICATED");
+    }
+}
+
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
 async fn topology_events_deliver_mirror_and_gateway_changes(pool: sqlx::PgPool) {
     let mut conn = pool.acquire().await.unwrap();
     seed_fleet(&mut conn, 3, 0).await;
