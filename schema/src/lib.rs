@@ -261,7 +261,8 @@ impl Api {
     /// Adds the caller and a fresh loader to a request. Every request must pass through here.
     pub fn prepare(&self, request: impl Into<Request>, principal: Option<Principal>) -> Request {
         let mut request = request.into().data(db::request_loader(&self.db));
-        self.parsed.attach(&mut request, self.limits.max_query_bytes);
+        self.parsed
+            .attach(&mut request, self.limits.max_query_bytes);
         if let Some(p) = principal {
             request = request.data(p);
         }
@@ -328,7 +329,8 @@ pub fn sdl() -> String {
 impl Executor for Api {
     async fn execute(&self, request: Request) -> Response {
         let mut request = request.data(db::request_loader(&self.db));
-        self.parsed.attach(&mut request, self.limits.max_query_bytes);
+        self.parsed
+            .attach(&mut request, self.limits.max_query_bytes);
         let resp = self.schema.execute(request).await;
         self.finish(resp)
     }
