@@ -87,7 +87,8 @@ impl Db {
 /// their own. The connection goes back to the pool with the loader, at the end of the request.
 pub(crate) struct Lease<'a> {
     conn: Option<PoolConnection<sqlx::Postgres>>,
-    home: &'a Mutex<Option<PoolConnection<sqlx::Postgres>>>,
+    /// Where the connection goes back to; `None`: straight back to the pool.
+    home: Option<&'a Mutex<Option<PoolConnection<sqlx::Postgres>>>>,
 }
 
 impl std::ops::Deref for Lease<'_> {
@@ -110,10 +111,10 @@ impl std::ops::DerefMut for Lease<'_> {
 
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
-        let Some(conn) = self.conn.take() else {
+        let (Some(conn), Some(home)) = (self.conn.take(), self.home) else {
             return;
         };
-        let mut home = self.home.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut home = home.lock().unwrap_or_else(PoisonError::into_inner);
         if home.is_none() {
             *home = Some(conn);
         }
@@ -140,6 +141,8 @@ pub type LoadError = ApiError;
 /// pages, exported services and sync history are read by key sets through the DataLoader.
 pub struct Loader {
     db: Db,
+    /// Whether a connection is kept between statements (not for subscriptions).
+    keep_connection: bool,
     /// The connection kept between this request's statements (see [`Lease`]).
     kept: Mutex<Option<PoolConnection<sqlx::Postgres>>>,
     clusters: OnceCell<ClusterTable>,
@@ -157,11 +160,22 @@ pub type RequestLoader = DataLoader<Loader, HashMapCache>;
 /// that needs a keyed load waits for it once.
 const BATCH_WINDOW: Duration = Duration::from_millis(1);
 
-/// A fresh loader (and cache) for one request.
+/// A fresh loader (and cache) for one query or mutation.
 pub fn request_loader(db: &Db) -> RequestLoader {
+    loader(db, true)
+}
+
+/// A loader for a subscription, which keeps its request data for the stream's whole life: it
+/// keeps no connection between statements (see [`Lease`]), so none is held for hours.
+pub fn subscription_loader(db: &Db) -> RequestLoader {
+    loader(db, false)
+}
+
+fn loader(db: &Db, keep_connection: bool) -> RequestLoader {
     DataLoader::with_cache(
         Loader {
             db: db.clone(),
+            keep_connection,
             kept: Mutex::new(None),
             clusters: OnceCell::new(),
             links: OnceCell::new(),
@@ -338,7 +352,7 @@ impl Loader {
         };
         Ok(Lease {
             conn: Some(conn),
-            home: &self.kept,
+            home: self.keep_connection.then_some(&self.kept),
         })
     }
 

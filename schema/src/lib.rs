@@ -343,7 +343,7 @@ impl Executor for Api {
         let api = self.clone();
         self.schema
             .execute_stream_with_session_data(
-                request.data(db::request_loader(&self.db)),
+                request.data(db::subscription_loader(&self.db)),
                 session_data.unwrap_or_default(),
             )
             .map(move |resp| api.finish(resp))

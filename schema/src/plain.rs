@@ -83,6 +83,9 @@ impl<'a> Cx<'a> {
 }
 
 /// A type whose fields can be computed synchronously.
+///
+/// The plain pass runs no guards: a field behind a role guard (or any other check) must answer
+/// [`Miss::General`] here, so the resolver with its guard answers it.
 pub(crate) trait Plain: OutputType {
     /// The value of `field` (named `name`; its sub-selection in `field.selection_set`), or why
     /// it cannot be computed here. Fields not listed return [`Miss::General`].
