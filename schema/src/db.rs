@@ -166,7 +166,7 @@ pub fn request_loader(db: &Db) -> RequestLoader {
 }
 
 /// A loader for a subscription, which keeps its request data for the stream's whole life: it
-/// keeps no connection between statements (see [`Lease`]), so none is held for hours.
+/// keeps no connection between statements (queries keep one), so none is held for hours.
 pub fn subscription_loader(db: &Db) -> RequestLoader {
     loader(db, false)
 }

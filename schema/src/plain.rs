@@ -11,8 +11,8 @@
 //! it answers a selection in one pass when every selected field is plain, and through the
 //! type's ordinary resolvers otherwise (fragments, directives, arguments, fields with a batched
 //! load of their own): the fast path is an optimisation, never the only way to a field. Type
-//! names and type info are the wrapped type's, so the SDL is unchanged; `plain_matches_general`
-//! in the API tests checks both paths answer the same.
+//! names and type info are the wrapped type's, so the SDL is unchanged; the API test
+//! `plain_pass_answers_like_the_resolvers` checks both paths answer the same.
 
 use std::{borrow::Cow, cell::Cell, future::Future};
 
