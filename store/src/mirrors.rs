@@ -146,33 +146,39 @@ pub struct MirrorFilter {
 /// Records a mirror's state; `last_transition` moves only when the state changes, and an
 /// identical status is not rewritten (no event, no write amplification).
 pub async fn upsert(conn: &mut PgConnection, s: &MirrorStatus) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO mirrors (link, source_cluster, target_cluster, remote_namespace, remote_name, local_name,
-                              mode, headless, state, message)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-         ON CONFLICT (link, remote_namespace, remote_name) DO UPDATE SET
-             source_cluster = EXCLUDED.source_cluster, target_cluster = EXCLUDED.target_cluster,
-             local_name = EXCLUDED.local_name, mode = EXCLUDED.mode, headless = EXCLUDED.headless,
-             state = EXCLUDED.state, message = EXCLUDED.message, updated_at = now(),
-             last_transition = CASE WHEN mirrors.state = EXCLUDED.state THEN mirrors.last_transition ELSE now() END
-         WHERE (mirrors.local_name, mirrors.mode, mirrors.headless, mirrors.state, mirrors.message)
-               IS DISTINCT FROM (EXCLUDED.local_name, EXCLUDED.mode, EXCLUDED.headless, EXCLUDED.state, EXCLUDED.message)",
-    )
-    .bind(&s.link)
-    .bind(&s.source_cluster)
-    .bind(&s.target_cluster)
-    .bind(&s.namespace)
-    .bind(&s.remote_name)
-    .bind(&s.local_name)
-    .bind(&s.mode)
-    .bind(s.headless)
-    .bind(s.state.as_str())
-    .bind(&s.message)
-    .execute(&mut *conn)
-    .await
-    .map_err(|e| StoreError::from_sqlx("Mirror", &s.local_name, "recording mirror state", e))?;
+    let sql = format!(
+        "INSERT INTO mirrors ({STATE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) {ON_STATE_CONFLICT}"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(&s.link)
+        .bind(&s.source_cluster)
+        .bind(&s.target_cluster)
+        .bind(&s.namespace)
+        .bind(&s.remote_name)
+        .bind(&s.local_name)
+        .bind(&s.mode)
+        .bind(s.headless)
+        .bind(s.state.as_str())
+        .bind(&s.message)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| StoreError::from_sqlx("Mirror", &s.local_name, "recording mirror state", e))?;
     Ok(())
 }
+
+/// The columns a state write sets, in bind order.
+const STATE_COLUMNS: &str = "link, source_cluster, target_cluster, remote_namespace, remote_name, \
+     local_name, mode, headless, state, message";
+
+/// How a state write meets an existing row: unchanged rows are not rewritten, and
+/// `last_transition` moves only when the state does.
+const ON_STATE_CONFLICT: &str = "ON CONFLICT (link, remote_namespace, remote_name) DO UPDATE SET
+     source_cluster = EXCLUDED.source_cluster, target_cluster = EXCLUDED.target_cluster,
+     local_name = EXCLUDED.local_name, mode = EXCLUDED.mode, headless = EXCLUDED.headless,
+     state = EXCLUDED.state, message = EXCLUDED.message, updated_at = now(),
+     last_transition = CASE WHEN mirrors.state = EXCLUDED.state THEN mirrors.last_transition ELSE now() END
+ WHERE (mirrors.local_name, mirrors.mode, mirrors.headless, mirrors.state, mirrors.message)
+       IS DISTINCT FROM (EXCLUDED.local_name, EXCLUDED.mode, EXCLUDED.headless, EXCLUDED.state, EXCLUDED.message)";
 
 /// Records many states in one statement, with [`upsert`]'s rules (unchanged rows are not
 /// rewritten, `last_transition` moves only on a state change). The reconcilers' batched writer
@@ -200,39 +206,33 @@ pub async fn upsert_many(conn: &mut PgConnection, states: &[MirrorStatus]) -> Re
         return Ok(());
     };
     let col = |f: fn(&MirrorStatus) -> &str| -> Vec<&str> { rows.iter().map(|s| f(s)).collect() };
-    sqlx::query(
-        "INSERT INTO mirrors (link, source_cluster, target_cluster, remote_namespace, remote_name, local_name,
-                              mode, headless, state, message)
+    let sql = format!(
+        "INSERT INTO mirrors ({STATE_COLUMNS})
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
                               $7::text[], $8::bool[], $9::text[], $10::text[])
-         ON CONFLICT (link, remote_namespace, remote_name) DO UPDATE SET
-             source_cluster = EXCLUDED.source_cluster, target_cluster = EXCLUDED.target_cluster,
-             local_name = EXCLUDED.local_name, mode = EXCLUDED.mode, headless = EXCLUDED.headless,
-             state = EXCLUDED.state, message = EXCLUDED.message, updated_at = now(),
-             last_transition = CASE WHEN mirrors.state = EXCLUDED.state THEN mirrors.last_transition ELSE now() END
-         WHERE (mirrors.local_name, mirrors.mode, mirrors.headless, mirrors.state, mirrors.message)
-               IS DISTINCT FROM (EXCLUDED.local_name, EXCLUDED.mode, EXCLUDED.headless, EXCLUDED.state, EXCLUDED.message)",
-    )
-    .bind(col(|s| &s.link))
-    .bind(col(|s| &s.source_cluster))
-    .bind(col(|s| &s.target_cluster))
-    .bind(col(|s| &s.namespace))
-    .bind(col(|s| &s.remote_name))
-    .bind(col(|s| &s.local_name))
-    .bind(col(|s| &s.mode))
-    .bind(rows.iter().map(|s| s.headless).collect::<Vec<bool>>())
-    .bind(col(|s| s.state.as_str()))
-    .bind(col(|s| &s.message))
-    .execute(&mut *conn)
-    .await
-    .map_err(|e| {
-        StoreError::from_sqlx(
-            "Mirror",
-            &first.local_name,
-            "recording a batch of mirror states",
-            e,
-        )
-    })?;
+         {ON_STATE_CONFLICT}"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(col(|s| &s.link))
+        .bind(col(|s| &s.source_cluster))
+        .bind(col(|s| &s.target_cluster))
+        .bind(col(|s| &s.namespace))
+        .bind(col(|s| &s.remote_name))
+        .bind(col(|s| &s.local_name))
+        .bind(col(|s| &s.mode))
+        .bind(rows.iter().map(|s| s.headless).collect::<Vec<bool>>())
+        .bind(col(|s| s.state.as_str()))
+        .bind(col(|s| &s.message))
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| {
+            StoreError::from_sqlx(
+                "Mirror",
+                &first.local_name,
+                "recording a batch of mirror states",
+                e,
+            )
+        })?;
     Ok(())
 }
 
