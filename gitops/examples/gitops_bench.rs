@@ -103,22 +103,8 @@ fn big_revision() -> Vec<(String, String)> {
 }
 
 async fn fresh_db(base: &str, name: &str) -> (Store, String) {
-    let admin = Store::connect(base, 2).await.unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name}"
-    )))
-    .execute(admin.pool())
-    .await
-    .unwrap();
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(admin.pool())
-        .await
-        .unwrap();
-    let (prefix, _) = base.rsplit_once('/').unwrap();
-    let url = format!("{prefix}/{name}");
-    let store = Store::connect(&url, 8).await.unwrap();
-    store.migrate().await.unwrap();
-    (store, url)
+    let url = Store::recreate_database(base, name).await.unwrap();
+    (Store::connect(&url, 8).await.unwrap(), url)
 }
 
 async fn add_source(store: &Store, url: &str) {

@@ -24,7 +24,6 @@ use linkplane_core::{Cluster, CredentialsRef, GatewaySpec, Link, ProbeSpec};
 use linkplane_mirror::{Metrics, Options, Supervisor};
 use linkplane_store::{Owner, Store, clusters, links};
 use serde_json::json;
-use sqlx::{Connection, Executor};
 
 const IN_FLIGHT: usize = 32;
 
@@ -105,26 +104,9 @@ fn env_usize(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// A fresh database on the server of `admin`.
+/// A fresh, migrated database on the server of `admin`.
 async fn fresh_db(admin: &str, name: &str) -> String {
-    let mut conn = sqlx::PgConnection::connect(admin).await.unwrap();
-    conn.execute(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .await
-    .unwrap();
-    conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .await
-        .unwrap();
-    let (base, query) = match admin.split_once('?') {
-        Some((b, q)) => (b, format!("?{q}")),
-        None => (admin, String::new()),
-    };
-    let cut = base.rfind('/').unwrap();
-    let url = format!("{}/{name}{query}", &base[..cut]);
-    let store = Store::connect(&url, 8).await.unwrap();
-    store.migrate().await.unwrap();
-    url
+    Store::recreate_database(admin, name).await.unwrap()
 }
 
 fn cluster_of(sim: &kubesim::Simulator, name: &str) -> Cluster {

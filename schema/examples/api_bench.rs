@@ -11,7 +11,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use linkplane_schema::Role;
-use sqlx::{Executor as _, PgPool, postgres::PgConnectOptions};
+use sqlx::{Executor as _, PgPool};
 
 const CLUSTERS: usize = 50;
 /// 50 clusters × 2 links each × 200 = 20,000 mirrors.
@@ -152,25 +152,15 @@ fn ms(d: Duration) -> String {
 #[tokio::main]
 async fn main() {
     let url = std::env::var("DATABASE_URL").expect("DATABASE_URL");
-    let admin = PgPool::connect(&url).await.unwrap();
     let name = format!("linkplane_bench_api_{}", std::process::id());
-    admin
-        .execute(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {name}"
-        )))
+    let db = linkplane_store::Store::recreate_database(&url, &name)
         .await
         .unwrap();
-    admin
-        .execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .await
-        .unwrap();
-    let opts: PgConnectOptions = url.parse::<PgConnectOptions>().unwrap().database(&name);
     let pool = sqlx::postgres::PgPoolOptions::new()
         .max_connections(16)
-        .connect_with(opts)
+        .connect(&db)
         .await
         .unwrap();
-    linkplane_store::MIGRATOR.run(&pool).await.unwrap();
     let mut conn = pool.acquire().await.unwrap();
     support::seed_fleet(&mut conn, CLUSTERS, PER_LINK).await;
     drop(conn);
@@ -202,7 +192,9 @@ async fn main() {
         );
     }
     pool.close().await;
-    admin
+    PgPool::connect(&url)
+        .await
+        .unwrap()
         .execute(sqlx::AssertSqlSafe(format!("DROP DATABASE {name}")))
         .await
         .unwrap();

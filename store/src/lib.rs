@@ -72,6 +72,39 @@ impl Store {
         MIGRATOR.run(&self.pool).await.map_err(StoreError::Migrate)
     }
 
+    /// Drops (if present) and creates database `name` on the server `admin_url` points at,
+    /// migrates it and returns its URL: benchmarks and tests that need a database of their own
+    /// on the server `DATABASE_URL` names. `name` must be a plain identifier (it is spliced in).
+    pub async fn recreate_database(admin_url: &str, name: &str) -> Result<String> {
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(StoreError::Invalid {
+                kind: "Database",
+                name: name.to_string(),
+                reason: "only ASCII letters, digits and '_' are allowed".into(),
+            });
+        }
+        let admin = Self::connect(admin_url, 1).await?;
+        for sql in [
+            format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+            format!("CREATE DATABASE {name}"),
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&admin.pool)
+                .await
+                .map_err(StoreError::db("re-creating a database"))?;
+        }
+        admin.pool.close().await;
+        let (base, query) = admin_url.split_once('?').unwrap_or((admin_url, ""));
+        let prefix = base.rsplit_once('/').map_or(base, |(p, _)| p);
+        let url = if query.is_empty() {
+            format!("{prefix}/{name}")
+        } else {
+            format!("{prefix}/{name}?{query}")
+        };
+        Self::connect(&url, 1).await?.migrate().await?;
+        Ok(url)
+    }
+
     /// Round-trips a trivial query: the readiness check.
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1")
