@@ -7,6 +7,9 @@
 //!    until the sync's `linkplane_events` notification for that commit arrives.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+#[path = "../tests/support/mod.rs"]
+mod support;
+
 use std::{
     io::{BufRead, BufReader},
     process::{Command, Stdio},
@@ -22,47 +25,13 @@ use sha2::Sha256;
 const CLUSTERS: usize = 90; // 90 clusters, 90·89 = 8,010 full-mesh links, 1,900 policies
 const POLICIES: usize = 1900;
 
+/// Commits `files` (path, content) on `main` with the tests' git2 helper.
 fn commit(repo: &git2::Repository, files: &[(String, String)], message: &str) -> String {
-    let sig = git2::Signature::now("Bench", "bench@example.com").unwrap();
-    let parent = repo
-        .find_reference("refs/heads/main")
-        .ok()
-        .and_then(|r| r.peel_to_commit().ok());
-    let mut index = git2::Index::new().unwrap();
-    if let Some(p) = &parent {
-        index.read_tree(&p.tree().unwrap()).unwrap();
-    }
-    for (path, text) in files {
-        let blob = repo.blob(text.as_bytes()).unwrap();
-        index
-            .add(&git2::IndexEntry {
-                ctime: git2::IndexTime::new(0, 0),
-                mtime: git2::IndexTime::new(0, 0),
-                dev: 0,
-                ino: 0,
-                mode: 0o100644,
-                uid: 0,
-                gid: 0,
-                file_size: text.len() as u32,
-                id: blob,
-                flags: 0,
-                flags_extended: 0,
-                path: path.as_bytes().to_vec(),
-            })
-            .unwrap();
-    }
-    let tree = repo.find_tree(index.write_tree_to(repo).unwrap()).unwrap();
-    let parents: Vec<&git2::Commit> = parent.iter().collect();
-    repo.commit(
-        Some("refs/heads/main"),
-        &sig,
-        &sig,
-        message,
-        &tree,
-        &parents,
-    )
-    .unwrap()
-    .to_string()
+    let files: Vec<(&str, Option<&str>)> = files
+        .iter()
+        .map(|(path, text)| (path.as_str(), Some(text.as_str())))
+        .collect();
+    support::commit(repo, "main", &files, message)
 }
 
 fn cluster(name: &str, label: usize) -> String {
@@ -107,18 +76,10 @@ async fn fresh_db(base: &str, name: &str) -> (Store, String) {
     (Store::connect(&url, 8).await.unwrap(), url)
 }
 
+/// Registers the source `fleet` (path `fleet`, no self-heal) with the tests' helper.
 async fn add_source(store: &Store, url: &str) {
-    let src = linkplane_core::GitSource {
-        name: "fleet".into(),
-        spec: serde_json::from_value(serde_json::json!({
-            "url": url, "path": "fleet", "pollInterval": "1h"
-        }))
-        .unwrap(),
-    };
     let mut conn = store.acquire().await.unwrap();
-    linkplane_store::git_sources::upsert(&mut conn, &src)
-        .await
-        .unwrap();
+    support::add_source(&mut conn, "fleet", url, false).await;
 }
 
 fn ms(d: Duration) -> f64 {

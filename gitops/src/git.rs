@@ -394,60 +394,10 @@ fn files_blocking(repo_dir: &Path, path: &str, commit: &str) -> Result<Vec<Sourc
     Ok(out)
 }
 
+/// Real repositories in temp dirs for the unit tests: the integration tests' helpers.
 #[cfg(test)]
-pub(crate) mod testing {
-    //! Real repositories in temp dirs, written with git2 (no user config involved).
-    use std::path::Path;
-
-    /// Commits `files` (path → content; `None` deletes) on `branch` and returns the commit id.
-    pub fn commit(
-        repo: &git2::Repository,
-        branch: &str,
-        files: &[(&str, Option<&str>)],
-        message: &str,
-    ) -> String {
-        let sig = git2::Signature::now("Ada Lovelace", "ada@example.com").unwrap();
-        let refname = format!("refs/heads/{branch}");
-        let parent = repo
-            .find_reference(&refname)
-            .ok()
-            .and_then(|r| r.peel_to_commit().ok());
-        let mut index = git2::Index::new().unwrap();
-        if let Some(p) = &parent {
-            index.read_tree(&p.tree().unwrap()).unwrap();
-        }
-        for (path, content) in files {
-            match content {
-                Some(text) => {
-                    let blob = repo.blob(text.as_bytes()).unwrap();
-                    let entry = git2::IndexEntry {
-                        ctime: git2::IndexTime::new(0, 0),
-                        mtime: git2::IndexTime::new(0, 0),
-                        dev: 0,
-                        ino: 0,
-                        mode: 0o100644,
-                        uid: 0,
-                        gid: 0,
-                        file_size: text.len() as u32,
-                        id: blob,
-                        flags: 0,
-                        flags_extended: 0,
-                        path: path.as_bytes().to_vec(),
-                    };
-                    index.add(&entry).unwrap();
-                }
-                None => index.remove_path(Path::new(path)).unwrap(),
-            }
-        }
-        let tree_id = index.write_tree_to(repo).unwrap();
-        let tree = repo.find_tree(tree_id).unwrap();
-        let parents: Vec<&git2::Commit> = parent.iter().collect();
-        let oid = repo
-            .commit(Some(&refname), &sig, &sig, message, &tree, &parents)
-            .unwrap();
-        oid.to_string()
-    }
-}
+#[path = "../tests/support/mod.rs"]
+pub(crate) mod testing;
 
 #[cfg(test)]
 mod tests {
