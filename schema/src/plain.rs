@@ -17,7 +17,7 @@
 use std::{borrow::Cow, cell::Cell, future::Future};
 
 use async_graphql::{
-    ContextSelectionSet, Name, OutputType, Positioned, ScalarType, ServerResult, Value,
+    ContextSelectionSet, OutputType, Positioned, ScalarType, ServerResult, Value,
     connection::{Connection, Edge},
     indexmap::IndexMap,
     parser::types::{Field, Selection, SelectionSet},
@@ -98,6 +98,24 @@ pub(crate) fn object<T: Plain + ?Sized>(
     cx: &Cx<'_>,
     set: &SelectionSet,
 ) -> Result<Value, Miss> {
+    fields(set, |name, field| {
+        if name == "__typename" {
+            Ok(Value::String(value.introspection_type_name().into_owned()))
+        } else {
+            value.plain(cx, name, field)
+        }
+    })
+}
+
+/// The object a selection set asks for: `value` of each selected field, in selection order,
+/// keyed by alias or name. Fragments, directives and arguments go to the general path, and so
+/// does the same key twice (`{ a: x a: x }`, or sub-selections to merge: its merging rules
+/// apply). A field that misses a table does not end the pass: the other fields may miss other
+/// tables, all loaded at once.
+fn fields(
+    set: &SelectionSet,
+    mut value: impl FnMut(&str, &Field) -> Result<Value, Miss>,
+) -> Result<Value, Miss> {
     let mut map = IndexMap::with_capacity(set.items.len());
     let mut load = false;
     for item in &set.items {
@@ -108,21 +126,12 @@ pub(crate) fn object<T: Plain + ?Sized>(
         if !field.directives.is_empty() || !field.arguments.is_empty() {
             return Err(Miss::General);
         }
-        let name = field.name.node.as_str();
-        let v = if name == "__typename" {
-            Ok(Value::String(value.introspection_type_name().into_owned()))
-        } else {
-            value.plain(cx, name, field)
-        };
-        match v {
+        match value(field.name.node.as_str(), field) {
             Ok(v) => {
-                // The same key twice (`{ a: x a: x }`, or sub-selections to merge): the general
-                // path's merging rules apply.
                 if map.insert(field.response_key().node.clone(), v).is_some() {
                     return Err(Miss::General);
                 }
             }
-            // Keep going: the other fields may miss other tables, all loaded at once.
             Err(Miss::Load) => load = true,
             Err(Miss::General) => return Err(Miss::General),
         }
@@ -270,17 +279,9 @@ pub(crate) struct FastConnection<N: OutputType>(pub Connection<String, N>);
 impl<N: Plain> FastConnection<N> {
     fn plain(&self, cx: &Cx<'_>, set: &SelectionSet) -> Result<Value, Miss> {
         let page = &self.0;
-        let mut map = IndexMap::with_capacity(set.items.len());
-        for item in &set.items {
-            let Selection::Field(field) = &item.node else {
-                return Err(Miss::General);
-            };
-            let field = &field.node;
-            if !field.directives.is_empty() || !field.arguments.is_empty() {
-                return Err(Miss::General);
-            }
+        fields(set, |name, field| {
             let sub = &field.selection_set.node;
-            let v = match field.name.node.as_str() {
+            Ok(match name {
                 "__typename" => Value::String(Self::type_name().into_owned()),
                 "pageInfo" => page_info(page, sub)?,
                 "edges" => {
@@ -292,12 +293,8 @@ impl<N: Plain> FastConnection<N> {
                 }
                 "nodes" => list(page.edges.iter().map(|e| &e.node), cx, sub)?,
                 _ => return Err(Miss::General),
-            };
-            if map.insert(field.response_key().node.clone(), v).is_some() {
-                return Err(Miss::General);
-            }
-        }
-        Ok(Value::Object(map))
+            })
+        })
     }
 }
 
@@ -305,28 +302,16 @@ fn page_info<N: OutputType>(
     page: &Connection<String, N>,
     set: &SelectionSet,
 ) -> Result<Value, Miss> {
-    let mut map = IndexMap::with_capacity(set.items.len());
-    for item in &set.items {
-        let Selection::Field(field) = &item.node else {
-            return Err(Miss::General);
-        };
-        let field = &field.node;
-        if !field.directives.is_empty() {
-            return Err(Miss::General);
-        }
-        let v = match field.name.node.as_str() {
+    fields(set, |name, _| {
+        Ok(match name {
             "__typename" => string("PageInfo"),
             "hasPreviousPage" => Value::Boolean(page.has_previous_page),
             "hasNextPage" => Value::Boolean(page.has_next_page),
             "startCursor" => opt_string(page.edges.first().map(|e| e.cursor.as_str())),
             "endCursor" => opt_string(page.edges.last().map(|e| e.cursor.as_str())),
             _ => return Err(Miss::General),
-        };
-        if map.insert(field.response_key().node.clone(), v).is_some() {
-            return Err(Miss::General);
-        }
-    }
-    Ok(Value::Object(map))
+        })
+    })
 }
 
 fn edge_object<N: Plain>(
@@ -334,29 +319,16 @@ fn edge_object<N: Plain>(
     cx: &Cx<'_>,
     set: &SelectionSet,
 ) -> Result<Value, Miss> {
-    let mut map = IndexMap::with_capacity(set.items.len());
-    for item in &set.items {
-        let Selection::Field(field) = &item.node else {
-            return Err(Miss::General);
-        };
-        let field = &field.node;
-        if !field.directives.is_empty() {
-            return Err(Miss::General);
-        }
-        let v = match field.name.node.as_str() {
+    fields(set, |name, field| {
+        Ok(match name {
             "__typename" => Value::String(
                 Edge::<String, N, async_graphql::connection::EmptyFields>::type_name().into_owned(),
             ),
             "cursor" => string(&edge.cursor),
             "node" => object(&edge.node, cx, &field.selection_set.node)?,
             _ => return Err(Miss::General),
-        };
-        let key: Name = field.response_key().node.clone();
-        if map.insert(key, v).is_some() {
-            return Err(Miss::General);
-        }
-    }
-    Ok(Value::Object(map))
+        })
+    })
 }
 
 impl<N: Plain> OutputType for FastConnection<N> {
