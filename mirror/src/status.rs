@@ -243,10 +243,10 @@ impl StateOp for StatusMsg {
         conn: &'a mut linkplane_store::PgConnection,
     ) -> futures::future::BoxFuture<'a, linkplane_store::Result<()>> {
         Box::pin(async move {
-            let mut run: Vec<MirrorStatus> = Vec::new();
+            let mut run: Vec<&MirrorStatus> = Vec::new();
             for op in ops {
                 if let StatusMsg::Upsert(s) = op {
-                    run.push(s.clone());
+                    run.push(s);
                     continue;
                 }
                 mirrors::upsert_many(conn, &run).await?;

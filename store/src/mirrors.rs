@@ -184,11 +184,11 @@ const ON_STATE_CONFLICT: &str = "ON CONFLICT (link, remote_namespace, remote_nam
 /// rewritten, `last_transition` moves only on a state change). The reconcilers' batched writer
 /// uses it: one round trip for thousands of states instead of one each. When a key appears more
 /// than once, the last state wins (a statement cannot update one row twice).
-pub async fn upsert_many(conn: &mut PgConnection, states: &[MirrorStatus]) -> Result<()> {
+pub async fn upsert_many(conn: &mut PgConnection, states: &[&MirrorStatus]) -> Result<()> {
     let mut index: std::collections::HashMap<(&str, &str, &str), usize> =
         std::collections::HashMap::with_capacity(states.len());
     let mut rows: Vec<&MirrorStatus> = Vec::with_capacity(states.len());
-    for s in states {
+    for &s in states {
         let key = (
             s.link.as_str(),
             s.namespace.as_str(),
@@ -397,10 +397,10 @@ mod tests {
         upsert_many(
             &mut conn,
             &[
-                status("web", MirrorState::Mirrored),
-                status("api", MirrorState::Error),
-                conflict,
-                status("db", MirrorState::MissingNamespace),
+                &status("web", MirrorState::Mirrored),
+                &status("api", MirrorState::Error),
+                &conflict,
+                &status("db", MirrorState::MissingNamespace),
             ],
         )
         .await
@@ -427,7 +427,7 @@ mod tests {
         // row by row and skips it).
         let mut orphan = status("x", MirrorState::Mirrored);
         orphan.link = "gone".into();
-        assert!(upsert_many(&mut conn, &[orphan]).await.is_err());
+        assert!(upsert_many(&mut conn, &[&orphan]).await.is_err());
     }
 
     #[sqlx::test(migrator = "crate::MIGRATOR")]

@@ -509,11 +509,11 @@ mod tests {
         mirrors::upsert_many(
             &mut conn,
             &[
-                state_of("a", MirrorState::Mirrored),
-                state_of("c", MirrorState::Conflict),
-                state_of("e", MirrorState::Error),
-                state_of("f", MirrorState::Mirrored),
-                state_of("f", MirrorState::Conflict),
+                &state_of("a", MirrorState::Mirrored),
+                &state_of("c", MirrorState::Conflict),
+                &state_of("e", MirrorState::Error),
+                &state_of("f", MirrorState::Mirrored),
+                &state_of("f", MirrorState::Conflict),
             ],
         )
         .await
