@@ -392,8 +392,7 @@ impl Applier<'_> {
             {
                 Ok(created) => {
                     self.count("create");
-                    self.rt.remember_service(&created.0);
-                    return Ok(Ensured::Ok(index_service(&created.0).cluster_ip));
+                    return Ok(Ensured::Ok(self.rt.remember_service(&created.0)));
                 }
                 Err(e) if is_code(&e, 409) => {
                     // Our index is behind: read the live object and carry on with it.
@@ -432,8 +431,7 @@ impl Applier<'_> {
                 .await
                 .map_err(Error::kube(format!("recreating {what}")))?;
             self.count("create");
-            self.rt.remember_service(&created.0);
-            return Ok(Ensured::Ok(index_service(&created.0).cluster_ip));
+            return Ok(Ensured::Ok(self.rt.remember_service(&created.0)));
         }
         self.replace_service(&api, d, &a, &what).await
     }
@@ -452,8 +450,7 @@ impl Applier<'_> {
             .await
             .map_err(Error::kube(format!("updating {what}")))?;
         self.count("replace");
-        self.rt.remember_service(&replaced.0);
-        Ok(Ensured::Ok(index_service(&replaced.0).cluster_ip))
+        Ok(Ensured::Ok(self.rt.remember_service(&replaced.0)))
     }
 
     async fn ensure_endpoints(

@@ -494,9 +494,14 @@ impl ClusterRuntime {
     /// event then finds the index unchanged and triggers no re-plan: our own writes are not
     /// echoed back into the queue (each would cost a full no-op reconcile), and the next
     /// reconcile of the key already sees the new resourceVersion instead of a stale one.
-    pub(crate) fn remember_service(&self, svc: &Service) {
+    ///
+    /// Returns the Service's ClusterIP (endpoint mirrors point at it).
+    pub(crate) fn remember_service(&self, svc: &Service) -> Option<String> {
         let key = (svc.ns(), svc.name());
-        write(&self.index).services.apply(key, index_service(svc));
+        let indexed = index_service(svc);
+        let cluster_ip = indexed.cluster_ip.clone();
+        write(&self.index).services.apply(key, indexed);
+        cluster_ip
     }
 
     /// [`remember_service`](Self::remember_service) for Endpoints.
