@@ -98,6 +98,13 @@ impl From<StoreError> for ApiError {
             StoreError::Reference { .. } | StoreError::Invalid { .. } => {
                 ApiError::BadUserInput(e.to_string())
             }
+            ref other if other.is_invalid_text() => ApiError::BadUserInput(
+                "a string argument is not valid text (it contains a NUL character)".into(),
+            ),
+            ref other if other.is_unavailable() => {
+                tracing::warn!(error = %other, "database unavailable while answering a request");
+                ApiError::Unavailable("the database is unavailable; try again shortly".into())
+            }
             other => ApiError::internal(&other),
         }
     }

@@ -9,6 +9,7 @@
 //! The HTTP layer (the server crate) authenticates bearer tokens and hands the role in; this
 //! crate enforces roles per field with [`auth::RoleGuard`] and never exposes a credential.
 
+pub mod admission;
 pub mod auth;
 mod common;
 pub mod db;
@@ -276,20 +277,31 @@ impl Api {
         principal: Option<Principal>,
     ) -> Response {
         let request = request.into();
-        if request.query.len() > self.limits.max_query_bytes {
-            let mut err = ServerError::new(
-                format!(
-                    "query is {} bytes, more than the limit of {}",
-                    request.query.len(),
-                    self.limits.max_query_bytes
-                ),
-                None,
-            );
-            error::ensure_codes(std::slice::from_mut(&mut err));
-            return self.finish(Response::from_errors(vec![err]));
+        if let Some(refused) = self.refusal(&request) {
+            return self.finish(refused);
         }
         let resp = self.schema.execute(self.prepare(request, principal)).await;
         self.finish(resp)
+    }
+
+    /// Refuses, before anything parses it, a request over the size limit, nested too deep
+    /// (the parser recurses: see [`admission`]) or carrying a NUL character. Every transport
+    /// (HTTP, WebSocket queries and subscriptions) passes through here.
+    fn refusal(&self, request: &Request) -> Option<Response> {
+        let message = if request.query.len() > self.limits.max_query_bytes {
+            format!(
+                "query is {} bytes, more than the limit of {} (--graphql-max-query-bytes)",
+                request.query.len(),
+                self.limits.max_query_bytes
+            )
+        } else if let Err(rejection) = admission::check(request) {
+            rejection.message()
+        } else {
+            return None;
+        };
+        let mut err = ServerError::new(message, None);
+        error::ensure_codes(std::slice::from_mut(&mut err));
+        Some(Response::from_errors(vec![err]))
     }
 
     /// Gives every error a code and reports the codes to the error observer. Every response
@@ -328,6 +340,9 @@ pub fn sdl() -> String {
 /// Session data must carry the caller's [`Principal`] (set on `connection_init`).
 impl Executor for Api {
     async fn execute(&self, request: Request) -> Response {
+        if let Some(refused) = self.refusal(&request) {
+            return self.finish(refused);
+        }
         let mut request = request.data(db::request_loader(&self.db));
         self.parsed
             .attach(&mut request, self.limits.max_query_bytes);
@@ -340,6 +355,9 @@ impl Executor for Api {
         request: Request,
         session_data: Option<Arc<async_graphql::Data>>,
     ) -> BoxStream<'static, Response> {
+        if let Some(refused) = self.refusal(&request) {
+            return futures::stream::once(futures::future::ready(self.finish(refused))).boxed();
+        }
         let api = self.clone();
         self.schema
             .execute_stream_with_session_data(

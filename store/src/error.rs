@@ -127,9 +127,47 @@ impl StoreError {
         matches!(err, sqlx::Error::Database(db) if db.code().is_some_and(|c| c.starts_with("23")))
     }
 
+    /// True when the database could not be reached or went away (connection refused or reset,
+    /// pool timeout, server shutting down or not yet accepting connections): nothing about the
+    /// request was wrong, and the same write succeeds once the database is back.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Database { source, .. } => driver_unavailable(source),
+            StoreError::Migrate(sqlx::migrate::MigrateError::Execute(source)) => {
+                driver_unavailable(source)
+            }
+            _ => false,
+        }
+    }
+
+    /// True when a string value was refused by PostgreSQL's encoding rules (a NUL byte, which
+    /// `text` cannot hold: SQLSTATE 22021 or 22P05): the caller's input was invalid.
+    pub fn is_invalid_text(&self) -> bool {
+        matches!(self, StoreError::Database { source: sqlx::Error::Database(db), .. }
+            if matches!(db.code().as_deref(), Some("22021" | "22P05")))
+    }
+
     /// Wraps a driver error that has no single object to blame.
     pub(crate) fn db(action: &'static str) -> impl FnOnce(sqlx::Error) -> Self {
         move |source| StoreError::Database { action, source }
+    }
+}
+
+/// Connection-level failures, and the SQLSTATEs of a server that is going away or not ready:
+/// class 08 (connection exception), 57P01–57P03 (admin/crash shutdown, cannot connect now) and
+/// 53300 (too many connections).
+fn driver_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+            c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03" | "53300")
+        }),
+        _ => false,
     }
 }
 

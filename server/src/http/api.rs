@@ -7,6 +7,7 @@ use axum::{
     Router,
     http::{HeaderValue, Method, StatusCode, header},
     middleware,
+    response::IntoResponse as _,
     routing::get,
 };
 use linkplane_schema::{Api, ApiOptions, BoxFuture, Limits, SyncError, SyncReport, SyncService};
@@ -14,6 +15,7 @@ use linkplane_store::{Store, credentials::CredentialsKey, tokens};
 use prometheus_client::registry::Registry;
 use secrecy::ExposeSecret as _;
 use tower_http::{
+    catch_panic::CatchPanicLayer,
     compression::CompressionLayer,
     cors::{AllowOrigin, CorsLayer},
     limit::RequestBodyLimitLayer,
@@ -170,11 +172,31 @@ pub fn layers(router: Router<AppState>, state: &AppState) -> Router<AppState> {
             StatusCode::REQUEST_TIMEOUT,
             s.timeout,
         ))
-        .layer(CompressionLayer::new());
+        .layer(CompressionLayer::new())
+        // A panic in a handler answers 500 for that request alone, never unwinding into the
+        // runtime; stack overflows cannot be caught, so input is bounded before parsing too.
+        .layer(CatchPanicLayer::custom(panicked));
     match cors(&s.cors_origins) {
         Some(cors) => router.layer(cors),
         None => router,
     }
+}
+
+/// The answer to a request whose handler panicked: logged with its message, answered as a
+/// GraphQL-shaped `INTERNAL` error so clients parse it like any other.
+fn panicked(payload: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    let message = payload
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| payload.downcast_ref::<&str>().copied())
+        .unwrap_or("(no message)");
+    tracing::error!(panic = message, "a request handler panicked; answered 500");
+    let body = serde_json::json!({
+        "data": null,
+        "errors": [{ "message": "internal error (logged on the server)",
+                     "extensions": { "code": "INTERNAL" } }],
+    });
+    (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body)).into_response()
 }
 
 fn cors(origins: &[String]) -> Option<CorsLayer> {
