@@ -283,31 +283,38 @@ fn parse_yaml(files: &[SourceFile]) -> Vec<Parsed> {
             .map(yaml::parse_documents)
     };
     let bytes: usize = files.iter().map(|f| f.content.len()).sum();
-    let threads = std::thread::available_parallelism()
-        .map_or(1, std::num::NonZeroUsize::get)
-        .min(files.len());
-    if bytes < PARALLEL_YAML_BYTES || threads < 2 {
-        return files.iter().map(one).collect();
-    }
+    let threads = if bytes < PARALLEL_YAML_BYTES {
+        1
+    } else {
+        std::thread::available_parallelism()
+            .map_or(1, std::num::NonZeroUsize::get)
+            .min(files.len())
+            .max(1)
+    };
     let next = std::sync::atomic::AtomicUsize::new(0);
     let mut parsed: Vec<(usize, Parsed)> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut out = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(f) = files.get(i) else { break };
-                        out.push((i, one(f)));
-                    }
-                    out
-                })
+            .filter_map(|_| {
+                std::thread::Builder::new()
+                    .name("yaml-parse".into())
+                    .stack_size(YAML_STACK_BYTES)
+                    .spawn_scoped(scope, || {
+                        let mut out = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(f) = files.get(i) else { break };
+                            out.push((i, one(f)));
+                        }
+                        out
+                    })
+                    .ok()
             })
             .collect();
         workers
             .into_iter()
             // A panicking parser thread (there is a fuzz test that none does) loses its
-            // files' results; they are re-parsed below on this thread.
+            // files' results; they are reported below as unparsable, never re-parsed on a
+            // caller's thread with a smaller stack.
             .flat_map(|w| w.join().unwrap_or_default())
             .collect()
     });
@@ -316,12 +323,21 @@ fn parse_yaml(files: &[SourceFile]) -> Vec<Parsed> {
     files
         .iter()
         .enumerate()
-        .map(|(i, f)| match parsed.next_if(|(j, _)| *j == i) {
+        .map(|(i, _)| match parsed.next_if(|(j, _)| *j == i) {
             Some((_, r)) => r,
-            None => one(f),
+            None => Some(Err(yaml::SyntaxError {
+                pos: yaml::Pos { line: 1, col: 1 },
+                message: "the YAML parser failed on this file".into(),
+            })),
         })
         .collect()
 }
+
+/// Stack of each YAML parsing thread. serde-saphyr bounds nesting (64 block levels, and its
+/// flow-collection limit), but a debug build's deserializer frames for 64 levels overflowed
+/// the 2 MiB of a `spawn_blocking` thread and aborted the server on a hostile revision. The
+/// size is reserved address space, touched only as deep as a document really nests.
+const YAML_STACK_BYTES: usize = 64 * 1024 * 1024;
 
 const CREDENTIAL_HINT: &str = "credentials never go in Git: reference them with \
                                spec.credentials.kubeconfigFile or spec.credentials.secretRef";
@@ -796,6 +812,40 @@ spec:
             4143
         );
         assert_eq!(rev.clusters["west"].origin.pos.line, 14);
+    }
+
+    /// Hostile nesting is refused with a position and never aborts the process, even when the
+    /// caller's thread has the 2 MiB stack of a `spawn_blocking` thread (the server parses there;
+    /// 64 block levels of a large revision aborted it before the parser got its own stack).
+    #[test]
+    fn deeply_nested_yaml_is_refused_on_a_small_caller_stack() {
+        let head =
+            "apiVersion: linkplane.io/v1alpha1\nkind: Cluster\nmetadata:\n  name: a\nspec:\n";
+        let flow = format!("{head}  x: {}{}\n", "[".repeat(5_000), "]".repeat(5_000));
+        let block: String = std::iter::once(format!("{head}  x:\n"))
+            .chain((0..400).map(|i| format!("{}k:\n", "  ".repeat(i + 2))))
+            .collect();
+        // Large enough to take the parallel path too.
+        let padding = format!("# {}\n", "x".repeat(PARALLEL_YAML_BYTES));
+        let files = vec![
+            file("flow.yaml", &flow),
+            file("block.yaml", &block),
+            file("pad.yaml", &padding),
+        ];
+        let errs = std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(move || errors(&files))
+            .unwrap()
+            .join()
+            .expect("parsing on a 2 MiB thread must not overflow");
+        assert!(
+            errs.iter().any(|e| e.starts_with("flow.yaml:6:")),
+            "{errs:?}"
+        );
+        assert!(
+            errs.iter().any(|e| e.starts_with("block.yaml:")),
+            "{errs:?}"
+        );
     }
 
     #[test]
