@@ -78,51 +78,32 @@ pub(crate) fn spawn(store: Store, flush: Duration) -> Sink {
     Sink(tx)
 }
 
-async fn run(store: Store, flush: Duration, mut rx: mpsc::UnboundedReceiver<Op>) {
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        let deadline = tokio::time::sleep(flush);
-        tokio::pin!(deadline);
-        loop {
-            tokio::select! {
-                _ = &mut deadline => break,
-                op = rx.recv() => match op {
-                    Some(op) => batch.push(op),
-                    None => break,
-                },
-            }
-        }
-        // Last write per key wins within a batch.
-        let mut last: HashMap<RowKey, Op> = HashMap::new();
-        let mut order = Vec::new();
-        for op in batch {
-            let key = match &op {
-                Op::Upsert(s) => (
-                    s.source_cluster.clone(),
-                    s.namespace.clone(),
-                    s.service.clone(),
-                ),
-                Op::Delete(k) => k.clone(),
-            };
-            if last.insert(key.clone(), op).is_none() {
-                order.push(key);
-            }
-        }
-        let ops: Vec<Op> = order.into_iter().filter_map(|k| last.remove(&k)).collect();
-        if let Err(e) =
-            crate::status::write(&store, &ops, true, "committing federation states").await
-        {
-            tracing::warn!(error = %e, "batched federation-state write failed; retrying one by one");
-            if let Err(e) =
-                crate::status::write(&store, &ops, false, "committing federation states").await
-            {
-                tracing::warn!(error = %e, "federation-state write failed");
-            }
-        }
-    }
+async fn run(store: Store, flush: Duration, rx: mpsc::UnboundedReceiver<Op>) {
+    // Newest op per key wins, in the durable writer's pending set.
+    crate::status::run_durable(
+        store,
+        flush,
+        rx,
+        "committing federation states",
+        crate::status::AsIs,
+    )
+    .await;
 }
 
 impl crate::status::StateOp for Op {
+    type Key = RowKey;
+
+    fn key(&self) -> RowKey {
+        match self {
+            Op::Upsert(s) => (
+                s.source_cluster.clone(),
+                s.namespace.clone(),
+                s.service.clone(),
+            ),
+            Op::Delete(k) => k.clone(),
+        }
+    }
+
     fn apply<'a>(
         &'a self,
         conn: &'a mut linkplane_store::PgConnection,
