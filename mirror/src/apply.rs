@@ -2,7 +2,7 @@
 //! source cluster match with the fewest writes (an object whose owned fields already match is
 //! never rewritten). Local objects we do not own are never touched.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::{collections::BTreeMap, sync::Arc};
 
 use k8s_openapi::api::core::v1::{Endpoints, Namespace, Service};
 use kube::{
@@ -31,6 +31,7 @@ use crate::{
     },
     error::{Error, Result},
     index::IndexedService,
+    queue::Retry,
     runtime::{ClusterRuntime, Kind, MirrorKey, Shared},
     slim::{SlimEndpoints, SlimService},
     status::StatusMsg,
@@ -38,32 +39,24 @@ use crate::{
 
 /// Runs reconciles from `rt`'s queue forever (one of `concurrency` workers).
 pub(crate) async fn worker(rt: Arc<ClusterRuntime>, shared: Arc<Shared>) {
-    loop {
-        let key = rt.queue.next().await;
-        let span = tracing::info_span!(
-            "reconcile",
-            cluster = %rt.cluster.name,
-            link = %key.link,
-            namespace = %key.namespace,
-            service = %key.service
-        );
-        let res = reconcile(&rt, &shared, &key).instrument(span).await;
-        rt.queue.done(&key);
-        if let Err(e) = res {
-            shared
-                .metrics
-                .mirror_errors
-                .get_or_create(&Metrics::cluster_kind(&rt.cluster.name, e.kind()))
-                .inc();
-            let delay = if e.kind() == "conflict" || e.kind() == "retry" {
-                Duration::from_millis(rand::random_range(100..300))
-            } else {
-                Duration::from_millis(rand::random_range(1000..2000))
-            };
-            tracing::debug!(error = %e.chain(), ?delay, "reconcile failed; retrying");
-            rt.queue.add_after(key, delay);
-        }
-    }
+    let (rt, shared) = (&rt, &shared);
+    crate::queue::run_worker(
+        &rt.queue,
+        &rt.cluster.name,
+        &shared.metrics,
+        "mirror",
+        |key: MirrorKey| async move {
+            let span = tracing::info_span!(
+                "reconcile",
+                cluster = %rt.cluster.name,
+                link = %key.link,
+                namespace = %key.namespace,
+                service = %key.service
+            );
+            reconcile(rt, shared, &key).instrument(span).await
+        },
+    )
+    .await;
 }
 
 enum Applied {
@@ -200,16 +193,29 @@ async fn reconcile(rt: &Arc<ClusterRuntime>, shared: &Shared, key: &MirrorKey) -
                     msg,
                 ))),
                 Err(e) => {
-                    // Optimistic-concurrency conflicts are routine (a stale index); retried
-                    // silently. Anything else is visible.
-                    if e.kind() != "conflict" && e.kind() != "retry" {
-                        shared.status.send(StatusMsg::Upsert(status(
+                    // Stale-view failures (409s on our own last write) are routine; retried
+                    // silently. Anything else is visible, and a refusal that retrying cannot
+                    // fix says so.
+                    match e.retry_class() {
+                        Retry::Soon => {}
+                        Retry::Transient => shared.status.send(StatusMsg::Upsert(status(
                             d.mode,
                             &name,
                             headless,
                             MirrorState::Error,
                             e.chain(),
-                        )));
+                        ))),
+                        Retry::Permanent => shared.status.send(StatusMsg::Upsert(status(
+                            d.mode,
+                            &name,
+                            headless,
+                            MirrorState::Error,
+                            format!(
+                                "{} (refused by the API server: retried every few minutes \
+                                 until the object or the fleet changes)",
+                                e.chain()
+                            ),
+                        ))),
                     }
                     return Err(e);
                 }

@@ -1,5 +1,7 @@
 //! Errors of the mirror runtime.
 
+use crate::queue::Retry;
+
 /// What went wrong while connecting to a cluster or writing a mirror.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -74,6 +76,29 @@ impl Error {
             Error::Kube { .. } => "connect",
             Error::Store(_) => "store",
             Error::Retry(_) => "retry",
+        }
+    }
+
+    /// How soon a reconcile that failed with this error may run again (see [`Retry`]).
+    ///
+    /// 409 (our index behind our own write), 404 (the object went away) and not-yet-ready
+    /// writes are stale views; 408, 429 and 5xx, connection failures and database failures are
+    /// transient; every other 4xx is the API server refusing the write itself (client-go treats
+    /// them the same way: `IsConflict`/`IsNotFound` re-plan, `IsTooManyRequests` and server
+    /// errors back off, `IsInvalid`/`IsBadRequest`/`IsForbidden` need a change to succeed).
+    pub fn retry_class(&self) -> Retry {
+        match self {
+            Error::Retry(_) => Retry::Soon,
+            Error::Kube {
+                source: kube::Error::Api(s),
+                ..
+            } => match s.code {
+                404 | 409 => Retry::Soon,
+                408 | 429 | 500.. => Retry::Transient,
+                _ => Retry::Permanent,
+            },
+            Error::Kube { .. } | Error::Store(_) => Retry::Transient,
+            Error::Credentials { .. } | Error::Kubeconfig { .. } => Retry::Permanent,
         }
     }
 

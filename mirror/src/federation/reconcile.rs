@@ -2,7 +2,7 @@
 //! cluster from the indexes, plan with [`plan_federated`], write with the mirror's applier
 //! (Service only, never Endpoints) and record the state.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use linkplane_core::{
     MirrorMode,
@@ -22,7 +22,6 @@ use tracing::Instrument;
 
 use super::{FedKey, is_collectable, is_generated, is_owned_federated};
 use crate::{
-    Metrics,
     apply::{Applier, Ensured},
     error::Result,
     runtime::{ClusterRuntime, Shared},
@@ -30,33 +29,23 @@ use crate::{
 
 /// Runs federation reconciles from `rt`'s federation queue forever.
 pub(crate) async fn worker(rt: Arc<ClusterRuntime>, shared: Arc<Shared>) {
-    loop {
-        let key = rt.federation.next().await;
-        let span = tracing::info_span!(
-            "federate",
-            cluster = %rt.cluster.name,
-            namespace = %key.namespace,
-            service = %key.service
-        );
-        let res = reconcile(&rt, &shared, &key).instrument(span).await;
-        rt.federation.done(&key);
-        if let Err(e) = res {
-            shared
-                .metrics
-                .mirror_errors
-                .get_or_create(&Metrics::cluster_kind(&rt.cluster.name, e.kind()))
-                .inc();
-            // A 409 means our index is behind our own last write: the watch catches up within
-            // milliseconds, so retry soon (membership changes should land well under 500 ms).
-            let delay = if e.kind() == "conflict" || e.kind() == "retry" {
-                Duration::from_millis(rand::random_range(20..60))
-            } else {
-                Duration::from_millis(rand::random_range(1000..2000))
-            };
-            tracing::debug!(error = %e.chain(), ?delay, "federation reconcile failed; retrying");
-            rt.federation.add_after(key, delay);
-        }
-    }
+    let (rt, shared) = (&rt, &shared);
+    crate::queue::run_worker(
+        &rt.federation,
+        &rt.cluster.name,
+        &shared.metrics,
+        "federation",
+        |key: FedKey| async move {
+            let span = tracing::info_span!(
+                "federate",
+                cluster = %rt.cluster.name,
+                namespace = %key.namespace,
+                service = %key.service
+            );
+            reconcile(rt, shared, &key).instrument(span).await
+        },
+    )
+    .await;
 }
 
 /// A candidate as copied out of an index (the plan borrows from these).
