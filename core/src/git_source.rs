@@ -35,6 +35,47 @@ pub struct GitSourceSpec {
     /// How to authenticate; credentials are read from files or env, never stored here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth: Option<GitAuth>,
+    /// Let a revision delete every object of this source (Argo CD's `allowEmpty`). Off by
+    /// default: an empty or gutted revision — a removed folder, a wrong `path` — is held, not
+    /// applied, so the fleet is never pruned by accident.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub allow_empty: bool,
+    /// The largest share of this source's objects, in percent, one revision may delete without
+    /// an operator's approval; 100 turns the check off (deleting everything still needs
+    /// `allowEmpty`).
+    #[serde(default = "default_prune_limit")]
+    pub prune_limit: u8,
+}
+
+/// More than half of a source's objects gone in one commit is far more often a mistake (a moved
+/// folder, a bad merge) than an intent; the operator approves the rare real one.
+pub const fn default_prune_limit() -> u8 {
+    50
+}
+
+impl GitSourceSpec {
+    /// Why a revision that deletes `deletes` of the `owned` objects this source manages must be
+    /// held for approval, or `None` when it may be applied.
+    pub fn prune_hold(&self, deletes: usize, owned: usize) -> Option<String> {
+        if deletes == 0 {
+            return None;
+        }
+        if deletes >= owned {
+            return (!self.allow_empty).then(|| {
+                format!(
+                    "it would delete all {owned} object(s) of the source \
+                     (allowEmpty is off)"
+                )
+            });
+        }
+        let limit = usize::from(self.prune_limit.min(100));
+        (deletes * 100 > owned * limit).then(|| {
+            format!(
+                "it would delete {deletes} of {owned} object(s), more than the prune limit \
+                 of {limit}%"
+            )
+        })
+    }
 }
 
 /// Branch, tag or commit, as in Flux's `spec.ref`.
@@ -115,6 +156,12 @@ impl GitSource {
         if spec.path.split('/').any(|p| p == "..") {
             errs.push("spec.path", "must stay inside the repository (no '..')");
         }
+        if spec.prune_limit == 0 || spec.prune_limit > 100 {
+            errs.push(
+                "spec.pruneLimit",
+                format!("{} must be a percentage from 1 to 100", spec.prune_limit),
+            );
+        }
         if spec.poll_interval.as_std() < std::time::Duration::from_secs(1) {
             errs.push("spec.pollInterval", "must be at least 1s");
         }
@@ -162,5 +209,43 @@ mod tests {
                 "spec.path: must stay inside the repository (no '..')",
             ]
         );
+    }
+}
+
+#[cfg(test)]
+mod prune_tests {
+    use super::*;
+
+    fn spec(allow_empty: bool, prune_limit: u8) -> GitSourceSpec {
+        GitSourceSpec {
+            url: "file:///repo".into(),
+            git_ref: GitRef::default(),
+            path: ".".into(),
+            poll_interval: default_poll_interval(),
+            self_heal: false,
+            auth: None,
+            allow_empty,
+            prune_limit,
+        }
+    }
+
+    #[test]
+    fn emptying_a_source_is_held_unless_allowed() {
+        assert!(spec(false, 50).prune_hold(5, 5).is_some());
+        assert!(spec(false, 100).prune_hold(5, 5).is_some());
+        assert_eq!(spec(true, 50).prune_hold(5, 5), None);
+    }
+
+    #[test]
+    fn partial_prunes_past_the_limit_are_held() {
+        assert_eq!(spec(false, 50).prune_hold(0, 0), None);
+        assert_eq!(
+            spec(false, 50).prune_hold(2, 4),
+            None,
+            "exactly half is allowed"
+        );
+        assert!(spec(false, 50).prune_hold(3, 4).is_some());
+        assert_eq!(spec(false, 100).prune_hold(3, 4), None);
+        assert!(spec(false, 10).prune_hold(1, 5).is_some());
     }
 }

@@ -75,6 +75,9 @@ pub enum SyncResult {
     Failed,
     /// The commit was rejected before and has not changed: not retried.
     Skipped,
+    /// The revision would prune past the source's limits: held until approved; nothing was
+    /// written.
+    Held,
 }
 
 impl SyncResult {
@@ -86,6 +89,7 @@ impl SyncResult {
             SyncResult::Rejected => "Rejected",
             SyncResult::Failed => "Failed",
             SyncResult::Skipped => "Skipped",
+            SyncResult::Held => "Held",
         }
     }
 }
@@ -212,7 +216,9 @@ impl Syncer {
                 .unchanged(&state, trigger, &resolved, started, t0)
                 .await;
         }
-        let rejected_before = state.status == SyncStatus::Failed
+        let approved = state.prune_approved_revision.as_deref() == Some(commit.as_str());
+        let rejected_before = (state.status == SyncStatus::Failed
+            || (state.status == SyncStatus::PruneHeld && !approved))
             && state.last_attempted_revision.as_deref() == Some(commit.as_str());
         if rejected_before && trigger != Trigger::Manual {
             let drifted = self.check_drift(source, false).await?.len();
@@ -271,6 +277,22 @@ impl Syncer {
             let errors = plan.conflicts.iter().map(located).collect();
             return self
                 .finish_rejected(&state, trigger, &resolved, started, t0, errors)
+                .await;
+        }
+        if !approved && let Some(lines) = prune_hold(spec, &commit, &plan) {
+            drop(tx);
+            tracing::warn!(revision = %commit, reason = %lines[0], "revision held: prune limits");
+            return self
+                .finish(
+                    &state,
+                    trigger,
+                    &resolved,
+                    started,
+                    t0,
+                    lines,
+                    SyncResult::Held,
+                    true,
+                )
                 .await;
         }
         let counts = match apply::apply(&mut tx, source, &commit, &rev, &plan).await {
@@ -628,10 +650,14 @@ impl Syncer {
         let mut conn = self.store.acquire().await?;
         let attempted_rev =
             (attempted && !resolved.commit.is_empty()).then_some(resolved.commit.as_str());
+        let status = match result {
+            SyncResult::Held => SyncStatus::PruneHeld,
+            _ => SyncStatus::Failed,
+        };
         git_sources::set_status(
             &mut conn,
             source,
-            SyncStatus::Failed,
+            status,
             attempted_rev,
             None,
             Some(&last_error),
@@ -703,4 +729,30 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     s
+}
+
+/// When `plan` prunes past `spec`'s limits: the reason first, then every object it would delete
+/// (the plan an operator approves), for the status and the history. Counts only the source's own
+/// objects: what it updates, deletes or leaves unchanged.
+fn prune_hold(spec: &GitSourceSpec, commit: &str, plan: &Plan) -> Option<Vec<String>> {
+    let deletes: usize = plan.kinds.values().map(|k| k.delete.len()).sum();
+    let owned: usize = plan
+        .kinds
+        .values()
+        .map(|k| k.update.len() + k.delete.len() + k.unchanged)
+        .sum();
+    let why = spec.prune_hold(deletes, owned)?;
+    let short = &commit[..commit.len().min(12)];
+    let mut lines = vec![format!(
+        "revision {short} held, nothing applied: {why}; approve this revision \
+         (approvePrune) or set allowEmpty / pruneLimit on the source"
+    )];
+    for (kind, k) in &plan.kinds {
+        lines.extend(
+            k.delete
+                .iter()
+                .map(|name| format!("would delete {kind} {name}")),
+        );
+    }
+    Some(lines)
 }

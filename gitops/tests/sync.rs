@@ -176,8 +176,10 @@ async fn add_change_remove_and_prune_follow_git(pool: sqlx::PgPool) {
             .spec
             .create_namespaces
     );
-    // Removing every manifest prunes everything Git owns, nothing else.
-    e.remote.commit(
+    // Removing every manifest is held (issue 15: an empty or gutted revision pruned the
+    // fleet); once an operator approves that very revision it prunes everything Git owns,
+    // nothing else.
+    let empty = e.remote.commit(
         &[
             ("fleet/clusters.yaml", None),
             ("fleet/links.yaml", None),
@@ -187,9 +189,109 @@ async fn add_change_remove_and_prune_follow_git(pool: sqlx::PgPool) {
         "empty",
     );
     let out = e.syncer.sync("fleet", Trigger::Poll).await.unwrap();
+    assert_eq!(out.result, SyncResult::Held, "{out:?}");
+    assert_eq!(
+        cluster_names(&e.store).await,
+        set(&["api-made", "east", "west"])
+    );
+    git_sources::approve_prune(&mut conn, "fleet", &empty)
+        .await
+        .unwrap();
+    let out = e.syncer.sync("fleet", Trigger::Manual).await.unwrap();
     assert_eq!(out.result, SyncResult::Applied);
     assert_eq!(cluster_names(&e.store).await, set(&["api-made"]));
     assert!(policies::list(&mut conn).await.unwrap().is_empty());
+}
+
+/// Issue 15, after Argo CD's `allowEmpty`: a revision deleting every object of a source, or more
+/// than its prune limit (50% by default), is held with its plan, not applied, and not retried by
+/// polls; the last good revision stays applied. `pruneLimit: 100` and `allowEmpty` let it through.
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn a_revision_that_prunes_past_the_limits_is_held_with_its_plan(pool: sqlx::PgPool) {
+    let e = env(pool, false).await;
+    let good = e.remote.commit(
+        &[(
+            "fleet/all.yaml",
+            Some(
+                &[
+                    cluster("east"),
+                    cluster("west"),
+                    cluster("north"),
+                    cluster("south"),
+                ]
+                .concat(),
+            ),
+        )],
+        "four clusters",
+    );
+    e.syncer.sync("fleet", Trigger::Startup).await.unwrap();
+    // The manifests moved to a subfolder the source's path does not read (a missing folder is
+    // already refused as a fetch failure): the revision declares nothing.
+    let moved = e.remote.commit(
+        &[
+            ("fleet/all.yaml", None),
+            ("fleet/README.md", Some("moved to ../elsewhere")),
+            ("elsewhere/all.yaml", Some(&cluster("east"))),
+        ],
+        "move the manifests",
+    );
+    let out = e.syncer.sync("fleet", Trigger::Webhook).await.unwrap();
+    assert_eq!(out.result, SyncResult::Held);
+    assert!(
+        out.errors[0].contains("all 4 object(s)"),
+        "{:?}",
+        out.errors
+    );
+    assert!(
+        out.errors.iter().any(|l| l == "would delete Cluster north"),
+        "{:?}",
+        out.errors
+    );
+    let mut conn = e.store.acquire().await.unwrap();
+    let s = git_sources::get(&mut conn, "fleet").await.unwrap().unwrap();
+    assert_eq!(s.status, SyncStatus::PruneHeld);
+    assert_eq!(s.last_applied_revision.as_deref(), Some(good.as_str()));
+    assert_eq!(s.last_attempted_revision.as_deref(), Some(moved.as_str()));
+    let h = sync_history::list(&mut conn, "fleet", 10).await.unwrap();
+    assert_eq!(h[0].result, "Held");
+    assert_eq!(
+        cluster_names(&e.store).await,
+        set(&["east", "north", "south", "west"])
+    );
+    // Polls do not re-attempt the held commit.
+    let out = e.syncer.sync("fleet", Trigger::Poll).await.unwrap();
+    assert_eq!(out.result, SyncResult::Skipped);
+
+    // Three of four clusters gone is past the default limit of 50%; two of four is not.
+    e.remote
+        .commit(&[("fleet/all.yaml", Some(&cluster("east")))], "keep one");
+    let out = e.syncer.sync("fleet", Trigger::Poll).await.unwrap();
+    assert_eq!(out.result, SyncResult::Held);
+    assert!(out.errors[0].contains("3 of 4"), "{:?}", out.errors);
+    e.remote.commit(
+        &[(
+            "fleet/all.yaml",
+            Some(&[cluster("east"), cluster("west")].concat()),
+        )],
+        "keep two",
+    );
+    let out = e.syncer.sync("fleet", Trigger::Poll).await.unwrap();
+    assert_eq!(out.result, SyncResult::Applied, "{out:?}");
+    assert_eq!(cluster_names(&e.store).await, set(&["east", "west"]));
+
+    // A source that allows empty revisions applies one.
+    let mut src = git_sources::get(&mut conn, "fleet")
+        .await
+        .unwrap()
+        .unwrap()
+        .source;
+    src.spec.allow_empty = true;
+    git_sources::upsert(&mut conn, &src).await.unwrap();
+    e.remote
+        .commit(&[("fleet/all.yaml", None)], "empty on purpose");
+    let out = e.syncer.sync("fleet", Trigger::Poll).await.unwrap();
+    assert_eq!(out.result, SyncResult::Applied, "{out:?}");
+    assert!(cluster_names(&e.store).await.is_empty());
 }
 
 #[sqlx::test(migrator = "linkplane_store::MIGRATOR")]

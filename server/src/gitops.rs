@@ -41,6 +41,14 @@ pub struct GitopsArgs {
     /// Revert changes made outside Git instead of only reporting them.
     #[arg(long, env = "LINKPLANE_GIT_SELF_HEAL", default_value_t = false)]
     pub git_self_heal: bool,
+    /// Let a revision delete every object of the source (otherwise it is held for approval).
+    #[arg(long, env = "LINKPLANE_GIT_ALLOW_EMPTY", default_value_t = false)]
+    pub git_allow_empty: bool,
+    /// Largest share (percent) of the source's objects one revision may delete without
+    /// approval; 100 turns the check off.
+    #[arg(long, env = "LINKPLANE_GIT_PRUNE_LIMIT", default_value_t = linkplane_core::git_source::default_prune_limit(),
+          value_parser = clap::value_parser!(u8).range(1..=100))]
+    pub git_prune_limit: u8,
     /// File holding an HTTPS token for the repository.
     #[arg(long, env = "LINKPLANE_GIT_TOKEN_FILE")]
     pub git_token_file: Option<String>,
@@ -97,6 +105,8 @@ impl GitopsArgs {
                 poll_interval: self.git_poll_interval,
                 self_heal: self.git_self_heal,
                 auth: has_auth.then_some(auth),
+                allow_empty: self.git_allow_empty,
+                prune_limit: self.git_prune_limit,
             },
         })
     }

@@ -19,6 +19,9 @@ pub enum SyncStatus {
     OutOfSync,
     /// The last attempt was rejected or failed; the last good revision stays applied.
     Failed,
+    /// The newest revision would prune past the source's limits: held, not applied, until an
+    /// operator approves it; the last good revision stays applied.
+    PruneHeld,
 }
 
 impl SyncStatus {
@@ -29,6 +32,7 @@ impl SyncStatus {
             SyncStatus::Synced => "Synced",
             SyncStatus::OutOfSync => "OutOfSync",
             SyncStatus::Failed => "Failed",
+            SyncStatus::PruneHeld => "PruneHeld",
         }
     }
 
@@ -37,6 +41,7 @@ impl SyncStatus {
             "Synced" => SyncStatus::Synced,
             "OutOfSync" => SyncStatus::OutOfSync,
             "Failed" => SyncStatus::Failed,
+            "PruneHeld" => SyncStatus::PruneHeld,
             _ => SyncStatus::Unknown,
         }
     }
@@ -59,6 +64,8 @@ pub struct SourceState {
     pub last_error: Option<String>,
     /// When the last attempt finished.
     pub last_synced_at: Option<DateTime<Utc>>,
+    /// The commit an operator approved despite the prune limits.
+    pub prune_approved_revision: Option<String>,
 }
 
 #[derive(FromRow)]
@@ -71,6 +78,7 @@ struct Row {
     last_attempted_revision: Option<String>,
     last_error: Option<String>,
     last_synced_at: Option<DateTime<Utc>>,
+    prune_approved_revision: Option<String>,
 }
 
 impl Row {
@@ -92,12 +100,13 @@ impl Row {
             last_attempted_revision: self.last_attempted_revision,
             last_error: self.last_error,
             last_synced_at: self.last_synced_at,
+            prune_approved_revision: self.prune_approved_revision,
         })
     }
 }
 
 const COLUMNS: &str = "name, spec, pinned_revision, status, last_applied_revision, last_attempted_revision, \
-                       last_error, last_synced_at";
+                       last_error, last_synced_at, prune_approved_revision";
 
 /// Creates or updates a source's spec, keeping its status.
 pub async fn upsert(conn: &mut PgConnection, source: &GitSource) -> Result<WriteOutcome> {
@@ -149,6 +158,26 @@ pub async fn delete(conn: &mut PgConnection, name: &str) -> Result<bool> {
         .await
         .map_err(|e| StoreError::from_sqlx(KIND, name, "deleting", e))?;
     Ok(done.rows_affected() > 0)
+}
+
+/// Approves `revision` of `name` to prune past the source's limits (the operator saw the plan).
+/// Only that commit is approved: the next held one needs its own approval.
+pub async fn approve_prune(conn: &mut PgConnection, name: &str, revision: &str) -> Result<()> {
+    let done = sqlx::query(
+        "UPDATE git_sources SET prune_approved_revision = $2, updated_at = now() WHERE name = $1",
+    )
+    .bind(name)
+    .bind(revision)
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| StoreError::from_sqlx(KIND, name, "approving a prune", e))?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound {
+            kind: KIND,
+            name: name.to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// Records the outcome of a sync attempt on the source row.

@@ -65,6 +65,9 @@ pub enum SyncStatus {
     OutOfSync,
     /// The last attempt was rejected or failed; the last good revision stays applied.
     Failed,
+    /// The newest revision would prune past the source's limits (every object, or more than
+    /// `pruneLimit` percent): held, nothing applied, until `approvePrune` names it.
+    PruneHeld,
 }
 
 impl From<StoreStatus> for SyncStatus {
@@ -74,6 +77,7 @@ impl From<StoreStatus> for SyncStatus {
             StoreStatus::Synced => SyncStatus::Synced,
             StoreStatus::OutOfSync => SyncStatus::OutOfSync,
             StoreStatus::Failed => SyncStatus::Failed,
+            StoreStatus::PruneHeld => SyncStatus::PruneHeld,
         }
     }
 }
@@ -338,23 +342,58 @@ impl GitMutation {
     /// Fetches and applies a Git source now. `UNAVAILABLE` when no GitOps engine runs.
     #[graphql(guard = "RoleGuard(Role::Operator)")]
     async fn sync_now(&self, ctx: &Context<'_>, source: String) -> ApiResult<SyncNowResult> {
-        let sync = ctx
-            .data_opt::<ApiContext>()
-            .and_then(|c| c.sync.clone())
-            .ok_or_else(|| ApiError::Unavailable("the GitOps engine is not running".into()))?;
-        match sync.sync_now(&source).await {
-            Ok(r) => Ok(SyncNowResult {
-                source,
-                revision: r.revision,
-                result: r.result,
-                message: r.message,
-            }),
-            Err(SyncError::UnknownSource(s)) => {
-                Err(ApiError::NotFound(format!("GitSource {s:?} not found")))
-            }
-            Err(SyncError::Unavailable(m)) => Err(ApiError::Unavailable(m)),
-            Err(e @ SyncError::Failed(_)) => Err(ApiError::internal(&e)),
+        sync_now(ctx, source).await
+    }
+
+    /// Approves a revision held by the prune limits (status `PRUNE_HELD`; the plan is in
+    /// `lastError` and the history) and syncs the source now. Only that commit is approved: a
+    /// later one that prunes as much is held again. `revision` is the full commit id.
+    #[graphql(guard = "RoleGuard(Role::Operator)")]
+    async fn approve_prune(
+        &self,
+        ctx: &Context<'_>,
+        source: String,
+        revision: String,
+    ) -> ApiResult<SyncNowResult> {
+        if !(7..=64).contains(&revision.len()) || !revision.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ApiError::BadUserInput(format!(
+                "revision {revision:?} must be a full commit id (hexadecimal)"
+            )));
         }
+        let db = db(ctx)?;
+        let state = one!(db, |c| git_sources::get(c, &source))?
+            .ok_or_else(|| ApiError::NotFound(format!("GitSource {source:?} not found")))?;
+        if state.last_attempted_revision.as_deref() != Some(revision.as_str()) {
+            return Err(ApiError::Conflict(format!(
+                "revision {revision} is not the one GitSource {source:?} last attempted \
+                 ({}); approve the held revision by its full id",
+                state.last_attempted_revision.as_deref().unwrap_or("none")
+            )));
+        }
+        one!(db, |c| git_sources::approve_prune(c, &source, &revision))?;
+        tracing::warn!(%source, %revision, "prune past the limits approved through the API");
+        sync_now(ctx, source).await
+    }
+}
+
+/// Runs a sync through the GitOps engine and answers its outcome.
+async fn sync_now(ctx: &Context<'_>, source: String) -> ApiResult<SyncNowResult> {
+    let sync = ctx
+        .data_opt::<ApiContext>()
+        .and_then(|c| c.sync.clone())
+        .ok_or_else(|| ApiError::Unavailable("the GitOps engine is not running".into()))?;
+    match sync.sync_now(&source).await {
+        Ok(r) => Ok(SyncNowResult {
+            source,
+            revision: r.revision,
+            result: r.result,
+            message: r.message,
+        }),
+        Err(SyncError::UnknownSource(s)) => {
+            Err(ApiError::NotFound(format!("GitSource {s:?} not found")))
+        }
+        Err(SyncError::Unavailable(m)) => Err(ApiError::Unavailable(m)),
+        Err(e @ SyncError::Failed(_)) => Err(ApiError::internal(&e)),
     }
 }
 
