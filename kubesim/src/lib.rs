@@ -38,6 +38,7 @@ mod faults;
 mod gateway;
 mod http;
 mod patch;
+mod protobuf;
 mod resources;
 mod selector;
 mod status;

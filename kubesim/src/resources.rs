@@ -97,6 +97,16 @@ pub(crate) static RESOURCES: &[ResourceType] = &[
         status: false,
     },
     ResourceType {
+        group: "",
+        version: "v1",
+        kind: "ServiceAccount",
+        plural: "serviceaccounts",
+        singular: "serviceaccount",
+        namespaced: true,
+        short_names: &["sa"],
+        status: false,
+    },
+    ResourceType {
         group: "discovery.k8s.io",
         version: "v1",
         kind: "EndpointSlice",

@@ -161,6 +161,15 @@ impl ApiError {
         Self::new(415, "UnsupportedMediaType", message)
     }
 
+    /// The client accepts no media type kubesim produces (it answers JSON only).
+    pub fn not_acceptable() -> Self {
+        Self::new(
+            406,
+            "NotAcceptable",
+            "only the following media types are accepted: application/json, application/yaml, application/json;stream=watch",
+        )
+    }
+
     pub fn too_many_requests() -> Self {
         Self::new(
             429,

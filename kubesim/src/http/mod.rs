@@ -179,6 +179,9 @@ async fn handle(cluster: Arc<ClusterInner>, req: Request<Incoming>) -> Response<
     if let Some(resp) = discovery::route(&cluster, req.method(), req.headers(), &segs) {
         return resp;
     }
+    if !resources::accepts_json(req.headers()) {
+        return error_response(&ApiError::not_acceptable());
+    }
     let Some(target) = resources::Target::parse(&segs) else {
         return error_response(&ApiError::path_not_found());
     };

@@ -105,10 +105,14 @@ fn content_type(headers: &HeaderMap) -> String {
 
 fn parse_body(headers: &HeaderMap, body: &[u8]) -> ApiResult<Value> {
     let ct = content_type(headers);
+    if ct == crate::protobuf::MEDIA_TYPE {
+        // client-go's typed clients (kubectl create namespace|secret|configmap|service|token,
+        // kubectl auth can-i) send built-in kinds as protobuf.
+        return crate::protobuf::decode(body);
+    }
     if ct.contains("protobuf") || ct.contains("cbor") {
-        // Only JSON and YAML are spoken; client-go falls back to JSON on this answer.
         return Err(ApiError::unsupported_media(format!(
-            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {ct})"
+            "the body of the request was in an unknown format - accepted media types include: {ACCEPTED_MEDIA_TYPES} (got {ct})"
         )));
     }
     let parsed = if ct.contains("yaml") {
@@ -120,8 +124,28 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> ApiResult<Value> {
     };
     parsed.map_err(|e| {
         ApiError::bad_request(format!(
-            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml ({e})"
+            "the body of the request was in an unknown format - accepted media types include: {ACCEPTED_MEDIA_TYPES} ({e})"
         ))
+    })
+}
+
+/// Request body media types, as the `415` message lists them.
+const ACCEPTED_MEDIA_TYPES: &str =
+    "application/json, application/yaml, application/vnd.kubernetes.protobuf";
+
+/// Whether the response may be JSON: kubesim answers in JSON only, so a client that accepts
+/// nothing but protobuf gets `406 NotAcceptable`, as a real API server answers for a media
+/// type it cannot produce (apimachinery `handlers/negotiation`).
+pub(crate) fn accepts_json(headers: &HeaderMap) -> bool {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    accept.split(',').any(|range| {
+        let media = range.split(';').next().unwrap_or("").trim();
+        media.is_empty()
+            || matches!(media, "*/*" | "application/*" | "application/json")
+            || media.ends_with("+json")
+            || media.contains("yaml")
     })
 }
 
@@ -358,6 +382,24 @@ fn list_body(r: usize, page: &crate::store::ListPage) -> Bytes {
 mod tests {
     use super::*;
     use crate::resources::{NAMESPACES, SERVICES};
+
+    /// apimachinery `handlers/negotiation` (`NegotiateOutputMediaType`): a server answers in a
+    /// media type the client accepts; client-go's protobuf clients also accept JSON.
+    #[test]
+    fn json_answers_need_a_client_that_accepts_json() {
+        let with = |accept: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT, accept.parse().unwrap());
+            accepts_json(&h)
+        };
+        assert!(accepts_json(&HeaderMap::new()));
+        assert!(with("application/vnd.kubernetes.protobuf, */*"));
+        assert!(with(
+            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+        ));
+        assert!(with("application/vnd.kubernetes.protobuf,application/json"));
+        assert!(!with("application/vnd.kubernetes.protobuf"));
+    }
 
     #[test]
     fn parses_the_kubernetes_url_layout() {

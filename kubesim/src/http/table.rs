@@ -43,6 +43,7 @@ fn columns(kind: &str) -> Vec<Value> {
             age,
         ],
         "Lease" => vec![name, col("Holder", "string", "", 0), age],
+        "ServiceAccount" => vec![name, col("Secrets", "integer", "", 0), age],
         _ => vec![name, age],
     }
 }
@@ -211,6 +212,13 @@ fn cells(kind: &str, v: &Value) -> Vec<Value> {
             json!(or_none(s(v, "/spec/holderIdentity").to_string())),
             age,
         ],
+        "ServiceAccount" => {
+            let secrets = v
+                .get("secrets")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            vec![name, json!(secrets), age]
+        }
         _ => vec![name, age],
     }
 }
