@@ -34,6 +34,7 @@ mod admin;
 mod admission;
 mod apply;
 mod cluster;
+mod endpoints;
 mod faults;
 mod gateway;
 mod http;

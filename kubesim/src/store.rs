@@ -595,6 +595,9 @@ impl Data {
             release(&mut self.alloc, &obj);
             return Err(e);
         }
+        if r == ENDPOINTS {
+            crate::endpoints::canonicalize(&mut obj);
+        }
         if self.tables[r]
             .objects
             .contains_key(&key(ns.unwrap_or(""), &name))
@@ -661,6 +664,9 @@ impl Data {
         };
         admission::default_update(r, old, &mut obj, alloc)?;
         admission::validate(r, &obj)?;
+        if r == ENDPOINTS {
+            crate::endpoints::canonicalize(&mut obj);
+        }
         if !ctx.manager.is_empty() {
             apply::record_update(
                 r,
