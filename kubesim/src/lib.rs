@@ -33,6 +33,7 @@
 mod admin;
 mod admission;
 mod apply;
+mod auth;
 mod cluster;
 mod endpoints;
 mod faults;
@@ -40,6 +41,7 @@ mod gateway;
 mod http;
 mod patch;
 mod protobuf;
+mod rbac;
 mod resources;
 mod selector;
 mod status;
@@ -243,10 +245,16 @@ impl SimInner {
         };
         let ca_pem = self.ca.as_ref().map(|c| c.pem.clone());
         let dir = self.opts.dir.clone();
-        let inner = ClusterInner::start(name, acceptor, self.opts.event_window, |addr, token| {
-            let yaml = kubeconfig(name, addr, token, ca_pem.as_deref());
-            (dir.join(format!("{name}.kubeconfig")), yaml)
-        })
+        let inner = ClusterInner::start(
+            name,
+            acceptor,
+            ca_pem.clone(),
+            self.opts.event_window,
+            |addr, token| {
+                let yaml = kubeconfig(name, addr, token, ca_pem.as_deref());
+                (dir.join(format!("{name}.kubeconfig")), yaml)
+            },
+        )
         .await?;
         write_private(&inner.kubeconfig_path, &inner.kubeconfig_yaml)?;
         let inserted = {

@@ -591,3 +591,185 @@ async fn kubectl_create_generators_send_protobuf_and_work() {
     let (success, _, stderr) = kubectl(&kc, &["create", "namespace", "shop"]).await;
     assert!(!success && stderr.contains("AlreadyExists"), "{stderr}");
 }
+
+/// Runs kubectl as a bearer token (kubectl's `--token` overrides the kubeconfig's).
+async fn kubectl_as(kubeconfig: &Path, token: &str, args: &[&str]) -> (bool, String, String) {
+    let mut full = args.to_vec();
+    full.extend_from_slice(&["--token", token]);
+    kubectl(kubeconfig, &full).await
+}
+
+/// `kubectl auth can-i` (a SelfSubjectAccessReview): "yes" with exit 0, "no" with exit 1.
+async fn can_i(kubeconfig: &Path, token: &str, args: &[&str]) -> bool {
+    let mut full = vec!["auth", "can-i"];
+    full.extend_from_slice(args);
+    let (success, stdout, stderr) = kubectl_as(kubeconfig, token, &full).await;
+    let answer = stdout.trim();
+    assert!(
+        (success && answer == "yes") || (!success && answer == "no"),
+        "kubectl auth can-i {args:?}: {stdout}\n{stderr}"
+    );
+    success
+}
+
+/// A service account's token (`kubectl create token`: the TokenRequest subresource,
+/// kubernetes `pkg/registry/core/serviceaccount/storage/token.go`) is authorized by the RBAC
+/// authorizer (`plugin/pkg/auth/authorizer/rbac/rbac.go`: verb, API group, resource,
+/// namespace, resourceNames; a ClusterRole granted by a RoleBinding only in that namespace),
+/// denials are upstream's `403` message (`responsewriters/errors.go` `forbiddenMessage`), and
+/// `kubectl auth can-i` answers from the same rules. kubectl sends the RBAC objects, the
+/// TokenRequest and the review as protobuf.
+#[tokio::test(flavor = "multi_thread")]
+async fn service_account_tokens_are_authorized_by_rbac() {
+    let (_sim, east, _dir) = sim().await;
+    let kc = east.kubeconfig_path();
+    ok(&kc, &["create", "namespace", "shop"]).await;
+    ok(&kc, &["create", "serviceaccount", "robot", "-n", "shop"]).await;
+    ok(&kc, &["create", "configmap", "settings", "-n", "shop"]).await;
+    ok(&kc, &["create", "configmap", "other", "-n", "shop"]).await;
+    let token = ok(
+        &kc,
+        &["create", "token", "robot", "-n", "shop", "--duration=20m"],
+    )
+    .await
+    .trim()
+    .to_string();
+    assert_eq!(token.split('.').count(), 3, "a JWT: {token}");
+
+    // No binding yet: everything but discovery and reviews is forbidden.
+    let (success, _, stderr) = kubectl_as(&kc, &token, &["get", "services", "-n", "shop"]).await;
+    assert!(!success);
+    assert!(
+        stderr.contains(
+            "Error from server (Forbidden): services is forbidden: User \"system:serviceaccount:shop:robot\" cannot list resource \"services\" in API group \"\" in the namespace \"shop\""
+        ),
+        "{stderr}"
+    );
+    assert!(!can_i(&kc, &token, &["list", "services", "-n", "shop"]).await);
+
+    ok(
+        &kc,
+        &[
+            "create",
+            "role",
+            "reader",
+            "--verb=get,list,watch",
+            "--resource=services",
+            "-n",
+            "shop",
+        ],
+    )
+    .await;
+    ok(
+        &kc,
+        &[
+            "create",
+            "rolebinding",
+            "robot-reads",
+            "--role=reader",
+            "--serviceaccount=shop:robot",
+            "-n",
+            "shop",
+        ],
+    )
+    .await;
+    assert!(can_i(&kc, &token, &["list", "services", "-n", "shop"]).await);
+    assert!(can_i(&kc, &token, &["watch", "services", "-n", "shop"]).await);
+    assert!(
+        !can_i(&kc, &token, &["create", "services", "-n", "shop"]).await,
+        "verb"
+    );
+    assert!(
+        !can_i(&kc, &token, &["list", "services", "-n", "default"]).await,
+        "namespace"
+    );
+    assert!(
+        !can_i(&kc, &token, &["list", "configmaps", "-n", "shop"]).await,
+        "resource"
+    );
+    let (success, stdout, stderr) =
+        kubectl_as(&kc, &token, &["get", "services", "-n", "shop"]).await;
+    assert!(success, "{stdout}{stderr}");
+
+    // resourceNames: one ConfigMap, not the other.
+    ok(
+        &kc,
+        &[
+            "create",
+            "role",
+            "one-cm",
+            "--verb=get",
+            "--resource=configmaps",
+            "--resource-name=settings",
+            "-n",
+            "shop",
+        ],
+    )
+    .await;
+    ok(
+        &kc,
+        &[
+            "create",
+            "rolebinding",
+            "robot-cm",
+            "--role=one-cm",
+            "--serviceaccount=shop:robot",
+            "-n",
+            "shop",
+        ],
+    )
+    .await;
+    let (success, _, stderr) =
+        kubectl_as(&kc, &token, &["get", "configmap", "settings", "-n", "shop"]).await;
+    assert!(success, "{stderr}");
+    let (success, _, stderr) =
+        kubectl_as(&kc, &token, &["get", "configmap", "other", "-n", "shop"]).await;
+    assert!(!success);
+    assert!(
+        stderr.contains("configmaps \"other\" is forbidden: User \"system:serviceaccount:shop:robot\" cannot get resource \"configmaps\""),
+        "{stderr}"
+    );
+
+    // A ClusterRole through a RoleBinding applies in the binding's namespace only.
+    ok(
+        &kc,
+        &[
+            "create",
+            "clusterrole",
+            "secret-reader",
+            "--verb=get,list",
+            "--resource=secrets",
+        ],
+    )
+    .await;
+    ok(
+        &kc,
+        &[
+            "create",
+            "rolebinding",
+            "robot-secrets",
+            "--clusterrole=secret-reader",
+            "--serviceaccount=shop:robot",
+            "-n",
+            "shop",
+        ],
+    )
+    .await;
+    assert!(can_i(&kc, &token, &["list", "secrets", "-n", "shop"]).await);
+    assert!(!can_i(&kc, &token, &["list", "secrets", "-n", "default"]).await);
+    assert!(!can_i(&kc, &token, &["list", "secrets", "--all-namespaces"]).await);
+
+    // The admin token stays all-powerful; the RBAC objects list like any other.
+    let bindings = ok(&kc, &["get", "rolebindings", "-n", "shop", "-o", "name"]).await;
+    assert_eq!(bindings.lines().count(), 3, "{bindings}");
+    let out = ok(&kc, &["auth", "can-i", "delete", "namespaces"]).await;
+    assert_eq!(out.trim(), "yes");
+
+    // An unknown token is 401.
+    let (success, _, stderr) = kubectl_as(&kc, "not-a-token", &["get", "services"]).await;
+    assert!(!success);
+    assert!(
+        stderr.contains("Unauthorized") || stderr.contains("must be logged in"),
+        "{stderr}"
+    );
+}

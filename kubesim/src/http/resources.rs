@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::{Body, Query, error_response, json_response, table, watch};
 use crate::cluster::ClusterInner;
-use crate::resources::{RESOURCES, find};
+use crate::resources::{RESOURCES, SECRETS, SERVICE_ACCOUNTS, find};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::{ApiError, ApiResult, cause};
 use crate::store::{Obj, PatchType, Preconditions, WriteCtx};
@@ -55,6 +55,9 @@ impl Target {
             [] => (None, None),
             [name] => (Some(name.to_string()), None),
             [name, "status"] if rt.status => (Some(name.to_string()), Some("status".to_string())),
+            [name, "token"] if resource == SERVICE_ACCOUNTS => {
+                (Some(name.to_string()), Some("token".to_string()))
+            }
             _ => return None,
         };
         Some(Self {
@@ -244,7 +247,16 @@ async fn handle_inner(
                 force: false,
             };
             let obj = store.create(r, ns, value, &ctx)?;
+            if r == SECRETS && !dry_run {
+                crate::auth::populate_token_secret(cluster, &obj.namespace, &obj.name);
+            }
             Ok(object_response(201, &obj))
+        }
+        (&Method::POST, Some(name)) if sub == "token" => {
+            let (headers, body) = read_body(req).await?;
+            let value = parse_body(&headers, &body)?;
+            let answer = crate::auth::token_request(cluster, ns.unwrap_or(""), name, &value)?;
+            Ok(json_response(201, answer.to_string()))
         }
         (&Method::PUT, Some(name)) => {
             let mgr = manager(&query, req.headers());
@@ -324,6 +336,9 @@ async fn handle_inner(
                     .and_then(Value::as_array)
                     .is_some_and(|d| d.iter().any(|x| x == "All"));
             let obj = store.delete(r, ns, name, &pre, dry)?;
+            if r == SERVICE_ACCOUNTS && !dry {
+                crate::auth::delete_tokens_of(cluster, ns.unwrap_or(""), name);
+            }
             Ok(json_response(200, obj.json.clone()))
         }
         (&Method::DELETE, None) => {
@@ -341,6 +356,35 @@ async fn handle_inner(
             let _ = rt;
             Err(ApiError::method_not_allowed(method.as_str()))
         }
+    }
+}
+
+/// `POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews` (what `kubectl auth can-i`
+/// asks): answered for the caller from the RBAC rules, `201 Created` as upstream.
+pub(crate) async fn self_subject_access_review(
+    cluster: &Arc<ClusterInner>,
+    user: &crate::auth::User,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    if req.method() != Method::POST {
+        return error_response(&ApiError::method_not_allowed(req.method().as_str()));
+    }
+    let answer = async {
+        let (headers, body) = read_body(req).await?;
+        let value = parse_body(&headers, &body)?;
+        if let Some(kind) = value.get("kind").and_then(Value::as_str)
+            && kind != "SelfSubjectAccessReview"
+        {
+            return Err(ApiError::bad_request(format!(
+                "the kind in the data ({kind}) does not match the expected kind (SelfSubjectAccessReview)"
+            )));
+        }
+        crate::rbac::self_subject_access_review(&cluster.store, user, &value)
+    }
+    .await;
+    match answer {
+        Ok(v) => json_response(201, v.to_string()),
+        Err(e) => error_response(&e),
     }
 }
 
