@@ -3,11 +3,14 @@
 //! kubesim runs many simulated clusters in one process, each on its own `127.0.0.1` port with
 //! HTTPS (a per-run self-signed CA) and bearer-token authentication, and writes a standard
 //! kubeconfig per cluster. It serves discovery, core/v1 namespaces, services (+`/status`),
-//! endpoints, secrets, configmaps and events, discovery.k8s.io/v1 endpointslices and
-//! coordination.k8s.io/v1 leases with the verbs and semantics of a real API server: selectors,
-//! paging, optimistic concurrency, all four patch types including server-side apply with field
-//! ownership, finalizers, watches with bookmarks and `410 Gone`, and `Status` errors. Each
-//! cluster also has a simulated gateway (an HTTP probe endpoint) and fault injection.
+//! endpoints, secrets, configmaps, events and service accounts (+`/token`),
+//! discovery.k8s.io/v1 endpointslices, coordination.k8s.io/v1 leases and the four RBAC kinds
+//! with the verbs and semantics of a real API server: JSON, YAML and protobuf request bodies,
+//! selectors, paging, optimistic concurrency, all four patch types including server-side apply
+//! with field ownership, finalizers, Endpoints canonicalization, watches with bookmarks,
+//! selector transitions and `410 Expired`, service-account tokens authorized by RBAC with
+//! `SelfSubjectAccessReview`, and `Status` errors. Each cluster also has a simulated gateway
+//! (an HTTP probe endpoint) and fault injection.
 //!
 //! Start with [`Simulator::start`]:
 //!
@@ -28,7 +31,8 @@
 //!
 //! Reading order: [`store`](crate) (the object store and watch fan-out), then `http` (routing,
 //! verbs, watch streams), `admission` (defaulting and validation), `patch` and `apply`
-//! (server-side apply). See `docs/kubesim.md` for what is and is not simulated.
+//! (server-side apply), `protobuf` (request decoding), `auth` and `rbac` (tokens and
+//! authorization). See `docs/kubesim.md` for what is and is not simulated.
 
 mod admin;
 mod admission;
