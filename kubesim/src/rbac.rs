@@ -342,6 +342,112 @@ pub(crate) fn self_subject_access_review(
     }))
 }
 
+/// Non-resource URLs of the bootstrap `system:discovery` and `system:public-info-viewer`
+/// roles.
+const DISCOVERY_URLS: &[&str] = &[
+    "/api",
+    "/api/*",
+    "/apis",
+    "/apis/*",
+    "/healthz",
+    "/livez",
+    "/openapi",
+    "/openapi/*",
+    "/readyz",
+    "/version",
+    "/version/",
+];
+
+/// `POST /apis/authorization.k8s.io/v1/selfsubjectrulesreviews` (what `kubectl auth can-i
+/// --list` asks): every rule that applies to the caller in `spec.namespace`, as the RBAC rule
+/// resolver lists them (`pkg/registry/rbac/validation/rule.go` `RulesFor`), the bootstrap
+/// roles included.
+pub(crate) fn self_subject_rules_review(
+    store: &Store,
+    user: &User,
+    body: &Value,
+) -> ApiResult<Value> {
+    let namespace = body
+        .pointer("/spec/namespace")
+        .and_then(Value::as_str)
+        .unwrap_or("");
+    if namespace.is_empty() {
+        return Err(ApiError::bad_request("no namespace on request"));
+    }
+    let mut rules: Vec<Value> = Vec::new();
+    if user.is_admin() {
+        // cluster-admin
+        rules.push(json!({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}));
+        rules.push(json!({"verbs": ["*"], "nonResourceURLs": ["*"]}));
+    }
+    rules.push(
+        json!({"verbs": ["create"], "apiGroups": ["authorization.k8s.io"],
+        "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"]}),
+    );
+    rules.push(
+        json!({"verbs": ["create"], "apiGroups": ["authentication.k8s.io"],
+        "resources": ["selfsubjectreviews"]}),
+    );
+    rules.push(json!({"verbs": ["get"], "nonResourceURLs": DISCOVERY_URLS}));
+    for crb in all(store, CLUSTER_ROLE_BINDINGS, None) {
+        let applies = crb
+            .get("subjects")
+            .and_then(Value::as_array)
+            .is_some_and(|s| s.iter().any(|s| subject_matches(user, s, "")));
+        if applies {
+            let role_ref = crb.get("roleRef").cloned().unwrap_or(Value::Null);
+            rules.extend(role_rules(store, &role_ref, ""));
+        }
+    }
+    for rb in all(store, ROLE_BINDINGS, Some(namespace)) {
+        let applies = rb
+            .get("subjects")
+            .and_then(Value::as_array)
+            .is_some_and(|s| s.iter().any(|s| subject_matches(user, s, namespace)));
+        if applies {
+            let role_ref = rb.get("roleRef").cloned().unwrap_or(Value::Null);
+            rules.extend(role_rules(store, &role_ref, namespace));
+        }
+    }
+    let pick = |rule: &Value, keys: &[&str]| {
+        let mut out = serde_json::Map::new();
+        for k in keys {
+            if let Some(v) = rule
+                .get(*k)
+                .filter(|v| v.as_array().is_some_and(|a| !a.is_empty()))
+            {
+                out.insert((*k).to_string(), v.clone());
+            }
+        }
+        Value::Object(out)
+    };
+    let (non_resource, resource): (Vec<&Value>, Vec<&Value>) = rules.iter().partition(|r| {
+        r.get("nonResourceURLs")
+            .is_some_and(|u| u.as_array().is_some_and(|a| !a.is_empty()))
+    });
+    let resource_rules: Vec<Value> = resource
+        .iter()
+        .map(|r| pick(r, &["verbs", "apiGroups", "resources", "resourceNames"]))
+        .collect();
+    let non_resource_rules: Vec<Value> = non_resource
+        .iter()
+        .map(|r| pick(r, &["verbs", "nonResourceURLs"]))
+        .collect();
+    let mut metadata = body.get("metadata").cloned().unwrap_or_else(|| json!({}));
+    metadata["creationTimestamp"] = Value::Null;
+    Ok(json!({
+        "kind": "SelfSubjectRulesReview",
+        "apiVersion": "authorization.k8s.io/v1",
+        "metadata": metadata,
+        "spec": {"namespace": namespace},
+        "status": {
+            "resourceRules": resource_rules,
+            "nonResourceRules": non_resource_rules,
+            "incomplete": false,
+        },
+    }))
+}
+
 /// Attributes of a resource request against a served type.
 pub(crate) fn resource_attributes(
     verb: &str,

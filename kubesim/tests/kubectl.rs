@@ -617,8 +617,8 @@ async fn can_i(kubeconfig: &Path, token: &str, args: &[&str]) -> bool {
 /// authorizer (`plugin/pkg/auth/authorizer/rbac/rbac.go`: verb, API group, resource,
 /// namespace, resourceNames; a ClusterRole granted by a RoleBinding only in that namespace),
 /// denials are upstream's `403` message (`responsewriters/errors.go` `forbiddenMessage`), and
-/// `kubectl auth can-i` answers from the same rules. kubectl sends the RBAC objects, the
-/// TokenRequest and the review as protobuf.
+/// `kubectl auth can-i` answers from the same rules (`--list`: the rule resolver's `RulesFor`).
+/// kubectl sends the RBAC objects, the TokenRequest and the reviews as protobuf.
 #[tokio::test(flavor = "multi_thread")]
 async fn service_account_tokens_are_authorized_by_rbac() {
     let (_sim, east, _dir) = sim().await;
@@ -758,6 +758,22 @@ async fn service_account_tokens_are_authorized_by_rbac() {
     assert!(can_i(&kc, &token, &["list", "secrets", "-n", "shop"]).await);
     assert!(!can_i(&kc, &token, &["list", "secrets", "-n", "default"]).await);
     assert!(!can_i(&kc, &token, &["list", "secrets", "--all-namespaces"]).await);
+
+    // `kubectl auth can-i --list` (a SelfSubjectRulesReview) lists what applies in `shop`.
+    let (success, list, stderr) =
+        kubectl_as(&kc, &token, &["auth", "can-i", "--list", "-n", "shop"]).await;
+    assert!(success, "{stderr}");
+    let services = list
+        .lines()
+        .find(|l| l.starts_with("services "))
+        .unwrap_or_else(|| panic!("no services rule in:\n{list}"));
+    assert!(services.contains("[get list watch]"), "{list}");
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("configmaps ") && l.contains("[settings]")),
+        "{list}"
+    );
+    assert!(!list.contains("namespaces"), "{list}");
 
     // The admin token stays all-powerful; the RBAC objects list like any other.
     let bindings = ok(&kc, &["get", "rolebindings", "-n", "shop", "-o", "name"]).await;

@@ -16,6 +16,7 @@ ROOTS = [
     "api::coordination::v1::Lease", "api::rbac::v1::Role", "api::rbac::v1::ClusterRole",
     "api::rbac::v1::RoleBinding", "api::rbac::v1::ClusterRoleBinding",
     "api::authentication::v1::TokenRequest", "api::authorization::v1::SelfSubjectAccessReview",
+    "api::authorization::v1::SelfSubjectRulesReview",
     "apimachinery::pkg::apis::meta::v1::DeleteOptions",
 ]
 # Types with a JSON form that is not an object of their fields (see SPECIAL in json.rs).

@@ -75,8 +75,8 @@ fn all_groups() -> Vec<&'static str> {
     g
 }
 
-/// Resources that are not stored types: the TokenRequest subresource and the
-/// SelfSubjectAccessReview endpoint, create-only as upstream lists them.
+/// Resources that are not stored types: the TokenRequest subresource and the self-subject
+/// review endpoints, create-only as upstream lists them.
 fn virtual_resources(group: &str, version: &str) -> Vec<Value> {
     match (group, version) {
         ("", "v1") => vec![json!({
@@ -88,13 +88,22 @@ fn virtual_resources(group: &str, version: &str) -> Vec<Value> {
             "kind": "TokenRequest",
             "verbs": ["create"],
         })],
-        (AUTHORIZATION_GROUP, "v1") => vec![json!({
-            "name": "selfsubjectaccessreviews",
-            "singularName": "selfsubjectaccessreview",
-            "namespaced": false,
-            "kind": "SelfSubjectAccessReview",
-            "verbs": ["create"],
-        })],
+        (AUTHORIZATION_GROUP, "v1") => vec![
+            json!({
+                "name": "selfsubjectaccessreviews",
+                "singularName": "selfsubjectaccessreview",
+                "namespaced": false,
+                "kind": "SelfSubjectAccessReview",
+                "verbs": ["create"],
+            }),
+            json!({
+                "name": "selfsubjectrulesreviews",
+                "singularName": "selfsubjectrulesreview",
+                "namespaced": false,
+                "kind": "SelfSubjectRulesReview",
+                "verbs": ["create"],
+            }),
+        ],
         _ => Vec::new(),
     }
 }

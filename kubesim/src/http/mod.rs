@@ -223,15 +223,14 @@ async fn handle(cluster: Arc<ClusterInner>, req: Request<Incoming>) -> Response<
     if !resources::accepts_json(req.headers()) {
         return error_response(&ApiError::not_acceptable());
     }
-    if segs
-        == [
-            "apis",
-            "authorization.k8s.io",
-            "v1",
-            "selfsubjectaccessreviews",
-        ]
+    if let ["apis", "authorization.k8s.io", "v1", review] = segs.as_slice()
+        && matches!(
+            *review,
+            "selfsubjectaccessreviews" | "selfsubjectrulesreviews"
+        )
     {
-        return resources::self_subject_access_review(&cluster, &user, req).await;
+        let review = (*review).to_string();
+        return resources::self_subject_review(&cluster, &user, &review, req).await;
     }
     let Some(target) = resources::Target::parse(&segs) else {
         return error_response(&ApiError::path_not_found());

@@ -359,27 +359,37 @@ async fn handle_inner(
     }
 }
 
-/// `POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews` (what `kubectl auth can-i`
-/// asks): answered for the caller from the RBAC rules, `201 Created` as upstream.
-pub(crate) async fn self_subject_access_review(
+/// `POST /apis/authorization.k8s.io/v1/selfsubject{access,rules}reviews` (what `kubectl auth
+/// can-i` and `kubectl auth can-i --list` ask): answered for the caller from the RBAC rules,
+/// `201 Created` as upstream.
+pub(crate) async fn self_subject_review(
     cluster: &Arc<ClusterInner>,
     user: &crate::auth::User,
+    review: &str,
     req: Request<Incoming>,
 ) -> Response<Body> {
     if req.method() != Method::POST {
         return error_response(&ApiError::method_not_allowed(req.method().as_str()));
     }
+    let (kind, rules) = match review {
+        "selfsubjectrulesreviews" => ("SelfSubjectRulesReview", true),
+        _ => ("SelfSubjectAccessReview", false),
+    };
     let answer = async {
         let (headers, body) = read_body(req).await?;
         let value = parse_body(&headers, &body)?;
-        if let Some(kind) = value.get("kind").and_then(Value::as_str)
-            && kind != "SelfSubjectAccessReview"
+        if let Some(k) = value.get("kind").and_then(Value::as_str)
+            && k != kind
         {
             return Err(ApiError::bad_request(format!(
-                "the kind in the data ({kind}) does not match the expected kind (SelfSubjectAccessReview)"
+                "the kind in the data ({k}) does not match the expected kind ({kind})"
             )));
         }
-        crate::rbac::self_subject_access_review(&cluster.store, user, &value)
+        if rules {
+            crate::rbac::self_subject_rules_review(&cluster.store, user, &value)
+        } else {
+            crate::rbac::self_subject_access_review(&cluster.store, user, &value)
+        }
     }
     .await;
     match answer {

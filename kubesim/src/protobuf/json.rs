@@ -171,6 +171,16 @@ impl ToJson for k8s_pb::api::authorization::v1::SelfSubjectAccessReview {
     }
 }
 
+impl ToJson for k8s_pb::api::authorization::v1::SelfSubjectRulesReview {
+    fn to_json(&self) -> Option<Value> {
+        object([
+            ("metadata", self.metadata.to_json()),
+            ("spec", self.spec.to_json()),
+            ("status", self.status.to_json()),
+        ])
+    }
+}
+
 impl ToJson for k8s_pb::apimachinery::pkg::apis::meta::v1::DeleteOptions {
     fn to_json(&self) -> Option<Value> {
         object([
@@ -457,6 +467,23 @@ impl ToJson for k8s_pb::api::authorization::v1::SubjectAccessReviewStatus {
     }
 }
 
+impl ToJson for k8s_pb::api::authorization::v1::SelfSubjectRulesReviewSpec {
+    fn to_json(&self) -> Option<Value> {
+        object([("namespace", self.namespace.to_json())])
+    }
+}
+
+impl ToJson for k8s_pb::api::authorization::v1::SubjectRulesReviewStatus {
+    fn to_json(&self) -> Option<Value> {
+        object([
+            ("resourceRules", self.resource_rules.to_json()),
+            ("nonResourceRules", self.non_resource_rules.to_json()),
+            ("incomplete", self.incomplete.to_json()),
+            ("evaluationError", self.evaluation_error.to_json()),
+        ])
+    }
+}
+
 impl ToJson for k8s_pb::apimachinery::pkg::apis::meta::v1::Preconditions {
     fn to_json(&self) -> Option<Value> {
         object([
@@ -623,6 +650,26 @@ impl ToJson for k8s_pb::api::authorization::v1::ResourceAttributes {
 impl ToJson for k8s_pb::api::authorization::v1::NonResourceAttributes {
     fn to_json(&self) -> Option<Value> {
         object([("path", self.path.to_json()), ("verb", self.verb.to_json())])
+    }
+}
+
+impl ToJson for k8s_pb::api::authorization::v1::ResourceRule {
+    fn to_json(&self) -> Option<Value> {
+        object([
+            ("verbs", self.verbs.to_json()),
+            ("apiGroups", self.api_groups.to_json()),
+            ("resources", self.resources.to_json()),
+            ("resourceNames", self.resource_names.to_json()),
+        ])
+    }
+}
+
+impl ToJson for k8s_pb::api::authorization::v1::NonResourceRule {
+    fn to_json(&self) -> Option<Value> {
+        object([
+            ("verbs", self.verbs.to_json()),
+            ("nonResourceURLs", self.non_resource_ur_ls.to_json()),
+        ])
     }
 }
 

@@ -247,6 +247,9 @@ pub(crate) fn decode(body: &[u8]) -> ApiResult<Value> {
         ("authorization.k8s.io/v1", "SelfSubjectAccessReview") => {
             decode_as::<authorization::v1::SelfSubjectAccessReview>(&raw)?
         }
+        ("authorization.k8s.io/v1", "SelfSubjectRulesReview") => {
+            decode_as::<authorization::v1::SelfSubjectRulesReview>(&raw)?
+        }
         // DeleteOptions travel with their own group version (meta.k8s.io/v1 or v1).
         (_, "DeleteOptions") => decode_as::<meta::DeleteOptions>(&raw)?,
         _ => {
