@@ -311,6 +311,15 @@ fn kubeconfig(name: &str, addr: SocketAddr, token: &str, ca_pem: Option<&str>) -
     )
 }
 
+async fn client_from_yaml(yaml: &str) -> Result<kube::Client, Error> {
+    let kc = kube::config::Kubeconfig::from_yaml(yaml).map_err(Error::Kubeconfig)?;
+    let config =
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await
+            .map_err(Error::Kubeconfig)?;
+    kube::Client::try_from(config).map_err(Error::Client)
+}
+
 /// A handle on one simulated cluster (cheap to clone).
 #[derive(Clone)]
 pub struct SimCluster {
@@ -355,13 +364,26 @@ impl SimCluster {
 
     /// A kube client for this cluster, built from its kubeconfig as any user's would be.
     pub async fn client(&self) -> Result<kube::Client, Error> {
-        let kc = kube::config::Kubeconfig::from_yaml(&self.inner.kubeconfig_yaml)
-            .map_err(Error::Kubeconfig)?;
-        let config =
-            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-                .await
-                .map_err(Error::Kubeconfig)?;
-        kube::Client::try_from(config).map_err(Error::Client)
+        client_from_yaml(&self.inner.kubeconfig_yaml).await
+    }
+
+    /// This cluster's kubeconfig with `token` as the user's bearer token instead of the admin
+    /// token: what a service account's credentials look like (e.g. a token from
+    /// `serviceaccounts/<name>/token` or a `kubernetes.io/service-account-token` Secret), so a
+    /// test can act as that service account. The token is not checked here; requests made
+    /// with it are authenticated and authorized by the cluster (401/403).
+    pub fn kubeconfig_with_token(&self, token: &str) -> String {
+        kubeconfig(
+            &self.inner.name,
+            self.inner.addr,
+            token,
+            self.inner.ca_pem.as_deref(),
+        )
+    }
+
+    /// A kube client that authenticates with `token` (see [`Self::kubeconfig_with_token`]).
+    pub async fn client_with_token(&self, token: &str) -> Result<kube::Client, Error> {
+        client_from_yaml(&self.kubeconfig_with_token(token)).await
     }
 
     /// The simulated gateway's address (plain HTTP; `/ready` answers per [`GatewayMode`]).

@@ -29,20 +29,10 @@ async fn sim() -> (Simulator, SimCluster, tempfile::TempDir) {
     (sim, east, dir)
 }
 
-/// A client that authenticates with `token` instead of the kubeconfig's admin token.
+/// A client that authenticates with `token` instead of the kubeconfig's admin token, without
+/// retries so tests see every error.
 async fn client_as(cluster: &SimCluster, token: &str) -> Client {
-    let yaml: String = cluster
-        .kubeconfig_yaml()
-        .lines()
-        .map(|l| {
-            if l.trim_start().starts_with("token: ") {
-                format!("    token: {token}\n")
-            } else {
-                format!("{l}\n")
-            }
-        })
-        .collect();
-    let kc = kube::config::Kubeconfig::from_yaml(&yaml).unwrap();
+    let kc = kube::config::Kubeconfig::from_yaml(&cluster.kubeconfig_with_token(token)).unwrap();
     let mut config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
         .await
         .unwrap();
@@ -414,6 +404,12 @@ async fn rbac_rules_decide_requests_and_reviews() {
             .0
     );
     robot.apiserver_version().await.unwrap();
+    // The public helper builds the same kind of client.
+    let same = east.client_with_token(&token).await.unwrap();
+    Api::<ConfigMap>::namespaced(same, "shop")
+        .get("settings")
+        .await
+        .unwrap();
 }
 
 /// RBAC validation (`pkg/apis/rbac/validation/validation.go`): rules need verbs, API groups
