@@ -8,7 +8,10 @@ use base64::Engine;
 use linkplane_core::validation::{dns1123_label, dns1123_subdomain, label_key, label_value};
 use serde_json::{Map, Value, json};
 
-use crate::resources::{NAMESPACES, RESOURCES, SECRETS, SERVICES};
+use crate::resources::{
+    CLUSTER_ROLE_BINDINGS, CLUSTER_ROLES, NAMESPACES, RBAC_GROUP, RESOURCES, ROLE_BINDINGS, ROLES,
+    SECRETS, SERVICES,
+};
 use crate::status::{ApiError, ApiResult, Cause, cause};
 
 /// The Service cluster-IP range, `10.96.0.0/12` as kubeadm defaults it.
@@ -208,6 +211,26 @@ pub(crate) fn default_update(
                 meta(obj).remove(key);
             }
         }
+    }
+    if matches!(resource, ROLE_BINDINGS | CLUSTER_ROLE_BINDINGS)
+        && obj.get("roleRef") != old.get("roleRef")
+    {
+        // `ValidateRoleBindingUpdate`: the role a binding grants never changes.
+        let rt = &RESOURCES[resource];
+        return Err(ApiError::invalid(
+            rt.kind,
+            rt.group,
+            rt.plural,
+            str_at(obj, "/metadata/name").unwrap_or(""),
+            vec![cause(
+                "FieldValueInvalid",
+                "roleRef",
+                format!(
+                    "Invalid value: {}: cannot change roleRef",
+                    obj.get("roleRef").cloned().unwrap_or(Value::Null)
+                ),
+            )],
+        ));
     }
     match resource {
         NAMESPACES => {
@@ -417,6 +440,12 @@ pub(crate) fn validate(resource: usize, obj: &Value) -> ApiResult<()> {
             r = Err("a DNS-1035 label must start with an alphabetic character".into());
         }
         check(&mut causes, "metadata.name", name, r);
+    } else if matches!(
+        resource,
+        ROLES | CLUSTER_ROLES | ROLE_BINDINGS | CLUSTER_ROLE_BINDINGS
+    ) {
+        // RBAC names are path segments (`ValidateRBACName`), so `system:controller:x` is valid.
+        check(&mut causes, "metadata.name", name, path_segment(name));
     } else {
         check(&mut causes, "metadata.name", name, dns1123_subdomain(name));
     }
@@ -440,6 +469,11 @@ pub(crate) fn validate(resource: usize, obj: &Value) -> ApiResult<()> {
         }
     }
     match resource {
+        ROLES | CLUSTER_ROLES => validate_rules(obj, resource == ROLES, &mut causes),
+        ROLE_BINDINGS | CLUSTER_ROLE_BINDINGS => {
+            validate_binding(obj, resource == ROLE_BINDINGS, &mut causes)
+        }
+        SECRETS => validate_secret(obj, &mut causes),
         SERVICES => validate_service(obj, &mut causes),
         r if RESOURCES[r].kind == "Endpoints" => validate_endpoints(obj, &mut causes),
         r if RESOURCES[r].kind == "EndpointSlice" => validate_slice(obj, &mut causes),
@@ -451,6 +485,214 @@ pub(crate) fn validate(resource: usize, obj: &Value) -> ApiResult<()> {
         Err(ApiError::invalid(
             rt.kind, rt.group, rt.plural, name, causes,
         ))
+    }
+}
+
+/// `path.IsValidPathSegmentName`: what RBAC object names must be.
+fn path_segment(name: &str) -> Result<(), String> {
+    if name == "." || name == ".." {
+        return Err(format!("may not be '{name}'"));
+    }
+    for bad in ["/", "%"] {
+        if name.contains(bad) {
+            return Err(format!("may not contain '{bad}'"));
+        }
+    }
+    Ok(())
+}
+
+fn strings<'a>(v: &'a Value, key: &str) -> Vec<&'a str> {
+    v.get(key)
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect()
+}
+
+fn json_list(items: &[&str]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| format!("\"{s}\"")).collect();
+    format!("[]string{{{}}}", quoted.join(", "))
+}
+
+/// kubernetes `pkg/apis/rbac/validation/validation.go` `ValidatePolicyRule`.
+fn validate_rules(obj: &Value, namespaced: bool, causes: &mut Vec<Cause>) {
+    for (i, rule) in obj
+        .get("rules")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let field = |f: &str| format!("rules[{i}].{f}");
+        if strings(rule, "verbs").is_empty() {
+            causes.push(cause(
+                "FieldValueRequired",
+                &field("verbs"),
+                "Required value: verbs must contain at least one value",
+            ));
+        }
+        let urls = strings(rule, "nonResourceURLs");
+        if !urls.is_empty() {
+            if namespaced {
+                causes.push(cause(
+                    "FieldValueInvalid",
+                    &field("nonResourceURLs"),
+                    format!(
+                        "Invalid value: {}: namespaced rules cannot apply to non-resource URLs",
+                        json_list(&urls)
+                    ),
+                ));
+            }
+            if ["apiGroups", "resources", "resourceNames"]
+                .iter()
+                .any(|k| !strings(rule, k).is_empty())
+            {
+                causes.push(cause(
+                    "FieldValueInvalid",
+                    &field("nonResourceURLs"),
+                    format!(
+                        "Invalid value: {}: rules cannot apply to both regular resources and non-resource URLs",
+                        json_list(&urls)
+                    ),
+                ));
+            }
+            continue;
+        }
+        if rule
+            .get("apiGroups")
+            .and_then(Value::as_array)
+            .is_none_or(Vec::is_empty)
+        {
+            causes.push(cause(
+                "FieldValueRequired",
+                &field("apiGroups"),
+                "Required value: resource rules must supply at least one api group",
+            ));
+        }
+        if strings(rule, "resources").is_empty() {
+            causes.push(cause(
+                "FieldValueRequired",
+                &field("resources"),
+                "Required value: resource rules must supply at least one resource",
+            ));
+        }
+    }
+}
+
+fn not_supported(field: &str, value: &str, supported: &[&str]) -> Cause {
+    let list: Vec<String> = supported.iter().map(|s| format!("\"{s}\"")).collect();
+    cause(
+        "FieldValueNotSupported",
+        field,
+        format!(
+            "Unsupported value: \"{value}\": supported values: {}",
+            list.join(", ")
+        ),
+    )
+}
+
+/// kubernetes `pkg/apis/rbac/validation/validation.go` `ValidateRoleBinding` and
+/// `ValidateRoleBindingSubject`.
+fn validate_binding(obj: &Value, namespaced: bool, causes: &mut Vec<Cause>) {
+    let role_ref = obj.get("roleRef").cloned().unwrap_or(json!({}));
+    let api_group = str_at(&role_ref, "/apiGroup").unwrap_or("");
+    if api_group != RBAC_GROUP {
+        causes.push(not_supported("roleRef.apiGroup", api_group, &[RBAC_GROUP]));
+    }
+    let kind = str_at(&role_ref, "/kind").unwrap_or("");
+    let kinds: &[&str] = if namespaced {
+        &["Role", "ClusterRole"]
+    } else {
+        &["ClusterRole"]
+    };
+    if !kinds.contains(&kind) {
+        causes.push(not_supported("roleRef.kind", kind, kinds));
+    }
+    match str_at(&role_ref, "/name").unwrap_or("") {
+        "" => causes.push(cause(
+            "FieldValueRequired",
+            "roleRef.name",
+            "Required value",
+        )),
+        name => {
+            if let Err(e) = path_segment(name) {
+                causes.push(cause(
+                    "FieldValueInvalid",
+                    "roleRef.name",
+                    format!("Invalid value: \"{name}\": {e}"),
+                ));
+            }
+        }
+    }
+    for (i, subject) in obj
+        .get("subjects")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let field = |f: &str| format!("subjects[{i}].{f}");
+        let name = str_at(subject, "/name").unwrap_or("");
+        if name.is_empty() {
+            causes.push(cause(
+                "FieldValueRequired",
+                &field("name"),
+                "Required value",
+            ));
+        }
+        let group = str_at(subject, "/apiGroup").unwrap_or("");
+        match str_at(subject, "/kind").unwrap_or("") {
+            "ServiceAccount" => {
+                if !name.is_empty()
+                    && let Err(e) = dns1123_subdomain(name)
+                {
+                    causes.push(cause(
+                        "FieldValueInvalid",
+                        &field("name"),
+                        format!("Invalid value: \"{name}\": {e}"),
+                    ));
+                }
+                if !group.is_empty() {
+                    causes.push(not_supported(&field("apiGroup"), group, &[""]));
+                }
+                if !namespaced && str_at(subject, "/namespace").is_none_or(str::is_empty) {
+                    causes.push(cause(
+                        "FieldValueRequired",
+                        &field("namespace"),
+                        "Required value",
+                    ));
+                }
+            }
+            "User" | "Group" => {
+                if group != RBAC_GROUP {
+                    causes.push(not_supported(&field("apiGroup"), group, &[RBAC_GROUP]));
+                }
+            }
+            other => causes.push(not_supported(
+                &field("kind"),
+                other,
+                &["ServiceAccount", "User", "Group"],
+            )),
+        }
+    }
+}
+
+/// kubernetes `pkg/apis/core/validation/validation.go` `ValidateSecret`: a service account
+/// token Secret names its service account.
+fn validate_secret(obj: &Value, causes: &mut Vec<Cause>) {
+    if str_at(obj, "/type") == Some(crate::auth::SA_TOKEN_SECRET_TYPE)
+        && obj
+            .pointer("/metadata/annotations")
+            .and_then(|a| a.get(crate::auth::SA_NAME_ANNOTATION))
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+    {
+        causes.push(cause(
+            "FieldValueRequired",
+            &format!("metadata.annotations[{}]", crate::auth::SA_NAME_ANNOTATION),
+            "Required value",
+        ));
     }
 }
 

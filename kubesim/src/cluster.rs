@@ -4,7 +4,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use http::HeaderValue;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
@@ -27,6 +26,10 @@ pub(crate) struct ClusterInner {
     pub tls: Option<TlsAcceptor>,
     pub kubeconfig_path: PathBuf,
     pub kubeconfig_yaml: String,
+    /// Signs the cluster's service-account tokens.
+    pub signer: crate::auth::Signer,
+    /// The CA certificate (PEM) clients trust, for `ca.crt` in token Secrets.
+    pub ca_pem: Option<String>,
     listener: tokio::sync::Mutex<Option<Running>>,
     gateway: std::sync::Mutex<Option<Running>>,
 }
@@ -36,6 +39,7 @@ impl ClusterInner {
     pub async fn start(
         name: &str,
         tls: Option<TlsAcceptor>,
+        ca_pem: Option<String>,
         event_window: usize,
         kubeconfig: impl FnOnce(SocketAddr, &str) -> (PathBuf, String),
     ) -> Result<Arc<Self>, Error> {
@@ -63,6 +67,8 @@ impl ClusterInner {
             tls,
             kubeconfig_path,
             kubeconfig_yaml,
+            signer: crate::auth::Signer::random(),
+            ca_pem,
             listener: tokio::sync::Mutex::new(None),
             gateway: std::sync::Mutex::new(None),
         });
@@ -123,14 +129,8 @@ impl ClusterInner {
         }
     }
 
-    /// Whether the `Authorization` header carries this cluster's bearer token.
-    pub fn authorized(&self, header: Option<&HeaderValue>) -> bool {
-        let Some(value) = header.and_then(|h| h.to_str().ok()) else {
-            return false;
-        };
-        let Some(token) = value.strip_prefix("Bearer ") else {
-            return false;
-        };
+    /// Whether `token` is this cluster's admin token (the kubeconfig's).
+    pub fn is_admin_token(&self, token: &str) -> bool {
         // Compare in constant time so the token cannot be guessed byte by byte.
         token.len() == self.token.len()
             && token

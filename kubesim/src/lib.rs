@@ -3,11 +3,14 @@
 //! kubesim runs many simulated clusters in one process, each on its own `127.0.0.1` port with
 //! HTTPS (a per-run self-signed CA) and bearer-token authentication, and writes a standard
 //! kubeconfig per cluster. It serves discovery, core/v1 namespaces, services (+`/status`),
-//! endpoints, secrets, configmaps and events, discovery.k8s.io/v1 endpointslices and
-//! coordination.k8s.io/v1 leases with the verbs and semantics of a real API server: selectors,
-//! paging, optimistic concurrency, all four patch types including server-side apply with field
-//! ownership, finalizers, watches with bookmarks and `410 Gone`, and `Status` errors. Each
-//! cluster also has a simulated gateway (an HTTP probe endpoint) and fault injection.
+//! endpoints, secrets, configmaps, events and service accounts (+`/token`),
+//! discovery.k8s.io/v1 endpointslices, coordination.k8s.io/v1 leases and the four RBAC kinds
+//! with the verbs and semantics of a real API server: JSON, YAML and protobuf request bodies,
+//! selectors, paging, optimistic concurrency, all four patch types including server-side apply
+//! with field ownership, finalizers, Endpoints canonicalization, watches with bookmarks,
+//! selector transitions and `410 Expired`, service-account tokens authorized by RBAC with
+//! `SelfSubjectAccessReview`, and `Status` errors. Each cluster also has a simulated gateway
+//! (an HTTP probe endpoint) and fault injection.
 //!
 //! Start with [`Simulator::start`]:
 //!
@@ -28,16 +31,21 @@
 //!
 //! Reading order: [`store`](crate) (the object store and watch fan-out), then `http` (routing,
 //! verbs, watch streams), `admission` (defaulting and validation), `patch` and `apply`
-//! (server-side apply). See `docs/kubesim.md` for what is and is not simulated.
+//! (server-side apply), `protobuf` (request decoding), `auth` and `rbac` (tokens and
+//! authorization). See `docs/kubesim.md` for what is and is not simulated.
 
 mod admin;
 mod admission;
 mod apply;
+mod auth;
 mod cluster;
+mod endpoints;
 mod faults;
 mod gateway;
 mod http;
 mod patch;
+mod protobuf;
+mod rbac;
 mod resources;
 mod selector;
 mod status;
@@ -241,10 +249,16 @@ impl SimInner {
         };
         let ca_pem = self.ca.as_ref().map(|c| c.pem.clone());
         let dir = self.opts.dir.clone();
-        let inner = ClusterInner::start(name, acceptor, self.opts.event_window, |addr, token| {
-            let yaml = kubeconfig(name, addr, token, ca_pem.as_deref());
-            (dir.join(format!("{name}.kubeconfig")), yaml)
-        })
+        let inner = ClusterInner::start(
+            name,
+            acceptor,
+            ca_pem.clone(),
+            self.opts.event_window,
+            |addr, token| {
+                let yaml = kubeconfig(name, addr, token, ca_pem.as_deref());
+                (dir.join(format!("{name}.kubeconfig")), yaml)
+            },
+        )
         .await?;
         write_private(&inner.kubeconfig_path, &inner.kubeconfig_yaml)?;
         let inserted = {
@@ -297,6 +311,15 @@ fn kubeconfig(name: &str, addr: SocketAddr, token: &str, ca_pem: Option<&str>) -
     )
 }
 
+async fn client_from_yaml(yaml: &str) -> Result<kube::Client, Error> {
+    let kc = kube::config::Kubeconfig::from_yaml(yaml).map_err(Error::Kubeconfig)?;
+    let config =
+        kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+            .await
+            .map_err(Error::Kubeconfig)?;
+    kube::Client::try_from(config).map_err(Error::Client)
+}
+
 /// A handle on one simulated cluster (cheap to clone).
 #[derive(Clone)]
 pub struct SimCluster {
@@ -341,13 +364,26 @@ impl SimCluster {
 
     /// A kube client for this cluster, built from its kubeconfig as any user's would be.
     pub async fn client(&self) -> Result<kube::Client, Error> {
-        let kc = kube::config::Kubeconfig::from_yaml(&self.inner.kubeconfig_yaml)
-            .map_err(Error::Kubeconfig)?;
-        let config =
-            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
-                .await
-                .map_err(Error::Kubeconfig)?;
-        kube::Client::try_from(config).map_err(Error::Client)
+        client_from_yaml(&self.inner.kubeconfig_yaml).await
+    }
+
+    /// This cluster's kubeconfig with `token` as the user's bearer token instead of the admin
+    /// token: what a service account's credentials look like (e.g. a token from
+    /// `serviceaccounts/<name>/token` or a `kubernetes.io/service-account-token` Secret), so a
+    /// test can act as that service account. The token is not checked here; requests made
+    /// with it are authenticated and authorized by the cluster (401/403).
+    pub fn kubeconfig_with_token(&self, token: &str) -> String {
+        kubeconfig(
+            &self.inner.name,
+            self.inner.addr,
+            token,
+            self.inner.ca_pem.as_deref(),
+        )
+    }
+
+    /// A kube client that authenticates with `token` (see [`Self::kubeconfig_with_token`]).
+    pub async fn client_with_token(&self, token: &str) -> Result<kube::Client, Error> {
+        client_from_yaml(&self.kubeconfig_with_token(token)).await
     }
 
     /// The simulated gateway's address (plain HTTP; `/ready` answers per [`GatewayMode`]).

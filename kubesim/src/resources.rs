@@ -34,6 +34,21 @@ pub(crate) const ENDPOINTS: usize = 2;
 /// Index of secrets in [`RESOURCES`].
 pub(crate) const SECRETS: usize = 3;
 
+/// Index of service accounts in [`RESOURCES`].
+pub(crate) const SERVICE_ACCOUNTS: usize = 6;
+/// Index of RBAC roles in [`RESOURCES`] (cluster roles, role bindings and cluster role bindings
+/// follow).
+pub(crate) const ROLES: usize = 9;
+/// Index of RBAC cluster roles in [`RESOURCES`].
+pub(crate) const CLUSTER_ROLES: usize = 10;
+/// Index of RBAC role bindings in [`RESOURCES`].
+pub(crate) const ROLE_BINDINGS: usize = 11;
+/// Index of RBAC cluster role bindings in [`RESOURCES`].
+pub(crate) const CLUSTER_ROLE_BINDINGS: usize = 12;
+
+/// The RBAC API group.
+pub(crate) const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
+
 /// Every served resource type; the index is the store's table number.
 pub(crate) static RESOURCES: &[ResourceType] = &[
     ResourceType {
@@ -97,6 +112,16 @@ pub(crate) static RESOURCES: &[ResourceType] = &[
         status: false,
     },
     ResourceType {
+        group: "",
+        version: "v1",
+        kind: "ServiceAccount",
+        plural: "serviceaccounts",
+        singular: "serviceaccount",
+        namespaced: true,
+        short_names: &["sa"],
+        status: false,
+    },
+    ResourceType {
         group: "discovery.k8s.io",
         version: "v1",
         kind: "EndpointSlice",
@@ -113,6 +138,46 @@ pub(crate) static RESOURCES: &[ResourceType] = &[
         plural: "leases",
         singular: "lease",
         namespaced: true,
+        short_names: &[],
+        status: false,
+    },
+    ResourceType {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        kind: "Role",
+        plural: "roles",
+        singular: "role",
+        namespaced: true,
+        short_names: &[],
+        status: false,
+    },
+    ResourceType {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        kind: "ClusterRole",
+        plural: "clusterroles",
+        singular: "clusterrole",
+        namespaced: false,
+        short_names: &[],
+        status: false,
+    },
+    ResourceType {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        kind: "RoleBinding",
+        plural: "rolebindings",
+        singular: "rolebinding",
+        namespaced: true,
+        short_names: &[],
+        status: false,
+    },
+    ResourceType {
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        kind: "ClusterRoleBinding",
+        plural: "clusterrolebindings",
+        singular: "clusterrolebinding",
+        namespaced: false,
         short_names: &[],
         status: false,
     },
@@ -149,3 +214,25 @@ pub(crate) fn list_merge_key(resource: usize, path: &[&str]) -> Option<&'static 
 /// Index of configmaps in [`RESOURCES`] (tests pick a kind without merge keys).
 #[cfg(test)]
 pub(crate) const CONFIGMAPS_FOR_TESTS: usize = 4;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indices_name_their_types() {
+        for (i, kind) in [
+            (NAMESPACES, "Namespace"),
+            (SERVICES, "Service"),
+            (ENDPOINTS, "Endpoints"),
+            (SECRETS, "Secret"),
+            (SERVICE_ACCOUNTS, "ServiceAccount"),
+            (ROLES, "Role"),
+            (CLUSTER_ROLES, "ClusterRole"),
+            (ROLE_BINDINGS, "RoleBinding"),
+            (CLUSTER_ROLE_BINDINGS, "ClusterRoleBinding"),
+        ] {
+            assert_eq!(RESOURCES[i].kind, kind);
+        }
+    }
+}

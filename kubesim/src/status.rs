@@ -55,6 +55,18 @@ impl ApiError {
         Self::new(403, "Forbidden", message)
     }
 
+    /// A denied request about one resource (`apierrors.NewForbidden`): `<resource>[.<group>]
+    /// ["<name>"] is forbidden: <why>`.
+    pub fn forbidden_about(group: &str, plural: &str, name: &str, why: &str) -> Self {
+        let what = qualified(group, plural);
+        let message = if name.is_empty() {
+            format!("{what} is forbidden: {why}")
+        } else {
+            format!("{what} \"{name}\" is forbidden: {why}")
+        };
+        Self::new(403, "Forbidden", message).about(name, group, plural)
+    }
+
     pub fn not_found(group: &str, plural: &str, name: &str) -> Self {
         let what = if group.is_empty() {
             plural.to_string()
@@ -144,10 +156,11 @@ impl ApiError {
         } else {
             format!("[{}]", parts.join(", "))
         };
+        // `apierrors.NewInvalid` names the kind qualified by its group (`Role.rbac…`).
         let mut e = Self::new(
             422,
             "Invalid",
-            format!("{kind} \"{name}\" is invalid: {joined}"),
+            format!("{} \"{name}\" is invalid: {joined}", qualified(group, kind)),
         )
         .about(name, group, plural);
         if let Some(d) = e.details.as_mut() {
@@ -159,6 +172,15 @@ impl ApiError {
 
     pub fn unsupported_media(message: impl Into<String>) -> Self {
         Self::new(415, "UnsupportedMediaType", message)
+    }
+
+    /// The client accepts no media type kubesim produces (it answers JSON only).
+    pub fn not_acceptable() -> Self {
+        Self::new(
+            406,
+            "NotAcceptable",
+            "only the following media types are accepted: application/json, application/yaml, application/json;stream=watch",
+        )
     }
 
     pub fn too_many_requests() -> Self {

@@ -45,6 +45,19 @@ impl Obj {
             .map_err(|e| ApiError::internal(format!("stored object is corrupt: {e}")))
     }
 
+    /// The same content stamped with another resourceVersion.
+    fn at_version(&self, rv: u64) -> Option<Obj> {
+        let mut v = self.value().ok()?;
+        v["metadata"]["resourceVersion"] = json!(rv.to_string());
+        Some(Obj {
+            rv,
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            labels: self.labels.clone(),
+            json: Bytes::from(serde_json::to_vec(&v).ok()?),
+        })
+    }
+
     /// Whether it is selected by both selectors.
     pub fn selected(&self, labels: &LabelSelector, fields: &FieldSelector) -> bool {
         fields.matches(&self.namespace, &self.name)
@@ -81,6 +94,42 @@ impl EventType {
 pub(crate) struct Event {
     pub kind: EventType,
     pub obj: Arc<Obj>,
+    /// The object before a MODIFIED change: a selecting watcher decides from both states.
+    pub prev: Option<Arc<Obj>>,
+}
+
+impl Event {
+    /// What a watcher of namespace `ns` with these selectors sees of this change, as the
+    /// apiserver watch cache decides it (`staging/src/k8s.io/apiserver/pkg/storage/cacher/
+    /// cache_watcher.go` `convertToWatchEvent`): a modification that makes the object match
+    /// is ADDED, one that makes it stop matching is DELETED (carrying the previous content
+    /// at the event's resourceVersion), and one that never matches is not seen.
+    pub fn for_watcher(
+        &self,
+        ns: Option<&str>,
+        labels: &LabelSelector,
+        fields: &FieldSelector,
+    ) -> Option<(EventType, Arc<Obj>)> {
+        let passes = |o: &Obj| ns.is_none_or(|n| &*o.namespace == n) && o.selected(labels, fields);
+        match self.kind {
+            EventType::Added | EventType::Deleted => {
+                passes(&self.obj).then(|| (self.kind, self.obj.clone()))
+            }
+            EventType::Modified => {
+                let now = passes(&self.obj);
+                let before = self.prev.as_deref().is_some_and(passes);
+                match (before, now) {
+                    (true, true) => Some((EventType::Modified, self.obj.clone())),
+                    (false, true) => Some((EventType::Added, self.obj.clone())),
+                    (true, false) => {
+                        let prev = self.prev.as_deref()?;
+                        Some((EventType::Deleted, Arc::new(prev.at_version(self.obj.rv)?)))
+                    }
+                    (false, false) => None,
+                }
+            }
+        }
+    }
 }
 
 struct Table {
@@ -498,6 +547,7 @@ impl Store {
                     Arc::new(Event {
                         kind: EventType::Added,
                         obj: o.clone(),
+                        prev: None,
                     })
                 })
                 .collect(),
@@ -511,8 +561,15 @@ impl Store {
                 table
                     .events
                     .iter()
-                    .filter(|e| e.obj.rv > rv && selected(&e.obj))
-                    .cloned()
+                    .filter(|e| e.obj.rv > rv)
+                    .filter_map(|e| e.for_watcher(ns, labels, fields))
+                    .map(|(kind, obj)| {
+                        Arc::new(Event {
+                            kind,
+                            obj,
+                            prev: None,
+                        })
+                    })
                     .collect()
             }
         };
@@ -595,6 +652,9 @@ impl Data {
             release(&mut self.alloc, &obj);
             return Err(e);
         }
+        if r == ENDPOINTS {
+            crate::endpoints::canonicalize(&mut obj);
+        }
         if self.tables[r]
             .objects
             .contains_key(&key(ns.unwrap_or(""), &name))
@@ -661,6 +721,9 @@ impl Data {
         };
         admission::default_update(r, old, &mut obj, alloc)?;
         admission::validate(r, &obj)?;
+        if r == ENDPOINTS {
+            crate::endpoints::canonicalize(&mut obj);
+        }
         if !ctx.manager.is_empty() {
             apply::record_update(
                 r,
@@ -839,6 +902,11 @@ impl Data {
         let window = self.window;
         let t = &mut self.tables[r];
         let k = key(&built.namespace, &built.name);
+        let prev = if kind == EventType::Modified {
+            t.objects.get(&k).cloned()
+        } else {
+            None
+        };
         if kind == EventType::Deleted {
             t.objects.remove(&k);
         } else {
@@ -847,6 +915,7 @@ impl Data {
         let event = Arc::new(Event {
             kind,
             obj: built.clone(),
+            prev,
         });
         t.events.push_back(event.clone());
         while t.events.len() > window {
@@ -981,6 +1050,76 @@ mod tests {
                 .code,
             410
         );
+    }
+
+    /// apiserver watch cache `cache_watcher.go` `convertToWatchEvent`: a selecting watcher
+    /// sees a modification that enters its selection as ADDED and one that leaves it as
+    /// DELETED with the previous content at the new resourceVersion; replays decide alike.
+    #[test]
+    fn selector_transitions_are_added_and_deleted() {
+        let s = Store::new(100);
+        let start = s.current_rv();
+        s.create(SERVICES, Some("default"), svc("web", "y"), &ctx())
+            .unwrap();
+        let relabel = |app: &str| {
+            let mut v = s.get(SERVICES, "default", "web").unwrap().value().unwrap();
+            v["metadata"]["labels"]["app"] = json!(app);
+            s.update(SERVICES, Some("default"), "web", v, "", &ctx())
+                .unwrap()
+        };
+        relabel("x");
+        let mut v = s.get(SERVICES, "default", "web").unwrap().value().unwrap();
+        v["metadata"]["annotations"] = json!({"a": "b"});
+        s.update(SERVICES, Some("default"), "web", v, "", &ctx())
+            .unwrap();
+        let left = relabel("y");
+        let app_x = LabelSelector::parse("app=x").unwrap();
+        let replay = s
+            .watch(
+                SERVICES,
+                None,
+                &app_x,
+                &FieldSelector::default(),
+                Some(start),
+            )
+            .unwrap()
+            .initial;
+        let seen: Vec<(&str, String, u64)> = replay
+            .iter()
+            .map(|e| {
+                let v = e.obj.value().unwrap();
+                (
+                    e.kind.as_str(),
+                    v["metadata"]["labels"]["app"].as_str().unwrap().to_string(),
+                    e.obj.rv,
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen.iter()
+                .map(|(k, a, _)| (*k, a.as_str()))
+                .collect::<Vec<_>>(),
+            vec![("ADDED", "x"), ("MODIFIED", "x"), ("DELETED", "x")],
+            "the DELETED event carries the last matching content"
+        );
+        let deleted = &replay[2].obj;
+        assert_eq!(deleted.rv, left.rv);
+        assert_eq!(
+            deleted.value().unwrap()["metadata"]["resourceVersion"],
+            json!(left.rv.to_string())
+        );
+        let everything = s
+            .watch(
+                SERVICES,
+                None,
+                &LabelSelector::default(),
+                &FieldSelector::default(),
+                Some(start),
+            )
+            .unwrap()
+            .initial;
+        let kinds: Vec<&str> = everything.iter().map(|e| e.kind.as_str()).collect();
+        assert_eq!(kinds, vec!["ADDED", "MODIFIED", "MODIFIED", "MODIFIED"]);
     }
 
     #[test]

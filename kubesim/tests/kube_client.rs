@@ -639,3 +639,82 @@ async fn every_error_is_a_status_with_the_right_code_and_reason() {
         .await
         .unwrap();
 }
+
+/// The Endpoints registry canonicalizes `subsets` on every write (kubernetes
+/// `pkg/registry/core/endpoint/strategy.go` `Canonicalize` → `pkg/api/endpoints/util.go`
+/// `RepackSubsets`/`SortSubsets`): a client writing its own order reads back the canonical
+/// one (merged by port set, addresses by IP bytes, ports by hash, protocol defaulted), and
+/// rewriting the same endpoints in yet another order is a no-op.
+#[tokio::test]
+async fn endpoints_are_stored_in_upstream_canonical_order() {
+    let (_sim, east, _dir) = sim().await;
+    let api: Api<Endpoints> = Api::namespaced(east.client().await.unwrap(), "default");
+    let written = |subsets: serde_json::Value| -> Endpoints {
+        serde_json::from_value(json!({"metadata": {"name": "web"}, "subsets": subsets})).unwrap()
+    };
+    let ports = [
+        json!({"name": "http", "port": 80}),
+        json!({"name": "admin", "port": 9990}),
+        json!({"name": "grpc", "port": 8080, "appProtocol": "h2c"}),
+    ];
+    let created = api
+        .create(
+            &PostParams::default(),
+            &written(json!([
+                {"addresses": [{"ip": "10.0.0.9"}], "ports": [ports[1], ports[0]]},
+                {"addresses": [{"ip": "10.0.0.10"}], "ports": [ports[0], ports[1]]},
+                {"addresses": [{"ip": "10.0.0.10"}, {"ip": "10.0.0.9"}], "ports": [ports[2]]},
+            ])),
+        )
+        .await
+        .unwrap();
+    let subsets = created.subsets.clone().unwrap();
+    assert_eq!(
+        subsets.len(),
+        1,
+        "one port set offered by one address set: {subsets:?}"
+    );
+    let ips: Vec<&str> = subsets[0]
+        .addresses
+        .iter()
+        .flatten()
+        .map(|a| a.ip.as_str())
+        .collect();
+    assert_eq!(ips, vec!["10.0.0.10", "10.0.0.9"], "sorted by IP bytes");
+    let names: Vec<&str> = subsets[0]
+        .ports
+        .iter()
+        .flatten()
+        .map(|p| p.name.as_deref().unwrap_or(""))
+        .collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(sorted, vec!["admin", "grpc", "http"]);
+    assert!(
+        subsets[0]
+            .ports
+            .iter()
+            .flatten()
+            .all(|p| p.protocol.as_deref() == Some("TCP")),
+        "SetDefaults_EndpointPort defaults the protocol"
+    );
+    let got = api.get("web").await.unwrap();
+    assert_eq!(got.subsets, created.subsets);
+
+    // The same endpoints in another order: canonically equal, so no write happens.
+    let mut reordered = written(json!([
+        {"addresses": [{"ip": "10.0.0.9"}, {"ip": "10.0.0.10"}], "ports": [ports[2], ports[1], ports[0]]},
+    ]));
+    reordered.metadata.resource_version = got.metadata.resource_version.clone();
+    let replaced = api
+        .replace("web", &PostParams::default(), &reordered)
+        .await
+        .unwrap();
+    assert_eq!(replaced.subsets, created.subsets);
+    assert_eq!(
+        replaced.metadata.resource_version, got.metadata.resource_version,
+        "a canonically identical write does not bump the resourceVersion"
+    );
+    // A client that compares in its own (written) order sees a difference, as on a real cluster.
+    assert_ne!(replaced.subsets, reordered.subsets);
+}

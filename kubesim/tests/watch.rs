@@ -273,3 +273,180 @@ async fn reflector_stays_consistent_through_410s_severed_watches_and_restarts() 
 
     task.abort();
 }
+
+/// apiserver watch cache (`staging/src/k8s.io/apiserver/pkg/storage/cacher/cache_watcher.go`
+/// `convertToWatchEvent`): a watch with a label selector sees an object that starts matching
+/// as ADDED and one that stops matching as DELETED (with its last matching content), never a
+/// MODIFIED it could not select, and nothing of changes outside its selection.
+#[tokio::test]
+async fn selector_watches_see_objects_enter_and_leave_their_selection() {
+    let (_sim, east, _dir) = sim(100).await;
+    let api: Api<Service> = Api::namespaced(east.client().await.unwrap(), "default");
+    let rv = east.resource_version().to_string();
+    let wp = WatchParams::default().labels("app=x").timeout(20);
+    let mut stream = Box::pin(api.watch(&wp, &rv).await.unwrap());
+    let label = |app: &str| Patch::Merge(json!({"metadata": {"labels": {"app": app}}}));
+    api.create(&PostParams::default(), &service("web", "y"))
+        .await
+        .unwrap();
+    api.patch("web", &PatchParams::default(), &label("x"))
+        .await
+        .unwrap();
+    api.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"annotations": {"a": "b"}}})),
+    )
+    .await
+    .unwrap();
+    let left = api
+        .patch("web", &PatchParams::default(), &label("y"))
+        .await
+        .unwrap();
+    api.delete("web", &DeleteParams::default()).await.unwrap();
+    // A marker that enters the selection last: everything before it has been delivered.
+    api.create(&PostParams::default(), &service("marker", "x"))
+        .await
+        .unwrap();
+
+    let mut seen = Vec::new();
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .expect("events arrive")
+            .unwrap()
+            .unwrap();
+        let (kind, svc) = match ev {
+            WatchEvent::Added(s) => ("ADDED", s),
+            WatchEvent::Modified(s) => ("MODIFIED", s),
+            WatchEvent::Deleted(s) => ("DELETED", s),
+            other => panic!("unexpected {other:?}"),
+        };
+        if svc.name_any() == "marker" {
+            break;
+        }
+        seen.push((kind, svc));
+    }
+    let kinds: Vec<&str> = seen.iter().map(|(k, _)| *k).collect();
+    assert_eq!(kinds, vec!["ADDED", "MODIFIED", "DELETED"]);
+    let (_, gone) = &seen[2];
+    assert_eq!(gone.labels().get("app").map(String::as_str), Some("x"));
+    assert_eq!(gone.resource_version(), left.resource_version());
+}
+
+/// A watch from a resourceVersion that has left the retained window gets an ERROR event with
+/// a `410 Expired` Status (apiserver `cacher/watch_cache.go` `getAllEventsSinceLocked`:
+/// `too old resource version`), instead of a replay.
+#[tokio::test]
+async fn a_watch_from_before_the_window_gets_410_expired() {
+    let (_sim, east, _dir) = sim(3).await;
+    let api: Api<Service> = Api::namespaced(east.client().await.unwrap(), "default");
+    let first = api
+        .create(&PostParams::default(), &service("s0", "x"))
+        .await
+        .unwrap()
+        .resource_version()
+        .unwrap();
+    for i in 1..6 {
+        api.create(&PostParams::default(), &service(&format!("s{i}"), "x"))
+            .await
+            .unwrap();
+    }
+    let mut stream = Box::pin(
+        api.watch(&WatchParams::default().timeout(10), &first)
+            .await
+            .unwrap(),
+    );
+    match stream.next().await {
+        Some(Ok(WatchEvent::Error(e))) => {
+            assert_eq!((e.code, e.reason.as_str()), (410, "Expired"));
+            assert!(e.message.starts_with("too old resource version"), "{e:?}");
+        }
+        other => panic!("expected a 410 ERROR event, got {other:?}"),
+    }
+    assert!(
+        stream.next().await.is_none(),
+        "the watch ends after the error"
+    );
+}
+
+/// kube-rs `watcher` (kube-runtime `watcher.rs`: on a 410 it drops the resourceVersion and
+/// re-lists) recovers when the window has moved on while it was away: with a label selector,
+/// objects that entered and left the selection meanwhile end up right in the reflector.
+#[tokio::test]
+async fn watcher_relists_after_410_and_ends_with_the_right_store() {
+    // Three events per type: any reconnect after more churn than that is a 410.
+    let (_sim, east, _dir) = sim(3).await;
+    let api: Api<Service> = Api::namespaced(east.client().await.unwrap(), "default");
+    for i in 0..4 {
+        api.create(&PostParams::default(), &service(&format!("s{i}"), "x"))
+            .await
+            .unwrap();
+    }
+    let (reader, writer) = reflector::store();
+    let relists = Arc::new(AtomicUsize::new(0));
+    let counter = relists.clone();
+    let stream = watcher(api.clone(), watcher::Config::default().labels("app=x"))
+        .default_backoff()
+        .reflect(writer)
+        .inspect(move |ev| {
+            if matches!(ev, Ok(watcher::Event::Init)) {
+                counter.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+    let task = tokio::spawn(async move {
+        let mut stream = Box::pin(stream);
+        while stream.next().await.is_some() {}
+    });
+    reader.wait_until_ready().await.unwrap();
+    assert_eq!(reader.state().len(), 4);
+
+    // Move the cluster's resourceVersion past the last event the watcher saw (a write of
+    // another type), forget the history and cut the watch: its resume is a 410. Meanwhile
+    // s0 leaves the selection, s9 enters it and s1 is deleted.
+    let cms: Api<ConfigMap> = Api::namespaced(api.clone().into_client(), "default");
+    cms.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": "bump"}})).unwrap(),
+    )
+    .await
+    .unwrap();
+    east.faults().expire_watch_history();
+    east.faults().sever_watches();
+    let label = |app: &str| Patch::Merge(json!({"metadata": {"labels": {"app": app}}}));
+    api.patch("s0", &PatchParams::default(), &label("y"))
+        .await
+        .unwrap();
+    api.create(&PostParams::default(), &service("s9", "y"))
+        .await
+        .unwrap();
+    api.patch("s9", &PatchParams::default(), &label("x"))
+        .await
+        .unwrap();
+    api.delete("s1", &DeleteParams::default()).await.unwrap();
+    for i in 0..4 {
+        api.create(&PostParams::default(), &service(&format!("other{i}"), "z"))
+            .await
+            .unwrap();
+    }
+
+    let want = ["s2", "s3", "s9"];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let mut have: Vec<String> = reader.state().iter().map(|s| s.name_any()).collect();
+        have.sort();
+        if have == want {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the reflector never converged: {have:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        relists.load(Ordering::SeqCst) >= 2,
+        "the 410 forced a re-list"
+    );
+    task.abort();
+}

@@ -39,11 +39,11 @@ pub(crate) fn route(
         ["apis"] => json!({
             "kind": "APIGroupList",
             "apiVersion": "v1",
-            "groups": groups().iter().map(|g| group(g)).collect::<Vec<_>>(),
+            "groups": all_groups().iter().map(|g| group(g)).collect::<Vec<_>>(),
         }),
         ["api", "v1"] => resource_list("", "v1")?,
         ["apis", g] => {
-            if !groups().contains(g) {
+            if !all_groups().contains(g) {
                 return Some(error_response(&ApiError::path_not_found()));
             }
             let mut v = group(g);
@@ -64,6 +64,48 @@ pub(crate) fn route(
         )));
     }
     Some(json_response(200, body.to_string()))
+}
+
+/// The group of the review APIs kubesim answers (no stored type of its own).
+const AUTHORIZATION_GROUP: &str = "authorization.k8s.io";
+
+fn all_groups() -> Vec<&'static str> {
+    let mut g = groups();
+    g.push(AUTHORIZATION_GROUP);
+    g
+}
+
+/// Resources that are not stored types: the TokenRequest subresource and the self-subject
+/// review endpoints, create-only as upstream lists them.
+fn virtual_resources(group: &str, version: &str) -> Vec<Value> {
+    match (group, version) {
+        ("", "v1") => vec![json!({
+            "name": "serviceaccounts/token",
+            "singularName": "",
+            "namespaced": true,
+            "group": "authentication.k8s.io",
+            "version": "v1",
+            "kind": "TokenRequest",
+            "verbs": ["create"],
+        })],
+        (AUTHORIZATION_GROUP, "v1") => vec![
+            json!({
+                "name": "selfsubjectaccessreviews",
+                "singularName": "selfsubjectaccessreview",
+                "namespaced": false,
+                "kind": "SelfSubjectAccessReview",
+                "verbs": ["create"],
+            }),
+            json!({
+                "name": "selfsubjectrulesreviews",
+                "singularName": "selfsubjectrulesreview",
+                "namespaced": false,
+                "kind": "SelfSubjectRulesReview",
+                "verbs": ["create"],
+            }),
+        ],
+        _ => Vec::new(),
+    }
 }
 
 fn version() -> Value {
@@ -116,6 +158,7 @@ fn resource_list(group: &str, version: &str) -> Option<Value> {
             }));
         }
     }
+    resources.extend(virtual_resources(group, version));
     if resources.is_empty() {
         return None;
     }

@@ -162,6 +162,44 @@ fn is_write(method: &Method) -> bool {
     )
 }
 
+/// The authorizer's view of a resource request (apiserver `RequestInfoFactory`): the verb
+/// from the method (GET is get, list or watch), and for a list or watch selecting one name by
+/// `metadata.name`, that name.
+fn request_attributes(
+    method: &Method,
+    target: &resources::Target,
+    query: &Query,
+) -> crate::rbac::Attributes {
+    let collection = target.name.is_none();
+    let verb = match *method {
+        Method::GET if collection && query.flag("watch") => "watch",
+        Method::GET if collection => "list",
+        Method::GET => "get",
+        Method::POST => "create",
+        Method::PUT => "update",
+        Method::PATCH => "patch",
+        Method::DELETE if collection => "deletecollection",
+        Method::DELETE => "delete",
+        _ => "unknown",
+    };
+    let selected = (verb == "list" || verb == "watch")
+        .then(|| query.get("fieldSelector"))
+        .flatten()
+        .and_then(|fs| {
+            fs.split(',').find_map(|term| {
+                term.strip_prefix("metadata.name==")
+                    .or_else(|| term.strip_prefix("metadata.name="))
+            })
+        });
+    crate::rbac::resource_attributes(
+        verb,
+        target.resource,
+        target.namespace.as_deref(),
+        target.name.as_deref().or(selected),
+        target.subresource.as_deref(),
+    )
+}
+
 async fn handle(cluster: Arc<ClusterInner>, req: Request<Incoming>) -> Response<Body> {
     let latency = cluster.faults.latency();
     if !latency.is_zero() {
@@ -171,17 +209,36 @@ async fn handle(cluster: Arc<ClusterInner>, req: Request<Incoming>) -> Response<
     if matches!(path.as_str(), "/healthz" | "/livez" | "/readyz") {
         return Response::new(Full::new(Bytes::from_static(b"ok")).boxed());
     }
-    if !cluster.authorized(req.headers().get(header::AUTHORIZATION)) {
+    let Some(user) = crate::auth::authenticate(&cluster, req.headers().get(header::AUTHORIZATION))
+    else {
         return error_response(&ApiError::unauthorized());
-    }
+    };
     let query = Query::parse(req.uri().query());
     let segs: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    // Discovery and the other non-resource paths are open to every authenticated user (the
+    // bootstrap `system:discovery` role).
     if let Some(resp) = discovery::route(&cluster, req.method(), req.headers(), &segs) {
         return resp;
+    }
+    if !resources::accepts_json(req.headers()) {
+        return error_response(&ApiError::not_acceptable());
+    }
+    if let ["apis", "authorization.k8s.io", "v1", review] = segs.as_slice()
+        && matches!(
+            *review,
+            "selfsubjectaccessreviews" | "selfsubjectrulesreviews"
+        )
+    {
+        let review = (*review).to_string();
+        return resources::self_subject_review(&cluster, &user, &review, req).await;
     }
     let Some(target) = resources::Target::parse(&segs) else {
         return error_response(&ApiError::path_not_found());
     };
+    let attrs = request_attributes(req.method(), &target, &query);
+    if !crate::rbac::authorize(&cluster.store, &user, &attrs).allowed {
+        return error_response(&crate::rbac::forbidden(&user, &attrs));
+    }
     if is_write(req.method())
         && query.get("dryRun").is_none_or(|d| d != "All")
         && let Some(err) = cluster.faults.injected_write_failure()

@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::{Body, Query, error_response, json_response, table, watch};
 use crate::cluster::ClusterInner;
-use crate::resources::{RESOURCES, find};
+use crate::resources::{RESOURCES, SECRETS, SERVICE_ACCOUNTS, find};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::{ApiError, ApiResult, cause};
 use crate::store::{Obj, PatchType, Preconditions, WriteCtx};
@@ -55,6 +55,9 @@ impl Target {
             [] => (None, None),
             [name] => (Some(name.to_string()), None),
             [name, "status"] if rt.status => (Some(name.to_string()), Some("status".to_string())),
+            [name, "token"] if resource == SERVICE_ACCOUNTS => {
+                (Some(name.to_string()), Some("token".to_string()))
+            }
             _ => return None,
         };
         Some(Self {
@@ -105,10 +108,14 @@ fn content_type(headers: &HeaderMap) -> String {
 
 fn parse_body(headers: &HeaderMap, body: &[u8]) -> ApiResult<Value> {
     let ct = content_type(headers);
+    if ct == crate::protobuf::MEDIA_TYPE {
+        // client-go's typed clients (kubectl create namespace|secret|configmap|service|token,
+        // kubectl auth can-i) send built-in kinds as protobuf.
+        return crate::protobuf::decode(body);
+    }
     if ct.contains("protobuf") || ct.contains("cbor") {
-        // Only JSON and YAML are spoken; client-go falls back to JSON on this answer.
         return Err(ApiError::unsupported_media(format!(
-            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {ct})"
+            "the body of the request was in an unknown format - accepted media types include: {ACCEPTED_MEDIA_TYPES} (got {ct})"
         )));
     }
     let parsed = if ct.contains("yaml") {
@@ -120,8 +127,28 @@ fn parse_body(headers: &HeaderMap, body: &[u8]) -> ApiResult<Value> {
     };
     parsed.map_err(|e| {
         ApiError::bad_request(format!(
-            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml ({e})"
+            "the body of the request was in an unknown format - accepted media types include: {ACCEPTED_MEDIA_TYPES} ({e})"
         ))
+    })
+}
+
+/// Request body media types, as the `415` message lists them.
+const ACCEPTED_MEDIA_TYPES: &str =
+    "application/json, application/yaml, application/vnd.kubernetes.protobuf";
+
+/// Whether the response may be JSON: kubesim answers in JSON only, so a client that accepts
+/// nothing but protobuf gets `406 NotAcceptable`, as a real API server answers for a media
+/// type it cannot produce (apimachinery `handlers/negotiation`).
+pub(crate) fn accepts_json(headers: &HeaderMap) -> bool {
+    let Some(accept) = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    accept.split(',').any(|range| {
+        let media = range.split(';').next().unwrap_or("").trim();
+        media.is_empty()
+            || matches!(media, "*/*" | "application/*" | "application/json")
+            || media.ends_with("+json")
+            || media.contains("yaml")
     })
 }
 
@@ -220,7 +247,16 @@ async fn handle_inner(
                 force: false,
             };
             let obj = store.create(r, ns, value, &ctx)?;
+            if r == SECRETS && !dry_run {
+                crate::auth::populate_token_secret(cluster, &obj.namespace, &obj.name);
+            }
             Ok(object_response(201, &obj))
+        }
+        (&Method::POST, Some(name)) if sub == "token" => {
+            let (headers, body) = read_body(req).await?;
+            let value = parse_body(&headers, &body)?;
+            let answer = crate::auth::token_request(cluster, ns.unwrap_or(""), name, &value)?;
+            Ok(json_response(201, answer.to_string()))
         }
         (&Method::PUT, Some(name)) => {
             let mgr = manager(&query, req.headers());
@@ -300,6 +336,9 @@ async fn handle_inner(
                     .and_then(Value::as_array)
                     .is_some_and(|d| d.iter().any(|x| x == "All"));
             let obj = store.delete(r, ns, name, &pre, dry)?;
+            if r == SERVICE_ACCOUNTS && !dry {
+                crate::auth::delete_tokens_of(cluster, ns.unwrap_or(""), name);
+            }
             Ok(json_response(200, obj.json.clone()))
         }
         (&Method::DELETE, None) => {
@@ -317,6 +356,45 @@ async fn handle_inner(
             let _ = rt;
             Err(ApiError::method_not_allowed(method.as_str()))
         }
+    }
+}
+
+/// `POST /apis/authorization.k8s.io/v1/selfsubject{access,rules}reviews` (what `kubectl auth
+/// can-i` and `kubectl auth can-i --list` ask): answered for the caller from the RBAC rules,
+/// `201 Created` as upstream.
+pub(crate) async fn self_subject_review(
+    cluster: &Arc<ClusterInner>,
+    user: &crate::auth::User,
+    review: &str,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    if req.method() != Method::POST {
+        return error_response(&ApiError::method_not_allowed(req.method().as_str()));
+    }
+    let (kind, rules) = match review {
+        "selfsubjectrulesreviews" => ("SelfSubjectRulesReview", true),
+        _ => ("SelfSubjectAccessReview", false),
+    };
+    let answer = async {
+        let (headers, body) = read_body(req).await?;
+        let value = parse_body(&headers, &body)?;
+        if let Some(k) = value.get("kind").and_then(Value::as_str)
+            && k != kind
+        {
+            return Err(ApiError::bad_request(format!(
+                "the kind in the data ({k}) does not match the expected kind ({kind})"
+            )));
+        }
+        if rules {
+            crate::rbac::self_subject_rules_review(&cluster.store, user, &value)
+        } else {
+            crate::rbac::self_subject_access_review(&cluster.store, user, &value)
+        }
+    }
+    .await;
+    match answer {
+        Ok(v) => json_response(201, v.to_string()),
+        Err(e) => error_response(&e),
     }
 }
 
@@ -358,6 +436,24 @@ fn list_body(r: usize, page: &crate::store::ListPage) -> Bytes {
 mod tests {
     use super::*;
     use crate::resources::{NAMESPACES, SERVICES};
+
+    /// apimachinery `handlers/negotiation` (`NegotiateOutputMediaType`): a server answers in a
+    /// media type the client accepts; client-go's protobuf clients also accept JSON.
+    #[test]
+    fn json_answers_need_a_client_that_accepts_json() {
+        let with = |accept: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::ACCEPT, accept.parse().unwrap());
+            accepts_json(&h)
+        };
+        assert!(accepts_json(&HeaderMap::new()));
+        assert!(with("application/vnd.kubernetes.protobuf, */*"));
+        assert!(with(
+            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+        ));
+        assert!(with("application/vnd.kubernetes.protobuf,application/json"));
+        assert!(!with("application/vnd.kubernetes.protobuf"));
+    }
 
     #[test]
     fn parses_the_kubernetes_url_layout() {

@@ -43,6 +43,16 @@ fn columns(kind: &str) -> Vec<Value> {
             age,
         ],
         "Lease" => vec![name, col("Holder", "string", "", 0), age],
+        "ServiceAccount" => vec![name, col("Secrets", "integer", "", 0), age],
+        "Role" | "ClusterRole" => vec![name, col("Created At", "date", "", 0)],
+        "RoleBinding" | "ClusterRoleBinding" => vec![
+            name,
+            col("Role", "string", "", 0),
+            age,
+            col("Users", "string", "", 1),
+            col("Groups", "string", "", 1),
+            col("ServiceAccounts", "string", "", 1),
+        ],
         _ => vec![name, age],
     }
 }
@@ -211,6 +221,42 @@ fn cells(kind: &str, v: &Value) -> Vec<Value> {
             json!(or_none(s(v, "/spec/holderIdentity").to_string())),
             age,
         ],
+        "ServiceAccount" => {
+            let secrets = v
+                .get("secrets")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            vec![name, json!(secrets), age]
+        }
+        "Role" | "ClusterRole" => vec![name, json!(s(v, "/metadata/creationTimestamp"))],
+        "RoleBinding" | "ClusterRoleBinding" => {
+            let subjects = |kind: &str| {
+                let names: Vec<String> = v
+                    .get("subjects")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter(|x| s(x, "/kind") == kind)
+                    .map(|x| match (kind, s(x, "/namespace")) {
+                        ("ServiceAccount", ns) => format!("{ns}/{}", s(x, "/name")),
+                        _ => s(x, "/name").to_string(),
+                    })
+                    .collect();
+                json!(names.join(", "))
+            };
+            vec![
+                name,
+                json!(format!(
+                    "{}/{}",
+                    s(v, "/roleRef/kind"),
+                    s(v, "/roleRef/name")
+                )),
+                age,
+                subjects("User"),
+                subjects("Group"),
+                subjects("ServiceAccount"),
+            ]
+        }
         _ => vec![name, age],
     }
 }

@@ -131,9 +131,7 @@ pub(crate) fn serve(
             yield enc.bookmark(store_cluster.store.current_rv().max(last_rv), true);
         }
         let mut rx = start.rx;
-        let selected = |ev: &Event| {
-            ns.as_deref().is_none_or(|n| &*ev.obj.namespace == n) && ev.obj.selected(&labels, &fields)
-        };
+        let seen = |ev: &Event| ev.for_watcher(ns.as_deref(), &labels, &fields);
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
         let mut ticker = tokio::time::interval(BOOKMARK_INTERVAL);
@@ -150,8 +148,8 @@ pub(crate) fn serve(
                     loop {
                         match rx.try_recv() {
                             Ok(ev) => {
-                                if ev.obj.rv > last_rv && selected(&ev) {
-                                    yield enc.event(ev.kind.as_str(), &ev.obj);
+                                if ev.obj.rv > last_rv && let Some((kind, obj)) = seen(&ev) {
+                                    yield enc.event(kind.as_str(), &obj);
                                 }
                                 last_rv = last_rv.max(ev.obj.rv);
                             }
@@ -167,8 +165,8 @@ pub(crate) fn serve(
                 }
                 received = rx.recv() => match received {
                     Ok(ev) => {
-                        if ev.obj.rv > last_rv && selected(&ev) {
-                            yield enc.event(ev.kind.as_str(), &ev.obj);
+                        if ev.obj.rv > last_rv && let Some((kind, obj)) = seen(&ev) {
+                            yield enc.event(kind.as_str(), &obj);
                         }
                         last_rv = last_rv.max(ev.obj.rv);
                     }
