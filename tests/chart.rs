@@ -1083,9 +1083,15 @@ async fn rendered_core_objects_apply_to_a_kubesim_cluster_with_kubectl_server_si
             ],
         );
         for o in &applicable {
+            // kubectl names a grouped kind with its group, as against a real API server:
+            // `role.rbac.authorization.k8s.io/x`, but `service/x` for the core group.
+            let kind = o["kind"].as_str().unwrap_or_default().to_lowercase();
+            let resource = match o["apiVersion"].as_str().unwrap_or_default().split_once('/') {
+                Some((group, _)) => format!("{kind}.{group}"),
+                None => kind,
+            };
             let line = format!(
-                "{}/{} serverside-applied",
-                o["kind"].as_str().unwrap_or_default().to_lowercase(),
+                "{resource}/{} serverside-applied",
                 o["metadata"]["name"].as_str().unwrap_or_default()
             );
             assert!(
