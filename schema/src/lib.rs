@@ -46,6 +46,7 @@ use domain::{
     git::{GitMutation, GitQuery},
     link::{LinkMutation, LinkQuery},
     mirror::MirrorQuery,
+    operator_stub::OperatorStubMutation,
     policy::PolicyQuery,
     tokens::{TokenMutation, TokenQuery},
     topology::TopologyQuery,
@@ -66,7 +67,14 @@ pub struct Query(
 
 /// Every mutation root, merged.
 #[derive(MergedObject, Default)]
-pub struct Mutation(LinkMutation, ClusterMutation, GitMutation, TokenMutation);
+pub struct Mutation(
+    LinkMutation,
+    ClusterMutation,
+    GitMutation,
+    TokenMutation,
+    // STUB (cli-17): drop with domain/operator_stub.rs.
+    OperatorStubMutation,
+);
 
 /// Every subscription root, merged.
 #[derive(MergedSubscription, Default)]

@@ -247,6 +247,12 @@ impl GitSourceNode {
     async fn pinned_revision(&self) -> Option<&str> {
         self.0.pinned_revision.as_deref()
     }
+    /// Whether syncing is suspended (`suspendGitSource`).
+    // STUB (cli-17): always false until the API branch's suspend lands; drop this resolver then.
+    async fn suspended(&self) -> bool {
+        false
+    }
+
     /// Sync status (`OUT_OF_SYNC` covers drift the engine detected).
     async fn status(&self) -> SyncStatus {
         self.0.status.into()

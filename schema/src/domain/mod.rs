@@ -6,6 +6,8 @@ pub mod federation;
 pub mod git;
 pub mod link;
 pub mod mirror;
+/// STUB (cli-17): dropped when the API branch's operator mutations merge.
+pub mod operator_stub;
 pub mod policy;
 pub mod tokens;
 pub mod topology;
