@@ -37,6 +37,13 @@ pub enum Command {
     Dev(crate::dev::DevArgs),
     /// Run simulated Kubernetes clusters (kubesim) until Ctrl-C and print their kubeconfigs.
     Sim(crate::cmd::sim::SimArgs),
+    /// Client commands: talk to a running server over its GraphQL API.
+    #[command(flatten)]
+    Client(linkplane_cli::Command),
+    /// Print a shell completion script (bash, zsh or fish) on stdout.
+    Completion(crate::cmd::completion::CompletionArgs),
+    /// Print the man page (roff) on stdout, e.g. `linkplane man > linkplane.1`.
+    Man,
 }
 
 /// Logging options.
