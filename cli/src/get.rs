@@ -494,6 +494,13 @@ async fn mirrors(client: &Client, args: &GetArgs, style: Style) -> Result<String
             .as_ref()
             .is_none_or(|n| &m.local_name == n || &m.remote_name == n)
     });
+    all.sort_by(|a, b| {
+        (&a.source_cluster, &a.namespace, &a.local_name).cmp(&(
+            &b.source_cluster,
+            &b.namespace,
+            &b.local_name,
+        ))
+    });
     let wide = args.output == Format::Wide;
     emit(all, args, "mirror", |items| {
         let mut headers = vec![
@@ -557,6 +564,13 @@ async fn federated(client: &Client, args: &GetArgs, style: Style) -> Result<Stri
             .as_ref()
             .is_none_or(|n| &f.service == n || &f.local_name == n)
             && state_matches(args.state.as_ref(), &wire(&f.state))
+    });
+    all.sort_by(|a, b| {
+        (&a.source_cluster, &a.namespace, &a.local_name).cmp(&(
+            &b.source_cluster,
+            &b.namespace,
+            &b.local_name,
+        ))
     });
     let wide = args.output == Format::Wide;
     emit(all, args, "federated service", |items| {

@@ -255,7 +255,12 @@ pub async fn wait(
                         ))?;
                         return Ok(ExitCode::from(1));
                     }
-                    if status != "SYNCED" || revision.is_some_and(|r| !at.starts_with(r)) {
+                    // Drift alone (OUT_OF_SYNC with the attempted revision applied) is not
+                    // waited for: without self-heal a sync reports it and leaves it.
+                    let applied = !at.is_empty()
+                        && s.last_attempted_revision.as_deref() == Some(at)
+                        && (status == "SYNCED" || (status == "OUT_OF_SYNC" && s.drifted));
+                    if !applied || revision.is_some_and(|r| !at.starts_with(r)) {
                         waiting_for.push(format!("{name} {}", pascal(&status)));
                     }
                 }
@@ -295,6 +300,21 @@ pub async fn wait(
             });
         if waiting_for.is_empty() && stable >= 3 {
             progress.finish();
+            for s in state
+                .git_sources
+                .nodes
+                .iter()
+                .filter(|s| names.contains(&s.name))
+            {
+                if s.drifted {
+                    output::print(&format!(
+                        "{} {}: objects changed outside Git remain (see `linkplane diff {}`)\n",
+                        style.yellow("‼"),
+                        s.name,
+                        s.name
+                    ))?;
+                }
+            }
             let ok = broken == 0;
             output::print(&format!(
                 "{} converged: {mirrored}/{total} mirrors mirrored{}\n",

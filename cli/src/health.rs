@@ -96,12 +96,16 @@ pub async fn report(client: &Client) -> Result<StatusReport> {
     for c in &fleet.clusters.nodes {
         let health = wire(&c.health);
         if health == "DOWN" || health == "DEGRADED" {
-            let why = c
-                .reconciler
-                .as_ref()
-                .filter(|r| !r.message.is_empty())
-                .map(|r| format!(" ({}: {})", r.state, r.message))
-                .unwrap_or_default();
+            let m = &c.mirror_counts;
+            let why = match c.reconciler.as_ref().filter(|r| !r.message.is_empty()) {
+                Some(r) => format!(" ({}: {})", r.state, r.message),
+                None if c.gateway_alive == Some(false) => " (its gateway is dead)".into(),
+                None if m.error + m.conflict > 0 => format!(
+                    " ({} of the mirrors it holds in Error, {} in Conflict)",
+                    m.error, m.conflict
+                ),
+                None => String::new(),
+            };
             problems.push(format!("cluster {} is {}{why}", c.name, pascal(&health)));
         }
     }
@@ -475,7 +479,8 @@ pub async fn checks(client: &Client, only: Option<&str>) -> Result<Vec<Check>> {
                 Outcome::Warn,
                 "objects changed outside Git".into(),
                 Some(format!(
-                    "linkplane diff {0} shows them; linkplane sync {0} reverts them",
+                    "`linkplane diff {}` shows them field by field; commit them to Git, or turn \
+                     on self-heal (--git-self-heal) to have them reverted",
                     s.name
                 )),
             ));
