@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use clap::{Args, Parser, Subcommand};
 use secrecy::SecretString;
 
-/// linkplane: connect Kubernetes services across clusters, centrally.
+/// Connect Kubernetes services across clusters, centrally.
 ///
 /// `linkplane serve` runs the server: it mirrors services between clusters as links declared in
 /// Git (or through its GraphQL API) say. The client commands (`login`, `get`, `status`, `check`,
@@ -205,7 +205,7 @@ mod tests {
     fn help_describes_linkplane_for_its_users() {
         let help = Cli::command().render_help().to_string();
         assert!(
-            help.starts_with("linkplane: connect Kubernetes services"),
+            help.starts_with("Connect Kubernetes services across clusters"),
             "{help}"
         );
         assert!(!help.contains("wiring of every subsystem"), "{help}");

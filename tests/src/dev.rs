@@ -27,6 +27,9 @@ pub struct DevFacts {
     pub repo_path: String,
     /// kubesim's admin endpoint.
     pub admin_url: String,
+    /// The database the server uses (for `linkplane token create` and direct edits that
+    /// simulate changes made outside Git).
+    pub database_url: String,
     /// The `linkplane serve` child's pid (changes when it is restarted).
     pub server_pid: u32,
 }

@@ -50,16 +50,10 @@ pub fn completion(args: &CompletionArgs) -> anyhow::Result<ExitCode> {
 pub fn man() -> anyhow::Result<ExitCode> {
     let cmd = Cli::command();
     let mut buf = Vec::new();
-    let man = clap_mangen::Man::new(cmd.clone());
-    man.render_title(&mut buf)?;
-    man.render_name_section(&mut buf)?;
-    man.render_synopsis_section(&mut buf)?;
-    man.render_description_section(&mut buf)?;
-    man.render_options_section(&mut buf)?;
-    // One section listing each sub-command with its own synopsis and options, so a single
-    // page documents the whole tree.
+    clap_mangen::Man::new(cmd.clone()).render(&mut buf)?;
+    // Then each sub-command with its arguments and flags, so the one page documents the whole
+    // tree (clap_mangen lists sub-commands by name only).
     render_subcommands(&cmd, &mut buf)?;
-    man.render_version_section(&mut buf)?;
     std::io::Write::write_all(&mut std::io::stdout(), &buf)?;
     Ok(ExitCode::SUCCESS)
 }
