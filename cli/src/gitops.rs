@@ -29,6 +29,7 @@ pub struct DiffArgs {
 
 /// One source's drift, as `diff -o json` prints it.
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct SourceDrift {
     /// The source.
     pub source: String,

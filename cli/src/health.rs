@@ -25,6 +25,7 @@ pub struct StatusArgs {
 
 /// Mirror counts by state, summed over clusters.
 #[derive(Debug, Default, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
 pub struct Counts {
     /// `MIRRORED`.
     pub mirrored: i64,
@@ -42,6 +43,7 @@ pub struct Counts {
 
 /// What `status -o json` prints.
 #[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct StatusReport {
     /// No problem found.
     pub healthy: bool,
@@ -315,6 +317,7 @@ pub enum Outcome {
 
 /// One line of `check`.
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Check {
     /// `server` or `cluster <name>`.
     pub group: String,
@@ -534,15 +537,20 @@ pub async fn checks(client: &Client, only: Option<&str>) -> Result<Vec<Check>> {
                     },
                     if r.message.is_empty() {
                         format!("{} at {}", r.state, c.api_server)
+                    } else if r.message.contains(&c.api_server) {
+                        format!("{}: {}", r.state, r.message)
                     } else {
                         format!("{} at {}: {}", r.state, c.api_server, r.message)
                     },
                     Some(format!(
-                        "is {} up and reachable from the server? Try `kubectl --server {} get \
-                         namespaces` with the cluster's kubeconfig ({})",
+                        "is {0} up and reachable from the server? Try `kubectl --server {0} get \
+                         namespaces` with the credentials the cluster declares ({1})",
                         c.api_server,
-                        c.api_server,
-                        pascal(&wire(&c.credentials_source)).to_lowercase()
+                        match wire(&c.credentials_source).as_str() {
+                            "KUBECONFIG_FILE" => "a kubeconfig file",
+                            "SECRET_REF" => "a Secret",
+                            _ => "stored with setClusterCredentials",
+                        }
                     )),
                 ));
                 if running || forbidden {
@@ -731,6 +739,7 @@ pub struct GatewaysArgs {
 
 /// One row of `gateways`: a target cluster's gateway as probed for one link.
 #[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct GatewayRow {
     /// The cluster whose gateway it is (the link's target).
     pub cluster: String,
