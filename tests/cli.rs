@@ -401,7 +401,58 @@ async fn status_and_check_exit_1_while_a_cluster_is_stopped() {
         .unwrap_or_default()
         .to_string();
 
+    // `get --watch` follows the subscription and prints the listing again as north goes down.
+    let mut watch = cli
+        .command(&["get", "clusters", "--watch"])
+        .env("LINKPLANE_SERVER", &cli.server)
+        .env("LINKPLANE_TOKEN", &cli.token)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("get --watch starts");
+    let printed = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let reader = {
+        let printed = printed.clone();
+        let mut stdout = watch.stdout.take().expect("stdout");
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = std::io::Read::read(&mut stdout, &mut buf) {
+                if n == 0 {
+                    break;
+                }
+                if let Ok(mut p) = printed.lock() {
+                    p.push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            }
+        })
+    };
+    eventually(CONVERGE, "the first listing", || async {
+        printed
+            .lock()
+            .ok()
+            .filter(|p| p.contains("north"))
+            .map(|_| ())
+    })
+    .await;
+
     env.admin("north/stop").await;
+    eventually(CONVERGE, "--watch prints north Down", || async {
+        let text = printed.lock().map(|p| p.clone()).unwrap_or_default();
+        text.split("\n\n")
+            .skip(1)
+            .any(|listing| {
+                table(listing)
+                    .iter()
+                    .any(|r| r["NAME"] == "north" && r["HEALTH"] == "Down")
+            })
+            .then_some(())
+    })
+    .await;
+    let _ = watch.kill();
+    let _ = watch.wait();
+    let _ = reader.join();
+
     let status = eventually(CONVERGE, "status exits 1 naming north", || async {
         let out = cli.run(&["status"]);
         (out.code == 1 && out.stdout.contains("cluster north is Down")).then_some(out)

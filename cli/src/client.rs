@@ -59,6 +59,11 @@ impl Client {
     /// A client for `server` (see [`endpoint`]) presenting `token`.
     pub fn new(server: &str, token: Option<SecretString>, timeout: Duration) -> Result<Client> {
         let endpoint = endpoint(server)?;
+        // reqwest and tungstenite are built without a bundled TLS provider; the binary installs
+        // ring at start-up, and a library caller that did not gets the same.
+        if rustls::crypto::CryptoProvider::get_default().is_none() {
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(10)))
