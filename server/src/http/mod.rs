@@ -4,7 +4,7 @@ pub mod api;
 mod auth;
 pub mod config;
 mod graphql;
-mod health;
+pub mod health;
 mod metrics;
 mod tls;
 pub mod webhooks;
@@ -28,6 +28,8 @@ pub struct AppState {
     pub webhook_secret: Option<std::sync::Arc<secrecy::SecretString>>,
     /// The GraphQL API, metrics registry and HTTP settings.
     pub api: api::ApiState,
+    /// The last readiness check (refreshed in the background; see [`health`]).
+    pub health: std::sync::Arc<health::Health>,
 }
 
 /// Every route.
@@ -38,8 +40,19 @@ pub fn router(state: AppState) -> Router {
         .merge(webhooks::routes())
         .merge(api::routes(&state));
     api::layers(routes, &state)
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
+}
+
+/// The span of one request: method and path only. The default span records the whole URI, so a
+/// `?token=` (or any credential a client puts in a query string) reached the logs at debug level.
+fn request_span<B>(req: &axum::http::Request<B>) -> tracing::Span {
+    tracing::debug_span!(
+        "request",
+        method = %req.method(),
+        path = %req.uri().path(),
+        version = ?req.version(),
+    )
 }
 
 /// Serves until SIGINT/SIGTERM, then drains in-flight requests for at most `grace`.
