@@ -157,12 +157,7 @@ fn random_value(rng: &mut Rng, depth: usize) -> Value {
         0 => Value::Null,
         1 => json!(rng.chance(50)),
         2 => json!(rng.next() as i64),
-        3 => json!(
-            f64::from_bits(rng.next())
-                .is_finite()
-                .then_some(1.5e300)
-                .unwrap_or(-0.0)
-        ),
+        3 => json!(*rng.pick(&[1.5e300, -0.0, 0.1, 1e-300, 4_294_967_296.5])),
         4 => json!(rng.pick(SPLICES).repeat(1 + rng.below(50))),
         5 => Value::Array(
             (0..rng.below(5))
@@ -507,9 +502,7 @@ async fn no_request_crashes_the_server_or_gets_a_5xx() {
             && status != 404
             && status != 405
         {
-            if std::env::var_os("FUZZ_SKIP_JSON").is_none() {
-                assert!(is_json, "{summary}: answered {status} without JSON: {text}");
-            }
+            assert!(is_json, "{summary}: answered {status} without JSON: {text}");
         }
     }
     println!("statuses: {statuses:?}");

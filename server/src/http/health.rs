@@ -108,17 +108,18 @@ impl Health {
                     tracing::warn!(database_up = up, "readiness: database availability changed");
                 }
                 health.record(status, body);
-                if up && health.missed_push.swap(false, Ordering::Relaxed) {
-                    if let Some(sync) = &sync {
-                        match sync.trigger_all(linkplane_gitops::Trigger::Webhook).await {
-                            Ok(n) => tracing::info!(
-                                sources = n,
-                                "database back: syncing the sources of pushes refused meanwhile"
-                            ),
-                            Err(e) => {
-                                tracing::warn!(error = %e, "re-syncing after missed pushes");
-                                health.remember_missed_push();
-                            }
+                if up
+                    && health.missed_push.swap(false, Ordering::Relaxed)
+                    && let Some(sync) = &sync
+                {
+                    match sync.trigger_all(linkplane_gitops::Trigger::Webhook).await {
+                        Ok(n) => tracing::info!(
+                            sources = n,
+                            "database back: syncing the sources of pushes refused meanwhile"
+                        ),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "re-syncing after missed pushes");
+                            health.remember_missed_push();
                         }
                     }
                 }
