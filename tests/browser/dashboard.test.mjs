@@ -162,7 +162,13 @@ test("clicking a cluster and a link shows their detail; the README's screenshot"
   await page.click('g.node[data-cluster="east"]');
   await page.waitForSelector('#detail h2:has-text("east")');
   assert.match(await page.textContent("#detail"), /HEALTHY/);
-  await page.click('g.edge[data-link="west-from-east"] path.hit', { force: true });
+  // A real click on the middle of the curve (a curve's bounding-box centre is off the line).
+  const mid = await page.$eval('g.edge[data-link="west-from-east"] path.line', (p) => {
+    const pt = p.getPointAtLength(p.getTotalLength() / 2);
+    const m = p.getScreenCTM();
+    return { x: m.a * pt.x + m.c * pt.y + m.e, y: m.b * pt.x + m.d * pt.y + m.f };
+  });
+  await page.mouse.click(mid.x, mid.y);
   await page.waitForSelector('#detail h2:has-text("west-from-east")');
   assert.match(await page.textContent("#detail"), /west → east/);
   await page.click('g.node[data-cluster="east"]');
@@ -185,6 +191,8 @@ test("a stopped cluster turns red without a reload, and recovers", async () => {
     await page.waitForSelector('g.node[data-cluster="north"][data-tone="bad"]', { timeout: 90_000 });
     const summary = await page.textContent(".summary");
     assert.match(summary, /1\s*down/, summary);
+    // The subscription delivered the change (the header shows the last event it received).
+    await page.waitForFunction(() => (document.getElementById("last-event")?.textContent ?? "").startsWith("last event:"));
   } finally {
     await kubesim("north", "start");
   }

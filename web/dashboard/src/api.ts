@@ -134,8 +134,12 @@ export async function startSession(): Promise<Session> {
     const got = r?.data?.whoami?.role?.toUpperCase();
     if (got === "VIEWER" || got === "OPERATOR" || got === "ADMIN") return { role: got, caps };
   }
-  const admin = await gqlFull<{ apiTokens: unknown[] }>("{ apiTokens { id } }");
-  if (!admin.errors.length && admin.data) {
+  // A non-admin gets `data: null` and 403 here (the field is non-null): not an error for us.
+  const admin = await gqlFull<{ apiTokens: unknown[] }>("{ apiTokens { id } }").catch((e: ApiError) => {
+    if (e.status === 401) throw e;
+    return null;
+  });
+  if (admin && !admin.errors.length && admin.data) {
     role = "ADMIN";
   } else {
     const op = await gqlFull<{ clusters: { nodes: unknown[] } }>(
