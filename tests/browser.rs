@@ -97,6 +97,9 @@ async fn dashboard_in_a_real_browser() {
     assert!(count("pass") > 0, "node ran no test:\n{stdout}");
     assert_eq!(count("fail"), 0, "{stdout}");
     if count("skipped") > 0 {
-        eprintln!("note: {} browser test(s) skipped (see above)", count("skipped"));
+        eprintln!(
+            "note: {} browser test(s) skipped (see above)",
+            count("skipped")
+        );
     }
 }

@@ -123,11 +123,7 @@ mod tests {
 
     async fn get(path: &str) -> (StatusCode, axum::http::HeaderMap, String) {
         let resp = routes::<()>()
-            .oneshot(
-                axum::http::Request::get(path)
-                    .body(Body::empty())
-                    .unwrap(),
-            )
+            .oneshot(axum::http::Request::get(path).body(Body::empty()).unwrap())
             .await
             .unwrap();
         let status = resp.status();
@@ -135,7 +131,11 @@ mod tests {
         let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
             .await
             .unwrap();
-        (status, headers, String::from_utf8_lossy(&bytes).into_owned())
+        (
+            status,
+            headers,
+            String::from_utf8_lossy(&bytes).into_owned(),
+        )
     }
 
     #[tokio::test]
@@ -156,11 +156,20 @@ mod tests {
         // Every <script> has a src (an inline one would be refused by the policy anyway).
         for tag in body.split("<script").skip(1) {
             let open = tag.split('>').next().unwrap();
-            assert!(open.contains("src=\"/"), "inline or foreign script: <script{open}>");
+            assert!(
+                open.contains("src=\"/"),
+                "inline or foreign script: <script{open}>"
+            );
             assert!(tag.trim_start_matches(open).starts_with("></script>"));
         }
-        assert!(!body.contains("http://") && !body.contains("https://"), "{body}");
-        assert!(!body.contains("style=\""), "inline styles are refused by the policy");
+        assert!(
+            !body.contains("http://") && !body.contains("https://"),
+            "{body}"
+        );
+        assert!(
+            !body.contains("style=\""),
+            "inline styles are refused by the policy"
+        );
     }
 
     #[tokio::test]

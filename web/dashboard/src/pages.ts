@@ -3,7 +3,7 @@
 
 import { gql } from "./api";
 import { badge, h, link, mount, ms, norm, table, when } from "./dom";
-import { type Pick, type Topo, edgeTone, fetchTopology, legend, nodeTone, renderTopology } from "./topology";
+import { type Pick, type Topo, edgeTone, fetchTopology, legend, nodeTone, patchTopology, renderTopology } from "./topology";
 import { type Ctx, Pager, type View, failed, section } from "./view";
 
 const PAGE = 50;
@@ -58,9 +58,14 @@ export function topologyPage(ctx: Ctx): View {
     picked = p;
     draw();
   };
+  let drawn = "";
   const draw = () => {
     if (!topo) return;
-    mount(picture, renderTopology(topo, pick, picked));
+    // Nothing changed since the last draw: leave the DOM alone (links in the detail keep focus).
+    const sig = JSON.stringify([topo, picked]);
+    if (sig === drawn) return;
+    drawn = sig;
+    if (!patchTopology(picture.querySelector("svg.topology"), topo, picked)) mount(picture, renderTopology(topo, pick, picked));
     const by = (tone: string) => topo!.nodes.filter((n) => nodeTone(n) === tone).length;
     const m = topo.nodes.reduce(
       (a, n) => ({ total: a.total + n.mirrorCounts.total, error: a.error + n.mirrorCounts.error, conflict: a.conflict + n.mirrorCounts.conflict }),

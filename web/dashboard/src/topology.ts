@@ -84,6 +84,37 @@ export interface Pick {
   name: string;
 }
 
+/** What a cluster's shape shows: it changes with health, the shape itself does not. */
+function nodeLook(node: TNode, sel: boolean, hl?: Highlight) {
+  let tone = nodeTone(node);
+  if (hl?.down === node.name) tone = "bad";
+  else if (hl?.affected?.has(node.name)) tone = "warn";
+  else if (hl) tone = "unknown";
+  const mc = node.mirrorCounts;
+  const title = `${node.name}: ${norm(node.health)}` +
+    (node.reconciler ? `\nreconciler ${node.reconciler.state}${node.reconciler.message ? `: ${node.reconciler.message}` : ""}` : "") +
+    `\ngateway ${node.gatewayAlive === null ? "not probed" : node.gatewayAlive ? "alive" : "DEAD"}` +
+    `\nholds ${mc.total} mirrors (error ${mc.error}, conflict ${mc.conflict})`;
+  return { tone, cls: `node ${tone}${sel ? " selected" : ""}`, title, alert: mc.error + mc.conflict > 0 };
+}
+
+/** What a link's shape shows. */
+function edgeLook(e: TEdge, sel: boolean) {
+  const tone = edgeTone(e);
+  const lat = e.gateway?.latencyMs;
+  const title = `${e.name}: ${e.sourceName} → ${e.targetName}` +
+    (e.paused ? " (paused)" : "") +
+    (e.gateway ? `\ngateway ${e.gateway.alive ? "alive" : "DEAD"}${lat != null ? `, ${Math.round(lat)} ms` : ""}` : "\ngateway not probed yet") +
+    `\nmirrors ${e.mirrorCounts.total} (error ${e.mirrorCounts.error}, conflict ${e.mirrorCounts.conflict})`;
+  return { tone, cls: `edge ${tone}${sel ? " selected" : ""}`, title, latency: lat != null ? `${Math.round(lat)} ms` : "" };
+}
+
+function structure(t: Topo): string {
+  return JSON.stringify([t.nodes.map((n) => n.name), t.edges.map((e) => [e.name, e.sourceName, e.targetName])]);
+}
+
+const isSel = (p: Pick | null | undefined, kind: Pick["kind"], name: string) => p?.kind === kind && p.name === name;
+
 /** Draws the picture; `onPick` receives clicks on clusters and links. */
 export function renderTopology(
   t: Topo,
@@ -131,22 +162,16 @@ export function renderTopology(
     const sy = a.y + uy * nodeR;
     const ex = b.x - ux * (nodeR + 3);
     const ey = b.y - uy * (nodeR + 3);
-    const tone = edgeTone(e);
-    const sel = selected?.kind === "link" && selected.name === e.name;
-    const lat = e.gateway?.latencyMs;
-    const title = `${e.name}: ${e.sourceName} → ${e.targetName}` +
-      (e.paused ? " (paused)" : "") +
-      (e.gateway ? `\ngateway ${e.gateway.alive ? "alive" : "DEAD"}${lat != null ? `, ${Math.round(lat)} ms` : ""}` : "\ngateway not probed yet") +
-      `\nmirrors ${e.mirrorCounts.total} (error ${e.mirrorCounts.error}, conflict ${e.mirrorCounts.conflict})`;
+    const look = edgeLook(e, isSel(selected, "link", e.name));
+    const d = `M${sx},${sy} Q${mx},${my} ${ex},${ey}`;
     const g = s(
       "g",
-      { class: `edge ${tone}${sel ? " selected" : ""}`, "data-link": e.name, "data-tone": tone, tabindex: 0, role: "button", "aria-label": title },
-      s("title", null, title),
-      s("path", { class: "hit", d: `M${sx},${sy} Q${mx},${my} ${ex},${ey}` }),
-      s("path", { class: "line", d: `M${sx},${sy} Q${mx},${my} ${ex},${ey}`, "marker-end": `url(#arrow-${tone})` }),
-      n <= 12 && lat != null
-        ? s("text", { class: "latency", x: (sx + 2 * mx + ex) / 4, y: (sy + 2 * my + ey) / 4 - 4 }, `${Math.round(lat)} ms`)
-        : null,
+      { class: look.cls, "data-link": e.name, "data-tone": look.tone, tabindex: 0, role: "button", "aria-label": look.title },
+      s("title", null, look.title),
+      s("path", { class: "hit", d }),
+      s("path", { class: "line", d, "marker-end": `url(#arrow-${look.tone})` }),
+      // Latency labels only while they fit (a dozen clusters).
+      n <= 12 ? s("text", { class: "latency", x: (sx + 2 * mx + ex) / 4, y: (sy + 2 * my + ey) / 4 - 4 }, look.latency) : null,
     );
     g.addEventListener("click", () => onPick({ kind: "link", name: e.name }));
     g.addEventListener("keydown", (ev) => {
@@ -157,26 +182,19 @@ export function renderTopology(
   const nodes = t.nodes.map((node) => {
     const p = pos.get(node.name);
     if (!p) return null;
-    let tone = nodeTone(node);
-    if (hl?.down === node.name) tone = "bad";
-    else if (hl?.affected?.has(node.name)) tone = "warn";
-    else if (hl) tone = "unknown";
-    const sel = selected?.kind === "cluster" && selected.name === node.name;
-    const mc = node.mirrorCounts;
-    const title = `${node.name}: ${norm(node.health)}` +
-      (node.reconciler ? `\nreconciler ${node.reconciler.state}${node.reconciler.message ? `: ${node.reconciler.message}` : ""}` : "") +
-      `\ngateway ${node.gatewayAlive === null ? "not probed" : node.gatewayAlive ? "alive" : "DEAD"}` +
-      `\nholds ${mc.total} mirrors (error ${mc.error}, conflict ${mc.conflict})`;
+    const look = nodeLook(node, isSel(selected, "cluster", node.name), hl);
     // Label outside the circle, away from the centre.
     const lx = p.x + ((p.x - c) / R) * (nodeR + 14);
     const ly = p.y + ((p.y - c) / R) * (nodeR + 14) + 4;
     const anchor = Math.abs(p.x - c) < R * 0.2 ? "middle" : p.x > c ? "start" : "end";
+    const alert = s("circle", { class: "alert", cx: p.x + nodeR * 0.75, cy: p.y - nodeR * 0.75, r: 5 });
+    if (!look.alert) alert.setAttribute("visibility", "hidden");
     const g = s(
       "g",
-      { class: `node ${tone}${sel ? " selected" : ""}`, "data-cluster": node.name, "data-health": norm(node.health), "data-tone": tone, tabindex: 0, role: "button", "aria-label": title },
-      s("title", null, title),
-      s("circle", { cx: p.x, cy: p.y, r: nodeR }),
-      mc.error + mc.conflict > 0 ? s("circle", { class: "alert", cx: p.x + nodeR * 0.75, cy: p.y - nodeR * 0.75, r: 5 }) : null,
+      { class: look.cls, "data-cluster": node.name, "data-health": norm(node.health), "data-tone": look.tone, tabindex: 0, role: "button", "aria-label": look.title },
+      s("title", null, look.title),
+      s("circle", { class: "body", cx: p.x, cy: p.y, r: nodeR }),
+      alert,
       s("text", { x: lx, y: ly, "text-anchor": anchor }, node.name),
     );
     g.addEventListener("click", () => onPick({ kind: "cluster", name: node.name }));
@@ -187,11 +205,44 @@ export function renderTopology(
   });
   return s(
     "svg",
-    { class: "topology", viewBox: `0 0 ${size} ${size}`, role: "img", "aria-label": `fleet topology: ${n} clusters, ${t.edges.length} links` },
+    { class: "topology", viewBox: `0 0 ${size} ${size}`, role: "img", "aria-label": `fleet topology: ${n} clusters, ${t.edges.length} links`, "data-structure": structure(t) },
     defs,
     s("g", { class: "edges" }, edges),
     s("g", { class: "nodes" }, nodes),
   );
+}
+
+/** Updates a drawn picture in place (colours, titles, latencies, selection) when the fleet kept
+ * its clusters and links; answers false when it did not (then draw it anew). Updating in place
+ * keeps focus and hover, and a click in progress is never lost to a redraw. */
+export function patchTopology(svg: Element | null, t: Topo, selected?: Pick | null, hl?: Highlight): boolean {
+  if (!(svg instanceof SVGElement) || svg.getAttribute("data-structure") !== structure(t)) return false;
+  for (const node of t.nodes) {
+    const g = svg.querySelector(`g.node[data-cluster="${CSS.escape(node.name)}"]`);
+    if (!g) return false;
+    const look = nodeLook(node, isSel(selected, "cluster", node.name), hl);
+    g.setAttribute("class", look.cls);
+    g.setAttribute("data-tone", look.tone);
+    g.setAttribute("data-health", norm(node.health));
+    g.setAttribute("aria-label", look.title);
+    const title = g.querySelector("title");
+    if (title) title.textContent = look.title;
+    g.querySelector("circle.alert")?.setAttribute("visibility", look.alert ? "visible" : "hidden");
+  }
+  for (const e of t.edges) {
+    const g = svg.querySelector(`g.edge[data-link="${CSS.escape(e.name)}"]`);
+    if (!g) return false;
+    const look = edgeLook(e, isSel(selected, "link", e.name));
+    g.setAttribute("class", look.cls);
+    g.setAttribute("data-tone", look.tone);
+    g.setAttribute("aria-label", look.title);
+    const title = g.querySelector("title");
+    if (title) title.textContent = look.title;
+    g.querySelector("path.line")?.setAttribute("marker-end", `url(#arrow-${look.tone})`);
+    const lat = g.querySelector("text.latency");
+    if (lat) lat.textContent = look.latency;
+  }
+  return true;
 }
 
 export function legend(): HTMLElement {
