@@ -5,7 +5,8 @@
 // the app marks `linkplane:topology-painted` after the frame that shows the picture. Reported:
 // that mark and Chromium's first-contentful-paint, both from navigation start, p50/p90/max.
 //
-//   LP_URL, LP_ADMIN_TOKEN, LP_CHROMIUM, LP_CLUSTERS (expected nodes), LP_RUNS, LP_WARMUP
+//   LP_URL, LP_ADMIN_TOKEN, LP_CHROMIUM, LP_CLUSTERS (expected nodes), LP_RUNS, LP_WARMUP,
+//   LP_SHOT (a screenshot of the last run)
 
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -43,6 +44,7 @@ for (let i = 0; i < WARMUP + RUNS; i++) {
   const t = await handle.jsonValue();
   const f = await page.evaluate(() => performance.getEntriesByName("first-contentful-paint")[0]?.startTime ?? null);
   if (!shapes) shapes = await page.evaluate(() => `${document.querySelectorAll("g.node").length} nodes, ${document.querySelectorAll("g.edge").length} edges, summary: ${document.querySelector(".summary")?.textContent}`);
+  if (process.env.LP_SHOT && i === WARMUP + RUNS - 1) await page.screenshot({ path: process.env.LP_SHOT });
   if (i >= WARMUP) {
     painted.push(t);
     if (f !== null) fcp.push(f);

@@ -123,7 +123,8 @@ export function renderTopology(
   hl?: Highlight,
 ): SVGElement {
   const n = t.nodes.length;
-  const R = Math.max(150, n * 16);
+  // Nodes about 50 units apart on the circle: 50 clusters stay legible at a laptop width.
+  const R = Math.max(150, n * 8);
   const pad = 90;
   const size = 2 * (R + pad);
   const c = size / 2;
