@@ -119,7 +119,7 @@ async fn main() {
         .map(|a| a.port())
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
-    let _server = Server(
+    let server = Server(
         Command::new(&bin)
             .args(["serve", "--no-reconcile", "--listen"])
             .arg(format!("127.0.0.1:{port}"))
@@ -153,4 +153,11 @@ async fn main() {
         .status()
         .expect("node runs");
     assert!(status.success(), "first-paint.mjs failed");
+    drop(server);
+    // Like the API bench, leave no database behind.
+    let base = std::env::var("DATABASE_URL").unwrap();
+    let db = url.rsplit('/').next().unwrap().to_string();
+    let _ = Command::new("psql")
+        .args([&base, "-q", "-c", &format!("DROP DATABASE IF EXISTS {db}")])
+        .status();
 }

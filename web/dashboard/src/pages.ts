@@ -575,7 +575,7 @@ export function blastPage(ctx: Ctx): View {
       "Blast radius",
       h("p", { class: "muted" }, "Pick a cluster: which services in which clusters lose every endpoint if it fails (or only its gateway)."),
       h("form", { class: "filters", onsubmit: (e: Event) => e.preventDefault() }, h("label", null, "cluster", select), h("label", { class: "check" }, gwOnly, "only its gateway fails")),
-      h("div", { class: "split" }, picture, body),
+      h("div", { class: "split halves" }, picture, body),
     ),
   );
   const want = ctx.params.get("cluster") ?? "";
