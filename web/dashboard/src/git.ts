@@ -4,7 +4,7 @@
 
 import { atLeast, gql } from "./api";
 import { badge, h, mount, norm, rev, table, when } from "./dom";
-import { type Ctx, type View, failed, section } from "./view";
+import { type Ctx, type View, changes, failed, section } from "./view";
 
 interface Attempt {
   id: number;
@@ -171,6 +171,7 @@ export function gitPage(ctx: Ctx): View {
     );
   };
 
+  const fresh = changes();
   const refresh = () => {
     const suspended = caps.gitSourceFields.has("suspended") ? "suspended" : "";
     const fields = operator ? "fields { path desired actual }" : "";
@@ -182,6 +183,10 @@ export function gitPage(ctx: Ctx): View {
           counts { kind created updated deleted } errors } } } }`,
     )
       .then(({ gitSources }) => {
+        // Never redraw under an operator typing a revision (the next refresh will).
+        const typing = body.querySelector<HTMLInputElement>("input.revision:focus");
+        if (typing && typing.value) return;
+        if (!fresh(gitSources)) return;
         if (!gitSources.nodes.length) return mount(body, section("Git sources", h("p", { class: "muted" }, "No Git source is configured.")));
         mount(
           body,

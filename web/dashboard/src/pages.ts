@@ -4,7 +4,7 @@
 import { gql } from "./api";
 import { badge, h, link, mount, ms, norm, table, when } from "./dom";
 import { type Pick, type Topo, edgeTone, fetchTopology, legend, nodeTone, patchTopology, renderTopology } from "./topology";
-import { type Ctx, Pager, type View, failed, section } from "./view";
+import { type Ctx, Pager, type View, changes, failed, section } from "./view";
 
 const PAGE = 50;
 
@@ -169,6 +169,7 @@ export function clustersPage(ctx: Ctx): View {
   const body = h("div", null, h("p", { class: "muted" }, "loading…"));
   const pager = new Pager(PAGE, () => refresh());
   const el = section("Clusters", body, pager.el);
+  const fresh = changes();
   const refresh = () => {
     gql<{ clusters: { pageInfo: { hasNextPage: boolean; endCursor: string | null }; nodes: ClusterRow[] } }>(
       `query($first: Int, $after: String) { clusters(first: $first, after: $after) {
@@ -176,6 +177,7 @@ export function clustersPage(ctx: Ctx): View {
       { first: PAGE, after: pager.after },
     )
       .then(({ clusters }) => {
+        if (!fresh(clusters)) return;
         mount(
           body,
           table(
@@ -204,6 +206,7 @@ export function clustersPage(ctx: Ctx): View {
 function clusterDetail(_ctx: Ctx, name: string): View {
   const body = h("div", null, h("p", { class: "muted" }, "loading…"));
   const el = h("div", null, h("p", null, link("#/clusters", "‹ all clusters")), body);
+  const fresh = changes();
   const refresh = () => {
     gql<{
       cluster: (Omit<ClusterRow, "outgoingLinks" | "incomingLinks"> & {
@@ -220,6 +223,7 @@ function clusterDetail(_ctx: Ctx, name: string): View {
       { name },
     )
       .then(({ cluster: c }) => {
+        if (!fresh(c)) return;
         if (!c) return mount(body, h("p", { class: "error" }, `No cluster named ${name}.`));
         mount(
           body,
@@ -283,6 +287,7 @@ function linksList(title: string, gatewaysView: boolean): View {
   const body = h("div", null, h("p", { class: "muted" }, "loading…"));
   const pager = new Pager(PAGE, () => refresh());
   const el = section(title, gatewaysView ? h("p", { class: "muted" }, "Each link's target gateway as probed for that link — what `linkerd multicluster gateways` shows.") : null, body, pager.el);
+  const fresh = changes();
   const refresh = () => {
     gql<{ links: { pageInfo: { hasNextPage: boolean; endCursor: string | null }; nodes: LinkRow[] } }>(
       `query($first: Int, $after: String) { links(first: $first, after: $after) { pageInfo { hasNextPage endCursor }
@@ -292,6 +297,7 @@ function linksList(title: string, gatewaysView: boolean): View {
       { first: PAGE, after: pager.after },
     )
       .then(({ links }) => {
+        if (!fresh(links)) return;
         const rows = links.nodes.map((l) =>
           gatewaysView
             ? [l.targetName, link(`#/topology${q({ link: l.name })}`, l.name), alive(l.gateway?.alive), ms(l.gateway?.latencyMs), String(l.gateway?.consecutiveFailures ?? 0), l.gateway?.lastError ?? "", when(l.gateway?.lastProbeAt), String(l.mirrorCounts.total)]
@@ -405,6 +411,7 @@ export function mirrorsPage(ctx: Ctx): View {
     },
   );
   const el = section("Mirrors", filters.el, body, pager.el);
+  const fresh = changes();
   const refresh = () => {
     gql<{ mirrors: { pageInfo: { hasNextPage: boolean; endCursor: string | null }; nodes: MirrorRow[] } }>(
       `query($cluster: String, $target: String, $namespace: String, $state: MirrorState, $link: String, $first: Int, $after: String) {
@@ -422,6 +429,7 @@ export function mirrorsPage(ctx: Ctx): View {
       },
     )
       .then(({ mirrors }) => {
+        if (!fresh(mirrors)) return;
         mount(
           body,
           table(
@@ -466,6 +474,7 @@ export function servicesPage(ctx: Ctx): View {
     },
   );
   const el = section("Exported services and their consumers", filters.el, body, pager.el);
+  const fresh = changes();
   const refresh = () => {
     gql<{
       services: {
@@ -479,6 +488,7 @@ export function servicesPage(ctx: Ctx): View {
       { cluster: filters.value("cluster"), namespace: filters.value("namespace"), first: PAGE, after: pager.after },
     )
       .then(({ services }) => {
+        if (!fresh(services)) return;
         mount(
           body,
           table(
@@ -518,6 +528,7 @@ export function federatedPage(ctx: Ctx): View {
     },
   );
   const el = section("Federated services", filters.el, body, pager.el);
+  const fresh = changes();
   const refresh = () => {
     gql<{
       federatedServices: {
@@ -532,6 +543,7 @@ export function federatedPage(ctx: Ctx): View {
       { cluster: filters.value("cluster"), namespace: filters.value("namespace"), first: PAGE, after: pager.after },
     )
       .then(({ federatedServices: fs }) => {
+        if (!fresh(fs)) return;
         mount(
           body,
           table(

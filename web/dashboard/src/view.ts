@@ -88,3 +88,15 @@ export function section(title: string, ...body: (Node | string | null)[]): HTMLE
 export function failed(el: HTMLElement, e: unknown): void {
   mount(el, h("p", { class: "error", role: "alert" }, (e as Error).message ?? String(e)));
 }
+
+/** Remembers the last answer a page drew: `fresh(data)` is false when nothing changed, so the
+ * periodic refresh leaves the DOM (focus, selection, a half-typed input) alone. */
+export function changes(): (data: unknown) => boolean {
+  let last = "";
+  return (data) => {
+    const sig = JSON.stringify(data);
+    if (sig === last) return false;
+    last = sig;
+    return true;
+  };
+}
