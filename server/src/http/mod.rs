@@ -1,4 +1,4 @@
-//! The HTTP surface: health endpoints now; the GraphQL API, metrics and webhooks mount here.
+//! The HTTP surface: health endpoints, the GraphQL API, metrics, webhooks and the dashboard at `/`.
 
 pub mod api;
 mod auth;
@@ -7,6 +7,7 @@ mod graphql;
 pub mod health;
 mod metrics;
 mod tls;
+mod web;
 pub mod webhooks;
 
 use std::time::Duration;
@@ -38,6 +39,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .merge(webhooks::routes())
+        .merge(web::routes())
         .merge(api::routes(&state));
     api::layers(routes, &state)
         .layer(TraceLayer::new_for_http().make_span_with(request_span))
