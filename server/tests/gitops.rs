@@ -112,6 +112,73 @@ fn validate_accepts_the_examples_and_rejects_with_locations() {
     );
 }
 
+/// An empty folder (or a wrong path, or one whose manifests were all deleted) is valid but would
+/// prune the whole source: `validate` warns, and fails with `--strict` (issue 15).
+#[test]
+fn validate_warns_on_an_empty_revision_and_fails_with_strict() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "README.md", "manifests moved elsewhere\n");
+    write(dir.path(), "clusters/notes.txt", "nothing\n");
+    let path = dir.path().to_str().unwrap();
+
+    let out = linkplane(&["validate", path]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("valid: 0 Cluster, 0 Link, 0 ExportPolicy"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        stderr.contains(&format!(
+            "warning: {path}: the revision declares no objects"
+        )),
+        "{stderr}"
+    );
+
+    let out = linkplane(&["validate", "--strict", path]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("with --strict"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A revision with objects has nothing to warn about, strict or not.
+    write(dir.path(), "clusters/east.yaml", &cluster("east"));
+    let out = linkplane(&["validate", "--strict", path]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+}
+
+/// `validate` reads a checkout with the server's reader: a symlinked manifest (which the server,
+/// reading Git objects, cannot follow) fails the PR check with its path, instead of being
+/// skipped and called valid (issue 15).
+#[test]
+fn validate_refuses_a_symlinked_manifest_like_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "shared/east.yaml", &cluster("east"));
+    std::fs::create_dir_all(dir.path().join("clusters")).unwrap();
+    std::os::unix::fs::symlink("../shared/east.yaml", dir.path().join("clusters/east.yaml"))
+        .unwrap();
+    let out = linkplane(&["validate", dir.path().to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let prefix = dir.path().display().to_string();
+    assert!(
+        stdout.starts_with(&format!(
+            "{prefix}/clusters/east.yaml:1:1: symbolic link to \"../shared/east.yaml\" refused"
+        )),
+        "{stdout}"
+    );
+}
+
 #[test]
 fn plan_shows_creates_updates_and_deletes_against_the_database() {
     let db = fresh_database("gitops_plan");
