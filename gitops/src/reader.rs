@@ -625,6 +625,50 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config {
+            cases: 24,
+            failure_persistence: None,
+            ..Default::default()
+        })]
+
+        /// Random trees of files (plain and executable), links, submodules, odd names and odd
+        /// contents read the same from a directory and from a Git tree.
+        #[test]
+        fn random_trees_read_identically_from_both_sources(
+            picks in proptest::collection::vec((0usize..7, 0usize..5, 0usize..4), 1..7)
+        ) {
+            const SUFFIXES: [&[u8]; 7] =
+                [b".yaml", b".yml", b".txt", b"\xff.yaml", b"/x.yaml", b".d/y.yml", b"/.h.yaml"];
+            const CONTENTS: [&[u8]; 4] = [CLUSTER, b"kind: [", b"a: \xff\n", b""];
+            // Each entry lives under its own `e<i>` prefix, so no path is both a file and a dir.
+            let paths: Vec<Vec<u8>> = picks
+                .iter()
+                .enumerate()
+                .map(|(i, (suffix, _, _))| [format!("e{i}").as_bytes(), SUFFIXES[*suffix]].concat())
+                .collect();
+            let entries: Vec<Entry<'_>> = picks
+                .iter()
+                .zip(&paths)
+                .map(|((_, kind, content), path)| match kind {
+                    0 | 1 => Entry::File(path, CONTENTS[*content], *kind == 1),
+                    2 => Entry::Link(path, "e0.yaml"),
+                    _ => Entry::Submodule(path),
+                })
+                .collect();
+            // `both` asserts the two sources agree on files, refusals and the parse result.
+            let o = both(&entries);
+            // Links with a UTF-8, non-hidden name are refused as links (suffixes 3 and 6 are
+            // refused for their name or skipped as hidden).
+            let links = picks
+                .iter()
+                .filter(|(suffix, k, _)| *k == 2 && ![3, 6].contains(suffix))
+                .count();
+            let refused_links = o.1.iter().filter(|r| r.contains("symbolic link")).count();
+            proptest::prop_assert_eq!(links, refused_links);
+        }
+    }
+
     #[test]
     fn a_checkout_root_with_dot_git_is_read_as_a_directory() {
         let dir = on_disk(&[Entry::File(b"a.yaml", CLUSTER, false)]);
