@@ -321,6 +321,52 @@ async fn wait_for(db: &str, sql: &str, want: &str) {
     );
 }
 
+/// The PR check and production agree: a commit with a symlinked manifest is rejected by the
+/// server's sync with exactly the errors `linkplane validate` prints for a checkout of it
+/// (issue 15: the CLI used to skip the link and say valid, the server rejected the revision).
+#[tokio::test]
+async fn server_and_validate_reject_a_symlinked_manifest_with_the_same_errors() {
+    let db = fresh_database("gitops_symlink");
+    let repo = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let secret_file = repo.path().join("secret");
+    std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
+    git(repo.path(), &["init", "-q", "-b", "main"]);
+    write(repo.path(), "shared/east.yaml", &cluster("east"));
+    write(repo.path(), "fleet/west.yaml", &cluster("west"));
+    std::os::unix::fs::symlink("../shared/east.yaml", repo.path().join("fleet/east.yaml")).unwrap();
+    git(repo.path(), &["add", "."]);
+    git(repo.path(), &["commit", "-q", "-m", "link east"]);
+
+    let fleet = repo.path().join("fleet");
+    let out = linkplane(&["validate", fleet.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let prefix = format!("{}/", fleet.display());
+    let from_validate: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.strip_prefix(&prefix).unwrap_or(l).to_string())
+        .collect();
+
+    let (_server, _url) = serve(&db, repo.path(), cache.path(), &secret_file);
+    wait_for(
+        &db,
+        "SELECT count(*) FROM sync_history WHERE result = 'Rejected'",
+        "1",
+    )
+    .await;
+    let errors: Vec<String> = serde_json::from_str(&psql(
+        &db,
+        "SELECT errors FROM sync_history WHERE result = 'Rejected'",
+    ))
+    .unwrap();
+    assert_eq!(errors, from_validate);
+    assert!(
+        errors[0].starts_with("east.yaml:1:1: symbolic link to \"../shared/east.yaml\" refused"),
+        "{errors:?}"
+    );
+    assert_eq!(psql(&db, "SELECT count(*) FROM clusters"), "0");
+}
+
 #[tokio::test]
 async fn signed_webhooks_trigger_syncs_and_unsigned_ones_change_nothing() {
     let db = fresh_database("gitops_webhook");
