@@ -360,7 +360,17 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
 
 fn load_or_create_secrets(path: &Path) -> anyhow::Result<DevSecrets> {
     if let Ok(text) = std::fs::read_to_string(path) {
-        return serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()));
+        let secrets: DevSecrets =
+            serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
+        // A state directory from an older version may hold it world-readable: replace the
+        // file with an owner-only copy (no chmod: the new file never had a lax mode).
+        let lax = std::fs::metadata(path)
+            .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o077 != 0)
+            .unwrap_or(false);
+        if lax {
+            write_private(path, text.as_bytes())?;
+        }
+        return Ok(secrets);
     }
     let random = |n: usize| {
         let mut bytes = vec![0u8; n];
@@ -531,11 +541,13 @@ mod tests {
         let secrets = dir.path().join("secrets.json");
         let created = load_or_create_secrets(&secrets).unwrap();
         assert_eq!(mode(&secrets), 0o600);
-        // Resumed: the same secrets come back.
+        // Resumed: the same secrets come back; an old world-readable file is made owner-only.
+        std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o644)).unwrap();
         assert_eq!(
             load_or_create_secrets(&secrets).unwrap().admin_token,
             created.admin_token
         );
+        assert_eq!(mode(&secrets), 0o600);
 
         let facts = dir.path().join("dev.json");
         std::fs::write(&facts, "{}").unwrap();
