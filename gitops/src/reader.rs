@@ -159,12 +159,25 @@ fn looks_like_manifest(name: &[u8]) -> bool {
     name.ends_with(b".yaml") || name.ends_with(b".yml")
 }
 
+/// Deepest directory nesting read. Git trees can nest without limit and the walk recurses (on a
+/// `spawn_blocking` thread's 2 MiB stack in the server), so a hostile commit of thousands of
+/// nested trees must be refused, not followed. Real manifest trees are a few levels deep.
+pub const MAX_DEPTH: usize = 32;
+
 fn walk<L: Listing>(
     listing: &L,
     dir: &L::Node,
     prefix: &str,
     out: &mut Files,
 ) -> Result<(), ReadError> {
+    let depth = prefix.matches('/').count();
+    if depth > MAX_DEPTH {
+        out.refused.push(refuse(
+            prefix.trim_end_matches('/').to_string(),
+            format!("directories nested more than {MAX_DEPTH} levels deep are not read"),
+        ));
+        return Ok(());
+    }
     let mut entries = listing.list(dir, prefix)?;
     entries.sort_by(|a, b| a.0.cmp(&b.0));
     for (raw, node) in entries {
@@ -667,6 +680,54 @@ mod tests {
             let refused_links = o.1.iter().filter(|r| r.contains("symbolic link")).count();
             proptest::prop_assert_eq!(links, refused_links);
         }
+    }
+
+    /// A commit of thousands of nested trees must not overflow the walk's stack: nesting past
+    /// the limit is refused at the same path from both sources.
+    #[test]
+    fn nesting_past_the_limit_is_refused_identically() {
+        let deep: Vec<u8> = "d/".repeat(MAX_DEPTH + 5).into_bytes();
+        let path = [deep.as_slice(), b"a.yaml"].concat();
+        let shallow = [&deep[..2 * MAX_DEPTH], b"b.yaml"].concat();
+        let o = both(&[
+            Entry::File(&path, CLUSTER, false),
+            Entry::File(&shallow, CLUSTER, false),
+        ]);
+        assert_eq!(o.0.len(), 1, "{:?}", paths(&o));
+        let limit = "d/".repeat(MAX_DEPTH + 1);
+        assert_eq!(
+            o.1,
+            [format!(
+                "{}:1:1: directories nested more than {MAX_DEPTH} levels deep are not read",
+                limit.trim_end_matches('/')
+            )]
+        );
+        // A deeper Git tree is cut at the limit too, on a small stack (loose-object writes make
+        // building much deeper trees slow in a test; the walk stops at MAX_DEPTH either way).
+        let git_dir = tempfile::tempdir().unwrap();
+        let repo = git2::Repository::init_bare(git_dir.path()).unwrap();
+        let mut id = repo.treebuilder(None).unwrap().write().unwrap();
+        for _ in 0..200 {
+            let mut b = repo.treebuilder(None).unwrap();
+            b.insert("d", id, 0o040000).unwrap();
+            id = b.write().unwrap();
+        }
+        let at = git_dir.path().to_path_buf();
+        let files = std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(move || {
+                let repo = git2::Repository::open_bare(at).unwrap();
+                let tree = repo.find_tree(id).unwrap();
+                read(Source::Tree {
+                    repo: &repo,
+                    tree: &tree,
+                })
+                .unwrap()
+            })
+            .unwrap()
+            .join()
+            .expect("no stack overflow");
+        assert_eq!(files.refused.len(), 1);
     }
 
     #[test]
