@@ -55,6 +55,9 @@ pub const FULL_NAME_ANNOTATION: &str = "linkplane.io/full-name";
 /// linkplane's own label naming the remote Service a mirror stands for (reverse mapping for GC,
 /// which cannot strip a suffix from a shortened name).
 pub const LINKPLANE_REMOTE_SERVICE_LABEL: &str = "linkplane.io/remote-service";
+/// linkplane's own annotation on a headless endpoint mirror: the remote pod address it stands
+/// for, so its `remote-resource-version` moves only when that address does.
+pub const REMOTE_ADDRESS_ANNOTATION: &str = "linkplane.io/remote-address";
 /// Label prefix reserved for linkplane; never copied from remote objects.
 pub const LINKPLANE_PREFIX: &str = "linkplane.io";
 /// Implicit cluster label, so export policies can select consumer clusters by name.

@@ -30,6 +30,8 @@ pub(crate) struct ClusterInner {
     pub signer: crate::auth::Signer,
     /// The CA certificate (PEM) clients trust, for `ca.crt` in token Secrets.
     pub ca_pem: Option<String>,
+    /// Every resource request answered.
+    pub requests: crate::requests::RequestLog,
     listener: tokio::sync::Mutex<Option<Running>>,
     gateway: std::sync::Mutex<Option<Running>>,
 }
@@ -69,6 +71,7 @@ impl ClusterInner {
             kubeconfig_yaml,
             signer: crate::auth::Signer::random(),
             ca_pem,
+            requests: crate::requests::RequestLog::default(),
             listener: tokio::sync::Mutex::new(None),
             gateway: std::sync::Mutex::new(None),
         });

@@ -46,6 +46,7 @@ mod http;
 mod patch;
 mod protobuf;
 mod rbac;
+mod requests;
 mod resources;
 mod selector;
 mod status;
@@ -60,6 +61,7 @@ use std::sync::{Arc, Mutex};
 use base64::Engine;
 
 pub use faults::{Faults, GatewayMode, WriteFailure};
+pub use requests::LoggedRequest;
 
 use cluster::ClusterInner;
 
@@ -401,6 +403,17 @@ impl SimCluster {
     /// The newest resourceVersion of the cluster (every write increments it).
     pub fn resource_version(&self) -> u64 {
         self.inner.store.current_rv()
+    }
+
+    /// A mark in this cluster's request log: pass it to [`Self::requests_since`].
+    pub fn request_mark(&self) -> u64 {
+        self.inner.requests.mark()
+    }
+
+    /// Every resource request answered since `mark` (oldest first; the log keeps the newest
+    /// 200,000). Discovery and health checks are not logged.
+    pub fn requests_since(&self, mark: u64) -> Vec<LoggedRequest> {
+        self.inner.requests.since(mark)
     }
 
     /// Bytes held for the stored Services and their count (objects, keys and label copies;

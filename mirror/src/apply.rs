@@ -13,11 +13,11 @@ use linkplane_core::{
     MirrorMode,
     naming::{
         CLUSTER_NAME_LABEL, HEADLESS_MIRROR_SVC_NAME_LABEL, MIRRORED_SERVICE_LABEL,
-        mirror_service_name,
+        REMOTE_ADDRESS_ANNOTATION, REMOTE_RESOURCE_VERSION_ANNOTATION, mirror_service_name,
     },
     plan::{
-        DesiredEndpoints, DesiredMirror, DesiredNamespace, DesiredService, MirrorContext, Outcome,
-        Plan, mirror::plan_service,
+        DesiredEndpoints, DesiredMirror, DesiredNamespace, DesiredService, MirrorContext, Observed,
+        ObservedEndpointMirror, Outcome, Plan, mirror::plan_service_observed,
     },
 };
 use linkplane_store::mirrors::{MirrorState, MirrorStatus};
@@ -26,8 +26,8 @@ use tracing::Instrument;
 use crate::{
     Metrics,
     convert::{
-        endpoints_match, endpoints_object, index_endpoints, index_service, namespace_object,
-        resolve_endpoints, service_matches, service_object,
+        endpoints_diff, endpoints_object, index_endpoints, index_service, namespace_object,
+        resolve_endpoints, service_diff, service_object,
     },
     error::{Error, Result},
     index::IndexedService,
@@ -101,7 +101,14 @@ async fn reconcile(rt: &Arc<ClusterRuntime>, shared: &Shared, key: &MirrorKey) -
                 .map(|e| e.endpoints.clone()),
         )
     };
-    let ns_exists = rt.index().has_namespace(&key.namespace);
+    let local_name = mirror_service_name(&key.service, &link.spec.target).name;
+    let (ns_exists, observed) = {
+        let idx = rt.index();
+        (
+            idx.has_namespace(&key.namespace),
+            observe(&idx, &key.namespace, &local_name),
+        )
+    };
     let gateway = shared.gateway(&link.name);
     let ctx = MirrorContext {
         link,
@@ -110,7 +117,7 @@ async fn reconcile(rt: &Arc<ClusterRuntime>, shared: &Shared, key: &MirrorKey) -
         policies: &snap.policies,
         gateway: &gateway,
     };
-    let plan = plan_service(&ctx, svc.as_ref(), eps.as_ref(), ns_exists);
+    let plan = plan_service_observed(&ctx, svc.as_ref(), eps.as_ref(), ns_exists, &observed);
     let applier = Applier {
         client,
         rt,
@@ -135,10 +142,11 @@ async fn reconcile(rt: &Arc<ClusterRuntime>, shared: &Shared, key: &MirrorKey) -
             message,
         }
     };
-    let local_name = mirror_service_name(&key.service, &link.spec.target).name;
     match plan {
         Plan::Unselected => {
-            applier.remove(&key.namespace, &local_name).await?;
+            applier
+                .remove(&key.namespace, &local_name, "unexported")
+                .await?;
             shared.status.send(StatusMsg::Delete {
                 link: link.name.clone(),
                 namespace: key.namespace.clone(),
@@ -150,7 +158,12 @@ async fn reconcile(rt: &Arc<ClusterRuntime>, shared: &Shared, key: &MirrorKey) -
             local_name,
             outcome,
         } => {
-            applier.remove(&key.namespace, &local_name).await?;
+            let reason = match outcome {
+                Outcome::PolicyDenied(_) => "policy-denied",
+                Outcome::MissingNamespace | Outcome::Mirrored => "unexported",
+                Outcome::Invalid(_) => "invalid",
+            };
+            applier.remove(&key.namespace, &local_name, reason).await?;
             let (state, message) = outcome_state(&outcome);
             shared.status.send(StatusMsg::Upsert(status(
                 mode,
@@ -225,6 +238,34 @@ async fn reconcile(rt: &Arc<ClusterRuntime>, shared: &Shared, key: &MirrorKey) -
     Ok(())
 }
 
+/// The endpoint mirrors of root `root` in `ns` as the source holds them (their recorded
+/// address and version), so the plan keeps the version of those whose pod did not move.
+fn observe(idx: &crate::index::ClusterIndex, ns: &str, root: &str) -> Observed {
+    Observed {
+        endpoint_mirrors: idx
+            .services
+            .in_namespace(ns)
+            .filter(|s| {
+                s.service
+                    .labels
+                    .get(HEADLESS_MIRROR_SVC_NAME_LABEL)
+                    .map(String::as_str)
+                    == Some(root)
+            })
+            .map(|s| {
+                let a = &s.service.annotations;
+                (
+                    s.service.name.clone(),
+                    ObservedEndpointMirror {
+                        remote_address: a.get(REMOTE_ADDRESS_ANNOTATION).cloned(),
+                        resource_version: a.get(REMOTE_RESOURCE_VERSION_ANNOTATION).cloned(),
+                    },
+                )
+            })
+            .collect(),
+    }
+}
+
 fn outcome_state(o: &Outcome) -> (MirrorState, String) {
     match o {
         Outcome::Mirrored => (MirrorState::Mirrored, String::new()),
@@ -269,11 +310,9 @@ pub(crate) enum Ensured {
 }
 
 impl Applier<'_> {
-    fn count(&self, kind: &str) {
+    fn count(&self, kind: &str, reason: &str) {
         self.metrics
-            .mirror_writes
-            .get_or_create(&Metrics::cluster_kind(&self.rt.cluster.name, kind))
-            .inc();
+            .record_write(&self.rt.cluster.name, kind, reason);
     }
 
     fn services(&self, ns: &str) -> Api<SlimService> {
@@ -312,7 +351,8 @@ impl Applier<'_> {
                 }
             }
             for stale in self.endpoint_mirrors(ns, &d.service.name) {
-                self.delete_pair(ns, &stale).await?;
+                self.delete_pair(ns, &stale, "stale-endpoint-mirror")
+                    .await?;
             }
             return Ok(Applied::Done);
         }
@@ -344,7 +384,8 @@ impl Applier<'_> {
             .collect();
         for stale in self.endpoint_mirrors(ns, &d.service.name) {
             if !keep.contains(&stale.as_str()) {
-                self.delete_pair(ns, &stale).await?;
+                self.delete_pair(ns, &stale, "stale-endpoint-mirror")
+                    .await?;
             }
         }
         match &d.endpoints {
@@ -362,7 +403,8 @@ impl Applier<'_> {
                     .get(ns, &d.service.name)
                     .is_some_and(|e| owned(&e.labels, self.target));
                 if leftover {
-                    self.delete_endpoints(ns, &d.service.name).await?;
+                    self.delete_endpoints(ns, &d.service.name, "mode-change")
+                        .await?;
                 }
             }
         }
@@ -376,7 +418,7 @@ impl Applier<'_> {
             .await
         {
             Ok(_) => {
-                self.count("create");
+                self.count("Namespace", "missing");
                 Ok(())
             }
             Err(e) if is_code(&e, 409) => Ok(()),
@@ -397,7 +439,7 @@ impl Applier<'_> {
                 .await
             {
                 Ok(created) => {
-                    self.count("create");
+                    self.count("Service", "missing");
                     return Ok(Ensured::Ok(self.rt.remember_service(&created.0)));
                 }
                 Err(e) if is_code(&e, 409) => {
@@ -423,12 +465,13 @@ impl Applier<'_> {
                 d.name, d.namespace, self.target
             )));
         }
-        if service_matches(&a, d) {
+        let Some(reason) = service_diff(&a, d) else {
             return Ok(Ensured::Ok(a.cluster_ip));
-        }
+        };
         if a.service.headless != d.headless {
             // clusterIP is immutable: recreate.
-            self.delete_service(&d.namespace, &d.name).await?;
+            self.delete_service(&d.namespace, &d.name, "headless")
+                .await?;
             let created = api
                 .create(
                     &PostParams::default(),
@@ -436,10 +479,10 @@ impl Applier<'_> {
                 )
                 .await
                 .map_err(Error::kube(format!("recreating {what}")))?;
-            self.count("create");
+            self.count("Service", "headless");
             return Ok(Ensured::Ok(self.rt.remember_service(&created.0)));
         }
-        self.replace_service(&api, d, &a, &what).await
+        self.replace_service(&api, d, &a, &what, reason).await
     }
 
     async fn replace_service(
@@ -448,6 +491,7 @@ impl Applier<'_> {
         d: &DesiredService,
         a: &IndexedService,
         what: &str,
+        reason: &str,
     ) -> Result<Ensured> {
         let mut obj = service_object(d, a.cluster_ip.clone());
         obj.metadata.resource_version = Some(a.service.resource_version.clone());
@@ -455,7 +499,7 @@ impl Applier<'_> {
             .replace(&d.name, &PostParams::default(), &SlimService(obj))
             .await
             .map_err(Error::kube(format!("updating {what}")))?;
-        self.count("replace");
+        self.count("Service", reason);
         Ok(Ensured::Ok(self.rt.remember_service(&replaced.0)))
     }
 
@@ -497,7 +541,7 @@ impl Applier<'_> {
                 .await
             {
                 Ok(created) => {
-                    self.count("create");
+                    self.count("Endpoints", "missing");
                     self.rt.remember_endpoints(&created.0);
                     return Ok(Ensured::Ok(None));
                 }
@@ -523,16 +567,16 @@ impl Applier<'_> {
                 d.name, d.namespace, self.target
             )));
         }
-        if endpoints_match(&a, d, &resolved) {
+        let Some(reason) = endpoints_diff(&a, d, &resolved) else {
             return Ok(Ensured::Ok(None));
-        }
+        };
         let mut obj = endpoints_object(d, &resolved);
         obj.metadata.resource_version = Some(a.endpoints.resource_version.clone());
         let replaced = api
             .replace(&d.name, &PostParams::default(), &SlimEndpoints(obj))
             .await
             .map_err(Error::kube(format!("updating {what}")))?;
-        self.count("replace");
+        self.count("Endpoints", reason);
         self.rt.remember_endpoints(&replaced.0);
         Ok(Ensured::Ok(None))
     }
@@ -577,9 +621,9 @@ impl Applier<'_> {
     }
 
     /// Deletes the mirror `name` in `ns` (Service, Endpoints, endpoint mirrors) if we own it.
-    async fn remove(&self, ns: &str, name: &str) -> Result<()> {
+    async fn remove(&self, ns: &str, name: &str, reason: &str) -> Result<()> {
         for em in self.endpoint_mirrors(ns, name) {
-            self.delete_pair(ns, &em).await?;
+            self.delete_pair(ns, &em, reason).await?;
         }
         let (svc_owned, eps_owned) = {
             let idx = self.rt.index();
@@ -593,16 +637,16 @@ impl Applier<'_> {
             )
         };
         if svc_owned {
-            self.delete_service(ns, name).await?;
+            self.delete_service(ns, name, reason).await?;
         }
         if eps_owned {
-            self.delete_endpoints(ns, name).await?;
+            self.delete_endpoints(ns, name, reason).await?;
         }
         Ok(())
     }
 
-    async fn delete_pair(&self, ns: &str, name: &str) -> Result<()> {
-        self.delete_service(ns, name).await?;
+    async fn delete_pair(&self, ns: &str, name: &str, reason: &str) -> Result<()> {
+        self.delete_service(ns, name, reason).await?;
         let has_eps = self
             .rt
             .index()
@@ -610,19 +654,19 @@ impl Applier<'_> {
             .get(ns, name)
             .is_some_and(|e| owned(&e.labels, self.target));
         if has_eps {
-            self.delete_endpoints(ns, name).await?;
+            self.delete_endpoints(ns, name, reason).await?;
         }
         Ok(())
     }
 
-    pub(crate) async fn delete_service(&self, ns: &str, name: &str) -> Result<()> {
+    pub(crate) async fn delete_service(&self, ns: &str, name: &str, reason: &str) -> Result<()> {
         match self
             .services(ns)
             .delete(name, &DeleteParams::default())
             .await
         {
             Ok(_) => {
-                self.count("delete");
+                self.count("Service", reason);
                 self.rt.forget(Kind::Service, ns, name);
                 Ok(())
             }
@@ -631,14 +675,14 @@ impl Applier<'_> {
         }
     }
 
-    async fn delete_endpoints(&self, ns: &str, name: &str) -> Result<()> {
+    async fn delete_endpoints(&self, ns: &str, name: &str, reason: &str) -> Result<()> {
         match self
             .endpoints(ns)
             .delete(name, &DeleteParams::default())
             .await
         {
             Ok(_) => {
-                self.count("delete");
+                self.count("Endpoints", reason);
                 self.rt.forget(Kind::Endpoints, ns, name);
                 Ok(())
             }
@@ -658,7 +702,7 @@ pub(crate) async fn cleanup(
 ) -> Result<usize> {
     let selector = format!("{MIRRORED_SERVICE_LABEL}=true,{CLUSTER_NAME_LABEL}={target}");
     let lp = kube::api::ListParams::default().labels(&selector);
-    let mut deleted = 0;
+    let (mut services, mut endpoints) = (0u64, 0u64);
     let svcs: Api<Service> = Api::all(client.clone());
     for s in svcs
         .list(&lp)
@@ -672,7 +716,7 @@ pub(crate) async fn cleanup(
             .delete(&name, &DeleteParams::default())
             .await
         {
-            Ok(_) => deleted += 1,
+            Ok(_) => services += 1,
             Err(e) if is_code(&e, 404) => {}
             Err(e) => return Err(Error::kube(format!("deleting Service {ns}/{name}"))(e)),
         }
@@ -690,14 +734,12 @@ pub(crate) async fn cleanup(
             .delete(&name, &DeleteParams::default())
             .await
         {
-            Ok(_) => deleted += 1,
+            Ok(_) => endpoints += 1,
             Err(e) if is_code(&e, 404) => {}
             Err(e) => return Err(Error::kube(format!("deleting Endpoints {ns}/{name}"))(e)),
         }
     }
-    metrics
-        .mirror_writes
-        .get_or_create(&Metrics::cluster_kind(source, "delete"))
-        .inc_by(deleted as u64);
-    Ok(deleted)
+    metrics.record_writes(source, "Service", "unlinked", services);
+    metrics.record_writes(source, "Endpoints", "unlinked", endpoints);
+    Ok((services + endpoints) as usize)
 }

@@ -1,7 +1,7 @@
 //! Conversions between Kubernetes objects and the plain types of the index and the planner, and
 //! the field-by-field comparison that keeps writes minimal.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::{
     api::core::v1::{
@@ -235,51 +235,113 @@ fn proto(p: &Option<String>) -> &str {
     p.as_deref().unwrap_or("TCP")
 }
 
-fn same_ports(actual: &[ServicePort], desired: &[ServicePort]) -> bool {
-    actual.len() == desired.len()
-        && actual.iter().zip(desired).all(|(a, d)| {
-            let tp = |p: &ServicePort| p.target_port.clone().unwrap_or(IntOrString::Int(p.port));
-            a.name == d.name
-                && proto(&a.protocol) == proto(&d.protocol)
-                && a.port == d.port
-                && tp(a) == tp(d)
+/// Service ports as a set keyed by name and port, with server defaults applied (protocol TCP,
+/// `targetPort` = `port`): the order of `spec.ports` carries no meaning.
+fn port_set(ports: &[ServicePort]) -> BTreeSet<(Option<&str>, i32, &str, IntOrString)> {
+    ports
+        .iter()
+        .map(|p| {
+            (
+                p.name.as_deref().filter(|n| !n.is_empty()),
+                p.port,
+                proto(&p.protocol),
+                p.target_port.clone().unwrap_or(IntOrString::Int(p.port)),
+            )
         })
+        .collect()
 }
 
-/// True when the live Service already has every field we own as desired.
-pub fn service_matches(actual: &IndexedService, desired: &DesiredService) -> bool {
+/// The first field of a live Service that differs from the desired one (`labels`,
+/// `annotations`, `headless`, `ports`), or `None` when it already is as desired. Labels and
+/// annotations compare as maps, ports as a set by name and port.
+pub fn service_diff(actual: &IndexedService, desired: &DesiredService) -> Option<&'static str> {
     let a = &actual.service;
-    a.labels == desired.labels
-        && a.annotations == desired.annotations
-        && a.headless == desired.headless
-        && same_ports(&a.ports, &desired.ports)
+    if a.labels != desired.labels {
+        Some("labels")
+    } else if a.annotations != desired.annotations {
+        Some("annotations")
+    } else if a.headless != desired.headless {
+        Some("headless")
+    } else if port_set(&a.ports) != port_set(&desired.ports) {
+        Some("ports")
+    } else {
+        None
+    }
 }
 
-/// True when the live Endpoints already has every field we own as desired.
-pub fn endpoints_match(
+/// An Endpoints port as the API server stores it (protocol defaulted to TCP, empty name = none).
+type PortKey = (Option<String>, String, i32);
+
+/// What Endpoints subsets *mean*, however they are packed: for each port, the addresses that
+/// offer it and whether each is ready there. The API server re-packs every write
+/// (`RepackSubsets`: every (address, port) pair expanded; addresses de-duplicated by IP, the
+/// first one seen kept whole; a not-ready pairing wins over a ready one; ports offered by the
+/// same addresses merged into one subset; everything sorted), so two layouts with the same
+/// meaning read back identically and must compare equal. Subsets without ports carry no
+/// (address, port) pair and are left out (servers differ on whether they keep them).
+pub fn endpoints_semantics(
+    subsets: &[RemoteSubset],
+) -> BTreeMap<PortKey, BTreeMap<String, (Option<String>, bool)>> {
+    let mut hostnames: BTreeMap<&str, Option<&str>> = BTreeMap::new();
+    let mut by_port: BTreeMap<PortKey, BTreeMap<&str, bool>> = BTreeMap::new();
+    for s in subsets {
+        if s.ports.is_empty() {
+            continue;
+        }
+        for (addrs, ready) in [(&s.addresses, true), (&s.not_ready_addresses, false)] {
+            for a in addrs {
+                hostnames
+                    .entry(a.ip.as_str())
+                    .or_insert(a.hostname.as_deref().filter(|h| !h.is_empty()));
+            }
+            for p in &s.ports {
+                let key = (
+                    p.name.clone().filter(|n| !n.is_empty()),
+                    proto(&p.protocol).to_string(),
+                    p.port,
+                );
+                let entry = by_port.entry(key).or_default();
+                for a in addrs {
+                    let slot = entry.entry(a.ip.as_str()).or_insert(ready);
+                    *slot = *slot && ready;
+                }
+            }
+        }
+    }
+    by_port
+        .into_iter()
+        .filter(|(_, addrs)| !addrs.is_empty())
+        .map(|(port, addrs)| {
+            let addrs = addrs
+                .into_iter()
+                .map(|(ip, ready)| {
+                    let host = hostnames.get(ip).copied().flatten().map(str::to_string);
+                    (ip.to_string(), (host, ready))
+                })
+                .collect();
+            (port, addrs)
+        })
+        .collect()
+}
+
+/// The first field of a live Endpoints that differs from the desired one (`labels`,
+/// `annotations`, `subsets`), or `None`. Subsets compare by meaning ([`endpoints_semantics`]).
+pub fn endpoints_diff(
     actual: &IndexedEndpoints,
     desired: &DesiredEndpoints,
     resolved: &RemoteEndpoints,
-) -> bool {
-    let norm = |s: &RemoteSubset| {
-        (
-            s.addresses.clone(),
-            s.not_ready_addresses.clone(),
-            s.ports
-                .iter()
-                .map(|p| (p.name.clone(), proto(&p.protocol).to_string(), p.port))
-                .collect::<Vec<_>>(),
-        )
-    };
-    actual.labels == desired.labels
-        && actual.annotations == desired.annotations
-        && actual.endpoints.subsets.len() == resolved.subsets.len()
-        && actual
-            .endpoints
-            .subsets
-            .iter()
-            .zip(&resolved.subsets)
-            .all(|(a, d)| norm(a) == norm(d))
+) -> Option<&'static str> {
+    if actual.labels != desired.labels {
+        Some("labels")
+    } else if actual.annotations != desired.annotations {
+        Some("annotations")
+    } else if endpoints_semantics(&actual.endpoints.subsets)
+        != endpoints_semantics(&resolved.subsets)
+    {
+        Some("subsets")
+    } else {
+        None
+    }
 }
 
 #[cfg(test)]
@@ -313,14 +375,145 @@ mod tests {
         port.protocol = Some("TCP".into());
         port.target_port = Some(K8sIntOrString::Int(80));
         let idx = index_service(&obj);
-        assert!(service_matches(&idx, &d));
+        assert_eq!(service_diff(&idx, &d), None);
         assert_eq!(idx.cluster_ip.as_deref(), Some("10.96.0.10"));
         let mut changed = d.clone();
         changed.ports[0].port = 81;
-        assert!(!service_matches(&idx, &changed));
+        assert_eq!(service_diff(&idx, &changed), Some("ports"));
         let mut relabelled = d;
         relabelled.labels.clear();
-        assert!(!service_matches(&idx, &relabelled));
+        assert_eq!(service_diff(&idx, &relabelled), Some("labels"));
+    }
+
+    fn port(name: &str, port: i32) -> EndpointPort {
+        EndpointPort {
+            name: Some(name.into()),
+            protocol: None,
+            port,
+        }
+    }
+
+    fn addr(ip: &str, host: Option<&str>) -> RemoteAddress {
+        RemoteAddress {
+            ip: ip.into(),
+            hostname: host.map(str::to_string),
+        }
+    }
+
+    fn subset(ready: &[&str], not_ready: &[&str], ports: &[(&str, i32)]) -> RemoteSubset {
+        RemoteSubset {
+            addresses: ready.iter().map(|ip| addr(ip, None)).collect(),
+            not_ready_addresses: not_ready.iter().map(|ip| addr(ip, None)).collect(),
+            ports: ports.iter().map(|(n, p)| port(n, *p)).collect(),
+        }
+    }
+
+    /// Issue 14: the API server re-packs and re-orders subsets, addresses and ports; a mirror
+    /// written in Linkerd's order reads back in upstream's and must not count as drift.
+    #[test]
+    fn endpoints_compare_by_meaning_not_by_layout() {
+        // As written: gateway IPs sorted as strings, ports in Service order.
+        let written = vec![subset(
+            &["10.0.0.10", "10.0.0.9"],
+            &[],
+            &[("http", 4143), ("admin", 4143), ("grpc", 4143)],
+        )];
+        // As read back: addresses by IP bytes, ports by hash, protocol defaulted.
+        let mut read = subset(
+            &["10.0.0.9", "10.0.0.10"],
+            &[],
+            &[("grpc", 4143), ("http", 4143), ("admin", 4143)],
+        );
+        for p in &mut read.ports {
+            p.protocol = Some("TCP".into());
+        }
+        assert_eq!(
+            endpoints_semantics(&written),
+            endpoints_semantics(&[read.clone()])
+        );
+        // Split by port into two subsets with the same addresses: RepackSubsets merges them.
+        let split = vec![
+            subset(&["10.0.0.9", "10.0.0.10"], &[], &[("http", 4143)]),
+            subset(
+                &["10.0.0.10", "10.0.0.9"],
+                &[],
+                &[("admin", 4143), ("grpc", 4143)],
+            ),
+        ];
+        assert_eq!(endpoints_semantics(&written), endpoints_semantics(&split));
+        // Duplicates collapse; a not-ready pairing wins over a ready one.
+        let dup = vec![
+            subset(&["10.0.0.9"], &[], &[("http", 4143)]),
+            subset(&[], &["10.0.0.9"], &[("http", 4143)]),
+        ];
+        assert_eq!(
+            endpoints_semantics(&dup),
+            endpoints_semantics(&[subset(&[], &["10.0.0.9"], &[("http", 4143)])])
+        );
+        // Real differences still show: readiness, a port, an address.
+        let dead = vec![subset(
+            &[],
+            &["10.0.0.10", "10.0.0.9"],
+            &[("http", 4143), ("admin", 4143), ("grpc", 4143)],
+        )];
+        assert_ne!(endpoints_semantics(&written), endpoints_semantics(&dead));
+        let fewer = vec![subset(&["10.0.0.9"], &[], &[("http", 4143)])];
+        assert_ne!(
+            endpoints_semantics(&split[..1]),
+            endpoints_semantics(&fewer)
+        );
+        let moved = vec![subset(&["10.0.0.9", "10.0.0.10"], &[], &[("http", 4144)])];
+        assert_ne!(
+            endpoints_semantics(&split[..1]),
+            endpoints_semantics(&moved)
+        );
+        // Empty and portless layouts mean nothing.
+        assert!(endpoints_semantics(&[subset(&["10.0.0.1"], &[], &[])]).is_empty());
+    }
+
+    #[test]
+    fn endpoints_hostnames_are_part_of_the_meaning() {
+        let with = |h: &str| RemoteSubset {
+            addresses: vec![addr("10.96.0.5", Some(h))],
+            not_ready_addresses: vec![],
+            ports: vec![port("tcp", 6379)],
+        };
+        assert_ne!(
+            endpoints_semantics(&[with("web-0")]),
+            endpoints_semantics(&[with("web-1")])
+        );
+        assert_eq!(
+            endpoints_semantics(&[with("web-0")]),
+            endpoints_semantics(&[with("web-0")])
+        );
+    }
+
+    #[test]
+    fn service_ports_compare_by_name_and_port_and_report_the_first_difference() {
+        let mut d = desired();
+        d.ports.push(ServicePort {
+            name: Some("grpc".into()),
+            protocol: Some("TCP".into()),
+            port: 9090,
+            target_port: Some(IntOrString::String("grpc".into())),
+        });
+        let obj = service_object(&d, None);
+        let mut idx = index_service(&obj);
+        idx.service.ports.reverse();
+        assert_eq!(
+            service_diff(&idx, &d),
+            None,
+            "port order carries no meaning"
+        );
+        let mut renamed = d.clone();
+        renamed.ports[1].name = Some("rpc".into());
+        assert_eq!(service_diff(&idx, &renamed), Some("ports"));
+        let mut annotated = d.clone();
+        annotated.annotations.insert("x".into(), "y".into());
+        assert_eq!(service_diff(&idx, &annotated), Some("annotations"));
+        let mut headless = d;
+        headless.headless = true;
+        assert_eq!(service_diff(&idx, &headless), Some("headless"));
     }
 
     #[test]
@@ -353,6 +546,6 @@ mod tests {
         assert_eq!(r.subsets[0].addresses[0].ip, "10.1.1.1");
         let obj = endpoints_object(&d, &r);
         let idx = index_endpoints(&obj);
-        assert!(endpoints_match(&idx, &d, &r));
+        assert_eq!(endpoints_diff(&idx, &d, &r), None);
     }
 }

@@ -43,8 +43,12 @@ pub struct Metrics {
     pub namespace_cache_size: Family<Labels, Gauge>,
     /// `link_cache_size`: links the supervisor runs.
     pub link_cache_size: Gauge,
-    /// `linkplane_mirror_writes{cluster, kind}`: Kubernetes writes by the applier.
+    /// `linkplane_mirror_writes{cluster, kind, reason}`: Kubernetes writes by the applier;
+    /// `kind` is the object kind (`Service`, `Endpoints`, `Namespace`), `reason` why it was
+    /// written (see [`Metrics::record_write`]). An unchanged fleet adds nothing to it.
     pub mirror_writes: Family<Labels, Counter>,
+    /// Writes per cluster, all kinds and reasons (not exported; [`Metrics::total_writes`]).
+    writes_by_cluster: Family<Labels, Counter>,
     /// `linkplane_mirror_errors{cluster, kind}`: failed reconciles by error kind.
     pub mirror_errors: Family<Labels, Counter>,
 }
@@ -63,6 +67,7 @@ impl Default for Metrics {
             namespace_cache_size: Family::default(),
             link_cache_size: Gauge::default(),
             mirror_writes: Family::default(),
+            writes_by_cluster: Family::default(),
             mirror_errors: Family::default(),
         }
     }
@@ -129,7 +134,7 @@ impl Metrics {
         );
         r.register(
             "linkplane_mirror_writes",
-            "Kubernetes writes made by the mirror applier",
+            "Kubernetes writes made by the mirror applier, by object kind and reason",
             self.mirror_writes.clone(),
         );
         r.register(
@@ -151,16 +156,48 @@ impl Metrics {
         vec![("cluster", cluster.to_string()), ("kind", kind.to_string())]
     }
 
-    /// Total writes so far (benchmarks read this).
+    /// Counts one write into `cluster`. `reason` says why: `missing` (created), the first
+    /// field that differed (`labels`, `annotations`, `ports`, `subsets`: replaced; `headless`:
+    /// deleted and created again, clusterIP being immutable), or why it went (`unexported`,
+    /// `policy-denied`, `invalid`, `stale-endpoint-mirror`, `mode-change`, `no-members`,
+    /// `unlinked`).
+    pub(crate) fn record_write(&self, cluster: &str, kind: &str, reason: &str) {
+        self.record_writes(cluster, kind, reason, 1);
+    }
+
+    /// [`record_write`](Self::record_write) for `n` writes at once.
+    pub(crate) fn record_writes(&self, cluster: &str, kind: &str, reason: &str, n: u64) {
+        if n == 0 {
+            return;
+        }
+        self.mirror_writes
+            .get_or_create(&vec![
+                ("cluster", cluster.to_string()),
+                ("kind", kind.to_string()),
+                ("reason", reason.to_string()),
+            ])
+            .inc_by(n);
+        self.writes_by_cluster
+            .get_or_create(&Self::cluster(cluster))
+            .inc_by(n);
+    }
+
+    /// Writes into `cluster` so far (benchmarks and tests read this).
     pub fn total_writes(&self, cluster: &str) -> u64 {
-        ["create", "replace", "delete"]
-            .iter()
-            .map(|k| {
-                self.mirror_writes
-                    .get_or_create(&Self::cluster_kind(cluster, k))
-                    .get()
-            })
-            .sum()
+        self.writes_by_cluster
+            .get_or_create(&Self::cluster(cluster))
+            .get()
+    }
+
+    /// Writes into `cluster` of `kind` for `reason` so far.
+    pub fn writes(&self, cluster: &str, kind: &str, reason: &str) -> u64 {
+        self.mirror_writes
+            .get_or_create(&vec![
+                ("cluster", cluster.to_string()),
+                ("kind", kind.to_string()),
+                ("reason", reason.to_string()),
+            ])
+            .get()
     }
 }
 
@@ -182,6 +219,9 @@ mod tests {
         m.service_cache_size
             .get_or_create(&Metrics::cluster("east"))
             .set(5);
+        m.record_write("west", "Endpoints", "subsets");
+        assert_eq!(m.total_writes("west"), 1);
+        assert_eq!(m.writes("west", "Endpoints", "subsets"), 1);
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &registry).unwrap();
         for needle in [
@@ -190,6 +230,7 @@ mod tests {
             "gateway_probes_total{target_cluster_name=\"east\",probe_successful=\"true\"} 1",
             "service_mirror_endpoint_repairs_total{target_cluster_name=\"east\"} 1",
             "service_cache_size{cluster=\"east\"} 5",
+            "linkplane_mirror_writes_total{cluster=\"west\",kind=\"Endpoints\",reason=\"subsets\"} 1",
         ] {
             assert!(out.contains(needle), "{needle} missing from:\n{out}");
         }

@@ -4,18 +4,18 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
     AddressIp, DesiredAddress, DesiredEndpoints, DesiredMirror, DesiredNamespace, DesiredService,
-    DesiredSubset, EndpointMirror, EndpointPort, GatewayView, MirrorContext, Outcome, Plan,
-    RemoteEndpoints, RemoteService, ServicePort,
+    DesiredSubset, EndpointMirror, EndpointPort, GatewayView, MirrorContext, Observed, Outcome,
+    Plan, RemoteEndpoints, RemoteService, ServicePort,
     copy::{copied_annotations, copied_labels},
 };
 use crate::{
     LinkSpec, MirrorMode,
     naming::{
         CLUSTER_NAME_LABEL, FULL_NAME_ANNOTATION, GeneratedName, HEADLESS_MIRROR_SVC_NAME_LABEL,
-        LINKPLANE_REMOTE_SERVICE_LABEL, MIRRORED_SERVICE_LABEL, REMOTE_DISCOVERY_KEY,
-        REMOTE_GATEWAY_IDENTITY_ANNOTATION, REMOTE_RESOURCE_VERSION_ANNOTATION,
-        REMOTE_SERVICE_LABEL, REMOTE_SVC_FQ_NAME_ANNOTATION, endpoint_mirror_name,
-        mirror_service_name, remote_fq_name,
+        LINKPLANE_REMOTE_SERVICE_LABEL, MIRRORED_SERVICE_LABEL, REMOTE_ADDRESS_ANNOTATION,
+        REMOTE_DISCOVERY_KEY, REMOTE_GATEWAY_IDENTITY_ANNOTATION,
+        REMOTE_RESOURCE_VERSION_ANNOTATION, REMOTE_SERVICE_LABEL, REMOTE_SVC_FQ_NAME_ANNOTATION,
+        endpoint_mirror_name, mirror_service_name, remote_fq_name,
     },
     policy::{ExportRequest, PolicyDecision, evaluate},
     selector::selects,
@@ -43,6 +43,24 @@ pub fn plan_service(
     service: Option<&RemoteService>,
     endpoints: Option<&RemoteEndpoints>,
     namespace_exists: bool,
+) -> Plan {
+    plan_service_observed(
+        ctx,
+        service,
+        endpoints,
+        namespace_exists,
+        &Observed::default(),
+    )
+}
+
+/// [`plan_service`], given what the source cluster already holds for this mirror (endpoint
+/// mirrors keep their `remote-resource-version` until their own address changes).
+pub fn plan_service_observed(
+    ctx: &MirrorContext<'_>,
+    service: Option<&RemoteService>,
+    endpoints: Option<&RemoteEndpoints>,
+    namespace_exists: bool,
+    observed: &Observed,
 ) -> Plan {
     let Some(svc) = service else {
         return Plan::Unselected;
@@ -162,8 +180,13 @@ pub fn plan_service(
         let annotations = endpoints_annotations(&fq, identity);
         let subsets = match endpoints {
             Some(eps) if headless => {
-                let (subsets, mirrors) =
-                    headless_subsets(ctx, svc, eps, &base_labels, &local_name, gw_port, identity);
+                let root = Root {
+                    labels: &base_labels,
+                    name: &local_name,
+                    gw_port,
+                    identity,
+                };
+                let (subsets, mirrors) = headless_subsets(ctx, svc, eps, &root, observed);
                 endpoint_mirrors = mirrors;
                 subsets
             }
@@ -267,16 +290,22 @@ fn with_liveness(
     }
 }
 
+/// What every endpoint mirror of a headless root shares.
+struct Root<'a> {
+    labels: &'a BTreeMap<String, String>,
+    name: &'a str,
+    gw_port: i32,
+    identity: &'a str,
+}
+
 /// The headless root's subsets (each ready named address → the ClusterIP of its endpoint
 /// mirror, container ports verbatim) and the per-host endpoint mirrors (§5).
 fn headless_subsets(
     ctx: &MirrorContext<'_>,
     svc: &RemoteService,
     eps: &RemoteEndpoints,
-    base_labels: &BTreeMap<String, String>,
-    root_name: &str,
-    gw_port: i32,
-    identity: &str,
+    root: &Root<'_>,
+    observed: &Observed,
 ) -> (Vec<DesiredSubset>, Vec<EndpointMirror>) {
     let target = ctx.target;
     let domain = &target.spec.cluster_domain;
@@ -297,21 +326,26 @@ fn headless_subsets(
             if !seen.insert(name.name.clone()) {
                 continue;
             }
-            let mut labels = base_labels.clone();
+            let mut labels = root.labels.clone();
             labels.insert(
                 HEADLESS_MIRROR_SVC_NAME_LABEL.to_string(),
-                root_name.to_string(),
+                root.name.to_string(),
             );
             let host_fq = format!(
                 "{host}.{}",
                 remote_fq_name(&svc.name, &svc.namespace, domain)
             );
+            // The version it was written with, while its own pod keeps its address.
+            let version = observed
+                .endpoint_mirrors
+                .get(&name.name)
+                .filter(|o| o.remote_address.as_deref() == Some(addr.ip.as_str()))
+                .and_then(|o| o.resource_version.clone())
+                .unwrap_or_else(|| eps.resource_version.clone());
             let mut annotations = BTreeMap::from([
-                (
-                    REMOTE_RESOURCE_VERSION_ANNOTATION.to_string(),
-                    eps.resource_version.clone(),
-                ),
+                (REMOTE_RESOURCE_VERSION_ANNOTATION.to_string(), version),
                 (REMOTE_SVC_FQ_NAME_ANNOTATION.to_string(), host_fq.clone()),
+                (REMOTE_ADDRESS_ANNOTATION.to_string(), addr.ip.clone()),
             ]);
             add_full_name(&mut annotations, &name);
             mirrors.push(EndpointMirror {
@@ -327,8 +361,8 @@ fn headless_subsets(
                     namespace: svc.namespace.clone(),
                     name: name.name,
                     labels,
-                    annotations: endpoints_annotations(&host_fq, identity),
-                    subsets: gateway_subsets(&svc.ports, ctx.gateway, gw_port),
+                    annotations: endpoints_annotations(&host_fq, root.identity),
+                    subsets: gateway_subsets(&svc.ports, ctx.gateway, root.gw_port),
                 },
             });
         }

@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use crate::{Cluster, ExportPolicy, Link, MirrorMode};
 
 /// A Service port's `targetPort`: a number or a named container port.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum IntOrString {
     /// A port number.
     Int(i32),
@@ -136,6 +136,27 @@ pub struct MirrorContext<'a> {
     pub policies: &'a [ExportPolicy],
     /// The target gateway as currently resolved and probed.
     pub gateway: &'a GatewayView,
+}
+
+/// An endpoint mirror as it exists in the source cluster: what it was last written for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ObservedEndpointMirror {
+    /// The remote pod address it stands for (`linkplane.io/remote-address`), if recorded.
+    pub remote_address: Option<String>,
+    /// Its `mirror.linkerd.io/remote-resource-version`, if any.
+    pub resource_version: Option<String>,
+}
+
+/// What the source cluster already holds for one mirror, where the plan depends on it.
+///
+/// Per-host endpoint mirrors carry the remote Endpoints' `resourceVersion`, which moves whenever
+/// *any* pod of the headless Service changes. An endpoint mirror keeps the version it was
+/// written with until its own pod address changes, so one pod's restart rewrites one endpoint
+/// mirror, not all of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observed {
+    /// Endpoint mirrors of the root, by name.
+    pub endpoint_mirrors: BTreeMap<String, ObservedEndpointMirror>,
 }
 
 /// The state of one selected service, as reported to Postgres.

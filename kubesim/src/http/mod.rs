@@ -236,16 +236,29 @@ async fn handle(cluster: Arc<ClusterInner>, req: Request<Incoming>) -> Response<
         return error_response(&ApiError::path_not_found());
     };
     let attrs = request_attributes(req.method(), &target, &query);
-    if !crate::rbac::authorize(&cluster.store, &user, &attrs).allowed {
-        return error_response(&crate::rbac::forbidden(&user, &attrs));
-    }
-    if is_write(req.method())
+    let resp = if !crate::rbac::authorize(&cluster.store, &user, &attrs).allowed {
+        error_response(&crate::rbac::forbidden(&user, &attrs))
+    } else if is_write(req.method())
         && query.get("dryRun").is_none_or(|d| d != "All")
         && let Some(err) = cluster.faults.injected_write_failure()
     {
-        return error_response(&err);
-    }
-    resources::handle(&cluster, target, query, req).await
+        error_response(&err)
+    } else {
+        resources::handle(&cluster, target, query, req).await
+    };
+    let some = |s: String| (!s.is_empty()).then_some(s);
+    cluster.requests.record(crate::requests::LoggedRequest {
+        seq: 0,
+        verb: attrs.verb,
+        group: attrs.api_group,
+        resource: attrs.resource,
+        subresource: some(attrs.subresource),
+        namespace: some(attrs.namespace),
+        name: some(attrs.name),
+        user: user.name,
+        code: resp.status().as_u16(),
+    });
+    resp
 }
 
 #[cfg(test)]

@@ -221,7 +221,7 @@ async fn reconcile(rt: &Arc<ClusterRuntime>, shared: &Shared, key: &FedKey) -> R
         },
         None if inputs.collectable => {
             applier
-                .delete_service(&key.namespace, &plan.local_name)
+                .delete_service(&key.namespace, &plan.local_name, "no-members")
                 .await?;
         }
         None => {}

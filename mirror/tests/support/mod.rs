@@ -103,10 +103,14 @@ impl Env {
     }
 
     pub async fn start_supervisor(&mut self) {
-        let options = Options {
+        self.start_supervisor_with(Options {
             concurrency: 8,
             ..Options::default()
-        };
+        })
+        .await;
+    }
+
+    pub async fn start_supervisor_with(&mut self, options: Options) {
         self.handle = Some(
             Supervisor::start(self.store.clone(), options, self.metrics.clone())
                 .await
@@ -159,6 +163,44 @@ impl Env {
             .await
             .into_iter()
             .find(|r| r.status.namespace == ns && r.status.remote_name == name)
+    }
+
+    /// Waits until the supervisor has listed every cluster in `clusters`, drained its queues and
+    /// written nothing for `quiet` (the fleet has converged).
+    pub async fn settle(&self, clusters: &[&str], quiet: Duration) {
+        let handle = self.handle.as_ref().expect("supervisor running");
+        eventually("clusters synced", || async {
+            let synced = clusters
+                .iter()
+                .all(|c| handle.runtime(c).is_some_and(|r| r.is_synced()));
+            ok_if(synced, || "not synced".into())
+        })
+        .await;
+        let writes = || -> u64 { clusters.iter().map(|c| self.metrics.total_writes(c)).sum() };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let mut last = (writes(), tokio::time::Instant::now());
+        while tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let now = writes();
+            let busy = handle.pending() + handle.federation_pending() > 0;
+            if now != last.0 || busy {
+                last = (now, tokio::time::Instant::now());
+            } else if last.1.elapsed() >= quiet {
+                return;
+            }
+        }
+        panic!("the fleet did not settle within 60s");
+    }
+
+    /// Write requests `cluster` answered since `mark` (its kubesim request log).
+    pub fn writes_since(&self, cluster: &str, mark: u64) -> Vec<kubesim::LoggedRequest> {
+        self.sim
+            .cluster(cluster)
+            .unwrap()
+            .requests_since(mark)
+            .into_iter()
+            .filter(|r| r.is_write())
+            .collect()
     }
 
     pub async fn shutdown(mut self) {

@@ -4,7 +4,7 @@ use super::*;
 use crate::{
     Cluster, CredentialsRef, ExportPolicy, ExportPolicySpec, GatewaySpec, LabelSelector, Link,
     ProbeSpec,
-    plan::{IntOrString, RemoteAddress, RemoteSubset},
+    plan::{IntOrString, Observed, ObservedEndpointMirror, RemoteAddress, RemoteSubset},
     policy::NamespaceFilter,
 };
 
@@ -537,6 +537,7 @@ fn headless_service_gets_per_host_endpoint_mirrors() {
                 "mirror.linkerd.io/remote-svc-fq-name",
                 "web-0.web.shop.svc.cluster.local"
             ),
+            ("linkplane.io/remote-address", "192.168.0.1"),
         ])
     );
     assert!(!em.service.headless);
@@ -616,5 +617,65 @@ fn target_cluster_domain_is_used_in_the_fq_name() {
             .get("mirror.linkerd.io/remote-svc-fq-name")
             .map(String::as_str),
         Some("web.shop.svc.east.example")
+    );
+}
+
+/// Issue 14 / linkerd-compat §5: one pod of a headless Service changing moves the remote
+/// Endpoints' resourceVersion, but only that pod's endpoint mirror takes the new version; the
+/// others keep theirs and are not rewritten.
+#[test]
+fn endpoint_mirrors_keep_their_version_until_their_own_address_changes() {
+    let (fx, s, mut eps) = headless_fx();
+    let first = fx.mirror(&s, Some(&eps));
+    let observed = Observed {
+        endpoint_mirrors: first
+            .endpoint_mirrors
+            .iter()
+            .map(|em| {
+                let a = &em.service.annotations;
+                (
+                    em.service.name.clone(),
+                    ObservedEndpointMirror {
+                        remote_address: a.get("linkplane.io/remote-address").cloned(),
+                        resource_version: a
+                            .get("mirror.linkerd.io/remote-resource-version")
+                            .cloned(),
+                    },
+                )
+            })
+            .collect(),
+    };
+    // web-1 moves to a new pod IP.
+    eps.resource_version = "100".into();
+    eps.subsets[0].addresses[2].ip = "192.168.0.9".into();
+    let ctx = MirrorContext {
+        link: &fx.link,
+        target: &fx.target,
+        source: &fx.source,
+        policies: &fx.policies,
+        gateway: &fx.gateway,
+    };
+    let Plan::Mirror(m) = plan_service_observed(&ctx, Some(&s), Some(&eps), true, &observed) else {
+        panic!("expected a mirror")
+    };
+    let version = |i: usize| {
+        m.endpoint_mirrors[i].service.annotations["mirror.linkerd.io/remote-resource-version"]
+            .clone()
+    };
+    assert_eq!(
+        m.endpoint_mirrors[0].service,
+        first.endpoint_mirrors[0].service
+    );
+    assert_eq!(version(0), "99", "web-0 did not change");
+    assert_eq!(version(1), "100", "web-1 moved");
+    assert_eq!(
+        m.endpoint_mirrors[1].service.annotations["linkplane.io/remote-address"],
+        "192.168.0.9"
+    );
+    // Without knowledge of the source (first write), every endpoint mirror gets the current one.
+    let fresh = fx.mirror(&s, Some(&eps));
+    assert_eq!(
+        fresh.endpoint_mirrors[0].service.annotations["mirror.linkerd.io/remote-resource-version"],
+        "100"
     );
 }
