@@ -249,6 +249,8 @@ impl GitSourceNode {
     }
     /// Whether syncing is suspended (`suspendGitSource`).
     // STUB (cli-17): always false until the API branch's suspend lands; drop this resolver then.
+    // Hidden from introspection like the stub mutations (domain/operator_stub.rs).
+    #[graphql(visible = false)]
     async fn suspended(&self) -> bool {
         false
     }

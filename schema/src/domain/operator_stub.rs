@@ -1,7 +1,9 @@
 //! STUB (branch cli-17): placeholders for the operator mutations the API branch implements
 //! (`pinGitSource`, `unpinGitSource`, `suspendGitSource`, `resumeGitSource`), so the CLI's typed
 //! queries compile against the committed SDL. Each checks the operator role and answers
-//! `UNAVAILABLE`. Delete this module (and its line in `Mutation`, `domain/mod.rs` and the
+//! `UNAVAILABLE`, and is hidden from introspection (`visible = false`; the SDL export still
+//! lists it) so that clients which feature-detect, such as the dashboard and its browser tests,
+//! behave as if the mutations were absent. Delete this module (and its line in `Mutation`, `domain/mod.rs` and the
 //! `suspended` stub in `domain/git.rs`) when merging the real ones.
 
 use async_graphql::{Context, Object};
@@ -23,7 +25,7 @@ fn not_here(what: &str) -> ApiError {
 #[Object]
 impl OperatorStubMutation {
     /// Holds a Git source at `revision` (a rollback) until `unpinGitSource`.
-    #[graphql(guard = "RoleGuard(Role::Operator)")]
+    #[graphql(guard = "RoleGuard(Role::Operator)", visible = false)]
     async fn pin_git_source(
         &self,
         _ctx: &Context<'_>,
@@ -35,7 +37,7 @@ impl OperatorStubMutation {
     }
 
     /// Lets a pinned Git source follow its ref again.
-    #[graphql(guard = "RoleGuard(Role::Operator)")]
+    #[graphql(guard = "RoleGuard(Role::Operator)", visible = false)]
     async fn unpin_git_source(
         &self,
         _ctx: &Context<'_>,
@@ -46,7 +48,7 @@ impl OperatorStubMutation {
     }
 
     /// Stops syncing a Git source (polls, webhooks and self-heal) until `resumeGitSource`.
-    #[graphql(guard = "RoleGuard(Role::Operator)")]
+    #[graphql(guard = "RoleGuard(Role::Operator)", visible = false)]
     async fn suspend_git_source(
         &self,
         _ctx: &Context<'_>,
@@ -57,7 +59,7 @@ impl OperatorStubMutation {
     }
 
     /// Syncs a suspended Git source again.
-    #[graphql(guard = "RoleGuard(Role::Operator)")]
+    #[graphql(guard = "RoleGuard(Role::Operator)", visible = false)]
     async fn resume_git_source(
         &self,
         _ctx: &Context<'_>,
@@ -65,5 +67,30 @@ impl OperatorStubMutation {
     ) -> ApiResult<GitSourceNode> {
         let _ = source;
         Err(not_here("resumeGitSource"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[tokio::test]
+    async fn stubs_are_in_the_sdl_but_hidden_from_introspection() {
+        let sdl = crate::sdl();
+        assert!(sdl.contains("pinGitSource(source: String!, revision: String!): GitSource!"));
+        assert!(sdl.contains("suspended: Boolean!"));
+        let schema = crate::builder().finish();
+        let resp = schema
+            .execute(r#"{ m: __type(name: "Mutation") { fields { name } } g: __type(name: "GitSource") { fields { name } } }"#)
+            .await;
+        let text = serde_json::to_string(&resp.data).unwrap_or_default();
+        for hidden in [
+            "pinGitSource",
+            "unpinGitSource",
+            "suspendGitSource",
+            "resumeGitSource",
+            "\"suspended\"",
+        ] {
+            assert!(!text.contains(hidden), "{hidden} visible in {text}");
+        }
+        assert!(text.contains("syncNow"), "{text}");
     }
 }
