@@ -90,6 +90,18 @@ pub enum GitRef {
     Commit(String),
 }
 
+impl GitRef {
+    /// Parses `branch:<name>`, `tag:<name>` or `commit:<sha>` (the `--git-ref` spelling).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.split_once(':') {
+            Some(("branch", b)) if !b.is_empty() => Some(GitRef::Branch(b.into())),
+            Some(("tag", t)) if !t.is_empty() => Some(GitRef::Tag(t.into())),
+            Some(("commit", c)) if !c.is_empty() => Some(GitRef::Commit(c.into())),
+            _ => None,
+        }
+    }
+}
+
 impl Default for GitRef {
     fn default() -> Self {
         GitRef::Branch("main".into())

@@ -35,6 +35,11 @@ impl MirrorMode {
         MirrorMode::Federated,
     ];
 
+    /// The mode of a wire spelling (`gateway`, `remote-discovery`, `federated`).
+    pub fn parse(s: &str) -> Option<Self> {
+        MirrorMode::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+
     /// The wire spelling (`gateway`, `remote-discovery`, `federated`).
     pub fn as_str(self) -> &'static str {
         match self {

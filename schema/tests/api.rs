@@ -74,7 +74,7 @@ async fn clusters_show_health_links_services_mirrors_and_gateways(pool: sqlx::Pg
         "c00's reconciler reports Degraded"
     );
     assert_eq!(c0["credentialsSource"], "KUBECONFIG_FILE");
-    assert_eq!(c0["reconciler"]["state"], "Degraded");
+    assert_eq!(c0["reconciler"]["state"], "DEGRADED");
     assert_eq!(c0["outgoingLinks"].as_array().unwrap().len(), 2);
     assert_eq!(c0["incomingLinks"].as_array().unwrap().len(), 2);
     // c00 is the target of c03 (hop 1, probe dead since 3 % 5 != 4 → alive) and c02 (alive).
@@ -178,7 +178,7 @@ async fn export_policies_are_listed(pool: sqlx::PgPool) {
     let p = &data(&resp)["exportPolicies"]["edges"][0]["node"];
     assert_eq!(p["name"], "shop-only");
     assert_eq!(p["owner"], "git:fleet");
-    assert_eq!(p["modes"], json!(["gateway"]));
+    assert_eq!(p["modes"], json!(["GATEWAY"]));
     assert_eq!(p["namespaces"]["deny"], json!(["shop-internal"]));
 }
 
@@ -364,7 +364,7 @@ async fn git_sources_show_status_and_history_without_url_credentials(pool: sqlx:
     assert_eq!(g["drifted"], false);
     assert_eq!(
         g["history"],
-        json!([{"revision": "rev2", "result": "Applied"}, {"revision": "rev1", "result": "Applied"}])
+        json!([{"revision": "rev2", "result": "APPLIED"}, {"revision": "rev1", "result": "APPLIED"}])
     );
     linkplane_store::gitops::replace_drift(
         &mut conn,
@@ -391,7 +391,7 @@ async fn git_sources_show_status_and_history_without_url_credentials(pool: sqlx:
     .await;
     assert_eq!(
         data(&resp)["gitSources"]["edges"][0]["node"]["drift"],
-        json!([{"kind": "Link", "name": "west-from-east", "change": "Modified"}])
+        json!([{"kind": "LINK", "name": "west-from-east", "change": "MODIFIED"}])
     );
     let details = "{ gitSources { edges { node { drift { fields { path desired actual } } } } } }";
     assert_eq!(
@@ -644,7 +644,7 @@ async fn blast_radius_separates_gateway_from_cluster_failure(pool: sqlx::PgPool)
         6,
         "svc0 is remote-discovery and survives a gateway failure"
     );
-    assert!(modes.iter().all(|m| *m == "gateway"));
+    assert!(modes.iter().all(|m| *m == "GATEWAY"));
     assert_eq!(gw["federatedServices"], json!([]));
     let missing = run(
         &api,
@@ -904,6 +904,7 @@ fn limited(pool: &sqlx::PgPool, max_depth: usize, max_complexity: usize) -> Api 
                 max_depth,
                 max_complexity,
                 max_query_bytes: 200,
+                ..Limits::default()
             },
             ..ApiOptions::default()
         },
@@ -1015,7 +1016,7 @@ async fn topology_events_deliver_mirror_and_gateway_changes(pool: sqlx::PgPool) 
     let resp = serde_json::to_value(resp.unwrap()).unwrap();
     assert_eq!(
         data(&resp)["topologyEvents"],
-        json!({"kind": "MIRROR", "link": "c00-from-c01", "namespace": "shop", "name": "web", "state": "Conflict"})
+        json!({"kind": "MIRROR", "link": "c00-from-c01", "namespace": "shop", "name": "web", "state": "CONFLICT"})
     );
 }
 

@@ -74,11 +74,44 @@ pub enum CredentialsSource {
     Stored,
 }
 
+/// A reconciler's lifecycle state (the store's `ReconcilerState`, one-to-one).
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReconcilerState {
+    /// Connecting and listing.
+    Starting,
+    /// Watches synced, events flowing.
+    Running,
+    /// Running with errors (e.g. some writes failing).
+    Degraded,
+    /// Cannot reach or authenticate to the API server; retrying with backoff.
+    Failed,
+    /// Stopped because the cluster has no links.
+    Stopped,
+}
+
+impl ReconcilerState {
+    /// The state of a stored value; an unknown one (a newer server's) reads as `DEGRADED`.
+    pub(crate) fn of_column(s: &str) -> Self {
+        use linkplane_store::reconcilers::ReconcilerState as S;
+        match S::parse(s) {
+            Some(S::Starting) => ReconcilerState::Starting,
+            Some(S::Running) => ReconcilerState::Running,
+            Some(S::Degraded) => ReconcilerState::Degraded,
+            Some(S::Failed) => ReconcilerState::Failed,
+            Some(S::Stopped) => ReconcilerState::Stopped,
+            None => {
+                tracing::warn!(state = s, "a reconciler status row has an unknown state");
+                ReconcilerState::Degraded
+            }
+        }
+    }
+}
+
 /// A cluster's reconciler status.
 #[derive(SimpleObject, Debug, Clone)]
 pub struct ReconcilerInfo {
-    /// `Starting`, `Running`, `Degraded`, `Failed` or `Stopped`.
-    pub state: String,
+    /// Lifecycle state.
+    pub state: ReconcilerState,
     /// Detail, e.g. the connection error.
     pub message: String,
     /// True once every watch listed once.
@@ -92,7 +125,7 @@ pub struct ReconcilerInfo {
 impl Plain for ReconcilerInfo {
     fn plain(&self, _: &Cx<'_>, name: &str, _: &Field) -> Result<Value, Miss> {
         Ok(match name {
-            "state" => plain::string(&self.state),
+            "state" => plain::enumeration(self.state),
             "message" => plain::string(&self.message),
             "watchesSynced" => Value::Boolean(self.watches_synced),
             "lastSyncAt" => plain::opt_scalar(self.last_sync_at.as_ref()),
@@ -105,7 +138,7 @@ impl Plain for ReconcilerInfo {
 impl From<&ReconcilerStatus> for ReconcilerInfo {
     fn from(r: &ReconcilerStatus) -> Self {
         ReconcilerInfo {
-            state: r.state.clone(),
+            state: ReconcilerState::of_column(&r.state),
             message: r.message.clone(),
             watches_synced: r.watches_synced,
             last_sync_at: r.last_sync_at,

@@ -59,6 +59,41 @@ impl From<MirrorState> for mirrors::MirrorState {
     }
 }
 
+/// How a service is mirrored: the domain's [`linkplane_core::MirrorMode`], one-to-one.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MirrorMode {
+    /// Hierarchical: mirror Endpoints point at the target's gateway.
+    Gateway,
+    /// Flat: the mesh resolves pod addresses in the target directly.
+    RemoteDiscovery,
+    /// Member of `<svc>-federated`.
+    Federated,
+}
+
+impl From<linkplane_core::MirrorMode> for MirrorMode {
+    fn from(m: linkplane_core::MirrorMode) -> Self {
+        match m {
+            linkplane_core::MirrorMode::Gateway => MirrorMode::Gateway,
+            linkplane_core::MirrorMode::RemoteDiscovery => MirrorMode::RemoteDiscovery,
+            linkplane_core::MirrorMode::Federated => MirrorMode::Federated,
+        }
+    }
+}
+
+impl MirrorMode {
+    /// The mode of a stored spelling; the table's CHECK constraint allows only known ones, so
+    /// an unknown one is a corrupt row, answered as the default mode and logged.
+    pub(crate) fn of_column(s: &str) -> Self {
+        linkplane_core::MirrorMode::parse(s).map_or_else(
+            || {
+                tracing::warn!(mode = s, "a mirror row has an unknown mode");
+                MirrorMode::Gateway
+            },
+            Into::into,
+        )
+    }
+}
+
 /// One exported service as seen by one consuming cluster.
 #[derive(Clone)]
 pub struct Mirror(pub MirrorRow);
@@ -75,7 +110,7 @@ impl Plain for Mirror {
             "namespace" => plain::string(&s.namespace),
             "remoteName" => plain::string(&s.remote_name),
             "localName" => plain::string(&s.local_name),
-            "mode" => plain::string(&s.mode),
+            "mode" => plain::enumeration(MirrorMode::of_column(&s.mode)),
             "headless" => Value::Boolean(s.headless),
             "state" => plain::enumeration(MirrorState::from(s.state)),
             "message" => plain::string(&s.message),
@@ -121,9 +156,9 @@ impl Mirror {
     async fn local_name(&self) -> &str {
         &self.0.status.local_name
     }
-    /// `gateway` or `remote-discovery`.
-    async fn mode(&self) -> &str {
-        &self.0.status.mode
+    /// How it is mirrored (`GATEWAY` or `REMOTE_DISCOVERY`).
+    async fn mode(&self) -> MirrorMode {
+        MirrorMode::of_column(&self.0.status.mode)
     }
     /// Headless, with endpoint mirrors.
     async fn headless(&self) -> bool {

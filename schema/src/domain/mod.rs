@@ -1,5 +1,6 @@
 //! One module per domain; each contributes a query (and maybe mutation) root merged in `lib.rs`.
 
+pub mod audit;
 pub mod cluster;
 pub mod events;
 pub mod federation;

@@ -50,14 +50,14 @@ impl ExportPolicyNode {
     async fn service_selector(&self) -> Option<LabelSelector> {
         self.0.value.spec.service_selector.as_ref().map(Into::into)
     }
-    /// Mirror modes it allows (`gateway`, `remote-discovery`, `federated`).
-    async fn modes(&self) -> Vec<String> {
+    /// Mirror modes it allows.
+    async fn modes(&self) -> Vec<crate::domain::mirror::MirrorMode> {
         self.0
             .value
             .spec
             .modes
             .iter()
-            .map(|m| m.as_str().to_string())
+            .map(|m| (*m).into())
             .collect()
     }
     /// Consumer clusters it allows.
