@@ -80,7 +80,18 @@ function App() {
   const [token, setToken] = useState(stored);
   const fetcher = useMemo(() => {
     const { http, ws } = endpoints();
-    const auth = token ? { Authorization: `Bearer ${token}` } : {};
+    if (!token) {
+      // Every API request needs a token: say so instead of sending one that answers 401.
+      return async () => ({
+        errors: [
+          {
+            message: 'Enter an API token in the bar above (linkplane token create --role viewer --name me).',
+            extensions: { code: 'UNAUTHENTICATED' },
+          },
+        ],
+      });
+    }
+    const auth = { Authorization: `Bearer ${token}` };
     return createGraphiQLFetcher({
       url: http,
       subscriptionUrl: ws,
