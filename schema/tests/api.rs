@@ -1021,6 +1021,67 @@ async fn topology_events_deliver_mirror_and_gateway_changes(pool: sqlx::PgPool) 
 }
 
 #[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn cluster_gateway_and_mirror_events_name_their_cluster(pool: sqlx::PgPool) {
+    let mut conn = pool.acquire().await.unwrap();
+    seed_fleet(&mut conn, 3, 0).await;
+    let api = api(pool);
+    let request = api.prepare(
+        "subscription { topologyEvents(kinds: [CLUSTER, GATEWAY, MIRROR]) {
+            kind cluster link reconcilerState alive state deleted } }",
+        as_role(Role::Viewer),
+    );
+    let stream = api.schema().execute_stream(request);
+    let collect = tokio::spawn(async move { stream.take(3).collect::<Vec<_>>().await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // c01's reconciler fails (cluster health), the gateway of c00-from-c01 (c01's) dies, and a
+    // mirror held by c00 is deleted.
+    linkplane_store::reconcilers::set(
+        &mut conn,
+        "c01",
+        linkplane_store::reconcilers::ReconcilerState::Failed,
+        "connection refused",
+        false,
+    )
+    .await
+    .unwrap();
+    linkplane_store::gateways::record(&mut conn, "c00-from-c01", false, None, 3, Some("down"))
+        .await
+        .unwrap();
+    let status = mirrors::MirrorStatus {
+        link: "c00-from-c01".into(),
+        source_cluster: "c00".into(),
+        target_cluster: "c01".into(),
+        namespace: "shop".into(),
+        remote_name: "web".into(),
+        local_name: "web-c01".into(),
+        mode: "gateway".into(),
+        headless: false,
+        state: mirrors::MirrorState::Mirrored,
+        message: String::new(),
+    };
+    mirrors::upsert(&mut conn, &status).await.unwrap();
+    let events = tokio::time::timeout(Duration::from_secs(10), collect)
+        .await
+        .unwrap()
+        .unwrap();
+    let events: Vec<Value> = events
+        .into_iter()
+        .map(|r| serde_json::to_value(r).unwrap()["data"]["topologyEvents"].clone())
+        .collect();
+    assert_eq!(
+        events,
+        [
+            json!({"kind": "CLUSTER", "cluster": "c01", "link": null, "reconcilerState": "FAILED",
+                   "alive": null, "state": null, "deleted": false}),
+            json!({"kind": "GATEWAY", "cluster": "c01", "link": "c00-from-c01", "reconcilerState": null,
+                   "alive": false, "state": null, "deleted": false}),
+            json!({"kind": "MIRROR", "cluster": "c00", "link": "c00-from-c01", "reconcilerState": null,
+                   "alive": null, "state": "MIRRORED", "deleted": false}),
+        ]
+    );
+}
+
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
 async fn subscriptions_need_a_caller(pool: sqlx::PgPool) {
     let api = api(pool);
     let request = api.prepare("subscription { topologyEvents { kind } }", None);
