@@ -18,8 +18,6 @@
 //! Keys already in order are left in place (the plain pass, [`crate::plain`], answers in order),
 //! so the common case is one read-only walk.
 
-use std::collections::HashMap;
-
 use async_graphql::{
     Name, PathSegment, Response, Value,
     indexmap::IndexMap,
@@ -122,7 +120,7 @@ impl<'d> Walker<'d> {
         let ok = match v {
             Value::Null => return !non_null,
             Value::List(items) => match inner.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
-                Some(item_ty) => items.iter_mut().all(|item| self.value(item, sets, item_ty)),
+                Some(item_ty) => self.list(items, sets, item_ty),
                 None => true,
             },
             Value::Object(map) => {
@@ -134,6 +132,35 @@ impl<'d> Walker<'d> {
         if !ok {
             *v = Value::Null;
             return !non_null;
+        }
+        true
+    }
+
+    /// Shapes a list's items of type `item_ty`; `false` when a non-null item is `null`. Items
+    /// that are objects share one plan (a page of 100 mirrors plans its selection once).
+    fn list(&self, items: &mut [Value], sets: &[&'d SelectionSet], item_ty: &str) -> bool {
+        let (named, non_null) = match item_ty.strip_suffix('!') {
+            Some(t) => (t, true),
+            None => (item_ty, false),
+        };
+        if named.starts_with('[') {
+            return items.iter_mut().all(|item| self.value(item, sets, item_ty));
+        }
+        let mut plan: Option<Vec<Entry<'d>>> = None;
+        for item in items {
+            match item {
+                Value::Object(map) => {
+                    let plan = plan.get_or_insert_with(|| self.plan(sets, named));
+                    if !self.object(map, plan) {
+                        *item = Value::Null;
+                        if non_null {
+                            return false;
+                        }
+                    }
+                }
+                Value::Null if non_null => return false,
+                _ => {}
+            }
         }
         true
     }
@@ -159,9 +186,8 @@ impl<'d> Walker<'d> {
     /// The response keys of `sets` on an object of type `ty`, in `CollectFields()` order.
     fn plan(&self, sets: &[&'d SelectionSet], ty: &str) -> Vec<Entry<'d>> {
         let mut plan: Vec<Entry<'d>> = Vec::new();
-        let mut index: HashMap<&'d Name, usize> = HashMap::new();
         for set in sets {
-            self.collect(set, ty, ty, &mut plan, &mut index, 0);
+            self.collect(set, ty, ty, &mut plan, 0);
         }
         plan
     }
@@ -172,7 +198,6 @@ impl<'d> Walker<'d> {
         ty: &str,
         within: &str,
         plan: &mut Vec<Entry<'d>>,
-        index: &mut HashMap<&'d Name, usize>,
         depth: usize,
     ) {
         // Fragment cycles are rejected by validation; this only bounds a malformed document.
@@ -184,10 +209,10 @@ impl<'d> Walker<'d> {
                 Selection::Field(f) => {
                     let f: &'d Field = &f.node;
                     let key = &f.response_key().node;
-                    match index.get(key) {
-                        Some(&i) => plan[i].sets.push(&f.selection_set.node),
+                    // Selection sets are small: a scan beats hashing.
+                    match plan.iter_mut().find(|e| e.key == key) {
+                        Some(e) => e.sets.push(&f.selection_set.node),
                         None => {
-                            index.insert(key, plan.len());
                             plan.push(Entry {
                                 key,
                                 ty: self.field_type(within, ty, f.name.node.as_str()),
@@ -202,26 +227,12 @@ impl<'d> Walker<'d> {
                         .type_condition
                         .as_ref()
                         .map_or(within, |c| c.node.on.node.as_str());
-                    self.collect(
-                        &frag.node.selection_set.node,
-                        ty,
-                        cond,
-                        plan,
-                        index,
-                        depth + 1,
-                    );
+                    self.collect(&frag.node.selection_set.node, ty, cond, plan, depth + 1);
                 }
                 Selection::FragmentSpread(spread) => {
                     if let Some(frag) = self.doc.fragments.get(&spread.node.fragment_name.node) {
                         let cond = frag.node.type_condition.node.on.node.as_str();
-                        self.collect(
-                            &frag.node.selection_set.node,
-                            ty,
-                            cond,
-                            plan,
-                            index,
-                            depth + 1,
-                        );
+                        self.collect(&frag.node.selection_set.node, ty, cond, plan, depth + 1);
                     }
                 }
             }

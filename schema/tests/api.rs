@@ -393,10 +393,19 @@ async fn git_sources_show_status_and_history_without_url_credentials(pool: sqlx:
         data(&resp)["gitSources"]["edges"][0]["node"]["drift"],
         json!([{"kind": "LINK", "name": "west-from-east", "change": "MODIFIED"}])
     );
-    let details = "{ gitSources { edges { node { drift { fields { path desired actual } } } } } }";
+    let details =
+        "{ gitSources { edges { node { drift { name fields { path desired actual } } } } } }";
+    // A viewer sees the drifted objects; their field values (which may name where credentials
+    // live) are null with a FORBIDDEN error at that path.
+    let viewer = run(&api, Some(Role::Viewer), details).await;
+    assert_eq!(code(&viewer), "FORBIDDEN");
     assert_eq!(
-        code(&run(&api, Some(Role::Viewer), details).await),
-        "FORBIDDEN"
+        viewer["data"]["gitSources"]["edges"][0]["node"]["drift"],
+        json!([{"name": "west-from-east", "fields": null}])
+    );
+    assert_eq!(
+        viewer["errors"][0]["path"],
+        json!(["gitSources", "edges", 0, "node", "drift", 0, "fields"])
     );
     let resp = run(&api, Some(Role::Operator), details).await;
     assert_eq!(

@@ -70,8 +70,8 @@ pub struct AuditQuery;
 
 #[Object]
 impl AuditQuery {
-    /// Mutations run through the API, newest first (operator role). `after` is the `endCursor`
-    /// of the previous page.
+    /// Mutations run through the API, newest first (operator role; `null` with a `FORBIDDEN`
+    /// error for viewers). `after` is the `endCursor` of the previous page.
     #[graphql(
         guard = "RoleGuard(Role::Operator)",
         complexity = "paged_complexity(first, child_complexity)"
@@ -81,7 +81,7 @@ impl AuditQuery {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> ApiResult<Connection<String, AuditEntry>> {
+    ) -> ApiResult<Option<Connection<String, AuditEntry>>> {
         let first = page_size(first)?;
         let before = match after.as_deref() {
             None => None,
@@ -98,7 +98,7 @@ impl AuditQuery {
             rows.into_iter()
                 .map(|r| Edge::new(r.id.to_string(), AuditEntry::from(r))),
         );
-        Ok(conn)
+        Ok(Some(conn))
     }
 }
 

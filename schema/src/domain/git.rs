@@ -291,18 +291,20 @@ impl DriftItem {
         self.0.detected_at
     }
     /// The differing fields with both values (operator role: values may name where credentials
-    /// live).
+    /// live; `null` with a `FORBIDDEN` error for viewers, the rest of the drift still answered).
     #[graphql(guard = "RoleGuard(Role::Operator)")]
-    async fn fields(&self) -> Vec<DriftField> {
-        self.0
-            .diff
-            .iter()
-            .map(|d| DriftField {
-                path: d.path.clone(),
-                desired: d.desired.to_string(),
-                actual: d.actual.to_string(),
-            })
-            .collect()
+    async fn fields(&self) -> Option<Vec<DriftField>> {
+        Some(
+            self.0
+                .diff
+                .iter()
+                .map(|d| DriftField {
+                    path: d.path.clone(),
+                    desired: d.desired.to_string(),
+                    actual: d.actual.to_string(),
+                })
+                .collect(),
+        )
     }
 }
 
