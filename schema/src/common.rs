@@ -56,6 +56,34 @@ pub(crate) fn paged_complexity(first: Option<i32>, child: usize) -> usize {
     (first.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE) as usize).saturating_mul(child)
 }
 
+/// `totalCount` of a connection whose whole list was in hand (clusters, links, Git sources,
+/// policies): computed with the page, no statement of its own.
+#[derive(SimpleObject, Debug, Clone, Copy)]
+pub struct Total {
+    /// How many items there are over every page.
+    pub total_count: i64,
+}
+
+impl crate::plain::PageFields for Total {
+    fn plain(&self, name: &str) -> Result<async_graphql::Value, crate::plain::Miss> {
+        match name {
+            "totalCount" => Ok(async_graphql::Value::from(self.total_count)),
+            _ => Err(crate::plain::Miss::General),
+        }
+    }
+}
+
+/// The same page with the connection fields `fields` added.
+pub(crate) fn with_fields<T: async_graphql::OutputType, E: async_graphql::ObjectType>(
+    page: Connection<String, T>,
+    fields: E,
+) -> Connection<String, T, E> {
+    let mut out =
+        Connection::with_additional_fields(page.has_previous_page, page.has_next_page, fields);
+    out.edges = page.edges;
+    out
+}
+
 /// Pages a list already sorted by `cursor` (names sort as strings).
 pub(crate) fn page_sorted<T: async_graphql::OutputType>(
     items: impl IntoIterator<Item = T>,

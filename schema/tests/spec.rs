@@ -281,3 +281,49 @@ async fn the_depth_limit_error_names_the_flag(pool: sqlx::PgPool) {
         "{message}"
     );
 }
+
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn connections_count_every_page(pool: sqlx::PgPool) {
+    let mut conn = pool.acquire().await.unwrap();
+    seed_fleet(&mut conn, 4, 60).await;
+    let api = api(pool);
+    // Relay's totalCount: the whole list, whatever the page size.
+    let resp = run(
+        &api,
+        Some(Role::Viewer),
+        r#"{ clusters(first: 1) { totalCount edges { node { name
+               mirrorCounts { total conflict }
+               mirrors(first: 1) { totalCount }
+               conflicts: mirrors(first: 1, state: CONFLICT) { totalCount }
+               ns1: mirrors(first: 1, namespace: "ns1") { totalCount } } } }
+             links(first: 1) { totalCount }
+             all: mirrors(first: 1) { totalCount }
+             west: mirrors(first: 1, cluster: "c00", namespace: "ns1") { totalCount }
+             gitSources { totalCount }
+             exportPolicies { totalCount } }"#,
+    )
+    .await;
+    no_errors(&resp);
+    let d = &resp["data"];
+    assert_eq!(d["clusters"]["totalCount"], 4);
+    assert_eq!(d["links"]["totalCount"], 8);
+    // 8 links × 60 services.
+    assert_eq!(d["all"]["totalCount"], 480);
+    let c0 = &d["clusters"]["edges"][0]["node"];
+    assert_eq!(c0["mirrors"]["totalCount"], c0["mirrorCounts"]["total"]);
+    assert_eq!(c0["conflicts"]["totalCount"], c0["mirrorCounts"]["conflict"]);
+    // Two links of c00 × services 1, 11, …, 51 in ns1.
+    assert_eq!(c0["ns1"]["totalCount"], 12);
+    assert_eq!(d["west"]["totalCount"], 12);
+    assert_eq!(d["gitSources"]["totalCount"], 0);
+    assert_eq!(d["exportPolicies"]["totalCount"], 0);
+    // The plain pass answers totalCount too (same value through the fast path).
+    let resp = run(
+        &api,
+        Some(Role::Viewer),
+        "{ clusters(first: 2) { totalCount pageInfo { hasNextPage } edges { cursor } } }",
+    )
+    .await;
+    assert_eq!(resp["data"]["clusters"]["totalCount"], 4);
+    assert_eq!(resp["data"]["clusters"]["pageInfo"]["hasNextPage"], true);
+}

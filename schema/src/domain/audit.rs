@@ -64,6 +64,17 @@ impl From<audit::Entry> for AuditEntry {
     }
 }
 
+/// `totalCount` of the audit log.
+pub struct AuditTotal;
+
+#[Object]
+impl AuditTotal {
+    /// How many mutations are recorded (one `count(*)` when asked for).
+    async fn total_count(&self, ctx: &Context<'_>) -> ApiResult<i64> {
+        one!(db(ctx)?, |c| audit::count(c))
+    }
+}
+
 /// Audit queries.
 #[derive(Default)]
 pub struct AuditQuery;
@@ -81,7 +92,7 @@ impl AuditQuery {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> ApiResult<Option<Connection<String, AuditEntry>>> {
+    ) -> ApiResult<Option<Connection<String, AuditEntry, AuditTotal>>> {
         let first = page_size(first)?;
         let before = match after.as_deref() {
             None => None,
@@ -93,7 +104,7 @@ impl AuditQuery {
         let mut rows = one!(db(ctx)?, |c| audit::list(c, before, first as i64 + 1))?;
         let has_next = rows.len() > first;
         rows.truncate(first);
-        let mut conn = Connection::new(after.is_some(), has_next);
+        let mut conn = Connection::with_additional_fields(after.is_some(), has_next, AuditTotal);
         conn.edges.extend(
             rows.into_iter()
                 .map(|r| Edge::new(r.id.to_string(), AuditEntry::from(r))),

@@ -18,11 +18,13 @@ use secrecy::SecretString;
 use crate::{
     ApiContext,
     auth::{Role, RoleGuard},
-    common::{Label, db, labels, loader, page_sorted, paged_complexity, tables},
+    common::{
+        Label, Total, db, labels, loader, page_sorted, paged_complexity, tables, with_fields,
+    },
     db::{CountTable, Counts, GatewayTable, LinkTable, ReconcilerTable, ServicesOf, one},
     domain::{
         link::{GatewayProbe, LinkNode, mirror_page},
-        mirror::{Mirror, MirrorCounts, MirrorState, Service},
+        mirror::{Mirror, MirrorCounts, MirrorState, MirrorTotal, Service},
     },
     error::{ApiError, ApiResult},
     plain::{self, Cx, Fast, FastConnection, Miss, Plain, Table},
@@ -423,7 +425,7 @@ impl ClusterNode {
         state: Option<MirrorState>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<FastConnection<Mirror>> {
+    ) -> async_graphql::Result<FastConnection<Mirror, MirrorTotal>> {
         mirror_page(
             ctx,
             MirrorParent::SourceCluster,
@@ -450,15 +452,18 @@ impl ClusterQuery {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> ApiResult<FastConnection<ClusterNode>> {
+    ) -> ApiResult<FastConnection<ClusterNode, Total>> {
         let all = &tables(ctx)?.clusters().await?.all;
+        let total = Total {
+            total_count: all.len() as i64,
+        };
         page_sorted(
             all.iter().cloned().map(ClusterNode),
             |c| c.0.value.name.clone(),
             first,
             after,
         )
-        .map(FastConnection)
+        .map(|page| FastConnection(with_fields(page, total)))
     }
 
     /// One cluster by name.

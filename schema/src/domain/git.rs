@@ -14,7 +14,7 @@ use linkplane_store::{
 use crate::{
     ApiContext,
     auth::{Role, RoleGuard},
-    common::{db, loader, page_sorted, paged_complexity},
+    common::{Total, db, loader, page_sorted, paged_complexity, with_fields},
     db::{DriftOf, HistoryOf, one},
     error::{ApiError, ApiResult},
 };
@@ -441,14 +441,18 @@ impl GitQuery {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> ApiResult<Connection<String, GitSourceNode>> {
+    ) -> ApiResult<Connection<String, GitSourceNode, Total>> {
         let all = one!(db(ctx)?, |c| git_sources::list(c))?;
+        let total = Total {
+            total_count: all.len() as i64,
+        };
         page_sorted(
             all.into_iter().map(GitSourceNode),
             |s| s.0.source.name.clone(),
             first,
             after,
         )
+        .map(|page| with_fields(page, total))
     }
 }
 

@@ -13,13 +13,13 @@ use linkplane_store::{
 use crate::{
     auth::{Role, RoleGuard},
     common::{
-        LabelSelector, db, id_cursor, loader, page_fetched, page_size, page_sorted,
-        paged_complexity, tables,
+        LabelSelector, Total, db, id_cursor, loader, page_fetched, page_size, page_sorted,
+        paged_complexity, tables, with_fields,
     },
     db::{MirrorPageOf, one},
     domain::{
         cluster::ClusterNode,
-        mirror::{Mirror, MirrorCounts, MirrorState},
+        mirror::{Mirror, MirrorCounts, MirrorState, MirrorTotal},
     },
     error::{ApiError, ApiResult},
     plain::{self, Cx, Fast, FastConnection, Miss, Plain, Table},
@@ -229,7 +229,7 @@ impl LinkNode {
         state: Option<MirrorState>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<FastConnection<Mirror>> {
+    ) -> async_graphql::Result<FastConnection<Mirror, MirrorTotal>> {
         mirror_page(
             ctx,
             MirrorParent::Link,
@@ -252,9 +252,10 @@ pub(crate) async fn mirror_page(
     state: Option<MirrorState>,
     first: Option<i32>,
     after: Option<String>,
-) -> async_graphql::Result<FastConnection<Mirror>> {
+) -> async_graphql::Result<FastConnection<Mirror, MirrorTotal>> {
     let first_n = page_size(first)?;
     let after_id = id_cursor(after.as_deref())?;
+    let (total_namespace, total_state) = (namespace.clone(), state);
     let rows = loader(ctx)?
         .load_one(MirrorPageOf {
             by,
@@ -266,11 +267,14 @@ pub(crate) async fn mirror_page(
         })
         .await?
         .unwrap_or_default();
-    Ok(FastConnection(page_fetched(
-        rows.into_iter().map(Mirror).collect(),
-        |m| m.0.id.to_string(),
-        first_n,
-        after.is_some(),
+    Ok(FastConnection(with_fields(
+        page_fetched(
+            rows.into_iter().map(Mirror).collect(),
+            |m| m.0.id.to_string(),
+            first_n,
+            after.is_some(),
+        ),
+        MirrorTotal::of(by, parent, total_namespace, total_state),
     )))
 }
 
@@ -287,15 +291,18 @@ impl LinkQuery {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> ApiResult<FastConnection<LinkNode>> {
+    ) -> ApiResult<FastConnection<LinkNode, Total>> {
         let all = &tables(ctx)?.links().await?.all;
+        let total = Total {
+            total_count: all.len() as i64,
+        };
         page_sorted(
             all.iter().cloned().map(LinkNode),
             |l| l.0.stored.value.name.clone(),
             first,
             after,
         )
-        .map(FastConnection)
+        .map(|page| FastConnection(with_fields(page, total)))
     }
 
     /// One link by name.

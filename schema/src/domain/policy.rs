@@ -6,7 +6,7 @@ use linkplane_core::ExportPolicy;
 use linkplane_store::{Stored, policies};
 
 use crate::{
-    common::{LabelSelector, db, page_sorted, paged_complexity},
+    common::{LabelSelector, Total, db, page_sorted, paged_complexity, with_fields},
     db::one,
     error::ApiResult,
 };
@@ -96,13 +96,17 @@ impl PolicyQuery {
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> ApiResult<Connection<String, ExportPolicyNode>> {
+    ) -> ApiResult<Connection<String, ExportPolicyNode, Total>> {
         let all = one!(db(ctx)?, |c| policies::list(c))?;
+        let total = Total {
+            total_count: all.len() as i64,
+        };
         page_sorted(
             all.into_iter().map(ExportPolicyNode),
             |p| p.0.value.name.clone(),
             first,
             after,
         )
+        .map(|page| with_fields(page, total))
     }
 }
