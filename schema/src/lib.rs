@@ -49,6 +49,7 @@ use domain::{
     git::{GitMutation, GitQuery, GitSourceMutation},
     link::{LinkMutation, LinkQuery},
     mirror::MirrorQuery,
+    node::NodeQuery,
     policy::PolicyQuery,
     tokens::{TokenMutation, TokenQuery},
     topology::TopologyQuery,
@@ -66,6 +67,7 @@ pub struct Query(
     TopologyQuery,
     TokenQuery,
     AuditQuery,
+    NodeQuery,
 );
 
 /// Every mutation root, merged.

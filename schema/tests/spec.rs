@@ -311,7 +311,10 @@ async fn connections_count_every_page(pool: sqlx::PgPool) {
     assert_eq!(d["all"]["totalCount"], 480);
     let c0 = &d["clusters"]["edges"][0]["node"];
     assert_eq!(c0["mirrors"]["totalCount"], c0["mirrorCounts"]["total"]);
-    assert_eq!(c0["conflicts"]["totalCount"], c0["mirrorCounts"]["conflict"]);
+    assert_eq!(
+        c0["conflicts"]["totalCount"],
+        c0["mirrorCounts"]["conflict"]
+    );
     // Two links of c00 × services 1, 11, …, 51 in ns1.
     assert_eq!(c0["ns1"]["totalCount"], 12);
     assert_eq!(d["west"]["totalCount"], 12);
@@ -326,4 +329,68 @@ async fn connections_count_every_page(pool: sqlx::PgPool) {
     .await;
     assert_eq!(resp["data"]["clusters"]["totalCount"], 4);
     assert_eq!(resp["data"]["clusters"]["pageInfo"]["hasNextPage"], true);
+}
+
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn nodes_are_refetched_by_global_id(pool: sqlx::PgPool) {
+    let mut conn = pool.acquire().await.unwrap();
+    seed_fleet(&mut conn, 3, 1).await;
+    let api = api(pool);
+    let resp = run(
+        &api,
+        Some(Role::Viewer),
+        "{ clusters(first: 1) { edges { node { id name } } } links(first: 1) { edges { node { id } } } }",
+    )
+    .await;
+    no_errors(&resp);
+    let cluster_id = resp["data"]["clusters"]["edges"][0]["node"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(cluster_id, "Cluster:c00");
+    let link_id = resp["data"]["links"]["edges"][0]["node"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let resp = run(
+        &api,
+        Some(Role::Viewer),
+        &format!(
+            r#"{{ c: node(id: "{cluster_id}") {{ __typename id ... on Cluster {{ name health }} ... on Link {{ sourceName }} }}
+                 l: node(id: "{link_id}") {{ __typename ... on Link {{ sourceName targetName }} id }}
+                 gone: node(id: "Cluster:nope") {{ id }} }}"#
+        ),
+    )
+    .await;
+    no_errors(&resp);
+    let d = &resp["data"];
+    assert_eq!(
+        d["c"],
+        serde_json::json!({"__typename": "Cluster", "id": "Cluster:c00", "name": "c00", "health": "DEGRADED"})
+    );
+    assert_eq!(d["l"]["__typename"], "Link");
+    assert_eq!(d["l"]["id"], link_id.as_str());
+    assert_eq!(d["gone"], Value::Null);
+    // Interface fields come back in request order too.
+    let answer = api
+        .execute(
+            format!(r#"{{ node(id: "{link_id}") {{ id ... on Link {{ targetName sourceName }} __typename }} }}"#),
+            as_role(Role::Viewer),
+        )
+        .await;
+    let text = serde_json::to_string(&answer.data).unwrap();
+    let at = |k: &str| text.find(&format!("\"{k}\"")).unwrap();
+    assert!(
+        at("id") < at("targetName")
+            && at("targetName") < at("sourceName")
+            && at("sourceName") < at("__typename"),
+        "{text}"
+    );
+    let resp = run(
+        &api,
+        Some(Role::Viewer),
+        r#"{ node(id: "nonsense") { id } }"#,
+    )
+    .await;
+    assert_eq!(resp["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Context, Enum, Object, SimpleObject, Value, parser::types::Field};
+use async_graphql::{Context, Enum, ID, Object, SimpleObject, Value, parser::types::Field};
 use chrono::{DateTime, Utc};
 use linkplane_core::{Cluster, CredentialsRef};
 use linkplane_store::{
@@ -238,6 +238,7 @@ impl Plain for ClusterNode {
         let t = cx.tables;
         let sub = &field.selection_set.node;
         Ok(match name {
+            "id" => Value::String(format!("Cluster:{}", self.name())),
             "name" => plain::string(self.name()),
             "apiServer" => plain::string(&self.0.value.spec.api_server),
             "clusterDomain" => plain::string(&self.0.value.spec.cluster_domain),
@@ -287,6 +288,10 @@ impl Plain for ClusterNode {
 
 #[Object(name = "Cluster")]
 impl ClusterNode {
+    /// Global id (`Cluster:<name>`), for `node(id:)`.
+    pub(crate) async fn id(&self) -> ID {
+        crate::domain::node::global_id("Cluster", self.name())
+    }
     /// Name.
     #[graphql(name = "name")]
     async fn gql_name(&self) -> &str {

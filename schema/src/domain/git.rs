@@ -328,6 +328,10 @@ pub struct GitSourceNode(pub SourceState);
 
 #[Object(name = "GitSource")]
 impl GitSourceNode {
+    /// Global id (`GitSource:<name>`), for `node(id:)`.
+    pub(crate) async fn id(&self) -> async_graphql::ID {
+        crate::domain::node::global_id("GitSource", &self.0.source.name)
+    }
     /// Name.
     async fn name(&self) -> &str {
         &self.0.source.name

@@ -84,6 +84,7 @@ impl Plain for LinkNode {
         let spec = &stored.value.spec;
         let sub = &field.selection_set.node;
         Ok(match name {
+            "id" => Value::String(format!("Link:{}", stored.value.name)),
             "name" => plain::string(&stored.value.name),
             "sourceName" => plain::string(&spec.source),
             "targetName" => plain::string(&spec.target),
@@ -112,6 +113,10 @@ impl Plain for LinkNode {
 
 #[Object(name = "Link")]
 impl LinkNode {
+    /// Global id (`Link:<name>`), for `node(id:)`.
+    pub(crate) async fn id(&self) -> async_graphql::ID {
+        crate::domain::node::global_id("Link", &self.0.stored.value.name)
+    }
     /// Name.
     async fn name(&self) -> &str {
         &self.0.stored.value.name

@@ -7,6 +7,7 @@ pub mod federation;
 pub mod git;
 pub mod link;
 pub mod mirror;
+pub mod node;
 pub mod policy;
 pub mod tokens;
 pub mod topology;

@@ -26,6 +26,10 @@ pub struct ExportPolicyNode(pub Stored<ExportPolicy>);
 
 #[Object(name = "ExportPolicy")]
 impl ExportPolicyNode {
+    /// Global id (`ExportPolicy:<name>`), for `node(id:)`.
+    pub(crate) async fn id(&self) -> async_graphql::ID {
+        crate::domain::node::global_id("ExportPolicy", &self.0.value.name)
+    }
     /// Name.
     async fn name(&self) -> &str {
         &self.0.value.name
