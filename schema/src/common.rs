@@ -114,6 +114,69 @@ pub(crate) fn page_sorted<T: async_graphql::OutputType>(
     Ok(conn)
 }
 
+/// Pages a list already sorted by `cursor` in either direction (Relay's `first`/`after` and
+/// `last`/`before`; both bounds may be given). `first` and `last` together are refused.
+pub(crate) fn page_sorted_both<T: async_graphql::OutputType>(
+    items: impl IntoIterator<Item = T>,
+    cursor: impl Fn(&T) -> String,
+    first: Option<i32>,
+    after: Option<String>,
+    last: Option<i32>,
+    before: Option<String>,
+) -> Result<Connection<String, T>, ApiError> {
+    let Some(last) = last else {
+        let before_ok = |t: &T| {
+            before
+                .as_ref()
+                .is_none_or(|b| cursor(t).as_str() < b.as_str())
+        };
+        let mut has_after_before = false;
+        let kept: Vec<T> = items
+            .into_iter()
+            .filter(|t| {
+                let ok = before_ok(t);
+                has_after_before |= !ok;
+                ok
+            })
+            .collect();
+        let mut page = page_sorted(kept, &cursor, first, after)?;
+        page.has_next_page |= has_after_before && page.edges.len() == page_size(first)?;
+        return Ok(page);
+    };
+    if first.is_some() {
+        return Err(ApiError::BadUserInput(
+            "give `first` or `last`, not both".into(),
+        ));
+    }
+    let n = page_size(Some(last))?;
+    let mut has_next = false;
+    let window: Vec<T> = items
+        .into_iter()
+        .filter(|t| {
+            let c = cursor(t);
+            let after_ok = after.as_ref().is_none_or(|a| c.as_str() > a.as_str());
+            let before_ok = before.as_ref().is_none_or(|b| c.as_str() < b.as_str());
+            has_next |= after_ok && !before_ok;
+            after_ok && before_ok
+        })
+        .collect();
+    let has_previous = window.len() > n;
+    let skip = window.len().saturating_sub(n);
+    let mut conn = Connection::new(has_previous, has_next);
+    conn.edges.extend(
+        window
+            .into_iter()
+            .skip(skip)
+            .map(|t| Edge::new(cursor(&t), t)),
+    );
+    Ok(conn)
+}
+
+/// Complexity of a paged field paged by `first` or `last`.
+pub(crate) fn paged_complexity_both(first: Option<i32>, last: Option<i32>, child: usize) -> usize {
+    paged_complexity(first.or(last), child)
+}
+
 /// Builds a connection from rows fetched with one look-ahead row.
 pub(crate) fn page_fetched<T: async_graphql::OutputType>(
     mut rows: Vec<T>,

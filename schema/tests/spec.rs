@@ -394,3 +394,58 @@ async fn nodes_are_refetched_by_global_id(pool: sqlx::PgPool) {
     .await;
     assert_eq!(resp["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
 }
+
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn lists_page_backwards_with_last_and_before(pool: sqlx::PgPool) {
+    let mut conn = pool.acquire().await.unwrap();
+    seed_fleet(&mut conn, 5, 0).await;
+    let api = api(pool);
+    let names = |resp: &Value| -> Vec<String> {
+        resp["data"]["clusters"]["edges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["node"]["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let q = |args: &str| {
+        format!(
+            "{{ clusters({args}) {{ pageInfo {{ hasPreviousPage hasNextPage startCursor endCursor }} edges {{ node {{ name }} }} }} }}"
+        )
+    };
+    // Relay: the last two, then the two before them.
+    let resp = run(&api, Some(Role::Viewer), &q("last: 2")).await;
+    no_errors(&resp);
+    assert_eq!(names(&resp), ["c03", "c04"]);
+    let info = &resp["data"]["clusters"]["pageInfo"];
+    assert_eq!(info["hasPreviousPage"], true);
+    assert_eq!(info["hasNextPage"], false);
+    let resp = run(&api, Some(Role::Viewer), &q(r#"last: 2, before: "c03""#)).await;
+    assert_eq!(names(&resp), ["c01", "c02"]);
+    assert_eq!(resp["data"]["clusters"]["pageInfo"]["hasNextPage"], true);
+    let resp = run(&api, Some(Role::Viewer), &q(r#"last: 5, before: "c01""#)).await;
+    assert_eq!(names(&resp), ["c00"]);
+    assert_eq!(
+        resp["data"]["clusters"]["pageInfo"]["hasPreviousPage"],
+        false
+    );
+    // Forward paging bounded by `before`.
+    let resp = run(
+        &api,
+        Some(Role::Viewer),
+        &q(r#"first: 10, after: "c00", before: "c03""#),
+    )
+    .await;
+    assert_eq!(names(&resp), ["c01", "c02"]);
+    let resp = run(&api, Some(Role::Viewer), &q("first: 1, last: 1")).await;
+    assert_eq!(resp["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
+    // Links, Git sources and policies take the same arguments.
+    let resp = run(
+        &api,
+        Some(Role::Viewer),
+        "{ links(last: 1) { edges { cursor } } gitSources(last: 1) { totalCount } exportPolicies(last: 1) { totalCount } }",
+    )
+    .await;
+    no_errors(&resp);
+    assert_eq!(resp["data"]["links"]["edges"][0]["cursor"], "c04-from-c01");
+}

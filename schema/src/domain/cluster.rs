@@ -19,7 +19,8 @@ use crate::{
     ApiContext,
     auth::{Role, RoleGuard},
     common::{
-        Label, Total, db, labels, loader, page_sorted, paged_complexity, tables, with_fields,
+        Label, Total, db, labels, loader, page_sorted_both, paged_complexity,
+        paged_complexity_both, tables, with_fields,
     },
     db::{CountTable, Counts, GatewayTable, LinkTable, ReconcilerTable, ServicesOf, one},
     domain::{
@@ -450,23 +451,27 @@ pub struct ClusterQuery;
 
 #[Object]
 impl ClusterQuery {
-    /// Every cluster, by name.
-    #[graphql(complexity = "paged_complexity(first, child_complexity)")]
+    /// Every cluster, by name (`first`/`after` forward, `last`/`before` backward).
+    #[graphql(complexity = "paged_complexity_both(first, last, child_complexity)")]
     async fn clusters(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> ApiResult<FastConnection<ClusterNode, Total>> {
         let all = &tables(ctx)?.clusters().await?.all;
         let total = Total {
             total_count: all.len() as i64,
         };
-        page_sorted(
+        page_sorted_both(
             all.iter().cloned().map(ClusterNode),
             |c| c.0.value.name.clone(),
             first,
             after,
+            last,
+            before,
         )
         .map(|page| FastConnection(with_fields(page, total)))
     }

@@ -14,7 +14,7 @@ use linkplane_store::{
 use crate::{
     ApiContext,
     auth::{Role, RoleGuard},
-    common::{Total, db, loader, page_sorted, paged_complexity, with_fields},
+    common::{Total, db, loader, page_sorted_both, paged_complexity_both, with_fields},
     db::{DriftOf, HistoryOf, one},
     error::{ApiError, ApiResult},
 };
@@ -438,23 +438,27 @@ pub struct GitQuery;
 
 #[Object]
 impl GitQuery {
-    /// Every Git source, by name.
-    #[graphql(complexity = "paged_complexity(first, child_complexity)")]
+    /// Every Git source, by name (`first`/`after` forward, `last`/`before` backward).
+    #[graphql(complexity = "paged_complexity_both(first, last, child_complexity)")]
     async fn git_sources(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> ApiResult<Connection<String, GitSourceNode, Total>> {
         let all = one!(db(ctx)?, |c| git_sources::list(c))?;
         let total = Total {
             total_count: all.len() as i64,
         };
-        page_sorted(
+        page_sorted_both(
             all.into_iter().map(GitSourceNode),
             |s| s.0.source.name.clone(),
             first,
             after,
+            last,
+            before,
         )
         .map(|page| with_fields(page, total))
     }

@@ -13,8 +13,8 @@ use linkplane_store::{
 use crate::{
     auth::{Role, RoleGuard},
     common::{
-        LabelSelector, Total, db, id_cursor, loader, page_fetched, page_size, page_sorted,
-        paged_complexity, tables, with_fields,
+        LabelSelector, Total, db, id_cursor, loader, page_fetched, page_size, page_sorted_both,
+        paged_complexity, paged_complexity_both, tables, with_fields,
     },
     db::{MirrorPageOf, one},
     domain::{
@@ -289,23 +289,27 @@ pub struct LinkQuery;
 
 #[Object]
 impl LinkQuery {
-    /// Every link, by name.
-    #[graphql(complexity = "paged_complexity(first, child_complexity)")]
+    /// Every link, by name (`first`/`after` forward, `last`/`before` backward).
+    #[graphql(complexity = "paged_complexity_both(first, last, child_complexity)")]
     async fn links(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> ApiResult<FastConnection<LinkNode, Total>> {
         let all = &tables(ctx)?.links().await?.all;
         let total = Total {
             total_count: all.len() as i64,
         };
-        page_sorted(
+        page_sorted_both(
             all.iter().cloned().map(LinkNode),
             |l| l.0.stored.value.name.clone(),
             first,
             after,
+            last,
+            before,
         )
         .map(|page| FastConnection(with_fields(page, total)))
     }

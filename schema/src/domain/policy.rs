@@ -6,7 +6,7 @@ use linkplane_core::ExportPolicy;
 use linkplane_store::{Stored, policies};
 
 use crate::{
-    common::{LabelSelector, Total, db, page_sorted, paged_complexity, with_fields},
+    common::{LabelSelector, Total, db, page_sorted_both, paged_complexity_both, with_fields},
     db::one,
     error::ApiResult,
 };
@@ -93,23 +93,27 @@ pub struct PolicyQuery;
 
 #[Object]
 impl PolicyQuery {
-    /// Every export policy, by name.
-    #[graphql(complexity = "paged_complexity(first, child_complexity)")]
+    /// Every export policy, by name (`first`/`after` forward, `last`/`before` backward).
+    #[graphql(complexity = "paged_complexity_both(first, last, child_complexity)")]
     async fn export_policies(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> ApiResult<Connection<String, ExportPolicyNode, Total>> {
         let all = one!(db(ctx)?, |c| policies::list(c))?;
         let total = Total {
             total_count: all.len() as i64,
         };
-        page_sorted(
+        page_sorted_both(
             all.into_iter().map(ExportPolicyNode),
             |p| p.0.value.name.clone(),
             first,
             after,
+            last,
+            before,
         )
         .map(|page| with_fields(page, total))
     }
