@@ -432,14 +432,11 @@ fn principal_of(data: &async_graphql::Data) -> Option<Principal> {
         .copied()
 }
 
-/// Whether a request is a subscription (anything unparsable goes to the subscription path,
-/// which reports the error as before).
-fn is_subscription(request: &Request) -> bool {
+/// Whether the operation `operation` of `doc` is a subscription (an unknown operation goes to
+/// the subscription path, which reports the error as before).
+fn is_subscription(doc: &ExecutableDocument, operation: Option<&str>) -> bool {
     use async_graphql::parser::types::{DocumentOperations, OperationType};
-    let Ok(doc) = async_graphql::parser::parse_query(&request.query) else {
-        return true;
-    };
-    match (&doc.operations, request.operation_name.as_deref()) {
+    match (&doc.operations, operation) {
         (DocumentOperations::Single(op), _) => op.node.ty == OperationType::Subscription,
         (DocumentOperations::Multiple(ops), Some(n)) => ops
             .get(n)
@@ -524,7 +521,11 @@ impl Executor for Api {
         }
         // Queries and mutations sent over the WebSocket answer exactly as over HTTP (limits,
         // response shape, audit): run them through `run` with the session's caller.
-        if !is_subscription(&request) {
+        let doc = async_graphql::parser::parse_query(&request.query).ok();
+        if !doc
+            .as_ref()
+            .is_none_or(|d| is_subscription(d, request.operation_name.as_deref()))
+        {
             let mut request = request;
             if let Some(p) = session_data.as_deref().and_then(principal_of) {
                 request = request.data(p);
@@ -533,12 +534,18 @@ impl Executor for Api {
             return futures::stream::once(async move { api.run(request).await }).boxed();
         }
         let api = self.clone();
+        let operation = request.operation_name.clone();
         self.schema
             .execute_stream_with_session_data(
                 request.data(db::subscription_loader(&self.db)),
                 session_data.unwrap_or_default(),
             )
-            .map(move |resp| api.finish(resp, false))
+            .map(move |mut resp| {
+                if let Some(doc) = &doc {
+                    shape::normalize(&mut resp, doc, operation.as_deref(), &api.registry);
+                }
+                api.finish(resp, false)
+            })
             .boxed()
     }
 }

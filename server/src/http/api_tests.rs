@@ -569,6 +569,49 @@ async fn subscription_delivers_an_event_after_a_store_change(pool: sqlx::PgPool)
 }
 
 #[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn mutations_over_the_websocket_are_audited_under_the_sessions_token(pool: sqlx::PgPool) {
+    let s = spawn(pool, &[]).await;
+    seed(&s.store, 2, 0).await;
+    let mut conn = s.store.acquire().await.unwrap();
+    let (_, secret) = tokens::issue(&mut conn, tokens::Role::Operator, "dashboard-ws")
+        .await
+        .unwrap();
+    let operator = secret.expose_secret().to_string();
+    let mut ws = ws_connect(&s.url).await;
+    ws.send(Message::text(
+        json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {operator}")}}).to_string(),
+    ))
+    .await
+    .unwrap();
+    let ack = next_json(&mut ws, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(ack["type"], "connection_ack");
+    // GraphiQL sends every operation over the socket when it has one.
+    ws.send(Message::text(
+        json!({"id": "1", "type": "subscribe", "payload": {"query": r#"mutation { pauseLink(name: "c00-from-c01") { paused name } }"#}}).to_string(),
+    ))
+    .await
+    .unwrap();
+    let msg = next_json(&mut ws, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(msg["type"], "next", "{msg}");
+    assert_eq!(
+        msg["payload"]["data"]["pauseLink"],
+        json!({"paused": true, "name": "c00-from-c01"})
+    );
+    let (status, body) = gql(
+        &s.url,
+        Some(&operator),
+        "{ auditLog(first: 1) { totalCount edges { node { who mutation arguments result } } } }",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["data"]["auditLog"]["edges"][0]["node"],
+        json!({"who": "dashboard-ws", "mutation": "pauseLink",
+               "arguments": {"name": "c00-from-c01"}, "result": "OK"})
+    );
+}
+
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
 async fn subscriptions_without_a_token_are_refused(pool: sqlx::PgPool) {
     let s = spawn(pool, &[]).await;
     let mut ws = ws_connect(&s.url).await;
