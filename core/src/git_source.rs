@@ -193,6 +193,22 @@ mod tests {
     }
 
     #[test]
+    fn refs_parse_from_their_flag_spelling() {
+        assert_eq!(
+            GitRef::parse("branch:main"),
+            Some(GitRef::Branch("main".into()))
+        );
+        assert_eq!(GitRef::parse("tag:v1.2"), Some(GitRef::Tag("v1.2".into())));
+        assert_eq!(
+            GitRef::parse("commit:4f1c2ab"),
+            Some(GitRef::Commit("4f1c2ab".into()))
+        );
+        for bad in ["main", "branch:", "sha:abc", ""] {
+            assert_eq!(GitRef::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
     fn defaults() {
         let s = source("https://git.example.com/fleet.git");
         assert_eq!(s.spec.git_ref, GitRef::Branch("main".into()));

@@ -243,6 +243,14 @@ mod tests {
     use super::*;
     use crate::cluster::CredentialsRef;
 
+    #[test]
+    fn modes_parse_from_their_wire_spelling() {
+        for m in MirrorMode::ALL {
+            assert_eq!(MirrorMode::parse(m.as_str()), Some(m));
+        }
+        assert_eq!(MirrorMode::parse("Gateway"), None);
+    }
+
     fn cluster(name: &str, env: &str) -> Cluster {
         let mut c = Cluster::new(name, "https://x", CredentialsRef::Stored);
         c.spec.labels.insert("env".into(), env.into());
