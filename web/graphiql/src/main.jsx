@@ -1,10 +1,12 @@
 // linkplane's GraphiQL: the stock GraphiQL 4 IDE plus a token bar. The page is served without
 // a token (it holds no data); every request it makes carries `Authorization: Bearer <token>`
 // from the bar, kept in sessionStorage (this tab only, never in a URL).
-import React, { useMemo, useState } from 'react';
+import React, { useEffect, useMemo, useState } from 'react';
 import { createRoot } from 'react-dom/client';
 import { GraphiQL } from 'graphiql';
 import { createGraphiQLFetcher } from '@graphiql/toolkit';
+import { parse } from 'graphql';
+import { createClient } from 'graphql-ws';
 import { setNonce } from 'get-nonce';
 import 'graphiql/style.css';
 import './token-bar.css';
@@ -78,11 +80,11 @@ function TokenBar({ token, onApply }) {
 
 function App() {
   const [token, setToken] = useState(stored);
-  const fetcher = useMemo(() => {
+  const { fetcher, socket } = useMemo(() => {
     const { http, ws } = endpoints();
     if (!token) {
       // Every API request needs a token: say so instead of sending one that answers 401.
-      return async () => ({
+      const fetcher = async () => ({
         errors: [
           {
             message: 'Enter an API token in the bar above (linkplane token create --role viewer --name me).',
@@ -90,15 +92,28 @@ function App() {
           },
         ],
       });
+      return { fetcher, socket: null };
     }
     const auth = { Authorization: `Bearer ${token}` };
-    return createGraphiQLFetcher({
-      url: http,
-      subscriptionUrl: ws,
-      headers: auth,
-      wsConnectionParams: auth,
-    });
+    // graphql-transport-ws on /graphql/ws; the token goes in connection_init.
+    const socket = createClient({ url: ws, connectionParams: auth, lazy: true });
+    const toolkit = createGraphiQLFetcher({ url: http, headers: auth, wsClient: socket });
+    // The toolkit sends an operation over the socket only when handed its parsed document:
+    // parse it here so subscriptions always go there (and queries and mutations over HTTP).
+    const fetcher = (params, opts) => {
+      let documentAST = opts && opts.documentAST;
+      if (!documentAST) {
+        try {
+          documentAST = parse(params.query);
+        } catch {
+          documentAST = undefined;
+        }
+      }
+      return toolkit(params, { ...(opts || {}), documentAST });
+    };
+    return { fetcher, socket };
   }, [token]);
+  useEffect(() => () => socket && socket.dispose(), [socket]);
   const apply = (t) => {
     keep(t);
     setToken(t);
