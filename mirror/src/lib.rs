@@ -21,6 +21,7 @@ mod federation;
 pub mod gateway;
 pub mod index;
 mod metrics;
+mod ownership;
 mod queue;
 mod runtime;
 mod slim;

@@ -19,9 +19,7 @@ use kube::{
     runtime::{WatchStreamExt, watcher},
 };
 use linkplane_core::{
-    Cluster, ExportPolicy, Link,
-    naming::{CLUSTER_NAME_LABEL, LINKPLANE_REMOTE_SERVICE_LABEL, MIRRORED_SERVICE_LABEL},
-    plan::GatewayView,
+    Cluster, ExportPolicy, Link, naming::MIRRORED_SERVICE_LABEL, plan::GatewayView,
 };
 use linkplane_store::{Store, reconcilers::ReconcilerState};
 use tokio::task::JoinHandle;
@@ -31,6 +29,7 @@ use crate::{
     convert::{index_endpoints, index_namespace, index_service},
     credentials::Credentials,
     index::ClusterIndex,
+    ownership::Ownership,
     queue::WorkQueue,
     slim::{SlimEndpoints, SlimNamespace, SlimService},
     status::{StatusMsg, StatusSink},
@@ -215,10 +214,18 @@ impl Shared {
             idx.services.iter().map(|(k, _)| k.clone()).collect()
         };
         {
+            // Every mirror the link owns, linkplane's and (when it adopts them) Linkerd's: a
+            // mirror whose remote Service is gone is collected by its key's reconcile.
+            let owner = Ownership::of_link(spec);
             let idx = source.index();
-            for (_, s) in idx.services.iter() {
-                if let Some(remote) = owned_remote(&s.service.labels, &spec.target) {
-                    keys.insert((s.service.namespace.clone(), remote.to_string()));
+            for ((ns, name), s) in idx.services.iter() {
+                if let Some(remote) = owner.remote_of(name, &s.service.labels) {
+                    keys.insert((ns.clone(), remote));
+                }
+            }
+            for ((ns, name), e) in idx.endpoints.iter() {
+                if let Some(remote) = owner.remote_of(name, &e.labels) {
+                    keys.insert((ns.clone(), remote));
                 }
             }
         }
@@ -256,8 +263,9 @@ impl Shared {
                 // One of our mirrors changed (or was deleted by hand): re-check it.
                 if labels.contains_key(MIRRORED_SERVICE_LABEL) {
                     for entry in snap.links_into(cluster) {
-                        if let Some(remote) = owned_remote(labels, &entry.link.spec.target) {
-                            self.enqueue(entry, namespace, remote);
+                        let owner = Ownership::of_link(&entry.link.spec);
+                        if let Some(remote) = owner.remote_of(name, labels) {
+                            self.enqueue(entry, namespace, &remote);
                         }
                     }
                 }
@@ -309,21 +317,6 @@ impl Shared {
             }
         }
     }
-}
-
-/// The remote Service a local object stands for, if we own it for `target`.
-pub(crate) fn owned_remote<'a>(
-    labels: &'a BTreeMap<String, String>,
-    target: &str,
-) -> Option<&'a str> {
-    (labels.get(MIRRORED_SERVICE_LABEL).map(String::as_str) == Some("true")
-        && labels.get(CLUSTER_NAME_LABEL).map(String::as_str) == Some(target))
-    .then(|| {
-        labels
-            .get(LINKPLANE_REMOTE_SERVICE_LABEL)
-            .map(String::as_str)
-    })
-    .flatten()
 }
 
 /// Kinds in a watch set.

@@ -414,6 +414,7 @@ async fn run_cleanup(shared: &Arc<Shared>, req: &LinkCleanup) {
                 client,
                 &req.source_cluster,
                 &req.target_cluster,
+                req.adopt_linkerd_mirrors,
                 &shared.metrics,
             )
             .await

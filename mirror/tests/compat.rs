@@ -304,3 +304,218 @@ async fn one_pod_moving_rewrites_only_its_own_endpoint_mirror(pool: sqlx::PgPool
     assert_eq!(names, ["update services/cache-1-east"], "{writes:#?}");
     env.shutdown().await;
 }
+
+/// A Service and its Endpoints in `ns` as Linkerd's service mirror writes them for `target`:
+/// its two labels (no linkplane label), `remote-resource-version`, the gateway address.
+async fn linkerd_mirror(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    target: &str,
+    extra: &[(&str, &str)],
+) {
+    let mut l = vec![
+        ("mirror.linkerd.io/mirrored-service", "true"),
+        ("mirror.linkerd.io/cluster-name", target),
+    ];
+    l.extend_from_slice(extra);
+    let mut svc = service(ns, name, &l, &[("http", 80)]);
+    svc.metadata.annotations = Some(map(&[
+        ("mirror.linkerd.io/remote-resource-version", "1"),
+        (
+            "mirror.linkerd.io/remote-svc-fq-name",
+            "x.shop.svc.cluster.local",
+        ),
+    ]));
+    create_svc(client, &svc).await;
+    let eps = Endpoints {
+        metadata: ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(ns.into()),
+            labels: Some(map(&l)),
+            ..ObjectMeta::default()
+        },
+        subsets: Some(vec![EndpointSubset {
+            addresses: Some(vec![EndpointAddress {
+                ip: "192.0.2.1".into(),
+                ..EndpointAddress::default()
+            }]),
+            not_ready_addresses: None,
+            ports: Some(vec![EndpointPort {
+                name: Some("http".into()),
+                port: 4143,
+                ..EndpointPort::default()
+            }]),
+        }]),
+    };
+    Api::<Endpoints>::namespaced(client.clone(), ns)
+        .create(&PostParams::default(), &eps)
+        .await
+        .unwrap();
+}
+
+/// What `linkerd multicluster link` leaves in west: a live mirror (`web`), orphans whose
+/// remote Service is gone (`gone`, a headless endpoint mirror of `pg`), and objects that are
+/// not mirrors of east (Linkerd's probe Service, a mirror of north).
+async fn linkerd_leftovers(west: &Client) {
+    create_ns(west, "shop").await;
+    linkerd_mirror(west, "shop", "web-east", "east", &[]).await;
+    linkerd_mirror(west, "shop", "gone-east", "east", &[]).await;
+    linkerd_mirror(
+        west,
+        "shop",
+        "pg-0-east",
+        "east",
+        &[("mirror.linkerd.io/headless-mirror-svc-name", "pg-east")],
+    )
+    .await;
+    linkerd_mirror(west, "shop", "web-north", "north", &[]).await;
+    create_svc(
+        west,
+        &service(
+            "shop",
+            "probe-gateway-east",
+            &[
+                ("mirror.linkerd.io/mirrored-gateway", "true"),
+                ("mirror.linkerd.io/cluster-name", "east"),
+            ],
+            &[("mc-probe", 4191)],
+        ),
+    )
+    .await;
+}
+
+/// Issue 14, point 2, and linkerd-compat §2.9: mirrors carrying Linkerd's
+/// `mirrored-service`/`cluster-name` labels for the link's target are linkplane's: the live one
+/// is adopted (updated), those whose remote Service is gone are garbage-collected at start-up
+/// and whenever one appears later (Linkerd's reverse mapping: strip `-<target>`, or the
+/// `headless-mirror-svc-name` of an endpoint mirror). Objects that are not mirrors of that
+/// target are never touched.
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn linkerd_written_mirrors_are_adopted_and_collected(pool: sqlx::PgPool) {
+    let mut env = Env::start(pool, &["east", "west"]).await;
+    let (east, west) = (env.client("east").await, env.client("west").await);
+    export(&east, "shop", "web", EXPORTED).await;
+    linkerd_leftovers(&west).await;
+    let untouched = |name: &'static str| {
+        let west = west.clone();
+        async move {
+            get_svc(&west, "shop", name)
+                .await
+                .and_then(|s| s.metadata.resource_version)
+        }
+    };
+    let probe_rv = untouched("probe-gateway-east").await;
+    let north_rv = untouched("web-north").await;
+    env.link("west", "east", |_| {}).await;
+    eventually("adopted and collected", || async {
+        let web = get_svc(&west, "shop", "web-east").await.ok_or("web gone")?;
+        ok_if(
+            labels(&web)
+                .get("linkplane.io/remote-service")
+                .map(String::as_str)
+                == Some("web")
+                && get_svc(&west, "shop", "gone-east").await.is_none()
+                && get_eps(&west, "shop", "gone-east").await.is_none()
+                && get_svc(&west, "shop", "pg-0-east").await.is_none()
+                && get_eps(&west, "shop", "pg-0-east").await.is_none(),
+            || format!("{:?}", labels(&web)),
+        )
+    })
+    .await;
+    let eps = get_eps(&west, "shop", "web-east").await.unwrap();
+    assert_eq!(ips(&eps).0, ["127.0.0.1"], "adopted Endpoints repaired");
+    assert_eq!(untouched("probe-gateway-east").await, probe_rv);
+    assert_eq!(untouched("web-north").await, north_rv);
+
+    // An orphan appearing while running (a Linkerd controller still writing), and one left
+    // while linkplane was down, go too.
+    linkerd_mirror(&west, "shop", "late-east", "east", &[]).await;
+    eventually("late orphan collected", || async {
+        ok_if(get_svc(&west, "shop", "late-east").await.is_none(), || {
+            "still there".into()
+        })
+    })
+    .await;
+    env.stop_supervisor().await;
+    linkerd_mirror(&west, "shop", "down-east", "east", &[]).await;
+    env.start_supervisor().await;
+    eventually("orphan collected at start-up", || async {
+        ok_if(
+            get_svc(&west, "shop", "down-east").await.is_none()
+                && get_eps(&west, "shop", "down-east").await.is_none(),
+            || "still there".into(),
+        )
+    })
+    .await;
+    assert!(env.metrics.writes("west", "Service", "unexported") >= 3);
+    env.shutdown().await;
+}
+
+/// Issue 14, point 2: `adoptLinkerdMirrors: false` keeps Linkerd-written mirrors untouched (a
+/// team migrating while Linkerd still runs): not updated, not collected, not deleted with the
+/// link; the blocked export is a visible conflict. linkplane's own mirrors still go.
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn without_adoption_linkerd_mirrors_are_left_alone(pool: sqlx::PgPool) {
+    let env = Env::start(pool, &["east", "west"]).await;
+    let (east, west) = (env.client("east").await, env.client("west").await);
+    export(&east, "shop", "web", EXPORTED).await;
+    export(&east, "shop", "api", EXPORTED).await;
+    linkerd_leftovers(&west).await;
+    let rv = |name: &'static str| {
+        let west = west.clone();
+        async move {
+            get_svc(&west, "shop", name)
+                .await
+                .and_then(|s| s.metadata.resource_version)
+        }
+    };
+    let before = (
+        rv("web-east").await,
+        rv("gone-east").await,
+        rv("pg-0-east").await,
+    );
+    env.link("west", "east", |s| s.adopt_linkerd_mirrors = false)
+        .await;
+    eventually("conflict reported, own mirror written", || async {
+        let row = env.row("west-east", "shop", "web").await.ok_or("no row")?;
+        ok_if(
+            row.status.state == MirrorState::Conflict
+                && row.status.message.contains("adoptLinkerdMirrors: false")
+                && get_eps(&west, "shop", "api-east").await.is_some(),
+            || format!("{row:?}"),
+        )
+    })
+    .await;
+    env.settle(&["east", "west"], Duration::from_millis(1000))
+        .await;
+    assert_eq!(
+        (
+            rv("web-east").await,
+            rv("gone-east").await,
+            rv("pg-0-east").await
+        ),
+        before
+    );
+    let mut conn = env.store.acquire().await.unwrap();
+    linkplane_store::links::delete(&mut conn, "west-east")
+        .await
+        .unwrap();
+    drop(conn);
+    eventually("own mirror cleaned up on unlink", || async {
+        ok_if(get_svc(&west, "shop", "api-east").await.is_none(), || {
+            "api-east still there".into()
+        })
+    })
+    .await;
+    assert_eq!(
+        (
+            rv("web-east").await,
+            rv("gone-east").await,
+            rv("pg-0-east").await
+        ),
+        before,
+        "Linkerd's mirrors survive the unlink"
+    );
+    env.shutdown().await;
+}
