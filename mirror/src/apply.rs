@@ -30,6 +30,7 @@ use crate::{
         resolve_endpoints, service_diff, service_object,
     },
     error::{Error, Result},
+    events::{EventType, Regarding},
     index::IndexedService,
     ownership::Ownership,
     queue::Retry,
@@ -143,6 +144,19 @@ async fn reconcile(rt: &Arc<ClusterRuntime>, shared: &Shared, key: &MirrorKey) -
             message,
         }
     };
+    let source_event = |kind: EventType, reason: &'static str, name: &str, message: String| {
+        shared.events.record(
+            applier.client.clone(),
+            &rt.cluster.name,
+            Regarding {
+                namespace: key.namespace.clone(),
+                name: name.to_string(),
+            },
+            kind,
+            reason,
+            message,
+        );
+    };
     match plan {
         Plan::Unselected => {
             applier
@@ -165,6 +179,30 @@ async fn reconcile(rt: &Arc<ClusterRuntime>, shared: &Shared, key: &MirrorKey) -
                 Outcome::Invalid(_) => "invalid",
             };
             applier.remove(&key.namespace, &local_name, reason).await?;
+            // Linkerd records a skipped export on the target Service, in the target cluster
+            // (the source has no namespace to hold the event).
+            let skipped = match &outcome {
+                Outcome::MissingNamespace => {
+                    Some("Skipped mirroring service: namespace does not exist".to_string())
+                }
+                Outcome::Invalid(m) if m.starts_with("Skipped mirroring service") => {
+                    Some(m.clone())
+                }
+                _ => None,
+            };
+            if let (Some(message), Some(target_client)) = (skipped, target_rt.client()) {
+                shared.events.record(
+                    target_client,
+                    &link.spec.target,
+                    Regarding {
+                        namespace: key.namespace.clone(),
+                        name: key.service.clone(),
+                    },
+                    EventType::Normal,
+                    "ServiceMirroringSkipped",
+                    message,
+                );
+            }
             let (state, message) = outcome_state(&outcome);
             shared.status.send(StatusMsg::Upsert(status(
                 mode,
@@ -199,17 +237,23 @@ async fn reconcile(rt: &Arc<ClusterRuntime>, shared: &Shared, key: &MirrorKey) -
                     MirrorState::Mirrored,
                     String::new(),
                 ))),
-                Ok(Applied::Conflict(msg)) => shared.status.send(StatusMsg::Upsert(status(
-                    d.mode,
-                    &name,
-                    headless,
-                    MirrorState::Conflict,
-                    msg,
-                ))),
+                Ok(Applied::Conflict(msg)) => {
+                    source_event(EventType::Warning, "MirrorConflict", &name, msg.clone());
+                    shared.status.send(StatusMsg::Upsert(status(
+                        d.mode,
+                        &name,
+                        headless,
+                        MirrorState::Conflict,
+                        msg,
+                    )))
+                }
                 Err(e) => {
                     // Stale-view failures (409s on our own last write) are routine; retried
                     // silently. Anything else is visible, and a refusal that retrying cannot
                     // fix says so.
+                    if e.retry_class() != Retry::Soon {
+                        source_event(EventType::Warning, "MirrorError", &name, e.chain());
+                    }
                     match e.retry_class() {
                         Retry::Soon => {}
                         Retry::Transient => shared.status.send(StatusMsg::Upsert(status(

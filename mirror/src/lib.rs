@@ -17,6 +17,7 @@ mod apply;
 mod convert;
 pub mod credentials;
 mod error;
+mod events;
 mod federation;
 pub mod gateway;
 pub mod index;

@@ -93,6 +93,9 @@ pub struct Options {
     pub status_flush: Duration,
     /// How to obtain cluster credentials.
     pub credentials: Credentials,
+    /// An identical Kubernetes Event is written at most once per this interval (its count is
+    /// aggregated meanwhile).
+    pub event_interval: Duration,
 }
 
 impl Default for Options {
@@ -102,6 +105,7 @@ impl Default for Options {
             resync_interval: Duration::from_secs(600),
             status_flush: Duration::from_millis(50),
             credentials: Credentials::default(),
+            event_interval: Duration::from_secs(300),
         }
     }
 }
@@ -116,6 +120,8 @@ pub(crate) struct Shared {
     pub clusters: RwLock<HashMap<String, Arc<ClusterRuntime>>>,
     pub gateways: RwLock<HashMap<String, GatewayView>>,
     pub federation: crate::federation::Federation,
+    /// Kubernetes Events, aggregated.
+    pub events: Arc<crate::events::Recorder>,
     /// `(source, target)` pairs whose removed-link clean-up is running.
     pub cleanups: std::sync::Mutex<BTreeSet<(String, String)>>,
 }

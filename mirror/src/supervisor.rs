@@ -58,6 +58,7 @@ impl Supervisor {
         let feed = store.listen(&[CONFIG_CHANNEL]).await?;
         let (sink, status_task) = status::spawn(store.clone(), options.status_flush);
         let federation = crate::federation::Federation::start(&store, options.status_flush).await;
+        let events = Arc::new(crate::events::Recorder::new(options.event_interval));
         let shared = Arc::new(Shared {
             store,
             options,
@@ -67,6 +68,7 @@ impl Supervisor {
             clusters: RwLock::new(HashMap::new()),
             gateways: RwLock::new(HashMap::new()),
             federation,
+            events,
             cleanups: Default::default(),
         });
         let (stop, stop_rx) = oneshot::channel();

@@ -519,3 +519,73 @@ async fn without_adoption_linkerd_mirrors_are_left_alone(pool: sqlx::PgPool) {
     );
     env.shutdown().await;
 }
+
+/// Linkerd-compat §2.3 and issue 14, point 4: a Service skipped because its namespace is
+/// missing in the source gets Linkerd's `Normal ServiceMirroringSkipped "Skipped mirroring
+/// service: namespace does not exist"` on the target Service (where Linkerd records it; the
+/// source has no such namespace to hold it). Repeats are aggregated: twenty more reconciles of
+/// the key write no new Event, so a hot loop cannot flood the API server.
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn a_skipped_export_is_an_event_on_the_target_service_and_repeats_are_aggregated(
+    pool: sqlx::PgPool,
+) {
+    use k8s_openapi::api::core::v1::Event;
+    let env = Env::start(pool, &["east", "west"]).await;
+    let east = env.client("east").await;
+    export(&east, "shop", "web", EXPORTED).await;
+    env.link("west", "east", |_| {}).await;
+    let events = Api::<Event>::namespaced(east.clone(), "shop");
+    eventually("event recorded", || async {
+        let list = events.list(&Default::default()).await.unwrap().items;
+        ok_if(list.len() == 1, || format!("{list:?}"))
+    })
+    .await;
+    let ev = events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    assert_eq!(ev.type_.as_deref(), Some("Normal"));
+    assert_eq!(ev.reason.as_deref(), Some("ServiceMirroringSkipped"));
+    assert_eq!(
+        ev.message.as_deref(),
+        Some("Skipped mirroring service: namespace does not exist")
+    );
+    let obj = &ev.involved_object;
+    assert_eq!(
+        (
+            obj.kind.as_deref(),
+            obj.namespace.as_deref(),
+            obj.name.as_deref()
+        ),
+        (Some("Service"), Some("shop"), Some("web"))
+    );
+    assert_eq!(ev.count, Some(1));
+
+    let mark = env.sim.cluster("east").unwrap().request_mark();
+    for i in 0..20 {
+        let api = Api::<k8s_openapi::api::core::v1::Service>::namespaced(east.clone(), "shop");
+        let mut svc = api.get("web").await.unwrap();
+        svc.metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert("touch".into(), i.to_string());
+        api.replace("web", &PostParams::default(), &svc)
+            .await
+            .unwrap();
+    }
+    env.settle(&["east", "west"], Duration::from_millis(1000))
+        .await;
+    let event_writes: Vec<_> = env
+        .writes_since("east", mark)
+        .into_iter()
+        .filter(|r| r.resource == "events")
+        .collect();
+    assert!(event_writes.is_empty(), "{event_writes:#?}");
+    assert_eq!(
+        events.list(&Default::default()).await.unwrap().items.len(),
+        1
+    );
+    env.shutdown().await;
+}
