@@ -111,7 +111,7 @@ async fn reconcile(rt: &Arc<ClusterRuntime>, shared: &Shared, key: &MirrorKey) -
             observe(&idx, &key.namespace, &local_name),
         )
     };
-    let gateway = shared.gateway(&link.name);
+    let gateway = shared.gateway(&link.spec.target);
     let ctx = MirrorContext {
         link,
         target,

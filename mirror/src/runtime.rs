@@ -118,6 +118,7 @@ pub(crate) struct Shared {
     pub status: StatusSink,
     pub config: RwLock<Arc<Snapshot>>,
     pub clusters: RwLock<HashMap<String, Arc<ClusterRuntime>>>,
+    /// Gateway views by target cluster.
     pub gateways: RwLock<HashMap<String, GatewayView>>,
     pub federation: crate::federation::Federation,
     /// Kubernetes Events, aggregated.
@@ -154,9 +155,11 @@ impl Shared {
         write(&self.clusters).remove(cluster)
     }
 
-    pub fn gateway(&self, link: &str) -> GatewayView {
+    /// The gateway of target cluster `target` as last resolved and probed (shared by every link
+    /// into it); no address and alive before the first probe or without a gateway.
+    pub fn gateway(&self, target: &str) -> GatewayView {
         read(&self.gateways)
-            .get(link)
+            .get(target)
             .cloned()
             .unwrap_or(GatewayView {
                 addresses: vec![],
@@ -164,12 +167,16 @@ impl Shared {
             })
     }
 
-    pub fn set_gateway(&self, link: &str, view: GatewayView) {
-        write(&self.gateways).insert(link.to_string(), view);
+    pub fn set_gateway(&self, target: &str, view: GatewayView) {
+        write(&self.gateways).insert(target.to_string(), view);
     }
 
-    pub fn remove_gateway(&self, link: &str) {
-        write(&self.gateways).remove(link);
+    pub fn has_gateway(&self, target: &str) -> bool {
+        read(&self.gateways).contains_key(target)
+    }
+
+    pub fn remove_gateway(&self, target: &str) {
+        write(&self.gateways).remove(target);
     }
 
     /// Claims a clean-up; false when one for the pair is already running.

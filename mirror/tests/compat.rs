@@ -589,3 +589,93 @@ async fn a_skipped_export_is_an_event_on_the_target_service_and_repeats_are_aggr
     );
     env.shutdown().await;
 }
+
+/// The `gateway_*` samples of `target` in the OpenMetrics text of `registry`.
+fn gateway_samples(registry: &prometheus_client::registry::Registry, target: &str) -> Vec<String> {
+    let mut out = String::new();
+    prometheus_client::encoding::text::encode(&mut out, registry).unwrap();
+    let needle = format!("target_cluster_name=\"{target}\"");
+    out.lines()
+        .filter(|l| l.starts_with("gateway_") && l.contains(&needle))
+        .map(str::to_string)
+        .collect()
+}
+
+fn sample(samples: &[String], prefix: &str) -> Option<f64> {
+    samples
+        .iter()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Issue 14 (gateway metrics): one prober per target gateway, shared by every link into it,
+/// so two links into `east` do not double `gateway_probes`; the metrics keep Linkerd's names
+/// and labels (§7.1) and stay while any link still uses the gateway.
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn one_prober_per_target_gateway_shared_by_every_link(pool: sqlx::PgPool) {
+    let mut env = Env::start(pool, &["east", "west", "north"]).await;
+    env.stop_supervisor().await;
+    let mut registry = prometheus_client::registry::Registry::default();
+    env.metrics = Metrics::new(&mut registry);
+    env.start_supervisor().await;
+    env.link("west", "east", |_| {}).await;
+    env.link("north", "east", |_| {}).await;
+    let probes = || {
+        sample(
+            &gateway_samples(&registry, "east"),
+            "gateway_probes_total{target_cluster_name=\"east\",probe_successful=\"true\"}",
+        )
+        .unwrap_or(0.0)
+    };
+    eventually("probing", || async {
+        ok_if(probes() >= 1.0, || "no probe yet".into())
+    })
+    .await;
+    // Probe period 300 ms (+ up to 10% jitter): one prober makes at most ~10 probes in 3 s,
+    // one per link would make ~20.
+    let before = probes();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let during = probes() - before;
+    assert!(
+        (3.0..=12.0).contains(&during),
+        "{during} probes in 3 s with two links into east"
+    );
+    let samples = gateway_samples(&registry, "east");
+    assert_eq!(
+        sample(&samples, "gateway_enabled{"),
+        Some(1.0),
+        "{samples:?}"
+    );
+    assert_eq!(sample(&samples, "gateway_alive{"), Some(1.0), "{samples:?}");
+
+    // One link goes: the other still uses the gateway, so its metrics stay and it is probed.
+    let mut conn = env.store.acquire().await.unwrap();
+    linkplane_store::links::delete(&mut conn, "north-east")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after_one = probes();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(probes() > after_one, "still probed for west-east");
+    let samples = gateway_samples(&registry, "east");
+    assert_eq!(
+        sample(&samples, "gateway_enabled{"),
+        Some(1.0),
+        "{samples:?}"
+    );
+
+    // The last one goes: no link uses the gateway, its metrics go.
+    linkplane_store::links::delete(&mut conn, "west-east")
+        .await
+        .unwrap();
+    drop(conn);
+    eventually("metrics removed", || async {
+        let s = gateway_samples(&registry, "east");
+        ok_if(sample(&s, "gateway_enabled{").is_none(), || {
+            format!("{s:?}")
+        })
+    })
+    .await;
+    env.shutdown().await;
+}
