@@ -679,3 +679,48 @@ async fn one_prober_per_target_gateway_shared_by_every_link(pool: sqlx::PgPool) 
     .await;
     env.shutdown().await;
 }
+
+/// Issue 14, point 5: `spec.apiServer` is the server linkplane talks to; the kubeconfig only
+/// supplies credentials and CA. A kubeconfig naming a dead server still works when apiServer is
+/// right, and a wrong apiServer fails although the kubeconfig's server is right.
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn api_server_is_the_server_the_reconciler_talks_to(pool: sqlx::PgPool) {
+    let env = Env::start(pool, &["east", "west"]).await;
+    let (east, west) = (env.client("east").await, env.client("west").await);
+    create_ns(&west, "shop").await;
+    export(&east, "shop", "web", EXPORTED).await;
+    let sim_west = env.sim.cluster("west").unwrap();
+    let stale = sim_west
+        .kubeconfig_yaml()
+        .replace(&sim_west.url(), "https://127.0.0.1:9");
+    assert_ne!(stale, sim_west.kubeconfig_yaml());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("west.kubeconfig");
+    std::fs::write(&path, stale).unwrap();
+    env.update_cluster("west", |c| {
+        c.spec.credentials =
+            linkplane_core::CredentialsRef::KubeconfigFile(path.display().to_string());
+    })
+    .await;
+    env.link("west", "east", |_| {}).await;
+    eventually("mirrored through spec.apiServer", || async {
+        ok_if(get_eps(&west, "shop", "web-east").await.is_some(), || {
+            "absent".into()
+        })
+    })
+    .await;
+
+    // The other way round: the kubeconfig is right, apiServer points nowhere.
+    env.update_cluster("east", |c| c.spec.api_server = "https://127.0.0.1:9".into())
+        .await;
+    eventually("east fails", || async {
+        let mut conn = env.store.acquire().await.unwrap();
+        let rows = linkplane_store::reconcilers::list(&mut conn).await.unwrap();
+        let east = rows.iter().find(|r| r.cluster == "east");
+        ok_if(east.is_some_and(|r| r.state == "Failed"), || {
+            format!("{rows:?}")
+        })
+    })
+    .await;
+    env.shutdown().await;
+}
