@@ -20,6 +20,7 @@ mod error;
 mod events;
 mod federation;
 pub mod gateway;
+pub mod import;
 pub mod index;
 mod metrics;
 mod ownership;
