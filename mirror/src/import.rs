@@ -44,12 +44,19 @@ pub async fn linkerd_manifests(
         kind: "Link".into(),
         plural: "links".into(),
     };
-    let list = Api::<DynamicObject>::all_with(client.clone(), &ar)
+    let list = match Api::<DynamicObject>::all_with(client.clone(), &ar)
         .list(&ListParams::default())
         .await
-        .map_err(Error::kube(
-            "listing Linkerd Links (links.multicluster.linkerd.io)",
-        ))?;
+    {
+        Ok(list) => list.items,
+        // No Link CRD: Linkerd's multicluster extension is not installed, nothing to import.
+        Err(kube::Error::Api(s)) if s.code == 404 => Vec::new(),
+        Err(e) => {
+            return Err(Error::kube(
+                "listing Linkerd Links (links.multicluster.linkerd.io)",
+            )(e));
+        }
+    };
     let mut links = Vec::new();
     let mut servers = BTreeMap::new();
     for obj in list {
@@ -275,7 +282,8 @@ mod tests {
 
     /// linkerd-compat §1.1: every Link field maps onto a Cluster (gateway, probe, domain) or a
     /// Link (selectors, exclusions); the integer-seconds probe period of v1alpha1 becomes a
-    /// duration; credentials become a secretRef, never content.
+    /// duration; credentials become a secretRef, never content. (This output passes
+    /// `linkplane validate`.)
     #[test]
     fn a_linkerd_link_becomes_a_cluster_and_a_link() {
         let servers =
