@@ -1,6 +1,6 @@
 //! The supervisor: reads clusters, links and export policies from Postgres, follows the store's
-//! LISTEN/NOTIFY feed, and starts, restarts and stops the per-cluster runtimes and per-link
-//! gateway workers to match. A slow periodic full resync is the safety net.
+//! LISTEN/NOTIFY feed, and starts, restarts and stops the per-cluster runtimes and the
+//! per-target gateway probers to match. A slow periodic full resync is the safety net.
 
 use std::{
     collections::{BTreeSet, HashMap},
