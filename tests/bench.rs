@@ -14,7 +14,8 @@ const RESTARTS: usize = 5;
 
 fn mesh_without_east(mesh: &str) -> String {
     mesh.split("\n---\n")
-        .filter(|d| !d.contains("target: east "))
+        // Line-based: `linkplane dev` writes the mesh as plain YAML (no trailing comments).
+        .filter(|d| !d.lines().any(|l| l.trim() == "target: east"))
         .collect::<Vec<_>>()
         .join("\n---\n")
 }

@@ -18,7 +18,7 @@ use std::{
 
 use futures::StreamExt;
 use hmac::{Hmac, Mac};
-use linkplane_gitops::{Syncer, Trigger, apply, git::Cache, manifest};
+use linkplane_gitops::{Syncer, Trigger, apply, git::Cache};
 use linkplane_store::{Store, changes::EVENTS_CHANNEL};
 use sha2::Sha256;
 
@@ -113,7 +113,7 @@ async fn main() {
     let read = cache.files("fleet", &spec, &resolved.commit).await.unwrap();
     let t_git = t.elapsed();
     let t = Instant::now();
-    let rev = manifest::parse_files(&read).unwrap();
+    let rev = read.parse().unwrap();
     let t_parse = t.elapsed();
     assert_eq!(rev.len(), 10_000);
     let t = Instant::now();

@@ -17,7 +17,7 @@ use std::{
 use git2::{AutotagOption, Cred, CredentialType, FetchOptions, ObjectType, Oid, RemoteCallbacks};
 use linkplane_core::{GitAuth, GitRef, GitSourceSpec};
 
-use crate::manifest::{SourceFile, is_manifest_file};
+use crate::reader::{self, Files, ReadError, Source};
 
 /// What went wrong talking to Git.
 #[derive(Debug, thiserror::Error)]
@@ -54,6 +54,9 @@ pub enum GitError {
     /// The source's auth settings cannot be used.
     #[error("credentials: {0}")]
     Credentials(String),
+    /// A tree entry or blob of the revision could not be read.
+    #[error(transparent)]
+    Read(#[from] ReadError),
     /// The blocking task panicked or was cancelled.
     #[error("git task did not complete")]
     Join(#[source] tokio::task::JoinError),
@@ -108,13 +111,15 @@ impl Cache {
             .map_err(GitError::Join)?
     }
 
-    /// Reads every manifest file under the source's path in `commit`, sorted by path.
+    /// Reads every manifest file under the source's path in `commit`, sorted by path, with the
+    /// entries [`reader`] refuses (symlinks, submodules...), exactly as `linkplane validate`
+    /// reads a checkout of the same commit.
     pub async fn files(
         &self,
         name: &str,
         spec: &GitSourceSpec,
         commit: &str,
-    ) -> Result<Vec<SourceFile>, GitError> {
+    ) -> Result<Files, GitError> {
         let repo_dir = self.repo_dir(name, &spec.url);
         let path = spec.path.clone();
         let commit = commit.to_string();
@@ -335,7 +340,7 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-fn files_blocking(repo_dir: &Path, path: &str, commit: &str) -> Result<Vec<SourceFile>, GitError> {
+fn files_blocking(repo_dir: &Path, path: &str, commit: &str) -> Result<Files, GitError> {
     let repo = open_or_init(repo_dir)?;
     let oid = Oid::from_str(commit).map_err(git(format!("parsing commit id {commit}")))?;
     let tree = repo
@@ -362,36 +367,10 @@ fn files_blocking(repo_dir: &Path, path: &str, commit: &str) -> Result<Vec<Sourc
                 commit: commit.to_string(),
             })?
     };
-    let mut out = Vec::new();
-    let mut failure = None;
-    root.walk(git2::TreeWalkMode::PreOrder, |dir, entry| {
-        let name = entry.name().unwrap_or_default();
-        if name.starts_with('.') {
-            return git2::TreeWalkResult::Skip;
-        }
-        if entry.kind() == Some(ObjectType::Blob) && is_manifest_file(name) {
-            match repo.find_blob(entry.id()) {
-                Ok(blob) => out.push(SourceFile {
-                    path: format!("{dir}{name}"),
-                    content: blob.content().to_vec(),
-                }),
-                Err(e) => {
-                    failure = Some(e);
-                    return git2::TreeWalkResult::Abort;
-                }
-            }
-        }
-        git2::TreeWalkResult::Ok
-    })
-    .map_err(git("walking the tree"))?;
-    if let Some(e) = failure {
-        return Err(GitError::Git {
-            action: "reading a manifest blob".into(),
-            source: e,
-        });
-    }
-    out.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(out)
+    Ok(reader::read(Source::Tree {
+        repo: &repo,
+        tree: &root,
+    })?)
 }
 
 /// Real repositories in temp dirs for the unit tests: the integration tests' helpers.
@@ -438,7 +417,7 @@ mod tests {
         assert_eq!(r.commit, c2);
         assert_eq!(r.author, "Ada Lovelace <ada@example.com>");
         assert_eq!(r.message, "second");
-        let files = cache.files("fleet", &s, &r.commit).await.unwrap();
+        let files = cache.files("fleet", &s, &r.commit).await.unwrap().files;
         let names: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(names, ["sub/b.yml"]);
 
@@ -446,7 +425,7 @@ mod tests {
         let r = cache.resolve("fleet", &t, None).await.unwrap();
         assert_eq!(r.commit, c1);
         assert_eq!(r.message, "first");
-        let files = cache.files("fleet", &t, &r.commit).await.unwrap();
+        let files = cache.files("fleet", &t, &r.commit).await.unwrap().files;
         assert_eq!(files.len(), 2);
         assert_eq!(files[0].content, b"a: 1\n");
 
@@ -461,7 +440,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(r.commit, c1);
-        let all = cache.files("local", &local, &c1).await.unwrap();
+        let all = cache.files("local", &local, &c1).await.unwrap().files;
         assert_eq!(all.len(), 3);
     }
 
@@ -513,6 +492,72 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("HEAD"), "garbage").unwrap();
         assert_eq!(cache.resolve("x", &s, None).await.unwrap().commit, c1);
+    }
+
+    /// The server reads a revision through the same reader as `linkplane validate`: a
+    /// symlinked manifest is refused, not read as YAML made of its target's name.
+    #[tokio::test]
+    async fn symlinked_manifest_in_a_commit_is_refused_by_path() {
+        let remote_dir = tempfile::tempdir().unwrap();
+        let cache_dir = tempfile::tempdir().unwrap();
+        let repo = git2::Repository::init_bare(remote_dir.path()).unwrap();
+        let c1 = commit(
+            &repo,
+            "main",
+            &[("fleet/real.yaml", Some("a: 1\n"))],
+            "first",
+        );
+        let parent = repo.find_commit(Oid::from_str(&c1).unwrap()).unwrap();
+        let mut index = git2::Index::new().unwrap();
+        index.read_tree(&parent.tree().unwrap()).unwrap();
+        let target = repo.blob(b"real.yaml").unwrap();
+        index
+            .add(&git2::IndexEntry {
+                ctime: git2::IndexTime::new(0, 0),
+                mtime: git2::IndexTime::new(0, 0),
+                dev: 0,
+                ino: 0,
+                mode: 0o120000,
+                uid: 0,
+                gid: 0,
+                file_size: 0,
+                id: target,
+                flags: 0,
+                flags_extended: 0,
+                path: b"fleet/link.yaml".to_vec(),
+            })
+            .unwrap();
+        let tree = repo.find_tree(index.write_tree_to(&repo).unwrap()).unwrap();
+        let sig = git2::Signature::now("Ada", "ada@example.com").unwrap();
+        let c2 = repo
+            .commit(
+                Some("refs/heads/main"),
+                &sig,
+                &sig,
+                "link",
+                &tree,
+                &[&parent],
+            )
+            .unwrap()
+            .to_string();
+        let cache = Cache::new(cache_dir.path());
+        let s = spec(
+            &format!("file://{}", remote_dir.path().display()),
+            GitRef::Branch("main".into()),
+            "fleet",
+        );
+        assert_eq!(cache.resolve("x", &s, None).await.unwrap().commit, c2);
+        let read = cache.files("x", &s, &c2).await.unwrap();
+        assert_eq!(read.files.len(), 1);
+        assert_eq!(read.files[0].path, "real.yaml");
+        assert_eq!(read.refused.len(), 1);
+        assert!(
+            read.refused[0]
+                .to_string()
+                .starts_with("link.yaml:1:1: symbolic link to \"real.yaml\" refused"),
+            "{:?}",
+            read.refused
+        );
     }
 
     #[test]

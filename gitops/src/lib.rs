@@ -4,6 +4,8 @@
 //! Where to start:
 //! - [`manifest`]: the YAML format, [`manifest::parse_files`] (pure: files in, a valid
 //!   [`manifest::Revision`] or `file:line:col` diagnostics out);
+//! - [`reader`]: the one reader of a revision's files, from a directory or a Git tree (what is
+//!   read, skipped or refused: symlinks, submodules, non-UTF-8 names);
 //! - [`git`]: the fetch cache (bare repositories, read from the object database, crash-safe);
 //! - [`apply`]: plan and apply a revision in one transaction, prune what Git owns, detect drift;
 //! - [`sync`]: one sync of one source, with status and history;
@@ -13,6 +15,7 @@ pub mod apply;
 pub mod git;
 pub mod manifest;
 pub mod metrics;
+pub mod reader;
 pub mod runtime;
 pub mod sync;
 pub mod yaml;

@@ -18,7 +18,6 @@
 use std::{
     collections::{BTreeMap, BTreeSet},
     fmt,
-    path::Path,
 };
 
 use linkplane_core::{
@@ -159,42 +158,6 @@ pub fn is_manifest_file(name: &str) -> bool {
     name.ends_with(".yaml") || name.ends_with(".yml")
 }
 
-/// Reads every `*.yaml` / `*.yml` file under `dir` recursively (skipping hidden entries such as
-/// `.git`), sorted by path so parsing is deterministic.
-pub fn read_dir(dir: &Path) -> std::io::Result<Vec<SourceFile>> {
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<SourceFile>) -> std::io::Result<()> {
-        for entry in std::fs::read_dir(dir)? {
-            let entry = entry?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') {
-                continue;
-            }
-            let path = entry.path();
-            let ty = entry.file_type()?;
-            if ty.is_dir() {
-                walk(root, &path, out)?;
-            } else if ty.is_file() && is_manifest_file(&name) {
-                let rel = path
-                    .strip_prefix(root)
-                    .unwrap_or(&path)
-                    .components()
-                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                    .collect::<Vec<_>>()
-                    .join("/");
-                out.push(SourceFile {
-                    path: rel,
-                    content: std::fs::read(&path)?,
-                });
-            }
-        }
-        Ok(())
-    }
-    let mut out = Vec::new();
-    walk(dir, dir, &mut out)?;
-    out.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(out)
-}
-
 /// A parsed document, before cross-object validation.
 struct Doc {
     file: String,
@@ -219,8 +182,8 @@ impl Doc {
     }
 }
 
-/// Parses and validates a whole revision. Files must be sorted (see [`read_dir`]); the result is
-/// the same for the same input.
+/// Parses and validates a whole revision. Files must be sorted (as [`crate::reader::read`]
+/// returns them); the result is the same for the same input.
 pub fn parse_files(files: &[SourceFile]) -> Result<Revision, Diagnostics> {
     let mut diags = Vec::new();
     let mut rev = Revision::default();
@@ -228,12 +191,7 @@ pub fn parse_files(files: &[SourceFile]) -> Result<Revision, Diagnostics> {
     // after the (parallel) YAML step runs in file order.
     for (file, parsed) in files.iter().zip(parse_yaml(files)) {
         let Some(parsed) = parsed else {
-            diags.push(Diagnostic {
-                file: file.path.clone(),
-                line: 1,
-                col: 1,
-                message: "file is not valid UTF-8".into(),
-            });
+            diags.push(not_utf8(file));
             continue;
         };
         let nodes = match parsed {
@@ -263,6 +221,31 @@ pub fn parse_files(files: &[SourceFile]) -> Result<Revision, Diagnostics> {
         diags.sort();
         diags.dedup();
         Err(Diagnostics(diags))
+    }
+}
+
+/// The diagnostic for a file that is not UTF-8, at its first invalid byte.
+fn not_utf8(file: &SourceFile) -> Diagnostic {
+    let (line, col, byte) = match std::str::from_utf8(&file.content) {
+        Ok(_) => (1, 1, None),
+        Err(e) => {
+            let valid = &file.content[..e.valid_up_to()];
+            // The prefix is valid UTF-8 by definition; count lines and characters in it.
+            let text = std::str::from_utf8(valid).unwrap_or_default();
+            let line_start = text.rfind('\n').map_or(0, |i| i + 1);
+            let line = text.matches('\n').count() + 1;
+            let col = text[line_start..].chars().count() + 1;
+            (line, col, file.content.get(e.valid_up_to()).copied())
+        }
+    };
+    Diagnostic {
+        file: file.path.clone(),
+        line: u32::try_from(line).unwrap_or(u32::MAX),
+        col: u32::try_from(col).unwrap_or(u32::MAX),
+        message: match byte {
+            Some(b) => format!("file is not valid UTF-8 (byte 0x{b:02x}); manifests must be UTF-8"),
+            None => "file is not valid UTF-8; manifests must be UTF-8".into(),
+        },
     }
 }
 
@@ -900,6 +883,28 @@ spec:
     }
 
     #[test]
+    fn non_utf8_content_is_located_at_the_first_invalid_byte() {
+        let mut content = b"kind: Link\nmetadata:\n  name: \xc3\xa9t\xff\n".to_vec();
+        let errs = errors(&[SourceFile {
+            path: "l.yaml".into(),
+            content: content.clone(),
+        }]);
+        assert_eq!(
+            errs,
+            ["l.yaml:3:11: file is not valid UTF-8 (byte 0xff); manifests must be UTF-8"]
+        );
+        content.truncate(3);
+        content.push(0xfe);
+        assert!(
+            errors(&[SourceFile {
+                path: "m.yaml".into(),
+                content,
+            }])[0]
+                .starts_with("m.yaml:1:4: file is not valid UTF-8")
+        );
+    }
+
+    #[test]
     fn syntax_error_is_located() {
         let errs = errors(&[file("bad.yaml", "kind: [Link\nspec: x\n")]);
         assert_eq!(errs.len(), 1);
@@ -1070,23 +1075,6 @@ spec:
         let errs = errors(&[file("a.yaml", "- 1\n"), file("b.yaml", "kind: Link\n")]);
         assert_eq!(errs.len(), 4, "{errs:?}");
         assert!(errs[0].starts_with("a.yaml:1:1: a manifest must be a mapping"));
-    }
-
-    #[test]
-    fn read_dir_is_recursive_sorted_and_skips_hidden() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("b/c")).unwrap();
-        std::fs::create_dir_all(dir.path().join(".git")).unwrap();
-        std::fs::write(dir.path().join("b/c/z.yml"), "").unwrap();
-        std::fs::write(dir.path().join("a.yaml"), "").unwrap();
-        std::fs::write(dir.path().join("notes.txt"), "").unwrap();
-        std::fs::write(dir.path().join(".git/x.yaml"), "").unwrap();
-        let names: Vec<String> = read_dir(dir.path())
-            .unwrap()
-            .into_iter()
-            .map(|f| f.path)
-            .collect();
-        assert_eq!(names, ["a.yaml", "b/c/z.yml"]);
     }
 
     proptest::proptest! {

@@ -707,9 +707,9 @@ impl Syncer {
 
 /// Parses and validates off the async runtime: CPU-bound, ~0.2-0.3 s for 10,000 objects.
 async fn parse(
-    files: Vec<manifest::SourceFile>,
+    files: crate::reader::Files,
 ) -> Result<Result<manifest::Revision, manifest::Diagnostics>, tokio::task::JoinError> {
-    tokio::task::spawn_blocking(move || manifest::parse_files(&files)).await
+    tokio::task::spawn_blocking(move || files.parse()).await
 }
 
 fn located(d: &Diagnostic) -> String {

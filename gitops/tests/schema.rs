@@ -30,7 +30,10 @@ fn documents(text: &str) -> Vec<serde_json::Value> {
 #[test]
 fn schema_accepts_every_example_manifest_and_the_parser_agrees() {
     let dir = root().join("examples/gitops");
-    let files = manifest::read_dir(&dir).expect("examples readable");
+    let read = linkplane_gitops::reader::read(linkplane_gitops::reader::Source::Dir(&dir))
+        .expect("examples readable");
+    assert!(read.refused.is_empty(), "{:?}", read.refused);
+    let files = read.files;
     assert!(
         files.len() >= 5,
         "expected the example manifests, got {}",

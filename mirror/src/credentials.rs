@@ -165,6 +165,77 @@ pub async fn cluster_config(cluster: &Cluster, yaml: &SecretString) -> Result<Co
 static OVERRIDDEN: std::sync::Mutex<std::collections::BTreeSet<(String, String, String)>> =
     std::sync::Mutex::new(std::collections::BTreeSet::new());
 
+/// Checks kubeconfig text before it is stored: it parses, names a current context that exists,
+/// whose cluster has an `http(s)` server URL and whose user carries a credential. Messages name
+/// contexts, clusters and users, never the text itself (it holds the credential).
+pub fn check_kubeconfig(yaml: &str) -> std::result::Result<(), String> {
+    let config = Kubeconfig::from_yaml(yaml).map_err(|_| {
+        "it is not a kubeconfig (YAML parser details withheld: they could quote the credential)"
+            .to_string()
+    })?;
+    let current = config
+        .current_context
+        .as_deref()
+        .filter(|c| !c.is_empty())
+        .ok_or("it has no current-context")?;
+    let context = config
+        .contexts
+        .iter()
+        .find(|c| c.name == current)
+        .and_then(|c| c.context.as_ref())
+        .ok_or_else(|| format!("its current-context {current:?} is not among its contexts"))?;
+    let cluster_name = &context.cluster;
+    let cluster = config
+        .clusters
+        .iter()
+        .find(|c| &c.name == cluster_name)
+        .and_then(|c| c.cluster.as_ref())
+        .ok_or_else(|| {
+            format!("context {current:?} names cluster {cluster_name:?}, which it does not define")
+        })?;
+    let server = cluster
+        .server
+        .as_deref()
+        .ok_or_else(|| format!("cluster {cluster_name:?} has no server URL"))?;
+    let authority = server
+        .strip_prefix("https://")
+        .or_else(|| server.strip_prefix("http://"))
+        .map(|rest| rest.split(['/', '?', '#']).next().unwrap_or_default());
+    match authority {
+        Some(a) if !a.is_empty() && !a.contains(char::is_whitespace) => {}
+        _ => {
+            return Err(format!(
+                "cluster {cluster_name:?} has server {server:?}, not an http(s) URL"
+            ));
+        }
+    }
+    let user_name = context
+        .user
+        .as_deref()
+        .ok_or_else(|| format!("context {current:?} names no user"))?;
+    let user = config
+        .auth_infos
+        .iter()
+        .find(|u| u.name == user_name)
+        .and_then(|u| u.auth_info.as_ref())
+        .ok_or_else(|| {
+            format!("context {current:?} names user {user_name:?}, which it does not define")
+        })?;
+    let has_credential = user.token.is_some()
+        || user.token_file.is_some()
+        || user.exec.is_some()
+        || user.auth_provider.is_some()
+        || (user.username.is_some() && user.password.is_some())
+        || ((user.client_certificate.is_some() || user.client_certificate_data.is_some())
+            && (user.client_key.is_some() || user.client_key_data.is_some()));
+    if !has_credential {
+        return Err(format!(
+            "user {user_name:?} carries no credential (token, client certificate and key, exec or auth provider)"
+        ));
+    }
+    Ok(())
+}
+
 /// Builds a client from kubeconfig text (its current context).
 pub async fn client_from_kubeconfig(cluster: &str, yaml: &SecretString) -> Result<Client> {
     let config = config_from_kubeconfig(cluster, yaml).await?;
@@ -240,6 +311,54 @@ mod tests {
         };
         assert!(err.to_string().contains("apiServer"), "{err}");
         assert!(!err.chain().contains("t0ken"));
+    }
+
+    /// Issue 15: `setClusterCredentials` accepted any string. What kubectl needs to talk to a
+    /// cluster (client-go's `clientcmd` validation: current context, its cluster's server, its
+    /// user's credential) is checked before storing, and no message quotes the credential.
+    #[test]
+    fn kubeconfigs_are_checked_before_they_are_stored() {
+        let good = |server: &str, user: &str| {
+            format!(
+                "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: k\n  cluster:\n    server: {server}\ncontexts:\n- name: c\n  context:\n    cluster: k\n    user: u\nusers:\n- name: u\n  user:\n{user}\n"
+            )
+        };
+        let token = "    token: s3cr3t-token";
+        assert_eq!(
+            check_kubeconfig(&good("https://10.0.0.1:6443", token)),
+            Ok(())
+        );
+        let certs = "    client-certificate-data: AAAA\n    client-key-data: BBBB";
+        assert_eq!(check_kubeconfig(&good("https://api.east", certs)), Ok(()));
+        for (yaml, want) in [
+            ("just a string".to_string(), "not a kubeconfig"),
+            ("token: s3cr3t-token: [".to_string(), "not a kubeconfig"),
+            (
+                good("https://a", token).replace("current-context: c", "current-context: x"),
+                "\"x\" is not among",
+            ),
+            (
+                good("https://a", token).replace("current-context: c\n", ""),
+                "no current-context",
+            ),
+            (
+                good("https://a", token).replace("cluster: k", "cluster: nope"),
+                "\"nope\", which it does not define",
+            ),
+            (good("ftp://a", token), "not an http(s) URL"),
+            (
+                good("https://a", "    client-key-data: BBBB"),
+                "carries no credential",
+            ),
+            (
+                good("https://a", token).replace("user: u", "user: who"),
+                "\"who\", which it does not define",
+            ),
+        ] {
+            let err = check_kubeconfig(&yaml).expect_err(&yaml);
+            assert!(err.contains(want), "{err:?} should say {want:?}");
+            assert!(!err.contains("s3cr3t"), "{err:?} quotes the credential");
+        }
     }
 
     #[tokio::test]

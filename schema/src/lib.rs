@@ -151,7 +151,13 @@ pub struct ApiContext {
     pub credentials_key: Option<Arc<CredentialsKey>>,
     /// The shared event feed of subscriptions.
     pub events: Arc<EventHub>,
+    /// Checks a kubeconfig before `setClusterCredentials` stores it.
+    pub kubeconfig_check: Option<KubeconfigCheck>,
 }
+
+/// Checks kubeconfig text, answering why it is unusable (never quoting it). The server passes
+/// the mirror's check, which knows what a Kubernetes client needs; this crate knows no Kubernetes.
+pub type KubeconfigCheck = fn(&str) -> Result<(), String>;
 
 /// Called with the code of every error answered (for metrics).
 pub type ErrorObserver = Arc<dyn Fn(&str) + Send + Sync>;
@@ -167,6 +173,8 @@ pub struct ApiOptions {
     pub credentials_key: Option<Arc<CredentialsKey>>,
     /// Error observer.
     pub on_error: Option<ErrorObserver>,
+    /// Kubeconfig check of `setClusterCredentials`.
+    pub kubeconfig_check: Option<KubeconfigCheck>,
 }
 
 /// The API: schema plus the counted database handle. Cheap to clone.
@@ -229,6 +237,7 @@ impl Api {
             sync: options.sync,
             credentials_key: options.credentials_key,
             events: Arc::new(EventHub::new(store)),
+            kubeconfig_check: options.kubeconfig_check,
         };
         let schema = builder()
             .limit_depth(options.limits.max_depth)

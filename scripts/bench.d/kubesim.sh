@@ -3,5 +3,5 @@
 # 50 watchers, memory per stored Service. Needs no database.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-cargo build --release -p kubesim --example bench
-./target/release/examples/bench
+cargo build --release -p kubesim --example kubesim_bench
+./target/release/examples/kubesim_bench

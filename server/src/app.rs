@@ -74,11 +74,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         registry,
     )
     .await?;
+    let health = std::sync::Arc::new(http::health::Health::default());
+    let checker = health.spawn_checker(store.clone(), Some(sync.clone()));
     let state = http::AppState {
         store,
         sync: Some(sync),
         webhook_secret,
         api,
+        health,
     };
     let served = http::serve(
         listener,
@@ -86,6 +89,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         std::time::Duration::from_secs(args.http.shutdown_grace_seconds),
     )
     .await;
+    checker.abort();
     gitops_stop.cancel();
     if let Some(mirror) = mirror {
         mirror.shutdown().await;

@@ -12,7 +12,7 @@ use std::{path::PathBuf, process::ExitCode, sync::Arc};
 use anyhow::Context;
 use clap::Args;
 use linkplane_core::{Duration, GitAuth, GitRef, GitSource, GitSourceSpec};
-use linkplane_gitops::{SyncHandle, apply, git::Cache, manifest};
+use linkplane_gitops::{SyncHandle, apply, git::Cache, manifest, reader};
 use linkplane_store::{Store, git_sources};
 use secrecy::{ExposeSecret, SecretString};
 use tokio_util::sync::CancellationToken;
@@ -166,6 +166,10 @@ pub async fn start(
 pub struct ValidateArgs {
     /// Directory of manifests (read recursively: `*.yaml`, `*.yml`).
     pub dir: PathBuf,
+    /// Treat warnings as errors: exit 1 when the revision is valid but suspicious (it declares
+    /// no objects at all, which a sync would hold as a prune of the whole source).
+    #[arg(long, default_value_t = false)]
+    pub strict: bool,
 }
 
 /// `linkplane plan`.
@@ -185,17 +189,38 @@ pub struct PlanArgs {
 }
 
 fn load(dir: &std::path::Path) -> anyhow::Result<Result<manifest::Revision, Vec<String>>> {
-    let files = manifest::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+    // The same reader as the server's sync (over a Git tree): a symlink or submodule the
+    // server would refuse fails the PR check too.
+    let files = reader::read(reader::Source::Dir(dir))
+        .with_context(|| format!("validating {}", dir.display()))?;
     let prefix = if dir == std::path::Path::new(".") {
         String::new()
     } else {
         format!("{}/", dir.display().to_string().trim_end_matches('/'))
     };
-    Ok(manifest::parse_files(&files)
+    Ok(files
+        .parse()
         .map_err(|d| d.0.iter().map(|x| format!("{prefix}{x}")).collect()))
 }
 
-/// Prints errors (exit 1) or a summary (exit 0).
+/// Warnings about a valid revision: things that parse but are probably a mistake.
+fn warnings(rev: &manifest::Revision) -> Vec<String> {
+    let mut out = Vec::new();
+    if rev.is_empty() {
+        // An empty revision is valid YAML-wise, but syncing it deletes every object the source
+        // owns; it is what a wrong --git-path or a gutted folder looks like.
+        out.push(
+            "the revision declares no objects (no Cluster, Link or ExportPolicy found); syncing it \
+             would delete every object of its source (held as PruneHeld unless the source sets \
+             allowEmpty). Is the directory (--git-path) right?"
+                .to_string(),
+        );
+    }
+    out
+}
+
+/// Prints errors (exit 1) or a summary (exit 0); warnings go to stderr and fail only with
+/// `--strict`.
 pub fn validate(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
     match load(&args.dir)? {
         Ok(rev) => {
@@ -207,6 +232,14 @@ pub fn validate(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
                 c["Link"],
                 c["ExportPolicy"]
             );
+            let warnings = warnings(&rev);
+            for w in &warnings {
+                eprintln!("warning: {}: {w}", args.dir.display());
+            }
+            if args.strict && !warnings.is_empty() {
+                eprintln!("{} warning(s) with --strict; failing", warnings.len());
+                return Ok(ExitCode::from(1));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(errors) => {

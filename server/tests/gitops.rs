@@ -112,6 +112,73 @@ fn validate_accepts_the_examples_and_rejects_with_locations() {
     );
 }
 
+/// An empty folder (or a wrong path, or one whose manifests were all deleted) is valid but would
+/// prune the whole source: `validate` warns, and fails with `--strict` (issue 15).
+#[test]
+fn validate_warns_on_an_empty_revision_and_fails_with_strict() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "README.md", "manifests moved elsewhere\n");
+    write(dir.path(), "clusters/notes.txt", "nothing\n");
+    let path = dir.path().to_str().unwrap();
+
+    let out = linkplane(&["validate", path]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("valid: 0 Cluster, 0 Link, 0 ExportPolicy"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        stderr.contains(&format!(
+            "warning: {path}: the revision declares no objects"
+        )),
+        "{stderr}"
+    );
+
+    let out = linkplane(&["validate", "--strict", path]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("with --strict"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A revision with objects has nothing to warn about, strict or not.
+    write(dir.path(), "clusters/east.yaml", &cluster("east"));
+    let out = linkplane(&["validate", "--strict", path]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+}
+
+/// `validate` reads a checkout with the server's reader: a symlinked manifest (which the server,
+/// reading Git objects, cannot follow) fails the PR check with its path, instead of being
+/// skipped and called valid (issue 15).
+#[test]
+fn validate_refuses_a_symlinked_manifest_like_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "shared/east.yaml", &cluster("east"));
+    std::fs::create_dir_all(dir.path().join("clusters")).unwrap();
+    std::os::unix::fs::symlink("../shared/east.yaml", dir.path().join("clusters/east.yaml"))
+        .unwrap();
+    let out = linkplane(&["validate", dir.path().to_str().unwrap()]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let prefix = dir.path().display().to_string();
+    assert!(
+        stdout.starts_with(&format!(
+            "{prefix}/clusters/east.yaml:1:1: symbolic link to \"../shared/east.yaml\" refused"
+        )),
+        "{stdout}"
+    );
+}
+
 #[test]
 fn plan_shows_creates_updates_and_deletes_against_the_database() {
     let db = fresh_database("gitops_plan");
@@ -252,6 +319,52 @@ async fn wait_for(db: &str, sql: &str, want: &str) {
         "timed out waiting for {sql} = {want} (got {})",
         psql(db, sql)
     );
+}
+
+/// The PR check and production agree: a commit with a symlinked manifest is rejected by the
+/// server's sync with exactly the errors `linkplane validate` prints for a checkout of it
+/// (issue 15: the CLI used to skip the link and say valid, the server rejected the revision).
+#[tokio::test]
+async fn server_and_validate_reject_a_symlinked_manifest_with_the_same_errors() {
+    let db = fresh_database("gitops_symlink");
+    let repo = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let secret_file = repo.path().join("secret");
+    std::fs::write(&secret_file, format!("{SECRET}\n")).unwrap();
+    git(repo.path(), &["init", "-q", "-b", "main"]);
+    write(repo.path(), "shared/east.yaml", &cluster("east"));
+    write(repo.path(), "fleet/west.yaml", &cluster("west"));
+    std::os::unix::fs::symlink("../shared/east.yaml", repo.path().join("fleet/east.yaml")).unwrap();
+    git(repo.path(), &["add", "."]);
+    git(repo.path(), &["commit", "-q", "-m", "link east"]);
+
+    let fleet = repo.path().join("fleet");
+    let out = linkplane(&["validate", fleet.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let prefix = format!("{}/", fleet.display());
+    let from_validate: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l.strip_prefix(&prefix).unwrap_or(l).to_string())
+        .collect();
+
+    let (_server, _url) = serve(&db, repo.path(), cache.path(), &secret_file);
+    wait_for(
+        &db,
+        "SELECT count(*) FROM sync_history WHERE result = 'Rejected'",
+        "1",
+    )
+    .await;
+    let errors: Vec<String> = serde_json::from_str(&psql(
+        &db,
+        "SELECT errors FROM sync_history WHERE result = 'Rejected'",
+    ))
+    .unwrap();
+    assert_eq!(errors, from_validate);
+    assert!(
+        errors[0].starts_with("east.yaml:1:1: symbolic link to \"../shared/east.yaml\" refused"),
+        "{errors:?}"
+    );
+    assert_eq!(psql(&db, "SELECT count(*) FROM clusters"), "0");
 }
 
 #[tokio::test]

@@ -4,23 +4,28 @@ use std::{path::PathBuf, process::Command};
 
 use crate::{Error, Result, cmd, repo_root};
 
-/// Builds (if stale) and returns the debug `linkplane` binary in the shared target directory.
+/// Returns the debug `linkplane` binary: `$LINKPLANE_BIN` when set (`scripts/test` builds it
+/// once and sets it), otherwise built (if stale) in the shared target directory.
 ///
-/// Integration tests of another package cannot use `CARGO_BIN_EXE_linkplane`, so this runs
-/// `cargo build -p linkplane-server --bin linkplane` (a no-op when `scripts/test` already built
-/// it) and returns `target/debug/linkplane` (respecting `CARGO_TARGET_DIR`).
+/// Integration tests of another package cannot use `CARGO_BIN_EXE_linkplane`. The build uses
+/// the same selection as `scripts/test` (`--workspace --bins`): building `-p linkplane-server`
+/// alone resolves features differently and compiled a second copy of the workspace, which ran
+/// a CI machine out of disk.
 pub fn linkplane() -> Result<PathBuf> {
+    if let Some(bin) = std::env::var_os("LINKPLANE_BIN").map(PathBuf::from) {
+        return if bin.is_file() {
+            Ok(bin)
+        } else {
+            Err(Error::Tool(format!(
+                "LINKPLANE_BIN={} is not a file",
+                bin.display()
+            )))
+        };
+    }
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     cmd::run_ok(
         Command::new(cargo)
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "linkplane-server",
-                "--bin",
-                "linkplane",
-            ])
+            .args(["build", "--quiet", "--locked", "--workspace", "--bins"])
             .current_dir(repo_root()),
     )?;
     let target = std::env::var_os("CARGO_TARGET_DIR")

@@ -29,6 +29,8 @@ pub struct DevFacts {
     pub admin_url: String,
     /// The `linkplane serve` child's pid (changes when it is restarted).
     pub server_pid: u32,
+    /// The database `linkplane dev` runs on (for `linkplane token create`).
+    pub database_url: String,
 }
 
 /// A running `linkplane dev`; stopped with SIGTERM on drop.
@@ -255,6 +257,34 @@ impl DevEnv {
             .expect("webhook answers")
             .status()
             .as_u16()
+    }
+
+    /// `linkplane token create --role ROLE` against this environment's database: a new token.
+    pub fn token(&self, role: &str) -> String {
+        let bin = match std::env::var_os("LINKPLANE_BIN") {
+            Some(path) => PathBuf::from(path),
+            None => crate::binary::linkplane().expect("linkplane builds"),
+        };
+        let out = Command::new(bin)
+            .args(["token", "create", "--role", role, "--name", "e2e"])
+            .env("DATABASE_URL", &self.facts.database_url)
+            .env("LINKPLANE_LOG", "warn")
+            .output()
+            .expect("linkplane token create runs");
+        assert!(
+            out.status.success(),
+            "linkplane token create --role {role}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// The server's base URL (`http://127.0.0.1:<port>`).
+    pub fn base_url(&self) -> String {
+        self.facts
+            .graphql_url
+            .trim_end_matches("/graphql")
+            .to_string()
     }
 
     /// `POST <admin>/clusters/<path>` on kubesim's fault-injection endpoint.

@@ -471,8 +471,12 @@ impl ClusterMutation {
         cluster: String,
         #[graphql(secret, desc = "The kubeconfig (YAML). Write-only.")] kubeconfig: String,
     ) -> ApiResult<CredentialsReceipt> {
-        let key = ctx
-            .data_opt::<ApiContext>()
+        let api = ctx.data_opt::<ApiContext>();
+        if let Some(check) = api.and_then(|c| c.kubeconfig_check) {
+            check(&kubeconfig)
+                .map_err(|why| ApiError::BadUserInput(format!("invalid kubeconfig: {why}")))?;
+        }
+        let key = api
             .and_then(|c| c.credentials_key.clone())
             .ok_or_else(|| {
                 ApiError::Unavailable(

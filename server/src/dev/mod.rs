@@ -12,6 +12,7 @@ mod workloads;
 
 use std::{
     collections::BTreeMap,
+    os::unix::fs::DirBuilderExt,
     path::{Path, PathBuf},
     process::Stdio,
     time::{Duration, Instant},
@@ -80,10 +81,50 @@ struct DevFacts<'a> {
 impl DevFacts<'_> {
     fn write(&self, path: &Path) -> anyhow::Result<()> {
         let text = serde_json::to_string_pretty(self).context("encoding dev.json")?;
-        // Write-then-rename so a script never reads half a file.
-        let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, text).with_context(|| format!("writing {}", tmp.display()))?;
-        std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+        // It holds the admin token and the webhook secret.
+        write_private(path, text.as_bytes())
+    }
+}
+
+/// Writes a file readable by its owner only (mode 0600), atomically: the contents go to a new
+/// temporary file *created* with mode 0600 (never a world-readable moment, unlike a chmod
+/// after writing) which then replaces `path`, so a script never reads half a file and a file
+/// left world-readable by an older version is replaced, not reused.
+fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    use std::{io::Write, os::unix::fs::OpenOptionsExt};
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    // A stale temporary file from a crash may have any mode: start from a fresh one.
+    match std::fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("removing {}", tmp.display())),
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    file.write_all(contents)
+        .and_then(|()| file.sync_all())
+        .with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
+}
+
+/// Fails with a clear message when something already listens on the API port. Without this,
+/// `linkplane serve` failed to bind and exited, while the readiness probe was answered by the
+/// *other* server and the banner said "running".
+fn ensure_port_free(port: u16) -> anyhow::Result<()> {
+    match std::net::TcpListener::bind(("127.0.0.1", port)) {
+        // Dropped at once: `linkplane serve` binds it a few seconds later.
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => bail!(
+            "port {port} on 127.0.0.1 is already in use (another server is running there); \
+             stop it or choose another port with --port / LINKPLANE_DEV_PORT"
+        ),
+        Err(e) => Err(e).with_context(|| format!("checking that port {port} is free")),
     }
 }
 
@@ -122,6 +163,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         linkplane_core::validation::dns1123_label(name)
             .map_err(|e| anyhow::anyhow!("--clusters: {name:?}: {e}"))?;
     }
+    // Before starting anything (and long before a banner): the port must be ours.
+    ensure_port_free(args.port)?;
     let temp = match &args.state_dir {
         Some(_) => None,
         None => Some(
@@ -136,7 +179,11 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         (None, Some(t)) => t.path().to_path_buf(),
         (None, None) => bail!("no state directory"),
     };
-    std::fs::create_dir_all(&state_dir)
+    // Owner-only: it holds secrets, kubeconfigs and the database.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&state_dir)
         .with_context(|| format!("creating {}", state_dir.display()))?;
     let state_dir = state_dir
         .canonicalize()
@@ -233,6 +280,16 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
 
     let started = Instant::now();
     wait_ready(&base, &mut child).await?;
+    // Someone may have taken the port between the check and the child's bind: then the child
+    // exits and whatever answered /readyz was not ours.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    if let Ok(Some(status)) = child.try_wait() {
+        bail!(
+            "linkplane serve exited during start-up ({status}); is port {} in use? See {}",
+            args.port,
+            server.log.display()
+        );
+    }
     step(&format!(
         "ready in {:.1}s; waiting for the first sync and mirrors",
         started.elapsed().as_secs_f64()
@@ -303,7 +360,17 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
 
 fn load_or_create_secrets(path: &Path) -> anyhow::Result<DevSecrets> {
     if let Ok(text) = std::fs::read_to_string(path) {
-        return serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()));
+        let secrets: DevSecrets =
+            serde_json::from_str(&text).with_context(|| format!("reading {}", path.display()))?;
+        // A state directory from an older version may hold it world-readable: replace the
+        // file with an owner-only copy (no chmod: the new file never had a lax mode).
+        let lax = std::fs::metadata(path)
+            .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o077 != 0)
+            .unwrap_or(false);
+        if lax {
+            write_private(path, text.as_bytes())?;
+        }
+        return Ok(secrets);
     }
     let random = |n: usize| {
         let mut bytes = vec![0u8; n];
@@ -315,11 +382,12 @@ fn load_or_create_secrets(path: &Path) -> anyhow::Result<DevSecrets> {
         webhook_secret: hex::encode(random(24)),
         credentials_key: base64::engine::general_purpose::STANDARD.encode(random(32)),
     };
-    std::fs::write(
+    write_private(
         path,
-        serde_json::to_string_pretty(&secrets).context("encoding secrets")?,
-    )
-    .with_context(|| format!("writing {}", path.display()))?;
+        serde_json::to_string_pretty(&secrets)
+            .context("encoding secrets")?
+            .as_bytes(),
+    )?;
     Ok(secrets)
 }
 
@@ -455,4 +523,58 @@ async fn shutdown_signal() {
         }
     };
     tokio::select! { () = ctrl_c => {}, () = term => {} }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[test]
+    fn secrets_and_facts_are_owner_only_even_over_an_old_world_readable_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let secrets = dir.path().join("secrets.json");
+        let created = load_or_create_secrets(&secrets).unwrap();
+        assert_eq!(mode(&secrets), 0o600);
+        // Resumed: the same secrets come back; an old world-readable file is made owner-only.
+        std::fs::set_permissions(&secrets, std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert_eq!(
+            load_or_create_secrets(&secrets).unwrap().admin_token,
+            created.admin_token
+        );
+        assert_eq!(mode(&secrets), 0o600);
+
+        let facts = dir.path().join("dev.json");
+        std::fs::write(&facts, "{}").unwrap();
+        std::fs::set_permissions(&facts, std::fs::Permissions::from_mode(0o644)).unwrap();
+        // A stale temporary file with a lax mode is not reused either.
+        std::fs::write(dir.path().join("dev.json.tmp"), "x").unwrap();
+        std::fs::set_permissions(
+            dir.path().join("dev.json.tmp"),
+            std::fs::Permissions::from_mode(0o666),
+        )
+        .unwrap();
+        write_private(&facts, b"{\"token\": \"t\"}").unwrap();
+        assert_eq!(mode(&facts), 0o600);
+        assert_eq!(std::fs::read(&facts).unwrap(), b"{\"token\": \"t\"}");
+        assert!(!dir.path().join("dev.json.tmp").exists());
+    }
+
+    #[test]
+    fn a_busy_port_is_refused_with_a_clear_message() {
+        let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = busy.local_addr().unwrap().port();
+        let err = ensure_port_free(port).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("port {port} on 127.0.0.1 is already in use")),
+            "{err}"
+        );
+        drop(busy);
+        ensure_port_free(port).unwrap();
+    }
 }

@@ -125,6 +125,7 @@ pub async fn build(
             sync: sync.map(|s| Arc::new(GitopsSync(s)) as Arc<dyn SyncService>),
             credentials_key,
             on_error: Some(Arc::new(move |code: &str| observer.graphql_error(code))),
+            kubeconfig_check: Some(linkplane_mirror::credentials::check_kubeconfig),
         },
     );
     Ok(ApiState {

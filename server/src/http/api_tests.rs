@@ -42,11 +42,14 @@ async fn spawn(pool: sqlx::PgPool, flags: &[&str]) -> Running {
     )
     .await
     .unwrap();
+    let health = std::sync::Arc::new(super::super::health::Health::default());
+    health.spawn_checker(store.clone(), None);
     let state = AppState {
         store: store.clone(),
         sync: None,
         webhook_secret: None,
         api,
+        health,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -546,5 +549,190 @@ async fn the_bootstrap_admin_token_works(pool: sqlx::PgPool) {
     assert_eq!(
         body["data"]["apiTokens"],
         json!([{"name": "bootstrap", "role": "ADMIN"}])
+    );
+}
+
+/// A `MakeWriter` that keeps everything logged, to look for secrets in it.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+    type Writer = Captured;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// Issue 15: the default request span logged the full URI at debug level, so a token in a query
+/// string reached the logs. Requests are logged by method and path only, at every level.
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn query_strings_never_reach_the_logs(pool: sqlx::PgPool) {
+    let logs = Captured::default();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::NEW)
+        .with_writer(logs.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let s = spawn(pool, &[]).await;
+    let viewer = token(&s.store, tokens::Role::Viewer).await;
+    for path in [
+        format!("/graphql?token={viewer}"),
+        format!("/healthz?access_token={viewer}"),
+        format!("/nowhere?password={viewer}"),
+    ] {
+        let _ = reqwest::get(format!("{}{path}", s.url)).await.unwrap();
+    }
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        text.contains("/healthz"),
+        "requests are still logged by path: {text}"
+    );
+    assert!(!text.contains(&viewer), "a token reached the logs: {text}");
+    assert!(!text.contains("token="), "a query string reached the logs");
+}
+
+/// Issue 15: while the database is unreachable, `/readyz` answers from the last background check
+/// (kubelet's default probe timeout is 1 s; it used to wait for the pool's acquire timeout), and a
+/// push webhook answers 503 with Retry-After at once instead of a 500 after seconds.
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn an_unreachable_database_gets_fast_503s_from_readyz_and_webhooks(pool: sqlx::PgPool) {
+    use hmac::Mac as _;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let store = Store::from_pool(pool);
+    let args = Flags::try_parse_from(["t"]).unwrap().api;
+    let api = build(
+        &store,
+        &args,
+        None,
+        super::credentials_key(&args).unwrap(),
+        Registry::default(),
+    )
+    .await
+    .unwrap();
+    // Nothing listens on port 1: every connection is refused.
+    let dead = Store::from_pool(
+        sqlx::postgres::PgPoolOptions::new()
+            .acquire_timeout(Duration::from_secs(3))
+            .connect_lazy("postgres://linkplane@127.0.0.1:1/linkplane")
+            .unwrap(),
+    );
+    let health = std::sync::Arc::new(super::super::health::Health::default());
+    health.spawn_checker(dead.clone(), None);
+    let secret = "hook-secret";
+    let state = AppState {
+        store: dead,
+        sync: None,
+        webhook_secret: Some(std::sync::Arc::new(secrecy::SecretString::from(secret))),
+        api,
+        health: health.clone(),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let router = super::super::router(state);
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while health.database_up() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the checker never saw the database down"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let client = reqwest::Client::new();
+    let started = std::time::Instant::now();
+    let resp = client.get(format!("{url}/readyz")).send().await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["status"], "unavailable", "{body}");
+    assert!(took < Duration::from_secs(1), "readyz took {took:?}");
+
+    let push = br#"{"ref":"refs/heads/main","repository":{"clone_url":"https://example.invalid/fleet.git"}}"#;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(push);
+    let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    let started = std::time::Instant::now();
+    let resp = client
+        .post(format!("{url}/webhooks/github"))
+        .header("x-github-event", "push")
+        .header("x-hub-signature-256", signature)
+        .body(push.to_vec())
+        .send()
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        resp.headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("10")
+    );
+    assert!(took < Duration::from_secs(1), "the webhook took {took:?}");
+    assert!(
+        health.missed_push_pending(),
+        "the refused push is remembered for when the database returns"
+    );
+}
+
+/// Issue 15: `setClusterCredentials` stored any string as a kubeconfig; now the server checks it
+/// (current context, server URL, a credential) and answers BAD_USER_INPUT without quoting it.
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn set_cluster_credentials_refuses_what_is_not_a_usable_kubeconfig(pool: sqlx::PgPool) {
+    let key = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    let s = spawn(pool, &["--credentials-key", key]).await;
+    seed(&s.store, 2, 0).await;
+    let operator = token(&s.store, tokens::Role::Operator).await;
+    let set = |kubeconfig: &str| {
+        json!({
+            "query": "mutation($k: String!) { setClusterCredentials(cluster: \"c00\", kubeconfig: $k) { cluster } }",
+            "variables": {"k": kubeconfig},
+        })
+    };
+    let client = reqwest::Client::new();
+    let garbage = "users: [{name: u, user: {token: hunter2-secret}}]";
+    let body: Value = client
+        .post(format!("{}/graphql", s.url))
+        .bearer_auth(&operator)
+        .json(&set(garbage))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "BAD_USER_INPUT",
+        "{body}"
+    );
+    let message = body["errors"][0]["message"].as_str().unwrap();
+    assert!(message.contains("current-context"), "{message}");
+    assert!(!body.to_string().contains("hunter2"), "{body}");
+
+    let usable = "apiVersion: v1\nkind: Config\ncurrent-context: c\nclusters:\n- name: k\n  cluster:\n    server: https://c0:6443\ncontexts:\n- name: c\n  context:\n    cluster: k\n    user: u\nusers:\n- name: u\n  user:\n    token: hunter2-secret\n";
+    let body: Value = client
+        .post(format!("{}/graphql", s.url))
+        .bearer_auth(&operator)
+        .json(&set(usable))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        body["data"]["setClusterCredentials"]["cluster"], "c00",
+        "{body}"
     );
 }

@@ -1,12 +1,13 @@
-//! The HTTP surface: health endpoints now; the GraphQL API, metrics and webhooks mount here.
+//! The HTTP surface: health endpoints, the GraphQL API, metrics, webhooks and the dashboard at `/`.
 
 pub mod api;
 mod auth;
 pub mod config;
 mod graphql;
-mod health;
+pub mod health;
 mod metrics;
 mod tls;
+mod web;
 pub mod webhooks;
 
 use std::time::Duration;
@@ -28,6 +29,8 @@ pub struct AppState {
     pub webhook_secret: Option<std::sync::Arc<secrecy::SecretString>>,
     /// The GraphQL API, metrics registry and HTTP settings.
     pub api: api::ApiState,
+    /// The last readiness check (refreshed in the background; see [`health`]).
+    pub health: std::sync::Arc<health::Health>,
 }
 
 /// Every route.
@@ -36,10 +39,22 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .merge(webhooks::routes())
+        .merge(web::routes())
         .merge(api::routes(&state));
     api::layers(routes, &state)
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
+}
+
+/// The span of one request: method and path only. The default span records the whole URI, so a
+/// `?token=` (or any credential a client puts in a query string) reached the logs at debug level.
+fn request_span<B>(req: &axum::http::Request<B>) -> tracing::Span {
+    tracing::debug_span!(
+        "request",
+        method = %req.method(),
+        path = %req.uri().path(),
+        version = ?req.version(),
+    )
 }
 
 /// Serves until SIGINT/SIGTERM, then drains in-flight requests for at most `grace`.

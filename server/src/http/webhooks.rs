@@ -216,20 +216,39 @@ pub fn normalize_url(url: &str) -> String {
 }
 
 async fn handle(state: AppState, provider: &str, delivery: Option<&str>, push: Push) -> Response {
-    let Some(sync) = state.sync.as_ref() else {
-        return (
+    // While the database is away, answer at once (Git hosts time out after ~10 s and retry
+    // on 5xx) and remember the push: the next healthy check syncs every source.
+    let unavailable = || {
+        state.health.remember_missed_push();
+        (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({ "error": "the GitOps engine is not running" })),
+            [(axum::http::header::RETRY_AFTER, "10")],
+            Json(serde_json::json!({
+                "error": "the database is unavailable; the push will be synced when it returns"
+            })),
         )
-            .into_response();
+            .into_response()
     };
-    let internal = |e: &dyn std::fmt::Display| {
+    let internal = |e: &linkplane_store::StoreError| {
+        if e.is_unavailable() {
+            return unavailable();
+        }
         tracing::warn!(error = %e, "webhook handling failed");
         (
             StatusCode::INTERNAL_SERVER_ERROR,
             Json(serde_json::json!({ "error": "internal error" })),
         )
             .into_response()
+    };
+    if !state.health.database_up() {
+        return unavailable();
+    }
+    let Some(sync) = state.sync.as_ref() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "error": "the GitOps engine is not running" })),
+        )
+            .into_response();
     };
     let mut conn = match state.store.acquire().await {
         Ok(c) => c,
@@ -255,7 +274,15 @@ async fn handle(state: AppState, provider: &str, delivery: Option<&str>, push: P
         if push.concerns(&s.source.spec.url, &s.source.spec.git_ref) {
             match sync.trigger(&s.source.name, Trigger::Webhook).await {
                 Ok(()) => triggered.push(s.source.name),
-                Err(e) => return internal(&e),
+                Err(linkplane_gitops::Error::Store(e)) => return internal(&e),
+                Err(e) => {
+                    tracing::warn!(error = %e, "webhook handling failed");
+                    return (
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        Json(serde_json::json!({ "error": "internal error" })),
+                    )
+                        .into_response();
+                }
             }
         }
     }

@@ -17,6 +17,13 @@ impl Drop for Server {
     }
 }
 
+impl Server {
+    /// The exit status, if the process has exited.
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.0.try_wait().ok().flatten()
+    }
+}
+
 /// Starts `command` (a `linkplane serve …`) and waits for its banner; returns the base URL.
 pub fn start_serve(mut command: Command) -> (Server, String) {
     let mut child = command
