@@ -96,6 +96,7 @@ impl Plain for LinkNode {
             "createNamespaces" => Value::Boolean(spec.create_namespaces),
             "enableHeadlessServices" => Value::Boolean(spec.enable_headless_services),
             "cleanupOnUnlink" => Value::Boolean(spec.cleanup_on_unlink),
+            "adoptLinkerdMirrors" => Value::Boolean(spec.adopt_linkerd_mirrors),
             "gateway" => {
                 let gateways = cx.need(Table::Gateways, cx.tables.gateways_now())?;
                 let probe = gateways.get(&stored.value.name).map(GatewayProbe::from);
@@ -208,6 +209,11 @@ impl LinkNode {
     /// Whether mirrors are deleted when the link goes.
     async fn cleanup_on_unlink(&self) -> bool {
         self.0.stored.value.spec.cleanup_on_unlink
+    }
+    /// Whether mirrors Linkerd's service mirror wrote for the target are adopted (updated and
+    /// garbage-collected like linkplane's own); false leaves them untouched.
+    async fn adopt_linkerd_mirrors(&self) -> bool {
+        self.0.stored.value.spec.adopt_linkerd_mirrors
     }
     /// The target gateway as probed for this link; null before the first probe.
     async fn gateway(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<GatewayProbe>> {

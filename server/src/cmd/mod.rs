@@ -1,4 +1,5 @@
 //! Subcommands other than `serve`, one module each.
 
+pub mod import;
 pub mod sim;
 pub mod token;
