@@ -527,7 +527,8 @@ async fn diff_shows_a_field_changed_outside_git_and_sync_wait_applies_a_commit()
     })
     .await;
     let drift = &diff.json()[0]["drift"];
-    assert_eq!(drift[0]["kind"], "Cluster", "{drift}");
+    assert_eq!(drift[0]["kind"], "CLUSTER", "{drift}");
+    assert_eq!(drift[0]["change"], "MODIFIED", "{drift}");
     assert_eq!(drift[0]["name"], "east");
     assert_eq!(
         drift[0]["fields"].as_array().map(Vec::len),
@@ -621,7 +622,6 @@ async fn diff_shows_a_field_changed_outside_git_and_sync_wait_applies_a_commit()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "needs pinGitSource/unpinGitSource/suspendGitSource/resumeGitSource from the API branch (stubs answer UNAVAILABLE here)"]
 async fn rollback_unpin_suspend_and_resume_are_seen_in_the_clusters() {
     let env = DevEnv::start();
     let cli = Cli::new(&env);

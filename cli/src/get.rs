@@ -7,7 +7,10 @@ use serde::Serialize;
 
 use crate::{
     Client, Conn, Error, Result,
-    ops::{self, Clusters, Federated, Links, Mirrors, Policies, Sources, Tokens, pascal, wire},
+    ops::{
+        self, Clusters, Federated, Links, Mirrors, Policies, Sources, Tokens, kebab, pascal, wire,
+        word,
+    },
     output::{self, Format, Style, Table, age, or_dash, short_rev},
 };
 
@@ -269,7 +272,7 @@ async fn clusters(client: &Client, args: &GetArgs, style: Style) -> Result<Strin
                 style.state(&pascal(&wire(&c.health))),
                 c.reconciler
                     .as_ref()
-                    .map(|r| style.state(&r.state))
+                    .map(|r| style.state(&word(&r.state)))
                     .unwrap_or_else(|| "-".into()),
                 gateway,
                 format!("{}/{}", m.mirrored, m.total),
@@ -445,7 +448,7 @@ async fn policies(client: &Client, args: &GetArgs) -> Result<String> {
                 if p.modes.is_empty() {
                     "*".into()
                 } else {
-                    p.modes.join(",")
+                    p.modes.iter().map(kebab).collect::<Vec<_>>().join(",")
                 },
                 ns,
                 selector_text!(&p.target_cluster_selector),
@@ -522,7 +525,7 @@ async fn mirrors(client: &Client, args: &GetArgs, style: Style) -> Result<String
                 m.namespace.clone(),
                 m.local_name.clone(),
                 m.target_cluster.clone(),
-                m.mode.clone(),
+                kebab(&m.mode),
                 style.state(&pascal(&wire(&m.state))),
                 age(Some(&m.last_transition)),
             ];

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::{
     Client, Conn, Error, Result,
-    ops::{self, Drift, Pin, Resume, SourceState, Suspend, SyncNow, Unpin, pascal, wire},
+    ops::{self, Drift, Pin, Resume, SourceState, Suspend, SyncNow, Unpin, pascal, wire, word},
     output::{self, Format, Progress, Style, Table, age, short_rev},
 };
 
@@ -87,28 +87,32 @@ fn render_diff(sources: &[SourceDrift], style: Style) -> String {
     ]);
     for s in sources {
         for d in &s.drift {
-            let mark = |c: &str| match c {
-                "Deleted" => style.red(c),
-                _ => style.yellow(c),
+            let change = word(&d.change);
+            let change = match change.as_str() {
+                "Deleted" => style.red(&change),
+                _ => style.yellow(&change),
             };
-            if d.fields.is_empty() {
+            // `null` only for a kind this client's schema does not know.
+            let kind = d.kind.as_ref().map(word).unwrap_or_else(|| "?".into());
+            let fields = d.fields.as_deref().unwrap_or_default();
+            if fields.is_empty() {
                 t.row(vec![
                     s.source.clone(),
-                    d.kind.clone(),
+                    kind.clone(),
                     d.name.clone(),
-                    mark(&d.change),
+                    change.clone(),
                     "-".into(),
                     "-".into(),
                     "-".into(),
                     age(Some(&d.detected_at)),
                 ]);
             }
-            for f in &d.fields {
+            for f in fields {
                 t.row(vec![
                     s.source.clone(),
-                    d.kind.clone(),
+                    kind.clone(),
                     d.name.clone(),
-                    mark(&d.change),
+                    change.clone(),
                     f.path.clone(),
                     style.green(&f.desired),
                     style.red(&f.actual),
@@ -180,7 +184,8 @@ pub async fn sync(args: SyncArgs) -> Result<ExitCode> {
             .await?
             .sync_now;
         progress.finish();
-        let ok = matches!(r.result.as_str(), "Applied" | "Unchanged");
+        let result = word(&r.result);
+        let ok = matches!(result.as_str(), "Applied" | "Unchanged");
         failed |= !ok;
         output::print(&format!(
             "{} {}: {} {}{}\n",
@@ -190,7 +195,7 @@ pub async fn sync(args: SyncArgs) -> Result<ExitCode> {
                 style.fail_mark()
             },
             r.source,
-            style.state(&r.result),
+            style.state(&result),
             short_rev(Some(&r.revision)),
             if r.message.is_empty() {
                 String::new()
@@ -256,11 +261,12 @@ pub async fn wait(
                         ))?;
                         return Ok(ExitCode::from(1));
                     }
-                    // Drift alone (OUT_OF_SYNC with the attempted revision applied) is not
-                    // waited for: without self-heal a sync reports it and leaves it.
+                    // The attempted revision is the applied one. OUT_OF_SYNC alone is not waited
+                    // for: without self-heal a sync reports drift and leaves it, and a pinned
+                    // source is behind its branch by design.
                     let applied = !at.is_empty()
                         && s.last_attempted_revision.as_deref() == Some(at)
-                        && (status == "SYNCED" || (status == "OUT_OF_SYNC" && s.drifted));
+                        && (status == "SYNCED" || status == "OUT_OF_SYNC");
                     if !applied || revision.is_some_and(|r| !at.starts_with(r)) {
                         waiting_for.push(format!("{name} {}", pascal(&status)));
                     }

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::{
     Client, Conn, Result,
-    ops::{self, FederatedStates, Fleet, GatewayMirrors, Gateways, Whoami, pascal, wire},
+    ops::{self, FederatedStates, Fleet, GatewayMirrors, Gateways, Whoami, pascal, wire, word},
     output::{self, Format, Style, Table, age, or_dash, short_rev},
 };
 
@@ -100,7 +100,7 @@ pub async fn report(client: &Client) -> Result<StatusReport> {
         if health == "DOWN" || health == "DEGRADED" {
             let m = &c.mirror_counts;
             let why = match c.reconciler.as_ref().filter(|r| !r.message.is_empty()) {
-                Some(r) => format!(" ({}: {})", r.state, r.message),
+                Some(r) => format!(" ({}: {})", word(&r.state), r.message),
                 None if c.gateway_alive == Some(false) => " (its gateway is dead)".into(),
                 None if m.error + m.conflict > 0 => format!(
                     " ({} of the mirrors it holds in Error, {} in Conflict)",
@@ -196,7 +196,7 @@ fn render_status(r: &StatusReport, style: Style) -> String {
             style.state(&pascal(&wire(&c.health))),
             c.reconciler
                 .as_ref()
-                .map(|r| style.state(&r.state))
+                .map(|r| style.state(&word(&r.state)))
                 .unwrap_or_else(|| "-".into()),
             gateway,
             format!("{}/{}", c.mirror_counts.mirrored, c.mirror_counts.total),
@@ -526,7 +526,8 @@ pub async fn checks(client: &Client, only: Option<&str>) -> Result<Vec<Check>> {
                 Some("no link uses this cluster, or the server is starting".into()),
             )),
             Some(r) => {
-                let running = r.state == "Running";
+                let state = word(&r.state);
+                let running = state == "Running";
                 out.push(check(
                     &group,
                     "API reachable with its credentials",
@@ -536,11 +537,11 @@ pub async fn checks(client: &Client, only: Option<&str>) -> Result<Vec<Check>> {
                         Outcome::Fail
                     },
                     if r.message.is_empty() {
-                        format!("{} at {}", r.state, c.api_server)
+                        format!("{state} at {}", c.api_server)
                     } else if r.message.contains(&c.api_server) {
-                        format!("{}: {}", r.state, r.message)
+                        format!("{state}: {}", r.message)
                     } else {
-                        format!("{} at {}: {}", r.state, c.api_server, r.message)
+                        format!("{state} at {}: {}", c.api_server, r.message)
                     },
                     Some(format!(
                         "is {0} up and reachable from the server? Try `kubectl --server {0} get \
@@ -781,7 +782,7 @@ pub async fn gateways(args: GatewaysArgs) -> Result<ExitCode> {
             .await?
             .mirrors;
         for m in page.nodes {
-            if m.mode == "gateway" {
+            if wire(&m.mode) == "GATEWAY" {
                 *behind.entry(m.link_name).or_insert(0) += 1;
             }
         }

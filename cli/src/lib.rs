@@ -53,7 +53,7 @@ pub enum Command {
     Rollback(gitops::RollbackArgs),
     /// Let a pinned Git source follow its ref again.
     Unpin(gitops::SourceArgs),
-    /// Stop syncing a Git source (polls, webhooks and self-heal) until `resume`.
+    /// Stop automatic syncs of a Git source (polls, webhooks, self-heal) until `resume`.
     Suspend(gitops::SourceArgs),
     /// Sync a suspended Git source again.
     Resume(gitops::SourceArgs),

@@ -66,6 +66,16 @@ pub fn parse_enum<T: serde::de::DeserializeOwned>(input: &str, known: &[&str]) -
     serde_json::from_value(serde_json::Value::String((*hit).to_string())).ok()
 }
 
+/// A generated enum value as the tables show it: `MISSING_NAMESPACE` → `MissingNamespace`.
+pub fn word<T: serde::Serialize>(value: &T) -> String {
+    pascal(&wire(value))
+}
+
+/// A mirror mode as Linkerd and the manifests spell it: `REMOTE_DISCOVERY` → `remote-discovery`.
+pub fn kebab<T: serde::Serialize>(value: &T) -> String {
+    wire(value).to_ascii_lowercase().replace('_', "-")
+}
+
 /// Case, `-`, `_` and spaces ignored.
 pub fn normalize(s: &str) -> String {
     s.chars()

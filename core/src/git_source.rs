@@ -90,6 +90,18 @@ pub enum GitRef {
     Commit(String),
 }
 
+impl GitRef {
+    /// Parses `branch:<name>`, `tag:<name>` or `commit:<sha>` (the `--git-ref` spelling).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.split_once(':') {
+            Some(("branch", b)) if !b.is_empty() => Some(GitRef::Branch(b.into())),
+            Some(("tag", t)) if !t.is_empty() => Some(GitRef::Tag(t.into())),
+            Some(("commit", c)) if !c.is_empty() => Some(GitRef::Commit(c.into())),
+            _ => None,
+        }
+    }
+}
+
 impl Default for GitRef {
     fn default() -> Self {
         GitRef::Branch("main".into())
@@ -177,6 +189,22 @@ mod tests {
         GitSource {
             name: "fleet".into(),
             spec: serde_json::from_value(serde_json::json!({"url": url})).unwrap(),
+        }
+    }
+
+    #[test]
+    fn refs_parse_from_their_flag_spelling() {
+        assert_eq!(
+            GitRef::parse("branch:main"),
+            Some(GitRef::Branch("main".into()))
+        );
+        assert_eq!(GitRef::parse("tag:v1.2"), Some(GitRef::Tag("v1.2".into())));
+        assert_eq!(
+            GitRef::parse("commit:4f1c2ab"),
+            Some(GitRef::Commit("4f1c2ab".into()))
+        );
+        for bad in ["main", "branch:", "sha:abc", ""] {
+            assert_eq!(GitRef::parse(bad), None, "{bad}");
         }
     }
 

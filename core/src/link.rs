@@ -53,6 +53,11 @@ pub struct LinkSpec {
     /// Delete this link's mirrors when the link is removed (Linkerd leaves them behind).
     #[serde(default = "default_true")]
     pub cleanup_on_unlink: bool,
+    /// Mirrors written by Linkerd's service mirror for this target (its two labels, without
+    /// linkplane's) are adopted: updated and garbage-collected like linkplane's own. `false`
+    /// leaves them untouched, e.g. while Linkerd still runs during a migration.
+    #[serde(default = "default_true")]
+    pub adopt_linkerd_mirrors: bool,
 }
 
 fn default_true() -> bool {
@@ -94,6 +99,7 @@ impl LinkSpec {
             create_namespaces: false,
             enable_headless_services: false,
             cleanup_on_unlink: true,
+            adopt_linkerd_mirrors: true,
         }
     }
 }
@@ -186,6 +192,7 @@ mod tests {
                 .unwrap();
         assert_eq!(spec, LinkSpec::new("west", "east"));
         assert!(spec.cleanup_on_unlink);
+        assert!(spec.adopt_linkerd_mirrors);
         assert!(!spec.create_namespaces && !spec.enable_headless_services);
         assert_eq!(
             spec.selector,

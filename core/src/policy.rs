@@ -35,6 +35,11 @@ impl MirrorMode {
         MirrorMode::Federated,
     ];
 
+    /// The mode of a wire spelling (`gateway`, `remote-discovery`, `federated`).
+    pub fn parse(s: &str) -> Option<Self> {
+        MirrorMode::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+
     /// The wire spelling (`gateway`, `remote-discovery`, `federated`).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -237,6 +242,14 @@ pub fn evaluate(policies: &[ExportPolicy], req: &ExportRequest<'_>) -> PolicyDec
 mod tests {
     use super::*;
     use crate::cluster::CredentialsRef;
+
+    #[test]
+    fn modes_parse_from_their_wire_spelling() {
+        for m in MirrorMode::ALL {
+            assert_eq!(MirrorMode::parse(m.as_str()), Some(m));
+        }
+        assert_eq!(MirrorMode::parse("Gateway"), None);
+    }
 
     fn cluster(name: &str, env: &str) -> Cluster {
         let mut c = Cluster::new(name, "https://x", CredentialsRef::Stored);

@@ -62,8 +62,8 @@ struct Worker {
     pending: Mutex<Pending>,
     wake: Notify,
     stop: CancellationToken,
-    /// Spec and pin last seen, to tell a pin or spec change from a status update.
-    seen: Mutex<(String, Option<String>)>,
+    /// Spec, pin and suspension last seen, to tell a pin, spec or resume from a status update.
+    seen: Mutex<(String, Option<String>, bool)>,
 }
 
 impl Worker {
@@ -223,7 +223,11 @@ impl SyncHandle {
             pending: Mutex::new(Pending::default()),
             wake: Notify::new(),
             stop: self.inner.stop.child_token(),
-            seen: Mutex::new((spec_key(state), state.pinned_revision.clone())),
+            seen: Mutex::new((
+                spec_key(state),
+                state.pinned_revision.clone(),
+                state.suspended,
+            )),
         });
         if let Some(job) = first {
             worker.push(job, None);
@@ -403,12 +407,13 @@ impl SyncHandle {
                         let mut seen = w.seen.lock().unwrap_or_else(|e| e.into_inner());
                         let job = if seen.1 != s.pinned_revision {
                             Some(Job::Sync(Trigger::Pin))
-                        } else if seen.0 != key {
+                        } else if seen.0 != key || (seen.2 && !s.suspended) {
+                            // A new spec, or resumed: catch up now.
                             Some(Job::Sync(Trigger::Manual))
                         } else {
                             None
                         };
-                        *seen = (key, s.pinned_revision.clone());
+                        *seen = (key, s.pinned_revision.clone(), s.suspended);
                         job
                     };
                     if let Some(job) = job {

@@ -184,6 +184,18 @@ impl Syncer {
                 .await?
                 .ok_or_else(|| Error::UnknownSource(source.to_string()))?
         };
+        if state.suspended && !matches!(trigger, Trigger::Manual | Trigger::Pin) {
+            // Suspended: no automatic sync; an operator's sync or pin still runs.
+            return Ok(SyncOutcome {
+                source: source.to_string(),
+                revision: None,
+                result: SyncResult::Skipped,
+                counts: BTreeMap::new(),
+                errors: vec![],
+                drifted: 0,
+                duration: t0.elapsed(),
+            });
+        }
         let spec = &state.source.spec;
         let resolved = match self
             .cache
@@ -527,7 +539,8 @@ impl Syncer {
                 duration: t0.elapsed(),
             });
         };
-        if state.source.spec.self_heal {
+        // A suspended source's drift is reported, never reverted.
+        if state.source.spec.self_heal && !state.suspended {
             let resolved = Resolved {
                 commit: applied,
                 author: String::new(),

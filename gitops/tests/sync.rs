@@ -327,7 +327,7 @@ async fn broken_revision_is_rejected_whole_with_locations_and_not_retried(pool: 
         [
             "c.yaml:8:3: spec.paused: unknown field `paused`, expected one of `source`, `target`, `selector`, \
           `remoteDiscoverySelector`, `federatedServiceSelector`, `excludedLabels`, `excludedAnnotations`, \
-          `createNamespaces`, `enableHeadlessServices`, `cleanupOnUnlink`"
+          `createNamespaces`, `enableHeadlessServices`, `cleanupOnUnlink`, `adoptLinkerdMirrors`"
         ]
     );
     assert_eq!(cluster_names(&e.store).await, set(&["east", "west"]));
@@ -457,6 +457,42 @@ async fn pinned_revision_holds_the_source_and_history_shows_it(pool: sqlx::PgPoo
         (h[0].trigger.as_str(), h[0].revision.as_str()),
         ("pin", c1.as_str())
     );
+}
+
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn a_suspended_source_is_synced_only_when_an_operator_asks(pool: sqlx::PgPool) {
+    let e = env(pool, false).await;
+    e.remote
+        .commit(&[("fleet/a.yaml", Some(&cluster("east")))], "one");
+    e.syncer.sync("fleet", Trigger::Startup).await.unwrap();
+    e.remote
+        .commit(&[("fleet/b.yaml", Some(&cluster("west")))], "two");
+    let mut conn = e.store.acquire().await.unwrap();
+    git_sources::set_suspended(&mut conn, "fleet", true)
+        .await
+        .unwrap();
+    // Automatic triggers skip it, recording nothing.
+    for t in [
+        Trigger::Poll,
+        Trigger::Webhook,
+        Trigger::Startup,
+        Trigger::SelfHeal,
+    ] {
+        let out = e.syncer.sync("fleet", t).await.unwrap();
+        assert_eq!(out.result, SyncResult::Skipped, "{t:?}");
+    }
+    assert_eq!(cluster_names(&e.store).await, set(&["east"]));
+    assert_eq!(
+        sync_history::list(&mut conn, "fleet", 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // An operator's sync runs (Argo CD: a manual sync of an app without auto-sync).
+    let out = e.syncer.sync("fleet", Trigger::Manual).await.unwrap();
+    assert_eq!(out.result, SyncResult::Applied);
+    assert_eq!(cluster_names(&e.store).await, set(&["east", "west"]));
 }
 
 #[sqlx::test(migrator = "linkplane_store::MIGRATOR")]

@@ -30,7 +30,9 @@ use crate::{
         resolve_endpoints, service_diff, service_object,
     },
     error::{Error, Result},
+    events::{EventType, Regarding},
     index::IndexedService,
+    ownership::Ownership,
     queue::Retry,
     runtime::{ClusterRuntime, Kind, MirrorKey, Shared},
     slim::{SlimEndpoints, SlimService},
@@ -109,7 +111,7 @@ async fn reconcile(rt: &Arc<ClusterRuntime>, shared: &Shared, key: &MirrorKey) -
             observe(&idx, &key.namespace, &local_name),
         )
     };
-    let gateway = shared.gateway(&link.name);
+    let gateway = shared.gateway(&link.spec.target);
     let ctx = MirrorContext {
         link,
         target,
@@ -122,7 +124,7 @@ async fn reconcile(rt: &Arc<ClusterRuntime>, shared: &Shared, key: &MirrorKey) -
         client,
         rt,
         metrics: &shared.metrics,
-        target: &link.spec.target,
+        owner: Ownership::of_link(&link.spec),
     };
     let status = |mode: MirrorMode,
                   local_name: &str,
@@ -141,6 +143,19 @@ async fn reconcile(rt: &Arc<ClusterRuntime>, shared: &Shared, key: &MirrorKey) -
             state,
             message,
         }
+    };
+    let source_event = |kind: EventType, reason: &'static str, name: &str, message: String| {
+        shared.events.record(
+            applier.client.clone(),
+            &rt.cluster.name,
+            Regarding {
+                namespace: key.namespace.clone(),
+                name: name.to_string(),
+            },
+            kind,
+            reason,
+            message,
+        );
     };
     match plan {
         Plan::Unselected => {
@@ -164,6 +179,30 @@ async fn reconcile(rt: &Arc<ClusterRuntime>, shared: &Shared, key: &MirrorKey) -
                 Outcome::Invalid(_) => "invalid",
             };
             applier.remove(&key.namespace, &local_name, reason).await?;
+            // Linkerd records a skipped export on the target Service, in the target cluster
+            // (the source has no namespace to hold the event).
+            let skipped = match &outcome {
+                Outcome::MissingNamespace => {
+                    Some("Skipped mirroring service: namespace does not exist".to_string())
+                }
+                Outcome::Invalid(m) if m.starts_with("Skipped mirroring service") => {
+                    Some(m.clone())
+                }
+                _ => None,
+            };
+            if let (Some(message), Some(target_client)) = (skipped, target_rt.client()) {
+                shared.events.record(
+                    target_client,
+                    &link.spec.target,
+                    Regarding {
+                        namespace: key.namespace.clone(),
+                        name: key.service.clone(),
+                    },
+                    EventType::Normal,
+                    "ServiceMirroringSkipped",
+                    message,
+                );
+            }
             let (state, message) = outcome_state(&outcome);
             shared.status.send(StatusMsg::Upsert(status(
                 mode,
@@ -198,17 +237,23 @@ async fn reconcile(rt: &Arc<ClusterRuntime>, shared: &Shared, key: &MirrorKey) -
                     MirrorState::Mirrored,
                     String::new(),
                 ))),
-                Ok(Applied::Conflict(msg)) => shared.status.send(StatusMsg::Upsert(status(
-                    d.mode,
-                    &name,
-                    headless,
-                    MirrorState::Conflict,
-                    msg,
-                ))),
+                Ok(Applied::Conflict(msg)) => {
+                    source_event(EventType::Warning, "MirrorConflict", &name, msg.clone());
+                    shared.status.send(StatusMsg::Upsert(status(
+                        d.mode,
+                        &name,
+                        headless,
+                        MirrorState::Conflict,
+                        msg,
+                    )))
+                }
                 Err(e) => {
                     // Stale-view failures (409s on our own last write) are routine; retried
                     // silently. Anything else is visible, and a refusal that retrying cannot
                     // fix says so.
+                    if e.retry_class() != Retry::Soon {
+                        source_event(EventType::Warning, "MirrorError", &name, e.chain());
+                    }
                     match e.retry_class() {
                         Retry::Soon => {}
                         Retry::Transient => shared.status.send(StatusMsg::Upsert(status(
@@ -284,24 +329,16 @@ fn outcome_state(o: &Outcome) -> (MirrorState, String) {
     }
 }
 
-/// Ours for `target`; an empty `target` means a federated Service (no `cluster-name` label).
-fn owned(labels: &BTreeMap<String, String>, target: &str) -> bool {
-    labels.get(MIRRORED_SERVICE_LABEL).map(String::as_str) == Some("true")
-        && labels.get(CLUSTER_NAME_LABEL).map(String::as_str)
-            == (!target.is_empty()).then_some(target)
-}
-
 fn is_code(e: &kube::Error, code: u16) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == code)
 }
 
-/// Writes into `rt`'s cluster; `target` is the target cluster of the mirrors it owns (empty for
-/// federated Services, see `owned`).
+/// Writes into `rt`'s cluster, touching only the objects `owner` owns ([`Ownership`]).
 pub(crate) struct Applier<'a> {
     pub(crate) client: Client,
     pub(crate) rt: &'a Arc<ClusterRuntime>,
     pub(crate) metrics: &'a Metrics,
-    pub(crate) target: &'a str,
+    pub(crate) owner: Ownership<'a>,
 }
 
 pub(crate) enum Ensured {
@@ -401,7 +438,7 @@ impl Applier<'_> {
                     .index()
                     .endpoints
                     .get(ns, &d.service.name)
-                    .is_some_and(|e| owned(&e.labels, self.target));
+                    .is_some_and(|e| self.owner.owns(&e.labels));
                 if leftover {
                     self.delete_endpoints(ns, &d.service.name, "mode-change")
                         .await?;
@@ -459,10 +496,11 @@ impl Applier<'_> {
         let Some(a) = actual else {
             return Err(Error::Retry(format!("{what} unknown")));
         };
-        if !owned(&a.service.labels, self.target) {
-            return Ok(Ensured::Conflict(format!(
-                "a Service {} exists in namespace {} and is not a mirror of cluster {}; it is left untouched",
-                d.name, d.namespace, self.target
+        if !self.owner.owns(&a.service.labels) {
+            return Ok(Ensured::Conflict(self.owner.refusal(
+                &format!("a Service {}", d.name),
+                &d.namespace,
+                &a.service.labels,
             )));
         }
         let Some(reason) = service_diff(&a, d) else {
@@ -561,10 +599,11 @@ impl Applier<'_> {
         let Some(a) = actual else {
             return Err(Error::Retry(format!("{what} unknown")));
         };
-        if !owned(&a.labels, self.target) {
-            return Ok(Ensured::Conflict(format!(
-                "an Endpoints {} exists in namespace {} and is not a mirror of cluster {}; it is left untouched",
-                d.name, d.namespace, self.target
+        if !self.owner.owns(&a.labels) {
+            return Ok(Ensured::Conflict(self.owner.refusal(
+                &format!("an Endpoints {}", d.name),
+                &d.namespace,
+                &a.labels,
             )));
         }
         let Some(reason) = endpoints_diff(&a, d, &resolved) else {
@@ -585,21 +624,23 @@ impl Applier<'_> {
     /// name that we do not own.
     fn foreign(&self, ns: &str, name: &str) -> Option<String> {
         let idx = self.rt.index();
-        let svc = idx
-            .services
-            .get(ns, name)
-            .is_some_and(|s| !owned(&s.service.labels, self.target));
-        let eps = idx
-            .endpoints
-            .get(ns, name)
-            .is_some_and(|e| !owned(&e.labels, self.target));
-        (svc || eps).then(|| {
-            format!(
-                "a {} {name} exists in namespace {ns} and is not a mirror of cluster {}; it is left untouched",
-                if svc { "Service" } else { "Endpoints" },
-                self.target
-            )
-        })
+        if let Some(s) = idx.services.get(ns, name)
+            && !self.owner.owns(&s.service.labels)
+        {
+            return Some(
+                self.owner
+                    .refusal(&format!("a Service {name}"), ns, &s.service.labels),
+            );
+        }
+        if let Some(e) = idx.endpoints.get(ns, name)
+            && !self.owner.owns(&e.labels)
+        {
+            return Some(
+                self.owner
+                    .refusal(&format!("an Endpoints {name}"), ns, &e.labels),
+            );
+        }
+        None
     }
 
     /// Names of the endpoint mirrors of root `root` in `ns` that we own.
@@ -609,7 +650,7 @@ impl Applier<'_> {
             .services
             .in_namespace(ns)
             .filter(|s| {
-                owned(&s.service.labels, self.target)
+                self.owner.owns(&s.service.labels)
                     && s.service
                         .labels
                         .get(HEADLESS_MIRROR_SVC_NAME_LABEL)
@@ -630,10 +671,10 @@ impl Applier<'_> {
             (
                 idx.services
                     .get(ns, name)
-                    .is_some_and(|s| owned(&s.service.labels, self.target)),
+                    .is_some_and(|s| self.owner.owns(&s.service.labels)),
                 idx.endpoints
                     .get(ns, name)
-                    .is_some_and(|e| owned(&e.labels, self.target)),
+                    .is_some_and(|e| self.owner.owns(&e.labels)),
             )
         };
         if svc_owned {
@@ -652,7 +693,7 @@ impl Applier<'_> {
             .index()
             .endpoints
             .get(ns, name)
-            .is_some_and(|e| owned(&e.labels, self.target));
+            .is_some_and(|e| self.owner.owns(&e.labels));
         if has_eps {
             self.delete_endpoints(ns, name, reason).await?;
         }
@@ -692,14 +733,20 @@ impl Applier<'_> {
     }
 }
 
-/// Deletes every mirror of `target` in the source cluster (link removed with
-/// `cleanupOnUnlink`). Lists through the API, not the index, so nothing is missed.
+/// Deletes every mirror of `target` in the source cluster that the removed link owned (link
+/// removed with `cleanupOnUnlink`; Linkerd-written ones only if it adopted them). Lists through
+/// the API, not the index, so nothing is missed.
 pub(crate) async fn cleanup(
     client: Client,
     source: &str,
     target: &str,
+    adopt_linkerd: bool,
     metrics: &Metrics,
 ) -> Result<usize> {
+    let owner = Ownership::Mirrors {
+        target,
+        adopt_linkerd,
+    };
     let selector = format!("{MIRRORED_SERVICE_LABEL}=true,{CLUSTER_NAME_LABEL}={target}");
     let lp = kube::api::ListParams::default().labels(&selector);
     let (mut services, mut endpoints) = (0u64, 0u64);
@@ -709,6 +756,9 @@ pub(crate) async fn cleanup(
         .await
         .map_err(Error::kube(format!("listing mirrors of {target}")))?
     {
+        if !owner.owns(s.metadata.labels.as_ref().unwrap_or(&BTreeMap::new())) {
+            continue;
+        }
         let (Some(ns), Some(name)) = (s.metadata.namespace, s.metadata.name) else {
             continue;
         };
@@ -727,6 +777,9 @@ pub(crate) async fn cleanup(
         .await
         .map_err(Error::kube(format!("listing mirror Endpoints of {target}")))?
     {
+        if !owner.owns(e.metadata.labels.as_ref().unwrap_or(&BTreeMap::new())) {
+            continue;
+        }
         let (Some(ns), Some(name)) = (e.metadata.namespace, e.metadata.name) else {
             continue;
         };

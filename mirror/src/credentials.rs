@@ -46,10 +46,15 @@ impl std::fmt::Debug for Credentials {
 }
 
 impl Credentials {
-    /// A client for `cluster`.
+    /// A client for `cluster`: the credentials and CA of its kubeconfig, talking to its
+    /// `spec.apiServer` (see [`cluster_config`]).
     pub async fn client(&self, cluster: &Cluster) -> Result<Client> {
         let yaml = self.kubeconfig(cluster).await?;
-        client_from_kubeconfig(&cluster.name, &yaml).await
+        let config = cluster_config(cluster, &yaml).await?;
+        Client::try_from(config).map_err(Error::kube(format!(
+            "building the client of {}",
+            cluster.name
+        )))
     }
 
     async fn kubeconfig(&self, cluster: &Cluster) -> Result<SecretString> {
@@ -121,6 +126,44 @@ impl Credentials {
         }
     }
 }
+
+/// The client configuration of `cluster`: its kubeconfig (current context) supplies the
+/// credentials and CA, and `spec.apiServer` is the server, so the URL the API reports is the
+/// one the reconciler talks to. A kubeconfig whose server differs is used with the manifest's
+/// URL, and the difference is logged once per (cluster, kubeconfig server, apiServer).
+pub async fn cluster_config(cluster: &Cluster, yaml: &SecretString) -> Result<Config> {
+    let mut config = config_from_kubeconfig(&cluster.name, yaml).await?;
+    let wanted = cluster.spec.api_server.trim_end_matches('/');
+    let from_kubeconfig = config.cluster_url.to_string();
+    if from_kubeconfig.trim_end_matches('/') != wanted {
+        config.cluster_url = wanted.parse().map_err(|e| Error::Credentials {
+            cluster: cluster.name.clone(),
+            reason: format!("spec.apiServer {wanted:?} is not a URL: {e}"),
+        })?;
+        let key = (
+            cluster.name.clone(),
+            from_kubeconfig.clone(),
+            wanted.to_string(),
+        );
+        let first = OVERRIDDEN
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key);
+        if first {
+            tracing::warn!(
+                cluster = %cluster.name,
+                kubeconfig_server = %from_kubeconfig,
+                api_server = %wanted,
+                "the kubeconfig names another server than spec.apiServer: using spec.apiServer with the kubeconfig's credentials and CA"
+            );
+        }
+    }
+    Ok(config)
+}
+
+/// (cluster, kubeconfig server, apiServer) differences already logged.
+static OVERRIDDEN: std::sync::Mutex<std::collections::BTreeSet<(String, String, String)>> =
+    std::sync::Mutex::new(std::collections::BTreeSet::new());
 
 /// Checks kubeconfig text before it is stored: it parses, names a current context that exists,
 /// whose cluster has an `http(s)` server URL and whose user carries a credential. Messages name
@@ -195,18 +238,22 @@ pub fn check_kubeconfig(yaml: &str) -> std::result::Result<(), String> {
 
 /// Builds a client from kubeconfig text (its current context).
 pub async fn client_from_kubeconfig(cluster: &str, yaml: &SecretString) -> Result<Client> {
+    let config = config_from_kubeconfig(cluster, yaml).await?;
+    Client::try_from(config).map_err(Error::kube(format!("building the client of {cluster}")))
+}
+
+async fn config_from_kubeconfig(cluster: &str, yaml: &SecretString) -> Result<Config> {
     // The YAML parser's message quotes the offending line, which may hold a token: withhold it.
     let kubeconfig = Kubeconfig::from_yaml(yaml.expose_secret()).map_err(|_| Error::Credentials {
         cluster: cluster.to_string(),
         reason: "the kubeconfig is not valid YAML (parser details withheld: they could quote the credential)".into(),
     })?;
-    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+    Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
         .await
         .map_err(|source| Error::Kubeconfig {
             cluster: cluster.to_string(),
             source,
-        })?;
-    Client::try_from(config).map_err(Error::kube(format!("building the client of {cluster}")))
+        })
 }
 
 #[cfg(test)]
@@ -233,6 +280,37 @@ mod tests {
             panic!("expected an error")
         };
         assert!(err.to_string().contains("/nonexistent/kc"), "{err}");
+    }
+
+    const KUBECONFIG: &str = "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://old.example:6443\ncontexts:\n- name: c\n  context:\n    cluster: c\n    user: u\ncurrent-context: c\nusers:\n- name: u\n  user:\n    token: t0ken\n";
+
+    /// Issue 14, point 5: `spec.apiServer` is the server; the kubeconfig gives credentials.
+    #[tokio::test]
+    async fn api_server_overrides_the_kubeconfig_server() {
+        let yaml = SecretString::from(KUBECONFIG);
+        let c = Cluster::new("east", "https://new.example:443", CredentialsRef::Stored);
+        let config = cluster_config(&c, &yaml).await.unwrap();
+        assert_eq!(config.cluster_url.host(), Some("new.example"));
+        assert_eq!(config.cluster_url.port_u16(), Some(443));
+        assert_eq!(
+            config
+                .auth_info
+                .token
+                .as_ref()
+                .map(|t| t.expose_secret().to_string())
+                .as_deref(),
+            Some("t0ken"),
+            "credentials still come from the kubeconfig"
+        );
+        let same = Cluster::new("east", "https://old.example:6443/", CredentialsRef::Stored);
+        let config = cluster_config(&same, &yaml).await.unwrap();
+        assert_eq!(config.cluster_url.host(), Some("old.example"));
+        let bad = Cluster::new("east", "not a url", CredentialsRef::Stored);
+        let Err(err) = cluster_config(&bad, &yaml).await else {
+            panic!("expected an error")
+        };
+        assert!(err.to_string().contains("apiServer"), "{err}");
+        assert!(!err.chain().contains("t0ken"));
     }
 
     /// Issue 15: `setClusterCredentials` accepted any string. What kubectl needs to talk to a

@@ -1,4 +1,5 @@
-//! Gateway address resolution and liveness probes, per link (linkerd-compat §6).
+//! Gateway address resolution and liveness probes, one prober per target cluster shared by every
+//! link into it (linkerd-compat §6).
 //!
 //! Every probe period the worker re-resolves the target gateway's addresses (IPs as-is, DNS
 //! names to all A/AAAA records, sorted, failures skipped while one resolves) and, when a probe
@@ -91,8 +92,9 @@ impl Liveness {
     }
 }
 
-/// Runs the worker of `link` against `gateway` of cluster `target` until aborted.
-pub(crate) async fn run(shared: Arc<Shared>, link: String, target: String, gateway: GatewaySpec) {
+/// Runs the prober of target cluster `target`'s `gateway` until aborted: one per target,
+/// shared by every link into it.
+pub(crate) async fn run(shared: Arc<Shared>, target: String, gateway: GatewaySpec) {
     let probe = gateway.probe.clone();
     let labels = Metrics::target(&target);
     let m = &shared.metrics;
@@ -105,12 +107,12 @@ pub(crate) async fn run(shared: Arc<Shared>, link: String, target: String, gatew
         .build()
         .unwrap_or_default();
     let mut live = Liveness::new(probe.failure_threshold);
-    let mut view = shared.gateway(&link);
+    let mut view = shared.gateway(&target);
     loop {
         let addresses = resolve(&gateway.addresses).await;
         let mut changed = false;
         if !addresses.is_empty() && addresses != view.addresses {
-            tracing::info!(%link, ?addresses, "gateway addresses changed");
+            tracing::info!(%target, ?addresses, "gateway addresses changed");
             view.addresses = addresses;
             changed = true;
         }
@@ -150,25 +152,32 @@ pub(crate) async fn run(shared: Arc<Shared>, link: String, target: String, gatew
                 m.gateway_probes.get_or_create(&l).inc();
             }
             if let Some(alive) = transition {
-                tracing::info!(%link, alive, "gateway liveness changed");
+                tracing::info!(%target, alive, "gateway liveness changed");
                 m.gateway_alive.get_or_create(&labels).set(i64::from(alive));
                 view.alive = alive;
                 changed = true;
             }
-            record(
-                &shared,
-                &link,
-                live.alive(),
-                latency,
-                live.failures(),
-                error,
-            )
-            .await;
+            // The probe is the target's; each link into it shows it (`Link.gateway`).
+            let links: Vec<String> = shared
+                .snapshot()
+                .links_targeting(&target)
+                .map(|l| l.link.name.clone())
+                .collect();
+            for link in &links {
+                record(&shared, link, live.alive(), latency, live.failures(), error).await;
+            }
         }
         if changed {
-            shared.set_gateway(&link, view.clone());
+            shared.set_gateway(&target, view.clone());
             m.endpoint_repairs.get_or_create(&labels).inc();
-            shared.enqueue_link(&link);
+            let links: Vec<String> = shared
+                .snapshot()
+                .links_targeting(&target)
+                .map(|l| l.link.name.clone())
+                .collect();
+            for link in &links {
+                shared.enqueue_link(link);
+            }
         }
         let period = probe.period.as_std();
         let jitter = period.mul_f64(rand::random_range(0.0..0.1));

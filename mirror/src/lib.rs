@@ -6,8 +6,9 @@
 //! [`index::ClusterIndex`], shared by every link, and one write queue for the mirrors written
 //! *into* that cluster. Each key `(link, namespace, service)` is planned by the pure
 //! [`linkplane_core::plan::mirror::plan_service`] and written by a thin applier (`apply`) that
-//! only writes what differs. Gateway addresses and liveness come from per-link workers
-//! ([`gateway`]); every mirror's state lands in Postgres in batches.
+//! only writes what differs. Gateway addresses and liveness come from one prober per target
+//! cluster ([`gateway`]); every mirror's state lands in Postgres in batches. Which local objects
+//! may be written is decided in one place, `ownership`.
 //!
 //! Reading order: `supervisor` → `runtime` (routing of watch events to keys) → `apply` →
 //! `index` / `convert`. Federation (`<svc>-federated`) plugs in next to `apply`, reading the same
@@ -17,10 +18,13 @@ mod apply;
 mod convert;
 pub mod credentials;
 mod error;
+mod events;
 mod federation;
 pub mod gateway;
+pub mod import;
 pub mod index;
 mod metrics;
+mod ownership;
 mod queue;
 mod runtime;
 mod slim;

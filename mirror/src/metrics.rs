@@ -156,6 +156,20 @@ impl Metrics {
         vec![("cluster", cluster.to_string()), ("kind", kind.to_string())]
     }
 
+    /// Removes the gateway metrics of `target` (no link uses its gateway any more).
+    pub(crate) fn remove_gateway(&self, target: &str) {
+        let l = Self::target(target);
+        self.gateway_enabled.remove(&l);
+        self.gateway_alive.remove(&l);
+        self.gateway_latency.remove(&l);
+        self.gateway_probe_latency_ms.remove(&l);
+        for ok in ["true", "false"] {
+            let mut p = l.clone();
+            p.push(("probe_successful", ok.to_string()));
+            self.gateway_probes.remove(&p);
+        }
+    }
+
     /// Counts one write into `cluster`. `reason` says why: `missing` (created), the first
     /// field that differed (`labels`, `annotations`, `ports`, `subsets`: replaced; `headless`:
     /// deleted and created again, clusterIP being immutable), or why it went (`unexported`,

@@ -19,9 +19,7 @@ use kube::{
     runtime::{WatchStreamExt, watcher},
 };
 use linkplane_core::{
-    Cluster, ExportPolicy, Link,
-    naming::{CLUSTER_NAME_LABEL, LINKPLANE_REMOTE_SERVICE_LABEL, MIRRORED_SERVICE_LABEL},
-    plan::GatewayView,
+    Cluster, ExportPolicy, Link, naming::MIRRORED_SERVICE_LABEL, plan::GatewayView,
 };
 use linkplane_store::{Store, reconcilers::ReconcilerState};
 use tokio::task::JoinHandle;
@@ -31,6 +29,7 @@ use crate::{
     convert::{index_endpoints, index_namespace, index_service},
     credentials::Credentials,
     index::ClusterIndex,
+    ownership::Ownership,
     queue::WorkQueue,
     slim::{SlimEndpoints, SlimNamespace, SlimService},
     status::{StatusMsg, StatusSink},
@@ -94,6 +93,9 @@ pub struct Options {
     pub status_flush: Duration,
     /// How to obtain cluster credentials.
     pub credentials: Credentials,
+    /// An identical Kubernetes Event is written at most once per this interval (its count is
+    /// aggregated meanwhile).
+    pub event_interval: Duration,
 }
 
 impl Default for Options {
@@ -103,6 +105,7 @@ impl Default for Options {
             resync_interval: Duration::from_secs(600),
             status_flush: Duration::from_millis(50),
             credentials: Credentials::default(),
+            event_interval: Duration::from_secs(300),
         }
     }
 }
@@ -115,8 +118,11 @@ pub(crate) struct Shared {
     pub status: StatusSink,
     pub config: RwLock<Arc<Snapshot>>,
     pub clusters: RwLock<HashMap<String, Arc<ClusterRuntime>>>,
+    /// Gateway views by target cluster.
     pub gateways: RwLock<HashMap<String, GatewayView>>,
     pub federation: crate::federation::Federation,
+    /// Kubernetes Events, aggregated.
+    pub events: Arc<crate::events::Recorder>,
     /// `(source, target)` pairs whose removed-link clean-up is running.
     pub cleanups: std::sync::Mutex<BTreeSet<(String, String)>>,
 }
@@ -149,9 +155,11 @@ impl Shared {
         write(&self.clusters).remove(cluster)
     }
 
-    pub fn gateway(&self, link: &str) -> GatewayView {
+    /// The gateway of target cluster `target` as last resolved and probed (shared by every link
+    /// into it); no address and alive before the first probe or without a gateway.
+    pub fn gateway(&self, target: &str) -> GatewayView {
         read(&self.gateways)
-            .get(link)
+            .get(target)
             .cloned()
             .unwrap_or(GatewayView {
                 addresses: vec![],
@@ -159,12 +167,16 @@ impl Shared {
             })
     }
 
-    pub fn set_gateway(&self, link: &str, view: GatewayView) {
-        write(&self.gateways).insert(link.to_string(), view);
+    pub fn set_gateway(&self, target: &str, view: GatewayView) {
+        write(&self.gateways).insert(target.to_string(), view);
     }
 
-    pub fn remove_gateway(&self, link: &str) {
-        write(&self.gateways).remove(link);
+    pub fn has_gateway(&self, target: &str) -> bool {
+        read(&self.gateways).contains_key(target)
+    }
+
+    pub fn remove_gateway(&self, target: &str) {
+        write(&self.gateways).remove(target);
     }
 
     /// Claims a clean-up; false when one for the pair is already running.
@@ -215,10 +227,18 @@ impl Shared {
             idx.services.iter().map(|(k, _)| k.clone()).collect()
         };
         {
+            // Every mirror the link owns, linkplane's and (when it adopts them) Linkerd's: a
+            // mirror whose remote Service is gone is collected by its key's reconcile.
+            let owner = Ownership::of_link(spec);
             let idx = source.index();
-            for (_, s) in idx.services.iter() {
-                if let Some(remote) = owned_remote(&s.service.labels, &spec.target) {
-                    keys.insert((s.service.namespace.clone(), remote.to_string()));
+            for ((ns, name), s) in idx.services.iter() {
+                if let Some(remote) = owner.remote_of(name, &s.service.labels) {
+                    keys.insert((ns.clone(), remote));
+                }
+            }
+            for ((ns, name), e) in idx.endpoints.iter() {
+                if let Some(remote) = owner.remote_of(name, &e.labels) {
+                    keys.insert((ns.clone(), remote));
                 }
             }
         }
@@ -256,8 +276,9 @@ impl Shared {
                 // One of our mirrors changed (or was deleted by hand): re-check it.
                 if labels.contains_key(MIRRORED_SERVICE_LABEL) {
                     for entry in snap.links_into(cluster) {
-                        if let Some(remote) = owned_remote(labels, &entry.link.spec.target) {
-                            self.enqueue(entry, namespace, remote);
+                        let owner = Ownership::of_link(&entry.link.spec);
+                        if let Some(remote) = owner.remote_of(name, labels) {
+                            self.enqueue(entry, namespace, &remote);
                         }
                     }
                 }
@@ -309,21 +330,6 @@ impl Shared {
             }
         }
     }
-}
-
-/// The remote Service a local object stands for, if we own it for `target`.
-pub(crate) fn owned_remote<'a>(
-    labels: &'a BTreeMap<String, String>,
-    target: &str,
-) -> Option<&'a str> {
-    (labels.get(MIRRORED_SERVICE_LABEL).map(String::as_str) == Some("true")
-        && labels.get(CLUSTER_NAME_LABEL).map(String::as_str) == Some(target))
-    .then(|| {
-        labels
-            .get(LINKPLANE_REMOTE_SERVICE_LABEL)
-            .map(String::as_str)
-    })
-    .flatten()
 }
 
 /// Kinds in a watch set.

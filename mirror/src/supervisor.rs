@@ -1,6 +1,6 @@
 //! The supervisor: reads clusters, links and export policies from Postgres, follows the store's
-//! LISTEN/NOTIFY feed, and starts, restarts and stops the per-cluster runtimes and per-link
-//! gateway workers to match. A slow periodic full resync is the safety net.
+//! LISTEN/NOTIFY feed, and starts, restarts and stops the per-cluster runtimes and the
+//! per-target gateway probers to match. A slow periodic full resync is the safety net.
 
 use std::{
     collections::{BTreeSet, HashMap},
@@ -58,6 +58,7 @@ impl Supervisor {
         let feed = store.listen(&[CONFIG_CHANNEL]).await?;
         let (sink, status_task) = status::spawn(store.clone(), options.status_flush);
         let federation = crate::federation::Federation::start(&store, options.status_flush).await;
+        let events = Arc::new(crate::events::Recorder::new(options.event_interval));
         let shared = Arc::new(Shared {
             store,
             options,
@@ -67,6 +68,7 @@ impl Supervisor {
             clusters: RwLock::new(HashMap::new()),
             gateways: RwLock::new(HashMap::new()),
             federation,
+            events,
             cleanups: Default::default(),
         });
         let (stop, stop_rx) = oneshot::channel();
@@ -121,9 +123,63 @@ type Feed = std::pin::Pin<
     >,
 >;
 
+/// The gateway prober of each target cluster, with the gateway it probes.
 #[derive(Default)]
 struct Probes {
-    running: HashMap<String, (JoinHandle<()>, String, Option<GatewaySpec>)>,
+    running: HashMap<String, (JoinHandle<()>, GatewaySpec)>,
+}
+
+/// Starts, restarts and stops the per-target probers to match `snap`: one per target cluster
+/// that a link points at and that has a gateway, however many links share it (Linkerd runs one
+/// per link, so two links into `east` double its probe counters). A target's metrics are
+/// removed only when no link uses its gateway any more. Returns the targets whose prober
+/// (re)started: their links need a full pass with the fresh view.
+fn sync_probes(shared: &Arc<Shared>, probes: &mut Probes, snap: &Snapshot) -> BTreeSet<String> {
+    let wanted: HashMap<&str, &GatewaySpec> = snap
+        .links
+        .values()
+        .filter_map(|l| {
+            let target = l.link.spec.target.as_str();
+            let gw = snap.clusters.get(target)?.spec.gateway.as_ref()?;
+            Some((target, gw))
+        })
+        .collect();
+    let stale: Vec<String> = probes
+        .running
+        .iter()
+        .filter(|(t, (_, g))| wanted.get(t.as_str()).is_none_or(|w| *w != g))
+        .map(|(t, _)| t.clone())
+        .collect();
+    for target in stale {
+        if let Some((task, _)) = probes.running.remove(&target) {
+            task.abort();
+        }
+        if !wanted.contains_key(target.as_str()) {
+            shared.remove_gateway(&target);
+            shared.metrics.remove_gateway(&target);
+        }
+    }
+    let mut started = BTreeSet::new();
+    for (target, gw) in wanted {
+        if probes.running.contains_key(target) {
+            continue;
+        }
+        shared.set_gateway(target, gateway::initial_view(Some(gw)));
+        let task = tokio::spawn(gateway::run(shared.clone(), target.to_string(), gw.clone()));
+        probes
+            .running
+            .insert(target.to_string(), (task, gw.clone()));
+        started.insert(target.to_string());
+    }
+    // Targets without a gateway (or no longer used) have the empty view.
+    for l in snap.links.values() {
+        let target = &l.link.spec.target;
+        if !probes.running.contains_key(target) && shared.has_gateway(target) {
+            shared.remove_gateway(target);
+            started.insert(target.clone());
+        }
+    }
+    started
 }
 
 async fn run(shared: Arc<Shared>, mut feed: Feed, mut stop: oneshot::Receiver<()>) {
@@ -170,7 +226,7 @@ async fn run(shared: Arc<Shared>, mut feed: Feed, mut stop: oneshot::Receiver<()
             }
         }
     }
-    for (_, (t, _, _)) in probes.running.drain() {
+    for (_, (t, _)) in probes.running.drain() {
         t.abort();
     }
     for rt in shared.runtimes() {
@@ -227,10 +283,6 @@ async fn reload(shared: &Arc<Shared>, probes: &mut Probes) {
         if !gone {
             continue;
         }
-        if let Some((t, _, _)) = probes.running.remove(name) {
-            t.abort();
-        }
-        shared.remove_gateway(name);
         // Its state rows went with the link row (ON DELETE CASCADE): forget them in the writer's
         // cache too, or a link re-created under the same name would find its states "already
         // written" and never record them.
@@ -238,10 +290,6 @@ async fn reload(shared: &Arc<Shared>, probes: &mut Probes) {
             link: name.clone(),
             keep: Vec::new(),
         });
-        shared
-            .metrics
-            .gateway_enabled
-            .remove(&Metrics::target(&spec.target));
     }
 
     let new = Arc::new(new);
@@ -296,36 +344,14 @@ async fn reload(shared: &Arc<Shared>, probes: &mut Probes) {
     // Mirrors of removed links (recorded durably by the store, also while we were down).
     start_cleanups(shared).await;
 
-    // Links: gateway workers, and a full pass over each link whose inputs changed.
+    // Gateway probers: one per target cluster some link points at, shared by all of them.
+    let reprobed = sync_probes(shared, probes, &new);
+
+    // A full pass over each link whose inputs changed.
     let policies_changed = old.policies != new.policies;
     for (name, entry) in &new.links {
         let spec = &entry.link.spec;
-        let gw = new
-            .clusters
-            .get(&spec.target)
-            .and_then(|c| c.spec.gateway.clone());
-        let probe_current = probes
-            .running
-            .get(name)
-            .is_some_and(|(_, t, g)| *t == spec.target && *g == gw);
-        if !probe_current {
-            if let Some((t, _, _)) = probes.running.remove(name) {
-                t.abort();
-            }
-            shared.set_gateway(name, gateway::initial_view(gw.as_ref()));
-            let task = match &gw {
-                Some(g) => tokio::spawn(gateway::run(
-                    shared.clone(),
-                    name.clone(),
-                    spec.target.clone(),
-                    g.clone(),
-                )),
-                None => tokio::spawn(async {}),
-            };
-            probes
-                .running
-                .insert(name.clone(), (task, spec.target.clone(), gw));
-        }
+        let probe_current = !reprobed.contains(&spec.target);
         let clusters_changed = [&spec.source, &spec.target]
             .iter()
             .any(|c| old.clusters.get(*c) != new.clusters.get(*c) && !restarted.contains(*c));
@@ -414,6 +440,7 @@ async fn run_cleanup(shared: &Arc<Shared>, req: &LinkCleanup) {
                 client,
                 &req.source_cluster,
                 &req.target_cluster,
+                req.adopt_linkerd_mirrors,
                 &shared.metrics,
             )
             .await

@@ -792,32 +792,29 @@ async fn restart_collects_orphans_and_recreates_missing_mirrors(pool: sqlx::PgPo
     create_ns(&west, "other").await;
     export(&east, "shop", "web", EXPORTED).await;
     export(&east, "shop", "api", EXPORTED).await;
-    env.link("west", "east", |_| {}).await;
+    // A same-named headless root in another namespace, with an endpoint mirror there.
+    create_ns(&east, "other").await;
+    let mut headless = service("other", "api", &[EXPORTED], &[("http", 80)]);
+    headless.spec.as_mut().unwrap().cluster_ip = Some("None".into());
+    create_svc(&east, &headless).await;
+    set_endpoints(&east, "other", "api", &[("10.2.0.1", Some("x-0"))], &[]).await;
+    env.link("west", "east", |s| s.enable_headless_services = true)
+        .await;
     eventually("mirrored", || async {
         ok_if(
             get_eps(&west, "shop", "web-east").await.is_some()
-                && get_eps(&west, "shop", "api-east").await.is_some(),
+                && get_eps(&west, "shop", "api-east").await.is_some()
+                && get_svc(&west, "other", "x-0-east").await.is_some(),
             || "absent".into(),
         )
     })
     .await;
+    let x0 = get_svc(&west, "other", "x-0-east").await.unwrap();
+    assert_eq!(labels(&x0)[HEADLESS_MIRROR_SVC_NAME_LABEL], "api-east");
     env.stop_supervisor().await;
-    // While down: a remote service goes (orphan), a mirror is deleted by hand (missing), and an
-    // endpoint mirror of a same-named root lives in another namespace whose root exists there.
+    // While down: a remote service goes (orphan) and a mirror is deleted by hand (missing).
     delete_svc(&east, "shop", "api").await;
     delete_svc(&west, "shop", "web-east").await;
-    let mut foreign = service(
-        "other",
-        "x-0-east",
-        &[
-            ("mirror.linkerd.io/mirrored-service", "true"),
-            ("mirror.linkerd.io/cluster-name", "east"),
-            (HEADLESS_MIRROR_SVC_NAME_LABEL, "api-east"),
-        ],
-        &[("http", 80)],
-    );
-    foreign.metadata.annotations = None;
-    create_svc(&west, &foreign).await;
 
     env.start_supervisor().await;
     eventually("orphan collected, missing recreated", || async {

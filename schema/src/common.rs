@@ -56,6 +56,34 @@ pub(crate) fn paged_complexity(first: Option<i32>, child: usize) -> usize {
     (first.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE) as usize).saturating_mul(child)
 }
 
+/// `totalCount` of a connection whose whole list was in hand (clusters, links, Git sources,
+/// policies): computed with the page, no statement of its own.
+#[derive(SimpleObject, Debug, Clone, Copy)]
+pub struct Total {
+    /// How many items there are over every page.
+    pub total_count: i64,
+}
+
+impl crate::plain::PageFields for Total {
+    fn plain(&self, name: &str) -> Result<async_graphql::Value, crate::plain::Miss> {
+        match name {
+            "totalCount" => Ok(async_graphql::Value::from(self.total_count)),
+            _ => Err(crate::plain::Miss::General),
+        }
+    }
+}
+
+/// The same page with the connection fields `fields` added.
+pub(crate) fn with_fields<T: async_graphql::OutputType, E: async_graphql::ObjectType>(
+    page: Connection<String, T>,
+    fields: E,
+) -> Connection<String, T, E> {
+    let mut out =
+        Connection::with_additional_fields(page.has_previous_page, page.has_next_page, fields);
+    out.edges = page.edges;
+    out
+}
+
 /// Pages a list already sorted by `cursor` (names sort as strings).
 pub(crate) fn page_sorted<T: async_graphql::OutputType>(
     items: impl IntoIterator<Item = T>,
@@ -84,6 +112,69 @@ pub(crate) fn page_sorted<T: async_graphql::OutputType>(
     conn.edges
         .extend(edges.into_iter().map(|t| Edge::new(cursor(&t), t)));
     Ok(conn)
+}
+
+/// Pages a list already sorted by `cursor` in either direction (Relay's `first`/`after` and
+/// `last`/`before`; both bounds may be given). `first` and `last` together are refused.
+pub(crate) fn page_sorted_both<T: async_graphql::OutputType>(
+    items: impl IntoIterator<Item = T>,
+    cursor: impl Fn(&T) -> String,
+    first: Option<i32>,
+    after: Option<String>,
+    last: Option<i32>,
+    before: Option<String>,
+) -> Result<Connection<String, T>, ApiError> {
+    let Some(last) = last else {
+        let before_ok = |t: &T| {
+            before
+                .as_ref()
+                .is_none_or(|b| cursor(t).as_str() < b.as_str())
+        };
+        let mut has_after_before = false;
+        let kept: Vec<T> = items
+            .into_iter()
+            .filter(|t| {
+                let ok = before_ok(t);
+                has_after_before |= !ok;
+                ok
+            })
+            .collect();
+        let mut page = page_sorted(kept, &cursor, first, after)?;
+        page.has_next_page |= has_after_before && page.edges.len() == page_size(first)?;
+        return Ok(page);
+    };
+    if first.is_some() {
+        return Err(ApiError::BadUserInput(
+            "give `first` or `last`, not both".into(),
+        ));
+    }
+    let n = page_size(Some(last))?;
+    let mut has_next = false;
+    let window: Vec<T> = items
+        .into_iter()
+        .filter(|t| {
+            let c = cursor(t);
+            let after_ok = after.as_ref().is_none_or(|a| c.as_str() > a.as_str());
+            let before_ok = before.as_ref().is_none_or(|b| c.as_str() < b.as_str());
+            has_next |= after_ok && !before_ok;
+            after_ok && before_ok
+        })
+        .collect();
+    let has_previous = window.len() > n;
+    let skip = window.len().saturating_sub(n);
+    let mut conn = Connection::new(has_previous, has_next);
+    conn.edges.extend(
+        window
+            .into_iter()
+            .skip(skip)
+            .map(|t| Edge::new(cursor(&t), t)),
+    );
+    Ok(conn)
+}
+
+/// Complexity of a paged field paged by `first` or `last`.
+pub(crate) fn paged_complexity_both(first: Option<i32>, last: Option<i32>, child: usize) -> usize {
+    paged_complexity(first.or(last), child)
 }
 
 /// Builds a connection from rows fetched with one look-ahead row.

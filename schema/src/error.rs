@@ -25,6 +25,8 @@ pub enum ApiError {
     BadUserInput(String),
     /// A dependency is not configured or not reachable (e.g. no credentials key, no GitOps engine).
     Unavailable(String),
+    /// The object is declared by the server's flags and cannot be changed through the API.
+    ReadOnly(String),
     /// Anything else; the cause was logged.
     Internal,
 }
@@ -40,7 +42,8 @@ impl ApiError {
             ApiError::NotFound(m)
             | ApiError::Conflict(m)
             | ApiError::BadUserInput(m)
-            | ApiError::Unavailable(m) => m.clone(),
+            | ApiError::Unavailable(m)
+            | ApiError::ReadOnly(m) => m.clone(),
             ApiError::Internal => "internal error (logged on the server)".into(),
         }
     }
@@ -54,6 +57,7 @@ impl ApiError {
             ApiError::Conflict(_) => codes::CONFLICT,
             ApiError::BadUserInput(_) => codes::BAD_USER_INPUT,
             ApiError::Unavailable(_) => codes::UNAVAILABLE,
+            ApiError::ReadOnly(_) => codes::READ_ONLY,
             ApiError::Internal => codes::INTERNAL,
         }
     }
@@ -88,6 +92,14 @@ pub mod codes {
     pub const UNAVAILABLE: &str = "UNAVAILABLE";
     /// Server-side failure.
     pub const INTERNAL: &str = "INTERNAL";
+    /// The HTTP request is not a GraphQL request: wrong content type, or a body that is not
+    /// JSON of the request's shape (answered by the HTTP layer before the schema runs).
+    pub const BAD_REQUEST: &str = "BAD_REQUEST";
+    /// The HTTP request body is larger than `--max-body-bytes`.
+    pub const PAYLOAD_TOO_LARGE: &str = "PAYLOAD_TOO_LARGE";
+    /// The object is declared by the server's flags (`--git-*`) and cannot be changed through
+    /// the API; change the flags instead.
+    pub const READ_ONLY: &str = "READ_ONLY";
 }
 
 impl From<StoreError> for ApiError {

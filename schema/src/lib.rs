@@ -16,6 +16,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 mod plain;
+mod shape;
 
 use std::{
     borrow::Cow,
@@ -25,7 +26,8 @@ use std::{
 
 use async_graphql::{
     Context, ContextSelectionSet, Executor, MergedObject, MergedSubscription, ObjectType,
-    OutputType, Positioned, Request, Response, Schema, ServerError, ServerResult, Value,
+    OutputType, Positioned, Request, Response, Schema, ServerError, ServerResult, SubscriptionType,
+    Value,
     futures_util::stream::BoxStream,
     parser::types::{ExecutableDocument, Field},
     registry::Registry,
@@ -40,13 +42,14 @@ pub use domain::git::{BoxFuture, SyncError, SyncReport, SyncService};
 pub use error::{ApiError, code_of, codes};
 
 use domain::{
+    audit::AuditQuery,
     cluster::{ClusterMutation, ClusterQuery},
     events::{EventHub, EventSubscription},
     federation::FederationQuery,
-    git::{GitMutation, GitQuery},
+    git::{GitMutation, GitQuery, GitSourceMutation},
     link::{LinkMutation, LinkQuery},
     mirror::MirrorQuery,
-    operator_stub::OperatorStubMutation,
+    node::NodeQuery,
     policy::PolicyQuery,
     tokens::{TokenMutation, TokenQuery},
     topology::TopologyQuery,
@@ -63,6 +66,8 @@ pub struct Query(
     GitQuery,
     TopologyQuery,
     TokenQuery,
+    AuditQuery,
+    NodeQuery,
 );
 
 /// Every mutation root, merged.
@@ -71,9 +76,8 @@ pub struct Mutation(
     LinkMutation,
     ClusterMutation,
     GitMutation,
+    GitSourceMutation,
     TokenMutation,
-    // STUB (cli-17): drop with domain/operator_stub.rs.
-    OperatorStubMutation,
 );
 
 /// Every subscription root, merged.
@@ -135,17 +139,25 @@ pub struct Limits {
     pub max_complexity: usize,
     /// Maximum query document size in bytes.
     pub max_query_bytes: usize,
+    /// Maximum selection depth of an introspection-only operation (one whose root fields are
+    /// all `__schema`, `__type` or `__typename`): counted apart so every common client's
+    /// introspection query passes (graphql-js's `getIntrospectionQuery()` nests 15 deep:
+    /// nine `ofType` levels under `__schema { types { fields { args { type`).
+    pub max_introspection_depth: usize,
 }
 
 impl Default for Limits {
     /// Depth 12 fits `topology { edges { source { incomingLinks { mirrors { edges { node { link
-    /// { name } } } } } } } }` with room to spare; complexity 20,000 allows a 100-node page with
-    /// ~200 fields per node; 32 KiB is far above hand-written queries.
+    /// { name } } } } } } } }` with room to spare; complexity 200,000 allows a dashboard's
+    /// `clusters → mirrors → node` at the default page sizes (100 clusters × 100 mirrors, ~18
+    /// fields each) while a page of 500 under a page of 500 is refused; 32 KiB is far above
+    /// hand-written queries; introspection depth 20 leaves room over graphql-js's 15.
     fn default() -> Self {
         Limits {
             max_depth: 12,
-            max_complexity: 20_000,
+            max_complexity: 200_000,
             max_query_bytes: 32 * 1024,
+            max_introspection_depth: 20,
         }
     }
 }
@@ -189,6 +201,10 @@ pub struct ApiOptions {
 #[derive(Clone)]
 pub struct Api {
     schema: ApiSchema,
+    /// The same schema with the introspection depth limit, for introspection-only operations.
+    introspection: ApiSchema,
+    /// The schema's types, for shaping responses ([`shape`]).
+    registry: Arc<Registry>,
     db: Db,
     limits: Limits,
     on_error: Option<ErrorObserver>,
@@ -200,18 +216,19 @@ pub struct Api {
 /// parsed document costs a fraction of that. Only parsing is skipped: depth, directive,
 /// complexity and validation checks run on every request.
 #[derive(Default)]
-struct ParsedQueries(Mutex<HashMap<String, ExecutableDocument>>);
+struct ParsedQueries(Mutex<HashMap<String, Arc<ExecutableDocument>>>);
 
 /// Distinct queries kept; past it the cache starts over. Bounds memory to this many times the
 /// query size limit, and any realistic set of dashboards fits.
 const PARSED_QUERIES: usize = 256;
 
 impl ParsedQueries {
-    /// Gives `request` its parsed document, from the cache or parsed now. A query that does not
-    /// parse, or is over `max_bytes`, is left to the schema, which handles it as usual.
-    fn attach(&self, request: &mut Request, max_bytes: usize) {
+    /// Gives `request` its parsed document, from the cache or parsed now, and returns it. A
+    /// query that does not parse, or is over `max_bytes`, is left to the schema, which handles
+    /// it as usual.
+    fn attach(&self, request: &mut Request, max_bytes: usize) -> Option<Arc<ExecutableDocument>> {
         if request.query.len() > max_bytes {
-            return;
+            return None;
         }
         let cached = self
             .0
@@ -223,8 +240,9 @@ impl ParsedQueries {
             Some(doc) => doc,
             None => {
                 let Ok(doc) = async_graphql::parser::parse_query(&request.query) else {
-                    return;
+                    return None;
                 };
+                let doc = Arc::new(doc);
                 let mut docs = self.0.lock().unwrap_or_else(PoisonError::into_inner);
                 if docs.len() >= PARSED_QUERIES {
                     docs.clear();
@@ -233,7 +251,8 @@ impl ParsedQueries {
                 doc
             }
         };
-        request.set_parsed_query(doc);
+        request.set_parsed_query((*doc).clone());
+        Some(doc)
     }
 }
 
@@ -247,17 +266,21 @@ impl Api {
             events: Arc::new(EventHub::new(store)),
             kubeconfig_check: options.kubeconfig_check,
         };
-        let schema = builder()
-            .limit_depth(options.limits.max_depth)
-            .limit_complexity(options.limits.max_complexity)
-            // Bounds recursion in the parser and validator regardless of selection depth.
-            .limit_recursive_depth(32)
-            .limit_directives(8)
-            .data(db.clone())
-            .data(ctx)
-            .finish();
+        let build = |max_depth: usize| {
+            builder()
+                .limit_depth(max_depth)
+                .limit_complexity(options.limits.max_complexity)
+                // Bounds recursion in the parser and validator regardless of selection depth.
+                .limit_recursive_depth(32)
+                .limit_directives(8)
+                .data(db.clone())
+                .data(ctx.clone())
+                .finish()
+        };
         Api {
-            schema,
+            schema: build(options.limits.max_depth),
+            introspection: build(options.limits.max_introspection_depth),
+            registry: Arc::new(registry()),
             db,
             limits: options.limits,
             on_error: options.on_error,
@@ -293,12 +316,49 @@ impl Api {
         request: impl Into<Request>,
         principal: Option<Principal>,
     ) -> Response {
-        let request = request.into();
-        if let Some(refused) = self.refusal(&request) {
-            return self.finish(refused);
+        let mut request = request.into();
+        if let Some(p) = principal {
+            request = request.data(p);
         }
-        let resp = self.schema.execute(self.prepare(request, principal)).await;
-        self.finish(resp)
+        self.run(request).await
+    }
+
+    /// Runs a query or mutation (the caller's data already in `request`): refusal, the parsed
+    /// document from the cache, the schema whose limits fit the operation, the spec's response
+    /// shape ([`shape`]) and error codes.
+    async fn run(&self, request: Request) -> Response {
+        if let Some(refused) = self.refusal(&request) {
+            return self.finish(refused, false);
+        }
+        let principal = principal_of(&request.data);
+        let mut request = request.data(db::request_loader(&self.db));
+        let doc = self
+            .parsed
+            .attach(&mut request, self.limits.max_query_bytes);
+        let operation = request.operation_name.clone();
+        let mutations = match (&doc, &principal) {
+            (Some(doc), Some(_)) => {
+                domain::audit::mutations(doc, operation.as_deref(), &request.variables)
+            }
+            _ => Vec::new(),
+        };
+        let introspective = doc
+            .as_deref()
+            .is_some_and(|d| introspection_only(d, operation.as_deref()));
+        let schema = if introspective {
+            &self.introspection
+        } else {
+            &self.schema
+        };
+        let mut resp = schema.execute(request).await;
+        if let Some(doc) = &doc {
+            shape::normalize(&mut resp, doc, operation.as_deref(), &self.registry);
+        }
+        let resp = self.finish(resp, introspective);
+        if let Some(p) = &principal {
+            domain::audit::record(&self.db, p, mutations, &resp).await;
+        }
+        resp
     }
 
     /// Refuses, before anything parses it, a request over the size limit, nested too deep
@@ -321,9 +381,35 @@ impl Api {
         Some(Response::from_errors(vec![err]))
     }
 
-    /// Gives every error a code and reports the codes to the error observer. Every response
-    /// leaving [`Api`] passes through here.
-    fn finish(&self, mut resp: Response) -> Response {
+    /// Gives every error a code, names the limit, its value and its flag in async-graphql's
+    /// limit errors, and reports the codes to the error observer. Every response leaving
+    /// [`Api`] passes through here.
+    fn finish(&self, mut resp: Response, introspective: bool) -> Response {
+        for err in &mut resp.errors {
+            if err.message == "Query is nested too deep." {
+                err.message = if introspective {
+                    format!(
+                        "the query is nested too deep: an introspection query may nest at most \
+                         {} levels (--graphql-max-introspection-depth)",
+                        self.limits.max_introspection_depth
+                    )
+                } else {
+                    format!(
+                        "the query is nested too deep: at most {} levels \
+                         (--graphql-max-depth; introspection-only queries: {}, \
+                         --graphql-max-introspection-depth)",
+                        self.limits.max_depth, self.limits.max_introspection_depth
+                    )
+                };
+            } else if err.message == "Query is too complex." {
+                err.message = format!(
+                    "the query is too complex: its cost is over the limit of {} \
+                     (--graphql-max-complexity; each field costs 1, a paged field its `first` \
+                     times its selection)",
+                    self.limits.max_complexity
+                );
+            }
+        }
         error::ensure_codes(&mut resp.errors);
         if let Some(observe) = &self.on_error {
             for e in &resp.errors {
@@ -348,6 +434,79 @@ fn builder()
     )
 }
 
+/// The caller in a request's (or session's) data.
+fn principal_of(data: &async_graphql::Data) -> Option<Principal> {
+    data.get(&std::any::TypeId::of::<Principal>())
+        .and_then(|d| d.downcast_ref::<Principal>())
+        .copied()
+}
+
+/// Whether the operation `operation` of `doc` is a subscription (an unknown operation goes to
+/// the subscription path, which reports the error as before).
+fn is_subscription(doc: &ExecutableDocument, operation: Option<&str>) -> bool {
+    use async_graphql::parser::types::{DocumentOperations, OperationType};
+    match (&doc.operations, operation) {
+        (DocumentOperations::Single(op), _) => op.node.ty == OperationType::Subscription,
+        (DocumentOperations::Multiple(ops), Some(n)) => ops
+            .get(n)
+            .is_none_or(|op| op.node.ty == OperationType::Subscription),
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => ops
+            .values()
+            .next()
+            .is_none_or(|op| op.node.ty == OperationType::Subscription),
+        (DocumentOperations::Multiple(_), None) => true,
+    }
+}
+
+/// The schema's types, as the schema registers them (without introspection's own types).
+fn registry() -> Registry {
+    let mut registry = Registry {
+        query_type: Query::type_name().into_owned(),
+        mutation_type: Some(Mutation::type_name().into_owned()),
+        subscription_type: Some(<Subscription as SubscriptionType>::type_name().into_owned()),
+        ..Registry::default()
+    };
+    RequireCaller::<Query>::create_type_info(&mut registry);
+    RequireCaller::<Mutation>::create_type_info(&mut registry);
+    <Subscription as SubscriptionType>::create_type_info(&mut registry);
+    registry
+}
+
+/// Whether the operation that runs selects only introspection at its root (`__schema`,
+/// `__type`, `__typename`, through fragments too): such an operation reads the schema, never
+/// data, and is held to the introspection depth limit instead of the data one.
+fn introspection_only(doc: &ExecutableDocument, operation: Option<&str>) -> bool {
+    use async_graphql::parser::types::{
+        DocumentOperations, OperationType, Selection, SelectionSet,
+    };
+    fn only(doc: &ExecutableDocument, set: &SelectionSet, depth: usize) -> bool {
+        depth < 16
+            && set.items.iter().all(|item| match &item.node {
+                Selection::Field(f) => f.node.name.node.starts_with("__"),
+                Selection::InlineFragment(frag) => {
+                    only(doc, &frag.node.selection_set.node, depth + 1)
+                }
+                Selection::FragmentSpread(spread) => doc
+                    .fragments
+                    .get(&spread.node.fragment_name.node)
+                    .is_some_and(|f| only(doc, &f.node.selection_set.node, depth + 1)),
+            })
+    }
+    let op = match (&doc.operations, operation) {
+        (DocumentOperations::Single(op), _) => op,
+        (DocumentOperations::Multiple(ops), Some(name)) => match ops.get(name) {
+            Some(op) => op,
+            None => return false,
+        },
+        (DocumentOperations::Multiple(ops), None) if ops.len() == 1 => match ops.values().next() {
+            Some(op) => op,
+            None => return false,
+        },
+        (DocumentOperations::Multiple(_), None) => return false,
+    };
+    op.node.ty == OperationType::Query && only(doc, &op.node.selection_set.node, 0)
+}
+
 /// The SDL of the schema, as committed in `schema/schema.graphql`.
 pub fn sdl() -> String {
     builder().finish().sdl()
@@ -357,14 +516,7 @@ pub fn sdl() -> String {
 /// Session data must carry the caller's [`Principal`] (set on `connection_init`).
 impl Executor for Api {
     async fn execute(&self, request: Request) -> Response {
-        if let Some(refused) = self.refusal(&request) {
-            return self.finish(refused);
-        }
-        let mut request = request.data(db::request_loader(&self.db));
-        self.parsed
-            .attach(&mut request, self.limits.max_query_bytes);
-        let resp = self.schema.execute(request).await;
-        self.finish(resp)
+        self.run(request).await
     }
 
     fn execute_stream(
@@ -373,15 +525,36 @@ impl Executor for Api {
         session_data: Option<Arc<async_graphql::Data>>,
     ) -> BoxStream<'static, Response> {
         if let Some(refused) = self.refusal(&request) {
-            return futures::stream::once(futures::future::ready(self.finish(refused))).boxed();
+            return futures::stream::once(futures::future::ready(self.finish(refused, false)))
+                .boxed();
+        }
+        // Queries and mutations sent over the WebSocket answer exactly as over HTTP (limits,
+        // response shape, audit): run them through `run` with the session's caller.
+        let doc = async_graphql::parser::parse_query(&request.query).ok();
+        if !doc
+            .as_ref()
+            .is_none_or(|d| is_subscription(d, request.operation_name.as_deref()))
+        {
+            let mut request = request;
+            if let Some(p) = session_data.as_deref().and_then(principal_of) {
+                request = request.data(p);
+            }
+            let api = self.clone();
+            return futures::stream::once(async move { api.run(request).await }).boxed();
         }
         let api = self.clone();
+        let operation = request.operation_name.clone();
         self.schema
             .execute_stream_with_session_data(
                 request.data(db::subscription_loader(&self.db)),
                 session_data.unwrap_or_default(),
             )
-            .map(move |resp| api.finish(resp))
+            .map(move |mut resp| {
+                if let Some(doc) = &doc {
+                    shape::normalize(&mut resp, doc, operation.as_deref(), &api.registry);
+                }
+                api.finish(resp, false)
+            })
             .boxed()
     }
 }

@@ -17,8 +17,8 @@
 use std::{borrow::Cow, cell::Cell, future::Future};
 
 use async_graphql::{
-    ContextSelectionSet, OutputType, Positioned, ScalarType, ServerResult, Value,
-    connection::{Connection, Edge},
+    ContextSelectionSet, ObjectType, OutputType, Positioned, ScalarType, ServerResult, Value,
+    connection::{Connection, Edge, EmptyFields},
     indexmap::IndexMap,
     parser::types::{Field, Selection, SelectionSet},
     registry::Registry,
@@ -273,10 +273,24 @@ impl<T: Plain> OutputType for Fast<T> {
     }
 }
 
-/// A page of `N` (`N`Connection / `N`Edge in the schema), answered by the plain pass when it can.
-pub(crate) struct FastConnection<N: OutputType>(pub Connection<String, N>);
+/// The fields a connection adds to `pageInfo`/`edges`/`nodes` (`totalCount`), as the plain pass
+/// answers them: [`Miss::General`] for a field that needs a load of its own.
+pub(crate) trait PageFields: ObjectType + Send + Sync {
+    /// The value of `name`, when it can be computed here.
+    fn plain(&self, _name: &str) -> Result<Value, Miss> {
+        Err(Miss::General)
+    }
+}
 
-impl<N: Plain> FastConnection<N> {
+impl PageFields for EmptyFields {}
+
+/// A page of `N` (`N`Connection / `N`Edge in the schema) with the extra fields `E`, answered by
+/// the plain pass when it can.
+pub(crate) struct FastConnection<N: OutputType, E: PageFields = EmptyFields>(
+    pub Connection<String, N, E>,
+);
+
+impl<N: Plain, E: PageFields> FastConnection<N, E> {
     fn plain(&self, cx: &Cx<'_>, set: &SelectionSet) -> Result<Value, Miss> {
         let page = &self.0;
         fields(set, |name, field| {
@@ -292,14 +306,14 @@ impl<N: Plain> FastConnection<N> {
                     Value::List(edges)
                 }
                 "nodes" => list(page.edges.iter().map(|e| &e.node), cx, sub)?,
-                _ => return Err(Miss::General),
+                other => page.additional_fields.plain(other)?,
             })
         })
     }
 }
 
-fn page_info<N: OutputType>(
-    page: &Connection<String, N>,
+fn page_info<N: OutputType, E: ObjectType>(
+    page: &Connection<String, N, E>,
     set: &SelectionSet,
 ) -> Result<Value, Miss> {
     fields(set, |name, _| {
@@ -331,17 +345,17 @@ fn edge_object<N: Plain>(
     })
 }
 
-impl<N: Plain> OutputType for FastConnection<N> {
+impl<N: Plain, E: PageFields> OutputType for FastConnection<N, E> {
     fn type_name() -> Cow<'static, str> {
-        Connection::<String, N>::type_name()
+        Connection::<String, N, E>::type_name()
     }
 
     fn qualified_type_name() -> String {
-        Connection::<String, N>::qualified_type_name()
+        Connection::<String, N, E>::qualified_type_name()
     }
 
     fn create_type_info(registry: &mut Registry) -> String {
-        Connection::<String, N>::create_type_info(registry)
+        Connection::<String, N, E>::create_type_info(registry)
     }
 
     async fn resolve(

@@ -74,7 +74,7 @@ async fn clusters_show_health_links_services_mirrors_and_gateways(pool: sqlx::Pg
         "c00's reconciler reports Degraded"
     );
     assert_eq!(c0["credentialsSource"], "KUBECONFIG_FILE");
-    assert_eq!(c0["reconciler"]["state"], "Degraded");
+    assert_eq!(c0["reconciler"]["state"], "DEGRADED");
     assert_eq!(c0["outgoingLinks"].as_array().unwrap().len(), 2);
     assert_eq!(c0["incomingLinks"].as_array().unwrap().len(), 2);
     // c00 is the target of c03 (hop 1, probe dead since 3 % 5 != 4 → alive) and c02 (alive).
@@ -178,7 +178,7 @@ async fn export_policies_are_listed(pool: sqlx::PgPool) {
     let p = &data(&resp)["exportPolicies"]["edges"][0]["node"];
     assert_eq!(p["name"], "shop-only");
     assert_eq!(p["owner"], "git:fleet");
-    assert_eq!(p["modes"], json!(["gateway"]));
+    assert_eq!(p["modes"], json!(["GATEWAY"]));
     assert_eq!(p["namespaces"]["deny"], json!(["shop-internal"]));
 }
 
@@ -364,7 +364,7 @@ async fn git_sources_show_status_and_history_without_url_credentials(pool: sqlx:
     assert_eq!(g["drifted"], false);
     assert_eq!(
         g["history"],
-        json!([{"revision": "rev2", "result": "Applied"}, {"revision": "rev1", "result": "Applied"}])
+        json!([{"revision": "rev2", "result": "APPLIED"}, {"revision": "rev1", "result": "APPLIED"}])
     );
     linkplane_store::gitops::replace_drift(
         &mut conn,
@@ -391,12 +391,21 @@ async fn git_sources_show_status_and_history_without_url_credentials(pool: sqlx:
     .await;
     assert_eq!(
         data(&resp)["gitSources"]["edges"][0]["node"]["drift"],
-        json!([{"kind": "Link", "name": "west-from-east", "change": "Modified"}])
+        json!([{"kind": "LINK", "name": "west-from-east", "change": "MODIFIED"}])
     );
-    let details = "{ gitSources { edges { node { drift { fields { path desired actual } } } } } }";
+    let details =
+        "{ gitSources { edges { node { drift { name fields { path desired actual } } } } } }";
+    // A viewer sees the drifted objects; their field values (which may name where credentials
+    // live) are null with a FORBIDDEN error at that path.
+    let viewer = run(&api, Some(Role::Viewer), details).await;
+    assert_eq!(code(&viewer), "FORBIDDEN");
     assert_eq!(
-        code(&run(&api, Some(Role::Viewer), details).await),
-        "FORBIDDEN"
+        viewer["data"]["gitSources"]["edges"][0]["node"]["drift"],
+        json!([{"name": "west-from-east", "fields": null}])
+    );
+    assert_eq!(
+        viewer["errors"][0]["path"],
+        json!(["gitSources", "edges", 0, "node", "drift", 0, "fields"])
     );
     let resp = run(&api, Some(Role::Operator), details).await;
     assert_eq!(
@@ -644,7 +653,7 @@ async fn blast_radius_separates_gateway_from_cluster_failure(pool: sqlx::PgPool)
         6,
         "svc0 is remote-discovery and survives a gateway failure"
     );
-    assert!(modes.iter().all(|m| *m == "gateway"));
+    assert!(modes.iter().all(|m| *m == "GATEWAY"));
     assert_eq!(gw["federatedServices"], json!([]));
     let missing = run(
         &api,
@@ -904,6 +913,7 @@ fn limited(pool: &sqlx::PgPool, max_depth: usize, max_complexity: usize) -> Api 
                 max_depth,
                 max_complexity,
                 max_query_bytes: 200,
+                ..Limits::default()
             },
             ..ApiOptions::default()
         },
@@ -1015,7 +1025,68 @@ async fn topology_events_deliver_mirror_and_gateway_changes(pool: sqlx::PgPool) 
     let resp = serde_json::to_value(resp.unwrap()).unwrap();
     assert_eq!(
         data(&resp)["topologyEvents"],
-        json!({"kind": "MIRROR", "link": "c00-from-c01", "namespace": "shop", "name": "web", "state": "Conflict"})
+        json!({"kind": "MIRROR", "link": "c00-from-c01", "namespace": "shop", "name": "web", "state": "CONFLICT"})
+    );
+}
+
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn cluster_gateway_and_mirror_events_name_their_cluster(pool: sqlx::PgPool) {
+    let mut conn = pool.acquire().await.unwrap();
+    seed_fleet(&mut conn, 3, 0).await;
+    let api = api(pool);
+    let request = api.prepare(
+        "subscription { topologyEvents(kinds: [CLUSTER, GATEWAY, MIRROR]) {
+            kind cluster link reconcilerState alive state deleted } }",
+        as_role(Role::Viewer),
+    );
+    let stream = api.schema().execute_stream(request);
+    let collect = tokio::spawn(async move { stream.take(3).collect::<Vec<_>>().await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // c01's reconciler fails (cluster health), the gateway of c00-from-c01 (c01's) dies, and a
+    // mirror held by c00 is deleted.
+    linkplane_store::reconcilers::set(
+        &mut conn,
+        "c01",
+        linkplane_store::reconcilers::ReconcilerState::Failed,
+        "connection refused",
+        false,
+    )
+    .await
+    .unwrap();
+    linkplane_store::gateways::record(&mut conn, "c00-from-c01", false, None, 3, Some("down"))
+        .await
+        .unwrap();
+    let status = mirrors::MirrorStatus {
+        link: "c00-from-c01".into(),
+        source_cluster: "c00".into(),
+        target_cluster: "c01".into(),
+        namespace: "shop".into(),
+        remote_name: "web".into(),
+        local_name: "web-c01".into(),
+        mode: "gateway".into(),
+        headless: false,
+        state: mirrors::MirrorState::Mirrored,
+        message: String::new(),
+    };
+    mirrors::upsert(&mut conn, &status).await.unwrap();
+    let events = tokio::time::timeout(Duration::from_secs(10), collect)
+        .await
+        .unwrap()
+        .unwrap();
+    let events: Vec<Value> = events
+        .into_iter()
+        .map(|r| serde_json::to_value(r).unwrap()["data"]["topologyEvents"].clone())
+        .collect();
+    assert_eq!(
+        events,
+        [
+            json!({"kind": "CLUSTER", "cluster": "c01", "link": null, "reconcilerState": "FAILED",
+                   "alive": null, "state": null, "deleted": false}),
+            json!({"kind": "GATEWAY", "cluster": "c01", "link": "c00-from-c01", "reconcilerState": null,
+                   "alive": false, "state": null, "deleted": false}),
+            json!({"kind": "MIRROR", "cluster": "c00", "link": "c00-from-c01", "reconcilerState": null,
+                   "alive": null, "state": "MIRRORED", "deleted": false}),
+        ]
     );
 }
 

@@ -26,6 +26,9 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Plan(args) => crate::gitops::plan(args).await,
         Command::Dev(args) => crate::dev::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Sim(args) => crate::cmd::sim::run(args).await.map(|()| ExitCode::SUCCESS),
+        Command::Import(args) => crate::cmd::import::run(args)
+            .await
+            .map(|()| ExitCode::SUCCESS),
         Command::Client(command) => Ok(match linkplane_cli::run(command).await {
             Ok(code) => code,
             Err(err) => {

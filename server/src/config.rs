@@ -42,6 +42,8 @@ pub enum Command {
     Dev(crate::dev::DevArgs),
     /// Run simulated Kubernetes clusters (kubesim) until Ctrl-C and print their kubeconfigs.
     Sim(crate::cmd::sim::SimArgs),
+    /// Print linkplane manifests equivalent to another tool's configuration (`import linkerd`).
+    Import(crate::cmd::import::ImportArgs),
     /// Client commands: talk to a running server over its GraphQL API.
     #[command(flatten)]
     Client(linkplane_cli::Command),

@@ -156,6 +156,16 @@ pub async fn start(
             "Git source configured by flags"
         );
     }
+    // The flag-declared source is read-only through the API; one no longer in the flags is not.
+    let flag_source = args.source().map(|s| s.name);
+    let mut conn = store
+        .acquire()
+        .await
+        .context("connecting for Git sources")?;
+    git_sources::set_flag_source(&mut conn, flag_source.as_deref())
+        .await
+        .context("marking the flag-configured Git source")?;
+    drop(conn);
     let cache_dir = args.git_cache_dir.clone().unwrap_or_else(default_cache_dir);
     SyncHandle::start(store.clone(), Cache::new(cache_dir), stop)
         .await

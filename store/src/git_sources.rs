@@ -66,6 +66,10 @@ pub struct SourceState {
     pub last_synced_at: Option<DateTime<Utc>>,
     /// The commit an operator approved despite the prune limits.
     pub prune_approved_revision: Option<String>,
+    /// Not synced automatically (manual syncs and pins still run).
+    pub suspended: bool,
+    /// Declared by the server's `--git-*` flags: read-only through the API.
+    pub declared_by_flags: bool,
 }
 
 #[derive(FromRow)]
@@ -79,6 +83,8 @@ struct Row {
     last_error: Option<String>,
     last_synced_at: Option<DateTime<Utc>>,
     prune_approved_revision: Option<String>,
+    suspended: bool,
+    declared_by: String,
 }
 
 impl Row {
@@ -101,12 +107,14 @@ impl Row {
             last_error: self.last_error,
             last_synced_at: self.last_synced_at,
             prune_approved_revision: self.prune_approved_revision,
+            suspended: self.suspended,
+            declared_by_flags: self.declared_by == "flags",
         })
     }
 }
 
 const COLUMNS: &str = "name, spec, pinned_revision, status, last_applied_revision, last_attempted_revision, \
-                       last_error, last_synced_at, prune_approved_revision";
+                       last_error, last_synced_at, prune_approved_revision, suspended, declared_by";
 
 /// Creates or updates a source's spec, keeping its status.
 pub async fn upsert(conn: &mut PgConnection, source: &GitSource) -> Result<WriteOutcome> {
@@ -127,6 +135,82 @@ pub async fn upsert(conn: &mut PgConnection, source: &GitSource) -> Result<Write
         Some(false) => WriteOutcome::Updated,
         None => WriteOutcome::Unchanged,
     })
+}
+
+/// Adds a source through the API; [`StoreError::Conflict`] when the name is taken.
+pub async fn insert(conn: &mut PgConnection, source: &GitSource) -> Result<()> {
+    let spec = to_json(KIND, &source.name, &source.spec)?;
+    sqlx::query("INSERT INTO git_sources (name, spec, declared_by) VALUES ($1, $2, 'api')")
+        .bind(&source.name)
+        .bind(spec)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| StoreError::from_sqlx(KIND, &source.name, "adding", e))?;
+    Ok(())
+}
+
+/// Replaces the spec of an API-declared source, keeping its pin, status and history.
+/// [`StoreError::NotFound`] when there is no such source; a flag-declared one is left alone
+/// and answered as [`StoreError::Invalid`] (callers check [`SourceState::declared_by_flags`]
+/// first to answer precisely; this guards the race).
+pub async fn update_spec(conn: &mut PgConnection, source: &GitSource) -> Result<()> {
+    let spec = to_json(KIND, &source.name, &source.spec)?;
+    let declared_by: Option<String> = sqlx::query_scalar(
+        "WITH target AS (SELECT name, declared_by FROM git_sources WHERE name = $1 FOR UPDATE),
+              updated AS (UPDATE git_sources g SET spec = $2, updated_at = now()
+                          FROM target WHERE g.name = target.name AND target.declared_by = 'api'
+                          RETURNING g.name)
+         SELECT declared_by FROM target",
+    )
+    .bind(&source.name)
+    .bind(spec)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(|e| StoreError::from_sqlx(KIND, &source.name, "updating", e))?;
+    match declared_by.as_deref() {
+        None => Err(StoreError::NotFound {
+            kind: KIND,
+            name: source.name.clone(),
+        }),
+        Some("api") => Ok(()),
+        Some(_) => Err(StoreError::Invalid {
+            kind: KIND,
+            name: source.name.clone(),
+            reason: "declared by the server's --git-* flags".into(),
+        }),
+    }
+}
+
+/// Marks `name` as the source the server's flags declare (read-only through the API) and
+/// every other one as API-declared; `None` when no flags declare a source.
+pub async fn set_flag_source(conn: &mut PgConnection, name: Option<&str>) -> Result<()> {
+    sqlx::query(
+        "UPDATE git_sources SET declared_by = CASE WHEN name = $1 THEN 'flags' ELSE 'api' END
+         WHERE declared_by IS DISTINCT FROM (CASE WHEN name = $1 THEN 'flags' ELSE 'api' END)",
+    )
+    .bind(name)
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::db("marking the flag-declared git source"))?;
+    Ok(())
+}
+
+/// Suspends (`true`) or resumes a source's automatic syncs.
+pub async fn set_suspended(conn: &mut PgConnection, name: &str, suspended: bool) -> Result<()> {
+    let done =
+        sqlx::query("UPDATE git_sources SET suspended = $2, updated_at = now() WHERE name = $1")
+            .bind(name)
+            .bind(suspended)
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| StoreError::from_sqlx(KIND, name, "suspending", e))?;
+    if done.rows_affected() == 0 {
+        return Err(StoreError::NotFound {
+            kind: KIND,
+            name: name.to_string(),
+        });
+    }
+    Ok(())
 }
 
 /// One source by name.
@@ -283,5 +367,60 @@ mod tests {
             set_pin(&mut conn, "nope", None).await,
             Err(StoreError::NotFound { .. })
         ));
+    }
+
+    #[sqlx::test(migrator = "crate::MIGRATOR")]
+    async fn flag_declared_sources_refuse_api_edits(pool: sqlx::PgPool) {
+        let mut conn = pool.acquire().await.unwrap();
+        insert(&mut conn, &source("api-one")).await.unwrap();
+        assert!(matches!(
+            insert(&mut conn, &source("api-one")).await,
+            Err(StoreError::Conflict { .. })
+        ));
+        upsert(&mut conn, &source("default")).await.unwrap();
+        set_flag_source(&mut conn, Some("default")).await.unwrap();
+        let s = get(&mut conn, "default").await.unwrap().unwrap();
+        assert!(s.declared_by_flags);
+        assert!(
+            !get(&mut conn, "api-one")
+                .await
+                .unwrap()
+                .unwrap()
+                .declared_by_flags
+        );
+        let mut changed = source("default");
+        changed.spec.path = "other".into();
+        assert!(matches!(
+            update_spec(&mut conn, &changed).await,
+            Err(StoreError::Invalid { .. })
+        ));
+        let mut changed = source("api-one");
+        changed.spec.path = "other".into();
+        update_spec(&mut conn, &changed).await.unwrap();
+        assert_eq!(
+            get(&mut conn, "api-one")
+                .await
+                .unwrap()
+                .unwrap()
+                .source
+                .spec
+                .path,
+            "other"
+        );
+        assert!(matches!(
+            update_spec(&mut conn, &source("nope")).await,
+            Err(StoreError::NotFound { .. })
+        ));
+        // Flags no longer declare it: editable again.
+        set_flag_source(&mut conn, None).await.unwrap();
+        assert!(
+            !get(&mut conn, "default")
+                .await
+                .unwrap()
+                .unwrap()
+                .declared_by_flags
+        );
+        set_suspended(&mut conn, "api-one", true).await.unwrap();
+        assert!(get(&mut conn, "api-one").await.unwrap().unwrap().suspended);
     }
 }

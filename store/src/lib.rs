@@ -7,6 +7,7 @@
 //!
 //! Domain types go in and come out ([`linkplane_core`]); SQL never leaks past this crate.
 
+pub mod audit;
 pub mod changes;
 pub mod clusters;
 pub mod credentials;

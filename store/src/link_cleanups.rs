@@ -18,6 +18,9 @@ pub struct LinkCleanup {
     pub target_cluster: String,
     /// The removed link's name (logs).
     pub link: String,
+    /// The removed link adopted Linkerd-written mirrors (`adoptLinkerdMirrors`): delete those
+    /// too. When false only mirrors carrying linkplane's label go.
+    pub adopt_linkerd_mirrors: bool,
     /// When the link went.
     pub requested_at: DateTime<Utc>,
 }
@@ -25,7 +28,8 @@ pub struct LinkCleanup {
 /// Every pending clean-up, oldest first.
 pub async fn list(conn: &mut PgConnection) -> Result<Vec<LinkCleanup>> {
     sqlx::query_as(
-        "SELECT source_cluster, target_cluster, link, requested_at FROM link_cleanups
+        "SELECT source_cluster, target_cluster, link, adopt_linkerd_mirrors, requested_at
+         FROM link_cleanups
          ORDER BY requested_at, source_cluster, target_cluster",
     )
     .fetch_all(&mut *conn)
@@ -84,6 +88,28 @@ mod tests {
         );
         assert!(complete(&mut conn, &pending[0]).await.unwrap());
         assert!(list(&mut conn).await.unwrap().is_empty());
+    }
+
+    /// A link that kept Linkerd's mirrors untouched (`adoptLinkerdMirrors: false`) must not
+    /// delete them when it goes either.
+    #[sqlx::test(migrator = "crate::MIGRATOR")]
+    async fn a_cleanup_remembers_whether_the_link_adopted_linkerds_mirrors(pool: sqlx::PgPool) {
+        let mut conn = pool.acquire().await.unwrap();
+        setup(&mut conn).await;
+        let mut keep = Link::new("w", "west", "east");
+        keep.spec.adopt_linkerd_mirrors = false;
+        links::upsert(&mut conn, &keep, &Owner::Api).await.unwrap();
+        links::upsert(&mut conn, &Link::new("n", "north", "east"), &Owner::Api)
+            .await
+            .unwrap();
+        links::delete(&mut conn, "w").await.unwrap();
+        links::delete(&mut conn, "n").await.unwrap();
+        let pending = list(&mut conn).await.unwrap();
+        let adopt: Vec<_> = pending
+            .iter()
+            .map(|p| (p.source_cluster.as_str(), p.adopt_linkerd_mirrors))
+            .collect();
+        assert_eq!(adopt, [("west", false), ("north", true)]);
     }
 
     #[sqlx::test(migrator = "crate::MIGRATOR")]

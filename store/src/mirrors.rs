@@ -286,6 +286,24 @@ pub async fn count(conn: &mut PgConnection, state: Option<MirrorState>) -> Resul
         .map_err(StoreError::db("counting mirrors"))
 }
 
+/// How many mirrors match `filter`.
+pub async fn count_matching(conn: &mut PgConnection, filter: &MirrorFilter) -> Result<i64> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM mirrors
+         WHERE ($1::text IS NULL OR source_cluster = $1) AND ($2::text IS NULL OR target_cluster = $2)
+           AND ($3::text IS NULL OR remote_namespace = $3) AND ($4::text IS NULL OR state = $4)
+           AND ($5::text IS NULL OR link = $5)",
+    )
+    .bind(&filter.source_cluster)
+    .bind(&filter.target_cluster)
+    .bind(&filter.namespace)
+    .bind(filter.state.map(MirrorState::as_str))
+    .bind(&filter.link)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(StoreError::db("counting mirrors"))
+}
+
 /// Mirrors matching `filter`, ordered by id, after `after_id`, at most `limit`.
 pub async fn list(
     conn: &mut PgConnection,

@@ -21,6 +21,20 @@ pub enum ReconcilerState {
 }
 
 impl ReconcilerState {
+    /// Every state.
+    pub const ALL: [ReconcilerState; 5] = [
+        ReconcilerState::Starting,
+        ReconcilerState::Running,
+        ReconcilerState::Degraded,
+        ReconcilerState::Failed,
+        ReconcilerState::Stopped,
+    ];
+
+    /// The state of a column value.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
     /// Column value.
     pub fn as_str(self) -> &'static str {
         match self {

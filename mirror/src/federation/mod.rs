@@ -26,17 +26,12 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use linkplane_core::{
-    naming::{
-        CLUSTER_NAME_LABEL, FULL_NAME_ANNOTATION, LOCAL_DISCOVERY_ANNOTATION,
-        MIRRORED_SERVICE_LABEL, REMOTE_DISCOVERY_KEY,
-    },
-    selector::selects,
-};
+use linkplane_core::{naming::FULL_NAME_ANNOTATION, selector::selects};
 use linkplane_store::{Store, federation::FederatedStatus};
 
 use crate::{
     index::IndexedService,
+    ownership::{is_generated, is_owned_federated},
     runtime::{ClusterRuntime, Shared, Snapshot},
 };
 
@@ -117,27 +112,6 @@ impl Federation {
             })
             .collect()
     }
-}
-
-/// True for Services linkplane (or Linkerd) wrote: mirrors and federated Services never join.
-pub(crate) fn is_generated(svc: &IndexedService) -> bool {
-    svc.service.labels.contains_key(MIRRORED_SERVICE_LABEL)
-}
-
-/// True when `svc` is a federated Service we own (and keep up to date): `mirrored-service:
-/// "true"` and no `cluster-name` label.
-pub(crate) fn is_owned_federated(svc: &IndexedService) -> bool {
-    let s = &svc.service;
-    s.labels.get(MIRRORED_SERVICE_LABEL).map(String::as_str) == Some("true")
-        && !s.labels.contains_key(CLUSTER_NAME_LABEL)
-}
-
-/// True when an owned federated Service may be deleted for having no member: it must also carry
-/// a discovery annotation, so a bare `mirrored-service` Service is never garbage-collected.
-pub(crate) fn is_collectable(svc: &IndexedService) -> bool {
-    let a = &svc.service.annotations;
-    is_owned_federated(svc)
-        && (a.contains_key(REMOTE_DISCOVERY_KEY) || a.contains_key(LOCAL_DISCOVERY_ANNOTATION))
 }
 
 /// The base service name of a federated Service named `name` (its full name is kept in an

@@ -20,10 +20,11 @@ use linkplane_core::{
 use linkplane_store::federation::{FederatedState, FederatedStatus, MemberState, MemberStatus};
 use tracing::Instrument;
 
-use super::{FedKey, is_collectable, is_generated, is_owned_federated};
+use super::FedKey;
 use crate::{
     apply::{Applier, Ensured},
     error::Result,
+    ownership::{Ownership, is_collectable, is_generated, is_owned_federated},
     runtime::{ClusterRuntime, Shared},
 };
 
@@ -201,7 +202,7 @@ async fn reconcile(rt: &Arc<ClusterRuntime>, shared: &Shared, key: &FedKey) -> R
         client,
         rt,
         metrics: &shared.metrics,
-        target: "",
+        owner: Ownership::Federated,
     };
     let fed = &shared.federation;
     if let Some(ns) = &plan.namespace {

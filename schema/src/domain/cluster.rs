@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Context, Enum, Object, SimpleObject, Value, parser::types::Field};
+use async_graphql::{Context, Enum, ID, Object, SimpleObject, Value, parser::types::Field};
 use chrono::{DateTime, Utc};
 use linkplane_core::{Cluster, CredentialsRef};
 use linkplane_store::{
@@ -18,11 +18,14 @@ use secrecy::SecretString;
 use crate::{
     ApiContext,
     auth::{Role, RoleGuard},
-    common::{Label, db, labels, loader, page_sorted, paged_complexity, tables},
+    common::{
+        Label, Total, db, labels, loader, page_sorted_both, paged_complexity,
+        paged_complexity_both, tables, with_fields,
+    },
     db::{CountTable, Counts, GatewayTable, LinkTable, ReconcilerTable, ServicesOf, one},
     domain::{
         link::{GatewayProbe, LinkNode, mirror_page},
-        mirror::{Mirror, MirrorCounts, MirrorState, Service},
+        mirror::{Mirror, MirrorCounts, MirrorState, MirrorTotal, Service},
     },
     error::{ApiError, ApiResult},
     plain::{self, Cx, Fast, FastConnection, Miss, Plain, Table},
@@ -74,11 +77,44 @@ pub enum CredentialsSource {
     Stored,
 }
 
+/// A reconciler's lifecycle state (the store's `ReconcilerState`, one-to-one).
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReconcilerState {
+    /// Connecting and listing.
+    Starting,
+    /// Watches synced, events flowing.
+    Running,
+    /// Running with errors (e.g. some writes failing).
+    Degraded,
+    /// Cannot reach or authenticate to the API server; retrying with backoff.
+    Failed,
+    /// Stopped because the cluster has no links.
+    Stopped,
+}
+
+impl ReconcilerState {
+    /// The state of a stored value; an unknown one (a newer server's) reads as `DEGRADED`.
+    pub(crate) fn of_column(s: &str) -> Self {
+        use linkplane_store::reconcilers::ReconcilerState as S;
+        match S::parse(s) {
+            Some(S::Starting) => ReconcilerState::Starting,
+            Some(S::Running) => ReconcilerState::Running,
+            Some(S::Degraded) => ReconcilerState::Degraded,
+            Some(S::Failed) => ReconcilerState::Failed,
+            Some(S::Stopped) => ReconcilerState::Stopped,
+            None => {
+                tracing::warn!(state = s, "a reconciler status row has an unknown state");
+                ReconcilerState::Degraded
+            }
+        }
+    }
+}
+
 /// A cluster's reconciler status.
 #[derive(SimpleObject, Debug, Clone)]
 pub struct ReconcilerInfo {
-    /// `Starting`, `Running`, `Degraded`, `Failed` or `Stopped`.
-    pub state: String,
+    /// Lifecycle state.
+    pub state: ReconcilerState,
     /// Detail, e.g. the connection error.
     pub message: String,
     /// True once every watch listed once.
@@ -92,7 +128,7 @@ pub struct ReconcilerInfo {
 impl Plain for ReconcilerInfo {
     fn plain(&self, _: &Cx<'_>, name: &str, _: &Field) -> Result<Value, Miss> {
         Ok(match name {
-            "state" => plain::string(&self.state),
+            "state" => plain::enumeration(self.state),
             "message" => plain::string(&self.message),
             "watchesSynced" => Value::Boolean(self.watches_synced),
             "lastSyncAt" => plain::opt_scalar(self.last_sync_at.as_ref()),
@@ -105,7 +141,7 @@ impl Plain for ReconcilerInfo {
 impl From<&ReconcilerStatus> for ReconcilerInfo {
     fn from(r: &ReconcilerStatus) -> Self {
         ReconcilerInfo {
-            state: r.state.clone(),
+            state: ReconcilerState::of_column(&r.state),
             message: r.message.clone(),
             watches_synced: r.watches_synced,
             last_sync_at: r.last_sync_at,
@@ -203,6 +239,7 @@ impl Plain for ClusterNode {
         let t = cx.tables;
         let sub = &field.selection_set.node;
         Ok(match name {
+            "id" => Value::String(format!("Cluster:{}", self.name())),
             "name" => plain::string(self.name()),
             "apiServer" => plain::string(&self.0.value.spec.api_server),
             "clusterDomain" => plain::string(&self.0.value.spec.cluster_domain),
@@ -252,6 +289,10 @@ impl Plain for ClusterNode {
 
 #[Object(name = "Cluster")]
 impl ClusterNode {
+    /// Global id (`Cluster:<name>`), for `node(id:)`.
+    pub(crate) async fn id(&self) -> ID {
+        crate::domain::node::global_id("Cluster", self.name())
+    }
     /// Name.
     #[graphql(name = "name")]
     async fn gql_name(&self) -> &str {
@@ -390,7 +431,7 @@ impl ClusterNode {
         state: Option<MirrorState>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<FastConnection<Mirror>> {
+    ) -> async_graphql::Result<FastConnection<Mirror, MirrorTotal>> {
         mirror_page(
             ctx,
             MirrorParent::SourceCluster,
@@ -410,22 +451,29 @@ pub struct ClusterQuery;
 
 #[Object]
 impl ClusterQuery {
-    /// Every cluster, by name.
-    #[graphql(complexity = "paged_complexity(first, child_complexity)")]
+    /// Every cluster, by name (`first`/`after` forward, `last`/`before` backward).
+    #[graphql(complexity = "paged_complexity_both(first, last, child_complexity)")]
     async fn clusters(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> ApiResult<FastConnection<ClusterNode>> {
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> ApiResult<FastConnection<ClusterNode, Total>> {
         let all = &tables(ctx)?.clusters().await?.all;
-        page_sorted(
+        let total = Total {
+            total_count: all.len() as i64,
+        };
+        page_sorted_both(
             all.iter().cloned().map(ClusterNode),
             |c| c.0.value.name.clone(),
             first,
             after,
+            last,
+            before,
         )
-        .map(FastConnection)
+        .map(|page| FastConnection(with_fields(page, total)))
     }
 
     /// One cluster by name.

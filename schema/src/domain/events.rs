@@ -1,5 +1,6 @@
-//! The `topologyEvents` subscription: mirror state changes, gateway liveness changes, sync
-//! results and federation changes, fed by Postgres LISTEN/NOTIFY.
+//! The `topologyEvents` subscription: mirror state changes, cluster health (reconciler state)
+//! changes, gateway liveness changes, sync results and federation changes, fed by Postgres
+//! LISTEN/NOTIFY. Every event that concerns a cluster names it (`cluster`).
 //!
 //! One LISTEN connection per server (started by the first subscriber) fans out to every
 //! subscription through a broadcast channel, so subscribers do not each hold a connection.
@@ -19,6 +20,9 @@ use tokio::sync::{OnceCell, broadcast};
 use crate::{
     ApiContext,
     auth::{Role, RoleGuard},
+    domain::{
+        cluster::ReconcilerState, federation::FederationState, git::SyncResult, mirror::MirrorState,
+    },
     error::{ApiError, ApiResult},
 };
 
@@ -29,8 +33,10 @@ const BUFFER: usize = 1024;
 /// What changed.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
-    /// A mirror's state changed (or it was deleted: state `Deleted`).
+    /// A mirror's state changed (or it was deleted: `deleted`).
     Mirror,
+    /// A cluster's reconciler changed state (its health follows: re-query `Cluster.health`).
+    Cluster,
     /// A gateway became alive or dead.
     Gateway,
     /// A Git sync finished.
@@ -44,16 +50,24 @@ pub enum EventKind {
 pub struct TopologyEvent {
     /// What changed.
     pub kind: EventKind,
+    /// The cluster concerned: the one holding the mirror (mirror events), the one whose
+    /// reconciler changed (cluster events), the one the gateway fronts (gateway events), the
+    /// federated service's source (federation events). Null for sync events.
+    pub cluster: Option<String>,
     /// Link (mirror and gateway events).
     pub link: Option<String>,
-    /// Source cluster (federation events).
-    pub cluster: Option<String>,
     /// Namespace (mirror and federation events).
     pub namespace: Option<String>,
     /// Service name (mirror and federation events).
     pub name: Option<String>,
-    /// New state; `Deleted` when the row went away.
-    pub state: Option<String>,
+    /// The mirror's new state (mirror events; null when it was deleted).
+    pub state: Option<MirrorState>,
+    /// The federated service's new state (federation events; null when it was deleted).
+    pub federation_state: Option<FederationState>,
+    /// The reconciler's new state (cluster events).
+    pub reconciler_state: Option<ReconcilerState>,
+    /// The mirror or federated service was deleted.
+    pub deleted: bool,
     /// Detail.
     pub message: Option<String>,
     /// Gateway liveness (gateway events).
@@ -62,10 +76,32 @@ pub struct TopologyEvent {
     pub source: Option<String>,
     /// Revision (sync events).
     pub revision: Option<String>,
-    /// `Applied`, `Unchanged`, `Rejected` or `Failed` (sync events).
-    pub result: Option<String>,
+    /// What the sync did (sync events).
+    pub result: Option<SyncResult>,
     /// When the server received the notification.
     pub received_at: DateTime<Utc>,
+}
+
+fn mirror_state(s: &str) -> Option<MirrorState> {
+    Some(match s {
+        "Mirrored" => MirrorState::Mirrored,
+        "Conflict" => MirrorState::Conflict,
+        "MissingNamespace" => MirrorState::MissingNamespace,
+        "PolicyDenied" => MirrorState::PolicyDenied,
+        "Error" => MirrorState::Error,
+        _ => return None,
+    })
+}
+
+fn federation_state(s: &str) -> Option<FederationState> {
+    Some(match s {
+        "Federated" => FederationState::Federated,
+        "Conflict" => FederationState::Conflict,
+        "MissingNamespace" => FederationState::MissingNamespace,
+        "Rejected" => FederationState::Rejected,
+        "Error" => FederationState::Error,
+        _ => return None,
+    })
 }
 
 /// Decodes a `linkplane_events` payload; `None` for payloads of unknown kinds.
@@ -73,23 +109,36 @@ pub(crate) fn decode(payload: &Value) -> Option<TopologyEvent> {
     let s = |k: &str| payload.get(k).and_then(Value::as_str).map(String::from);
     let kind = match payload.get("kind")?.as_str()? {
         "mirror" => EventKind::Mirror,
+        "cluster" => EventKind::Cluster,
         "gateway" => EventKind::Gateway,
         "sync" => EventKind::Sync,
         "federated" => EventKind::Federated,
         _ => return None,
     };
+    let state = s("state");
+    let deleted = state.as_deref() == Some("Deleted");
+    let state = state.as_deref();
     Some(TopologyEvent {
         kind,
-        link: s("link"),
         cluster: s("cluster"),
+        link: s("link"),
         namespace: s("namespace"),
         name: s("name"),
-        state: s("state"),
+        state: (kind == EventKind::Mirror)
+            .then(|| state.and_then(mirror_state))
+            .flatten(),
+        federation_state: (kind == EventKind::Federated)
+            .then(|| state.and_then(federation_state))
+            .flatten(),
+        reconciler_state: (kind == EventKind::Cluster)
+            .then(|| state.map(ReconcilerState::of_column))
+            .flatten(),
+        deleted,
         message: s("message"),
         alive: payload.get("alive").and_then(Value::as_bool),
         source: s("source"),
         revision: s("revision"),
-        result: s("result"),
+        result: s("result").map(|r| SyncResult::of_column(&r)),
         received_at: Utc::now(),
     })
 }
@@ -182,6 +231,25 @@ impl EventSubscription {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn states_decode_into_their_enums() {
+        let ev =
+            decode(&serde_json::json!({"kind": "mirror", "cluster": "west", "state": "Conflict"}))
+                .unwrap();
+        assert_eq!(ev.state, Some(MirrorState::Conflict));
+        assert!(!ev.deleted);
+        let ev = decode(&serde_json::json!({"kind": "mirror", "state": "Deleted"})).unwrap();
+        assert_eq!(ev.state, None);
+        assert!(ev.deleted);
+        let ev =
+            decode(&serde_json::json!({"kind": "cluster", "cluster": "east", "state": "Failed"}))
+                .unwrap();
+        assert_eq!(ev.reconciler_state, Some(ReconcilerState::Failed));
+        assert_eq!(ev.cluster.as_deref(), Some("east"));
+        let ev = decode(&serde_json::json!({"kind": "sync", "result": "Applied"})).unwrap();
+        assert_eq!(ev.result, Some(SyncResult::Applied));
+    }
 
     #[test]
     fn payloads_decode_by_kind() {

@@ -2,9 +2,9 @@
 
 use std::{future::Future, pin::Pin};
 
-use async_graphql::{Context, Enum, Object, SimpleObject, connection::Connection};
+use async_graphql::{Context, Enum, InputObject, Object, SimpleObject, connection::Connection};
 use chrono::{DateTime, Utc};
-use linkplane_core::GitRef;
+use linkplane_core::{Duration, GitAuth, GitRef, GitSource, GitSourceSpec};
 use linkplane_store::{
     git_sources::{self, SourceState, SyncStatus as StoreStatus},
     gitops::DriftEntry,
@@ -14,7 +14,7 @@ use linkplane_store::{
 use crate::{
     ApiContext,
     auth::{Role, RoleGuard},
-    common::{db, loader, page_sorted, paged_complexity},
+    common::{Total, db, loader, page_sorted_both, paged_complexity_both, with_fields},
     db::{DriftOf, HistoryOf, one},
     error::{ApiError, ApiResult},
 };
@@ -82,11 +82,116 @@ impl From<StoreStatus> for SyncStatus {
     }
 }
 
+/// What a sync attempt did (`sync_history.result`, the GitOps engine's `SyncResult`).
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncResult {
+    /// The revision was applied (something was written).
+    Applied,
+    /// The revision was already applied; drift was checked.
+    Unchanged,
+    /// The revision was invalid; nothing was written.
+    Rejected,
+    /// Git or the database failed; nothing was written.
+    Failed,
+    /// Not attempted: the commit was rejected before and has not changed, or the source is
+    /// suspended (answers of `syncNow` only; never recorded in the history).
+    Skipped,
+    /// The revision would prune past the source's limits: held until approved.
+    Held,
+}
+
+impl SyncResult {
+    /// The result of a stored or reported value (`Applied`, …); an unknown one is `FAILED`.
+    pub(crate) fn of_column(s: &str) -> Self {
+        match s {
+            "Applied" => SyncResult::Applied,
+            "Unchanged" => SyncResult::Unchanged,
+            "Rejected" => SyncResult::Rejected,
+            "Skipped" => SyncResult::Skipped,
+            "Held" => SyncResult::Held,
+            "Failed" => SyncResult::Failed,
+            other => {
+                tracing::warn!(result = other, "unknown sync result");
+                SyncResult::Failed
+            }
+        }
+    }
+}
+
+/// What started a sync attempt (`sync_history.trigger`).
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncTrigger {
+    /// The server started.
+    Startup,
+    /// The poll interval passed.
+    Poll,
+    /// A push webhook arrived.
+    Webhook,
+    /// An operator asked (`syncNow`, `approvePrune`, a spec change).
+    Manual,
+    /// The pin was set or cleared.
+    Pin,
+    /// Drift was reverted.
+    SelfHeal,
+}
+
+impl SyncTrigger {
+    /// The trigger of a stored value (`startup`, …, `self-heal`); an unknown one is `MANUAL`.
+    pub(crate) fn of_column(s: &str) -> Self {
+        match s {
+            "startup" => SyncTrigger::Startup,
+            "poll" => SyncTrigger::Poll,
+            "webhook" => SyncTrigger::Webhook,
+            "pin" => SyncTrigger::Pin,
+            "self-heal" => SyncTrigger::SelfHeal,
+            "manual" => SyncTrigger::Manual,
+            other => {
+                tracing::warn!(trigger = other, "unknown sync trigger");
+                SyncTrigger::Manual
+            }
+        }
+    }
+}
+
+/// The kinds of object a Git source declares.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ObjectKind {
+    /// A `Cluster`.
+    Cluster,
+    /// A `Link`.
+    Link,
+    /// An `ExportPolicy`.
+    ExportPolicy,
+}
+
+impl ObjectKind {
+    /// The kind of a stored value (`Cluster`, `Link`, `ExportPolicy`).
+    pub(crate) fn of_column(s: &str) -> Option<Self> {
+        match s {
+            "Cluster" => Some(ObjectKind::Cluster),
+            "Link" => Some(ObjectKind::Link),
+            "ExportPolicy" => Some(ObjectKind::ExportPolicy),
+            _ => None,
+        }
+    }
+}
+
+/// How an object drifted from Git.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriftChange {
+    /// Its spec differs from what Git declares.
+    Modified,
+    /// It was deleted outside Git.
+    Deleted,
+    /// Another owner took it over.
+    OwnerChanged,
+}
+
 /// Created/updated/deleted counts of one kind in one sync.
 #[derive(SimpleObject, Debug, Clone)]
 pub struct KindCount {
-    /// `Cluster`, `Link`, `ExportPolicy`…
-    pub kind: String,
+    /// The kind.
+    pub kind: ObjectKind,
     /// Created.
     pub created: i32,
     /// Updated.
@@ -106,10 +211,10 @@ pub struct SyncAttempt {
     pub author: String,
     /// Commit message.
     pub message: String,
-    /// `startup`, `poll`, `webhook`, `manual`, `pin` or `self-heal`.
-    pub trigger: String,
-    /// `Applied`, `Unchanged`, `Rejected` or `Failed`.
-    pub result: String,
+    /// What started it.
+    pub trigger: SyncTrigger,
+    /// What it did.
+    pub result: SyncResult,
     /// Start time.
     pub started_at: DateTime<Utc>,
     /// Duration.
@@ -127,18 +232,20 @@ impl From<StoreRecord> for SyncAttempt {
             counts: r
                 .counts
                 .iter()
-                .map(|(kind, c)| KindCount {
-                    kind: kind.clone(),
-                    created: c.created,
-                    updated: c.updated,
-                    deleted: c.deleted,
+                .filter_map(|(kind, c)| {
+                    Some(KindCount {
+                        kind: ObjectKind::of_column(kind)?,
+                        created: c.created,
+                        updated: c.updated,
+                        deleted: c.deleted,
+                    })
                 })
                 .collect(),
+            trigger: SyncTrigger::of_column(&r.trigger),
+            result: SyncResult::of_column(&r.result),
             revision: r.revision,
             author: r.author,
             message: r.message,
-            trigger: r.trigger,
-            result: r.result,
             started_at: r.started_at,
             duration_ms: r.duration_ms,
             errors: r.errors,
@@ -163,35 +270,41 @@ pub struct DriftItem(pub DriftEntry);
 
 #[Object]
 impl DriftItem {
-    /// `Cluster`, `Link` or `ExportPolicy`.
-    async fn kind(&self) -> &str {
-        &self.0.kind
+    /// The kind (`null` only for a kind this server does not know).
+    async fn kind(&self) -> Option<ObjectKind> {
+        ObjectKind::of_column(&self.0.kind)
     }
     /// Object name.
     async fn name(&self) -> &str {
         &self.0.name
     }
-    /// `Modified`, `Deleted` or `OwnerChanged`.
-    async fn change(&self) -> &str {
-        &self.0.change
+    /// How it drifted.
+    async fn change(&self) -> DriftChange {
+        match self.0.change.as_str() {
+            "Deleted" => DriftChange::Deleted,
+            "OwnerChanged" => DriftChange::OwnerChanged,
+            _ => DriftChange::Modified,
+        }
     }
     /// When the engine found it.
     async fn detected_at(&self) -> DateTime<Utc> {
         self.0.detected_at
     }
     /// The differing fields with both values (operator role: values may name where credentials
-    /// live).
+    /// live; `null` with a `FORBIDDEN` error for viewers, the rest of the drift still answered).
     #[graphql(guard = "RoleGuard(Role::Operator)")]
-    async fn fields(&self) -> Vec<DriftField> {
-        self.0
-            .diff
-            .iter()
-            .map(|d| DriftField {
-                path: d.path.clone(),
-                desired: d.desired.to_string(),
-                actual: d.actual.to_string(),
-            })
-            .collect()
+    async fn fields(&self) -> Option<Vec<DriftField>> {
+        Some(
+            self.0
+                .diff
+                .iter()
+                .map(|d| DriftField {
+                    path: d.path.clone(),
+                    desired: d.desired.to_string(),
+                    actual: d.actual.to_string(),
+                })
+                .collect(),
+        )
     }
 }
 
@@ -215,6 +328,10 @@ pub struct GitSourceNode(pub SourceState);
 
 #[Object(name = "GitSource")]
 impl GitSourceNode {
+    /// Global id (`GitSource:<name>`), for `node(id:)`.
+    pub(crate) async fn id(&self) -> async_graphql::ID {
+        crate::domain::node::global_id("GitSource", &self.0.source.name)
+    }
     /// Name.
     async fn name(&self) -> &str {
         &self.0.source.name
@@ -243,18 +360,29 @@ impl GitSourceNode {
     async fn self_heal(&self) -> bool {
         self.0.source.spec.self_heal
     }
-    /// The commit the source is held at, if pinned.
+    /// The commit the source is held at, if pinned (`pinGitSource`; `unpinGitSource` follows
+    /// `gitRef` again).
     async fn pinned_revision(&self) -> Option<&str> {
         self.0.pinned_revision.as_deref()
     }
-    /// Whether syncing is suspended (`suspendGitSource`).
-    // STUB (cli-17): always false until the API branch's suspend lands; drop this resolver then.
-    // Hidden from introspection like the stub mutations (domain/operator_stub.rs).
-    #[graphql(visible = false)]
+    /// Whether automatic syncs (startup, poll, webhook, self-heal) are suspended
+    /// (`suspendGitSource`); `syncNow` and pins still sync it.
     async fn suspended(&self) -> bool {
-        false
+        self.0.suspended
     }
-
+    /// Declared by the server's `--git-*` flags: `updateGitSource` and `removeGitSource`
+    /// answer `READ_ONLY` (pin, suspend and sync still work).
+    async fn read_only(&self) -> bool {
+        self.0.declared_by_flags
+    }
+    /// Whether a revision may delete every object of the source.
+    async fn allow_empty(&self) -> bool {
+        self.0.source.spec.allow_empty
+    }
+    /// Largest share (percent) of the source's objects one revision may delete unapproved.
+    async fn prune_limit(&self) -> i32 {
+        i32::from(self.0.source.spec.prune_limit)
+    }
     /// Sync status (`OUT_OF_SYNC` covers drift the engine detected).
     async fn status(&self) -> SyncStatus {
         self.0.status.into()
@@ -310,21 +438,29 @@ pub struct GitQuery;
 
 #[Object]
 impl GitQuery {
-    /// Every Git source, by name.
-    #[graphql(complexity = "paged_complexity(first, child_complexity)")]
+    /// Every Git source, by name (`first`/`after` forward, `last`/`before` backward).
+    #[graphql(complexity = "paged_complexity_both(first, last, child_complexity)")]
     async fn git_sources(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> ApiResult<Connection<String, GitSourceNode>> {
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> ApiResult<Connection<String, GitSourceNode, Total>> {
         let all = one!(db(ctx)?, |c| git_sources::list(c))?;
-        page_sorted(
+        let total = Total {
+            total_count: all.len() as i64,
+        };
+        page_sorted_both(
             all.into_iter().map(GitSourceNode),
             |s| s.0.source.name.clone(),
             first,
             after,
+            last,
+            before,
         )
+        .map(|page| with_fields(page, total))
     }
 }
 
@@ -335,8 +471,8 @@ pub struct SyncNowResult {
     pub source: String,
     /// Revision tried.
     pub revision: String,
-    /// `Applied`, `Unchanged`, `Rejected` or `Failed`.
-    pub result: String,
+    /// What the sync did.
+    pub result: SyncResult,
     /// Summary.
     pub message: String,
 }
@@ -384,6 +520,243 @@ impl GitMutation {
     }
 }
 
+/// A Git source's spec, as `addGitSource` and `updateGitSource` take it.
+#[derive(InputObject, Debug, Clone)]
+pub struct GitSourceInput {
+    /// DNS-1123 label, unique among sources; objects synced from it are owned by
+    /// `git:<name>`. `updateGitSource` cannot rename: it must equal its `name` argument.
+    pub name: String,
+    /// A local path, `file://`, `https://` or `ssh://` URL (no `user:password@`).
+    pub url: String,
+    /// `branch:<name>`, `tag:<name>` or `commit:<sha>`.
+    #[graphql(default_with = "\"branch:main\".to_string()")]
+    pub git_ref: String,
+    /// Directory inside the repository holding the manifests.
+    #[graphql(default_with = "\".\".to_string()")]
+    pub path: String,
+    /// How often to fetch when no webhook arrives, e.g. `60s`, `5m`.
+    #[graphql(default_with = "\"60s\".to_string()")]
+    pub poll_interval: String,
+    /// Revert changes made outside Git instead of only reporting them.
+    #[graphql(default)]
+    pub self_heal: bool,
+    /// Let a revision delete every object of the source.
+    #[graphql(default)]
+    pub allow_empty: bool,
+    /// Largest share (percent, 1–100) of the source's objects one revision may delete
+    /// without approval.
+    #[graphql(default_with = "i32::from(linkplane_core::git_source::default_prune_limit())")]
+    pub prune_limit: i32,
+    /// Credentials by reference (admin role: they name files and variables of the server).
+    pub auth: Option<GitAuthInput>,
+}
+
+/// Where the server finds a private repository's credentials (never the credentials).
+#[derive(InputObject, Debug, Clone)]
+pub struct GitAuthInput {
+    /// File holding an HTTPS token.
+    pub token_file: Option<String>,
+    /// Environment variable holding an HTTPS token.
+    pub token_env: Option<String>,
+    /// SSH private key file for `ssh://` URLs.
+    pub ssh_key_file: Option<String>,
+}
+
+impl GitSourceInput {
+    /// The domain source, validated like a manifest.
+    fn into_source(self) -> ApiResult<GitSource> {
+        let git_ref = GitRef::parse(&self.git_ref).ok_or_else(|| {
+            ApiError::BadUserInput(format!(
+                "gitRef {:?} must be branch:<name>, tag:<name> or commit:<sha>",
+                self.git_ref
+            ))
+        })?;
+        let poll_interval: Duration = self.poll_interval.parse().map_err(|e| {
+            ApiError::BadUserInput(format!("pollInterval {:?}: {e}", self.poll_interval))
+        })?;
+        let prune_limit = u8::try_from(self.prune_limit)
+            .ok()
+            .filter(|p| (1..=100).contains(p))
+            .ok_or_else(|| ApiError::BadUserInput("pruneLimit must be between 1 and 100".into()))?;
+        if redact_url(&self.url) != self.url {
+            return Err(ApiError::BadUserInput(
+                "url must not embed credentials (user:password@); use auth".into(),
+            ));
+        }
+        let source = GitSource {
+            name: self.name,
+            spec: GitSourceSpec {
+                url: self.url,
+                git_ref,
+                path: self.path,
+                poll_interval,
+                self_heal: self.self_heal,
+                auth: self.auth.map(|a| GitAuth {
+                    token_file: a.token_file,
+                    token_env: a.token_env,
+                    ssh_key_file: a.ssh_key_file,
+                }),
+                allow_empty: self.allow_empty,
+                prune_limit,
+            },
+        };
+        source
+            .validate()
+            .map_err(|e| ApiError::BadUserInput(format!("invalid GitSource: {e}")))?;
+        Ok(source)
+    }
+}
+
+/// `auth` names files and environment variables of the server: an operator could point a
+/// token file at the server's own secrets and a URL at their host, so only admins set it.
+fn check_auth(ctx: &Context<'_>, input: &GitSourceInput) -> ApiResult<()> {
+    if input.auth.is_some() {
+        crate::auth::require(ctx, Role::Admin)?;
+    }
+    Ok(())
+}
+
+/// The source `name`, or `NOT_FOUND`.
+async fn source_state(ctx: &Context<'_>, name: &str) -> ApiResult<SourceState> {
+    one!(db(ctx)?, |c| git_sources::get(c, name))?
+        .ok_or_else(|| ApiError::NotFound(format!("GitSource {name:?} not found")))
+}
+
+/// `READ_ONLY` for a source the server's flags declare.
+fn writable(state: &SourceState) -> ApiResult<()> {
+    if state.declared_by_flags {
+        return Err(ApiError::ReadOnly(format!(
+            "GitSource {:?} is declared by the server's --git-* flags; change the flags \
+             (pin, suspend and sync work through the API)",
+            state.source.name
+        )));
+    }
+    Ok(())
+}
+
+/// Validates a revision argument: a commit id, abbreviated (7+) or full.
+fn commit_id(revision: &str) -> ApiResult<()> {
+    if !(7..=64).contains(&revision.len()) || !revision.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(ApiError::BadUserInput(format!(
+            "revision {revision:?} must be a commit id (7 to 64 hexadecimal digits)"
+        )));
+    }
+    Ok(())
+}
+
+/// Git source administration (operator role).
+#[derive(Default)]
+pub struct GitSourceMutation;
+
+#[Object]
+impl GitSourceMutation {
+    /// Adds a Git source; the GitOps engine starts syncing it at once. `CONFLICT` when the
+    /// name is taken. Setting `auth` needs the admin role.
+    #[graphql(guard = "RoleGuard(Role::Operator)")]
+    async fn add_git_source(
+        &self,
+        ctx: &Context<'_>,
+        input: GitSourceInput,
+    ) -> ApiResult<GitSourceNode> {
+        check_auth(ctx, &input)?;
+        let source = input.into_source()?;
+        one!(db(ctx)?, |c| git_sources::insert(c, &source))?;
+        tracing::info!(source = %source.name, "Git source added through the API");
+        Ok(GitSourceNode(source_state(ctx, &source.name).await?))
+    }
+
+    /// Replaces a source's spec (its pin, suspension, status and history stay); the engine
+    /// syncs the new spec at once. `READ_ONLY` for the flag-declared source.
+    #[graphql(guard = "RoleGuard(Role::Operator)")]
+    async fn update_git_source(
+        &self,
+        ctx: &Context<'_>,
+        name: String,
+        input: GitSourceInput,
+    ) -> ApiResult<GitSourceNode> {
+        if input.name != name {
+            return Err(ApiError::BadUserInput(format!(
+                "input.name {:?} differs from name {name:?}: sources cannot be renamed \
+                 (add a new one and remove this one)",
+                input.name
+            )));
+        }
+        check_auth(ctx, &input)?;
+        writable(&source_state(ctx, &name).await?)?;
+        let source = input.into_source()?;
+        one!(db(ctx)?, |c| git_sources::update_spec(c, &source)).map_err(|e| match e {
+            // Became flag-declared in between.
+            ApiError::BadUserInput(m) => ApiError::ReadOnly(m),
+            other => other,
+        })?;
+        Ok(GitSourceNode(source_state(ctx, &name).await?))
+    }
+
+    /// Removes a source with its history and drift records. The objects it declared stay
+    /// (owned by `git:<name>`, no longer synced). `READ_ONLY` for the flag-declared source.
+    #[graphql(guard = "RoleGuard(Role::Operator)")]
+    async fn remove_git_source(&self, ctx: &Context<'_>, name: String) -> ApiResult<bool> {
+        writable(&source_state(ctx, &name).await?)?;
+        let removed = one!(db(ctx)?, |c| git_sources::delete(c, &name))?;
+        tracing::warn!(source = %name, "Git source removed through the API");
+        Ok(removed)
+    }
+
+    /// Rolls back (or forward): holds the source at `revision` instead of following `gitRef`;
+    /// the engine syncs that commit at once (history trigger `PIN`). A commit that fails to
+    /// fetch or validate shows as `status: FAILED` with the error.
+    #[graphql(guard = "RoleGuard(Role::Operator)")]
+    async fn pin_git_source(
+        &self,
+        ctx: &Context<'_>,
+        source: String,
+        revision: String,
+    ) -> ApiResult<GitSourceNode> {
+        commit_id(&revision)?;
+        one!(db(ctx)?, |c| git_sources::set_pin(
+            c,
+            &source,
+            Some(&revision)
+        ))?;
+        tracing::info!(%source, %revision, "Git source pinned through the API");
+        Ok(GitSourceNode(source_state(ctx, &source).await?))
+    }
+
+    /// Follows `gitRef` again; the engine syncs its head at once.
+    #[graphql(guard = "RoleGuard(Role::Operator)")]
+    async fn unpin_git_source(
+        &self,
+        ctx: &Context<'_>,
+        source: String,
+    ) -> ApiResult<GitSourceNode> {
+        one!(db(ctx)?, |c| git_sources::set_pin(c, &source, None))?;
+        Ok(GitSourceNode(source_state(ctx, &source).await?))
+    }
+
+    /// Stops automatic syncs (startup, poll, webhook, self-heal) of a source; drift is still
+    /// reported, and `syncNow` or a pin still sync it.
+    #[graphql(guard = "RoleGuard(Role::Operator)")]
+    async fn suspend_git_source(
+        &self,
+        ctx: &Context<'_>,
+        source: String,
+    ) -> ApiResult<GitSourceNode> {
+        one!(db(ctx)?, |c| git_sources::set_suspended(c, &source, true))?;
+        Ok(GitSourceNode(source_state(ctx, &source).await?))
+    }
+
+    /// Resumes automatic syncs; the engine syncs the source at once.
+    #[graphql(guard = "RoleGuard(Role::Operator)")]
+    async fn resume_git_source(
+        &self,
+        ctx: &Context<'_>,
+        source: String,
+    ) -> ApiResult<GitSourceNode> {
+        one!(db(ctx)?, |c| git_sources::set_suspended(c, &source, false))?;
+        Ok(GitSourceNode(source_state(ctx, &source).await?))
+    }
+}
+
 /// Runs a sync through the GitOps engine and answers its outcome.
 async fn sync_now(ctx: &Context<'_>, source: String) -> ApiResult<SyncNowResult> {
     let sync = ctx
@@ -394,7 +767,7 @@ async fn sync_now(ctx: &Context<'_>, source: String) -> ApiResult<SyncNowResult>
         Ok(r) => Ok(SyncNowResult {
             source,
             revision: r.revision,
-            result: r.result,
+            result: SyncResult::of_column(&r.result),
             message: r.message,
         }),
         Err(SyncError::UnknownSource(s)) => {

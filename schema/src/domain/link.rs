@@ -13,13 +13,13 @@ use linkplane_store::{
 use crate::{
     auth::{Role, RoleGuard},
     common::{
-        LabelSelector, db, id_cursor, loader, page_fetched, page_size, page_sorted,
-        paged_complexity, tables,
+        LabelSelector, Total, db, id_cursor, loader, page_fetched, page_size, page_sorted_both,
+        paged_complexity, paged_complexity_both, tables, with_fields,
     },
     db::{MirrorPageOf, one},
     domain::{
         cluster::ClusterNode,
-        mirror::{Mirror, MirrorCounts, MirrorState},
+        mirror::{Mirror, MirrorCounts, MirrorState, MirrorTotal},
     },
     error::{ApiError, ApiResult},
     plain::{self, Cx, Fast, FastConnection, Miss, Plain, Table},
@@ -84,6 +84,7 @@ impl Plain for LinkNode {
         let spec = &stored.value.spec;
         let sub = &field.selection_set.node;
         Ok(match name {
+            "id" => Value::String(format!("Link:{}", stored.value.name)),
             "name" => plain::string(&stored.value.name),
             "sourceName" => plain::string(&spec.source),
             "targetName" => plain::string(&spec.target),
@@ -95,6 +96,7 @@ impl Plain for LinkNode {
             "createNamespaces" => Value::Boolean(spec.create_namespaces),
             "enableHeadlessServices" => Value::Boolean(spec.enable_headless_services),
             "cleanupOnUnlink" => Value::Boolean(spec.cleanup_on_unlink),
+            "adoptLinkerdMirrors" => Value::Boolean(spec.adopt_linkerd_mirrors),
             "gateway" => {
                 let gateways = cx.need(Table::Gateways, cx.tables.gateways_now())?;
                 let probe = gateways.get(&stored.value.name).map(GatewayProbe::from);
@@ -112,6 +114,10 @@ impl Plain for LinkNode {
 
 #[Object(name = "Link")]
 impl LinkNode {
+    /// Global id (`Link:<name>`), for `node(id:)`.
+    pub(crate) async fn id(&self) -> async_graphql::ID {
+        crate::domain::node::global_id("Link", &self.0.stored.value.name)
+    }
     /// Name.
     async fn name(&self) -> &str {
         &self.0.stored.value.name
@@ -204,6 +210,11 @@ impl LinkNode {
     async fn cleanup_on_unlink(&self) -> bool {
         self.0.stored.value.spec.cleanup_on_unlink
     }
+    /// Whether mirrors Linkerd's service mirror wrote for the target are adopted (updated and
+    /// garbage-collected like linkplane's own); false leaves them untouched.
+    async fn adopt_linkerd_mirrors(&self) -> bool {
+        self.0.stored.value.spec.adopt_linkerd_mirrors
+    }
     /// The target gateway as probed for this link; null before the first probe.
     async fn gateway(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<GatewayProbe>> {
         let g = tables(ctx)?
@@ -229,7 +240,7 @@ impl LinkNode {
         state: Option<MirrorState>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> async_graphql::Result<FastConnection<Mirror>> {
+    ) -> async_graphql::Result<FastConnection<Mirror, MirrorTotal>> {
         mirror_page(
             ctx,
             MirrorParent::Link,
@@ -252,9 +263,10 @@ pub(crate) async fn mirror_page(
     state: Option<MirrorState>,
     first: Option<i32>,
     after: Option<String>,
-) -> async_graphql::Result<FastConnection<Mirror>> {
+) -> async_graphql::Result<FastConnection<Mirror, MirrorTotal>> {
     let first_n = page_size(first)?;
     let after_id = id_cursor(after.as_deref())?;
+    let (total_namespace, total_state) = (namespace.clone(), state);
     let rows = loader(ctx)?
         .load_one(MirrorPageOf {
             by,
@@ -266,11 +278,14 @@ pub(crate) async fn mirror_page(
         })
         .await?
         .unwrap_or_default();
-    Ok(FastConnection(page_fetched(
-        rows.into_iter().map(Mirror).collect(),
-        |m| m.0.id.to_string(),
-        first_n,
-        after.is_some(),
+    Ok(FastConnection(with_fields(
+        page_fetched(
+            rows.into_iter().map(Mirror).collect(),
+            |m| m.0.id.to_string(),
+            first_n,
+            after.is_some(),
+        ),
+        MirrorTotal::of(by, parent, total_namespace, total_state),
     )))
 }
 
@@ -280,22 +295,29 @@ pub struct LinkQuery;
 
 #[Object]
 impl LinkQuery {
-    /// Every link, by name.
-    #[graphql(complexity = "paged_complexity(first, child_complexity)")]
+    /// Every link, by name (`first`/`after` forward, `last`/`before` backward).
+    #[graphql(complexity = "paged_complexity_both(first, last, child_complexity)")]
     async fn links(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> ApiResult<FastConnection<LinkNode>> {
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> ApiResult<FastConnection<LinkNode, Total>> {
         let all = &tables(ctx)?.links().await?.all;
-        page_sorted(
+        let total = Total {
+            total_count: all.len() as i64,
+        };
+        page_sorted_both(
             all.iter().cloned().map(LinkNode),
             |l| l.0.stored.value.name.clone(),
             first,
             after,
+            last,
+            before,
         )
-        .map(FastConnection)
+        .map(|page| FastConnection(with_fields(page, total)))
     }
 
     /// One link by name.

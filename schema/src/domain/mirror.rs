@@ -13,7 +13,7 @@ use linkplane_store::{
 };
 
 use crate::{
-    common::{db, id_cursor, page_fetched, page_size, paged_complexity, tables},
+    common::{db, id_cursor, page_fetched, page_size, paged_complexity, tables, with_fields},
     db::{Counts, one},
     domain::link::LinkNode,
     error::{ApiError, ApiResult},
@@ -59,6 +59,41 @@ impl From<MirrorState> for mirrors::MirrorState {
     }
 }
 
+/// How a service is mirrored: the domain's [`linkplane_core::MirrorMode`], one-to-one.
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MirrorMode {
+    /// Hierarchical: mirror Endpoints point at the target's gateway.
+    Gateway,
+    /// Flat: the mesh resolves pod addresses in the target directly.
+    RemoteDiscovery,
+    /// Member of `<svc>-federated`.
+    Federated,
+}
+
+impl From<linkplane_core::MirrorMode> for MirrorMode {
+    fn from(m: linkplane_core::MirrorMode) -> Self {
+        match m {
+            linkplane_core::MirrorMode::Gateway => MirrorMode::Gateway,
+            linkplane_core::MirrorMode::RemoteDiscovery => MirrorMode::RemoteDiscovery,
+            linkplane_core::MirrorMode::Federated => MirrorMode::Federated,
+        }
+    }
+}
+
+impl MirrorMode {
+    /// The mode of a stored spelling; the table's CHECK constraint allows only known ones, so
+    /// an unknown one is a corrupt row, answered as the default mode and logged.
+    pub(crate) fn of_column(s: &str) -> Self {
+        linkplane_core::MirrorMode::parse(s).map_or_else(
+            || {
+                tracing::warn!(mode = s, "a mirror row has an unknown mode");
+                MirrorMode::Gateway
+            },
+            Into::into,
+        )
+    }
+}
+
 /// One exported service as seen by one consuming cluster.
 #[derive(Clone)]
 pub struct Mirror(pub MirrorRow);
@@ -75,7 +110,7 @@ impl Plain for Mirror {
             "namespace" => plain::string(&s.namespace),
             "remoteName" => plain::string(&s.remote_name),
             "localName" => plain::string(&s.local_name),
-            "mode" => plain::string(&s.mode),
+            "mode" => plain::enumeration(MirrorMode::of_column(&s.mode)),
             "headless" => Value::Boolean(s.headless),
             "state" => plain::enumeration(MirrorState::from(s.state)),
             "message" => plain::string(&s.message),
@@ -121,9 +156,9 @@ impl Mirror {
     async fn local_name(&self) -> &str {
         &self.0.status.local_name
     }
-    /// `gateway` or `remote-discovery`.
-    async fn mode(&self) -> &str {
-        &self.0.status.mode
+    /// How it is mirrored (`GATEWAY` or `REMOTE_DISCOVERY`).
+    async fn mode(&self) -> MirrorMode {
+        MirrorMode::of_column(&self.0.status.mode)
     }
     /// Headless, with endpoint mirrors.
     async fn headless(&self) -> bool {
@@ -255,6 +290,64 @@ fn parse_service_cursor(after: &str) -> ApiResult<ServiceKey> {
     }
 }
 
+/// `totalCount` of a page of mirrors: every mirror its filter matches.
+pub struct MirrorTotal(pub MirrorFilter);
+
+impl plain::PageFields for MirrorTotal {}
+
+impl MirrorTotal {
+    /// The filter of a page under a link or cluster.
+    pub(crate) fn of(
+        by: topology::MirrorParent,
+        parent: &str,
+        namespace: Option<String>,
+        state: Option<MirrorState>,
+    ) -> Self {
+        let parent = Some(parent.to_string());
+        let mut f = MirrorFilter {
+            namespace,
+            state: state.map(Into::into),
+            ..MirrorFilter::default()
+        };
+        match by {
+            topology::MirrorParent::Link => f.link = parent,
+            topology::MirrorParent::SourceCluster => f.source_cluster = parent,
+            topology::MirrorParent::TargetCluster => f.target_cluster = parent,
+        }
+        MirrorTotal(f)
+    }
+}
+
+#[Object]
+impl MirrorTotal {
+    /// How many mirrors match, over every page. Filtered by one of cluster, target cluster or
+    /// link (and state) but not namespace, it comes from the counts the database keeps per link
+    /// (`mirrorCounts`: no statement of its own, whatever the fleet); otherwise one `count(*)`.
+    async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
+        let f = &self.0;
+        let parents: Vec<(topology::MirrorParent, &String)> = [
+            (topology::MirrorParent::SourceCluster, &f.source_cluster),
+            (topology::MirrorParent::TargetCluster, &f.target_cluster),
+            (topology::MirrorParent::Link, &f.link),
+        ]
+        .into_iter()
+        .filter_map(|(by, v)| v.as_ref().map(|v| (by, v)))
+        .collect();
+        if let ([(by, parent)], None) = (parents.as_slice(), &f.namespace) {
+            let c = tables(ctx)?.counts().await?.get(*by, parent);
+            return Ok(match f.state {
+                None => c.total(),
+                Some(mirrors::MirrorState::Mirrored) => c.mirrored,
+                Some(mirrors::MirrorState::Conflict) => c.conflict,
+                Some(mirrors::MirrorState::MissingNamespace) => c.missing_namespace,
+                Some(mirrors::MirrorState::PolicyDenied) => c.policy_denied,
+                Some(mirrors::MirrorState::Error) => c.error,
+            });
+        }
+        Ok(one!(db(ctx)?, |c| mirrors::count_matching(c, f))?)
+    }
+}
+
 /// Mirror queries.
 #[derive(Default)]
 pub struct MirrorQuery;
@@ -274,7 +367,7 @@ impl MirrorQuery {
         link: Option<String>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> ApiResult<FastConnection<Mirror>> {
+    ) -> ApiResult<FastConnection<Mirror, MirrorTotal>> {
         let first_n = page_size(first)?;
         let after_id = id_cursor(after.as_deref())?;
         let filter = MirrorFilter {
@@ -290,11 +383,14 @@ impl MirrorQuery {
             after_id,
             first_n as i64 + 1
         ))?;
-        Ok(FastConnection(page_fetched(
-            rows.into_iter().map(Mirror).collect(),
-            |m| m.0.id.to_string(),
-            first_n,
-            after.is_some(),
+        Ok(FastConnection(with_fields(
+            page_fetched(
+                rows.into_iter().map(Mirror).collect(),
+                |m| m.0.id.to_string(),
+                first_n,
+                after.is_some(),
+            ),
+            MirrorTotal(filter),
         )))
     }
 

@@ -6,7 +6,7 @@ use linkplane_core::ExportPolicy;
 use linkplane_store::{Stored, policies};
 
 use crate::{
-    common::{LabelSelector, db, page_sorted, paged_complexity},
+    common::{LabelSelector, Total, db, page_sorted_both, paged_complexity_both, with_fields},
     db::one,
     error::ApiResult,
 };
@@ -26,6 +26,10 @@ pub struct ExportPolicyNode(pub Stored<ExportPolicy>);
 
 #[Object(name = "ExportPolicy")]
 impl ExportPolicyNode {
+    /// Global id (`ExportPolicy:<name>`), for `node(id:)`.
+    pub(crate) async fn id(&self) -> async_graphql::ID {
+        crate::domain::node::global_id("ExportPolicy", &self.0.value.name)
+    }
     /// Name.
     async fn name(&self) -> &str {
         &self.0.value.name
@@ -50,14 +54,14 @@ impl ExportPolicyNode {
     async fn service_selector(&self) -> Option<LabelSelector> {
         self.0.value.spec.service_selector.as_ref().map(Into::into)
     }
-    /// Mirror modes it allows (`gateway`, `remote-discovery`, `federated`).
-    async fn modes(&self) -> Vec<String> {
+    /// Mirror modes it allows.
+    async fn modes(&self) -> Vec<crate::domain::mirror::MirrorMode> {
         self.0
             .value
             .spec
             .modes
             .iter()
-            .map(|m| m.as_str().to_string())
+            .map(|m| (*m).into())
             .collect()
     }
     /// Consumer clusters it allows.
@@ -89,20 +93,28 @@ pub struct PolicyQuery;
 
 #[Object]
 impl PolicyQuery {
-    /// Every export policy, by name.
-    #[graphql(complexity = "paged_complexity(first, child_complexity)")]
+    /// Every export policy, by name (`first`/`after` forward, `last`/`before` backward).
+    #[graphql(complexity = "paged_complexity_both(first, last, child_complexity)")]
     async fn export_policies(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> ApiResult<Connection<String, ExportPolicyNode>> {
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> ApiResult<Connection<String, ExportPolicyNode, Total>> {
         let all = one!(db(ctx)?, |c| policies::list(c))?;
-        page_sorted(
+        let total = Total {
+            total_count: all.len() as i64,
+        };
+        page_sorted_both(
             all.into_iter().map(ExportPolicyNode),
             |p| p.0.value.name.clone(),
             first,
             after,
+            last,
+            before,
         )
+        .map(|page| with_fields(page, total))
     }
 }

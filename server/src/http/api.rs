@@ -8,7 +8,7 @@ use axum::{
     http::{HeaderValue, Method, StatusCode, header},
     middleware,
     response::IntoResponse as _,
-    routing::get,
+    routing::{get, post},
 };
 use linkplane_schema::{Api, ApiOptions, BoxFuture, Limits, SyncError, SyncReport, SyncService};
 use linkplane_store::{Store, credentials::CredentialsKey, tokens};
@@ -18,11 +18,10 @@ use tower_http::{
     catch_panic::CatchPanicLayer,
     compression::CompressionLayer,
     cors::{AllowOrigin, CorsLayer},
-    limit::RequestBodyLimitLayer,
     timeout::TimeoutLayer,
 };
 
-use super::{AppState, auth, config::ApiArgs, graphql, metrics, metrics::HttpMetrics};
+use super::{AppState, auth, config::ApiArgs, graphiql, graphql, metrics, metrics::HttpMetrics};
 
 /// What the API routes need, built once at start-up.
 #[derive(Clone)]
@@ -121,6 +120,7 @@ pub async fn build(
                 max_depth: args.graphql_max_depth,
                 max_complexity: args.graphql_max_complexity,
                 max_query_bytes: args.graphql_max_query_bytes,
+                max_introspection_depth: args.graphql_max_introspection_depth,
             },
             sync: sync.map(|s| Arc::new(GitopsSync(s)) as Arc<dyn SyncService>),
             credentials_key,
@@ -145,12 +145,12 @@ pub async fn build(
     })
 }
 
-/// `/graphql` (token required), `/graphql/ws` (token checked by the handler: header or
-/// `connection_init`) and `/metrics` (open).
+/// `POST /graphql` (token required), `/graphql/ws` (token checked by the handler: header or
+/// `connection_init`), GraphiQL on `GET /graphql` and `/metrics` (open).
 pub fn routes(state: &AppState) -> Router<AppState> {
+    // The body limit is enforced by the handler, which answers it as a GraphQL error.
     let protected = Router::new()
-        .route("/graphql", get(graphql::graphiql).post(graphql::execute))
-        .layer(RequestBodyLimitLayer::new(state.api.max_body_bytes))
+        .route("/graphql", post(graphql::execute))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
@@ -158,6 +158,9 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/metrics", get(metrics::metrics))
         .route("/graphql/ws", get(graphql::websocket))
+        // GraphiQL holds no data: served without a token (see `graphiql`).
+        .route("/graphql", get(graphiql::page))
+        .route("/graphql/assets/{file}", get(graphiql::asset))
         .merge(protected)
 }
 

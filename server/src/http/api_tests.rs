@@ -141,7 +141,12 @@ async fn graphql_needs_a_valid_token(pool: sqlx::PgPool) {
     )
     .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
-    let resp = reqwest::get(format!("{}/graphql", s.url)).await.unwrap();
+    let resp = reqwest::Client::new()
+        .post(format!("{}/graphql", s.url))
+        .json(&json!({"query": "{ __typename }"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     assert!(resp.headers().contains_key("www-authenticate"));
     let viewer = token(&s.store, tokens::Role::Viewer).await;
@@ -260,25 +265,196 @@ async fn oversized_bodies_are_refused(pool: sqlx::PgPool) {
 }
 
 #[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
-async fn graphiql_is_served_to_callers_with_a_token(pool: sqlx::PgPool) {
+async fn graphiql_is_served_to_a_browser_without_a_token_under_a_strict_csp(pool: sqlx::PgPool) {
     let s = spawn(pool, &[]).await;
-    let viewer = token(&s.store, tokens::Role::Viewer).await;
-    let resp = reqwest::Client::new()
+    let client = reqwest::Client::new();
+    let resp = client
         .get(format!("{}/graphql", s.url))
-        .bearer_auth(&viewer)
+        .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
+    let headers = resp.headers().clone();
     assert!(
-        resp.headers()["content-type"]
+        headers["content-type"]
             .to_str()
             .unwrap()
             .starts_with("text/html")
     );
+    let csp = headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("default-src 'none'"), "{csp}");
+    assert!(
+        csp.contains("script-src 'self';"),
+        "no inline script allowed: {csp}"
+    );
+    assert!(csp.contains("connect-src 'self'"), "{csp}");
+    assert!(!csp.contains("unsafe"), "{csp}");
+    assert_eq!(headers["x-content-type-options"], "nosniff");
     let body = resp.text().await.unwrap();
-    assert!(body.contains("graphiql"), "not the GraphiQL page");
-    assert!(body.contains("/graphql/ws"));
+    // The nonce of the CSP is the one handed to the page, and no script is inline.
+    let nonce = csp
+        .split("'nonce-")
+        .nth(1)
+        .unwrap()
+        .split('\'')
+        .next()
+        .unwrap();
+    assert!(body.contains(&format!(r#"content="{nonce}""#)), "{body}");
+    assert!(!body.contains("<script>"), "inline script in {body}");
+    assert!(
+        !body.contains("http://") && !body.contains("https://"),
+        "another origin: {body}"
+    );
+    // A second page gets another nonce.
+    let again = client
+        .get(format!("{}/graphql", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(again.headers()["content-security-policy"], csp);
+    // The bundled assets, without a token either.
+    for (path, kind) in [
+        ("graphiql.js", "text/javascript"),
+        ("graphiql.css", "text/css"),
+    ] {
+        let asset = client
+            .get(format!("{}/graphql/assets/{path}", s.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(asset.status(), StatusCode::OK, "{path}");
+        assert!(
+            asset.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with(kind)
+        );
+        assert!(asset.bytes().await.unwrap().len() > 10_000, "{path}");
+    }
+    let missing = client
+        .get(format!("{}/graphql/assets/../../etc/passwd", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    // The page holds no data: the API behind it still needs the token.
+    let (status, body) = gql(&s.url, None, "{ clusters { edges { cursor } } }").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+}
+
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn graphiql_can_be_turned_off(pool: sqlx::PgPool) {
+    let s = spawn(pool, &["--no-graphiql"]).await;
+    for path in ["/graphql", "/graphql/assets/graphiql.js"] {
+        let resp = reqwest::get(format!("{}{path}", s.url)).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{path}");
+        let body: Value = resp.json().await.unwrap();
+        assert_eq!(body["errors"][0]["extensions"]["code"], "NOT_FOUND");
+    }
+}
+
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn graphiqls_introspection_passes_through_http_at_default_limits(pool: sqlx::PgPool) {
+    let s = spawn(pool, &[]).await;
+    let viewer = token(&s.store, tokens::Role::Viewer).await;
+    // What GraphiQL 4 sends: graphql-js 16's getIntrospectionQuery with inputValueDeprecation
+    // and schemaDescription (fixture shared with the schema tests).
+    let query = include_str!(
+        "../../../schema/tests/fixtures/introspection-graphql-js-16-all-options.graphql"
+    );
+    let resp = reqwest::Client::new()
+        .post(format!("{}/graphql", s.url))
+        .bearer_auth(&viewer)
+        .json(&json!({"query": query, "operationName": "IntrospectionQuery"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body: Value = resp.json().await.unwrap();
+    assert!(body.get("errors").is_none(), "{}", body["errors"]);
+    assert_eq!(body["data"]["__schema"]["queryType"]["name"], "Query");
+}
+
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn malformed_requests_answer_graphql_errors_with_codes(pool: sqlx::PgPool) {
+    let s = spawn(pool, &["--max-body-bytes", "1000"]).await;
+    let viewer = token(&s.store, tokens::Role::Viewer).await;
+    let client = reqwest::Client::new();
+    let post = |body: &'static str, content_type: &'static str| {
+        client
+            .post(format!("{}/graphql", s.url))
+            .bearer_auth(&viewer)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+    };
+    // GraphQL over HTTP: a body that is not JSON, JSON of another shape, another media type.
+    for (body, content_type, status) in [
+        ("{\"query\": ", "application/json", StatusCode::BAD_REQUEST),
+        ("[1, 2]", "application/json", StatusCode::BAD_REQUEST),
+        (
+            "{\"variables\": {}}",
+            "application/json",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "query=%7B%7D",
+            "application/x-www-form-urlencoded",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+        (
+            "{ clusters { name } }",
+            "text/plain",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        ),
+    ] {
+        let resp = post(body, content_type).await.unwrap();
+        assert_eq!(resp.status(), status, "{body}");
+        assert!(
+            resp.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json"),
+            "{body}"
+        );
+        let answer: Value = resp.json().await.unwrap();
+        assert_eq!(
+            answer["errors"][0]["extensions"]["code"], "BAD_REQUEST",
+            "{body}"
+        );
+        assert!(answer["errors"][0]["message"].as_str().unwrap().len() > 10);
+    }
+    // A charset parameter is fine.
+    let resp = post(
+        "{\"query\": \"{ __typename }\"}",
+        "application/json; charset=utf-8",
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    // Over the body limit: 413 with PAYLOAD_TOO_LARGE naming the flag.
+    let big = format!("{{\"query\": \"{{ __typename }} #{}\"}}", "x".repeat(5000));
+    let resp = client
+        .post(format!("{}/graphql", s.url))
+        .bearer_auth(&viewer)
+        .header("content-type", "application/json")
+        .body(big)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let answer: Value = resp.json().await.unwrap();
+    assert_eq!(
+        answer["errors"][0]["extensions"]["code"],
+        "PAYLOAD_TOO_LARGE"
+    );
+    assert!(
+        answer["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("--max-body-bytes")
+    );
 }
 
 #[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
@@ -393,6 +569,49 @@ async fn subscription_delivers_an_event_after_a_store_change(pool: sqlx::PgPool)
     assert_eq!(ev["kind"], "MIRROR");
     assert_eq!(ev["link"], "c00-from-c01");
     assert_eq!(ev["name"], "web");
+}
+
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn mutations_over_the_websocket_are_audited_under_the_sessions_token(pool: sqlx::PgPool) {
+    let s = spawn(pool, &[]).await;
+    seed(&s.store, 2, 0).await;
+    let mut conn = s.store.acquire().await.unwrap();
+    let (_, secret) = tokens::issue(&mut conn, tokens::Role::Operator, "dashboard-ws")
+        .await
+        .unwrap();
+    let operator = secret.expose_secret().to_string();
+    let mut ws = ws_connect(&s.url).await;
+    ws.send(Message::text(
+        json!({"type": "connection_init", "payload": {"Authorization": format!("Bearer {operator}")}}).to_string(),
+    ))
+    .await
+    .unwrap();
+    let ack = next_json(&mut ws, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(ack["type"], "connection_ack");
+    // GraphiQL sends every operation over the socket when it has one.
+    ws.send(Message::text(
+        json!({"id": "1", "type": "subscribe", "payload": {"query": r#"mutation { pauseLink(name: "c00-from-c01") { paused name } }"#}}).to_string(),
+    ))
+    .await
+    .unwrap();
+    let msg = next_json(&mut ws, Duration::from_secs(5)).await.unwrap();
+    assert_eq!(msg["type"], "next", "{msg}");
+    assert_eq!(
+        msg["payload"]["data"]["pauseLink"],
+        json!({"paused": true, "name": "c00-from-c01"})
+    );
+    let (status, body) = gql(
+        &s.url,
+        Some(&operator),
+        "{ auditLog(first: 1) { totalCount edges { node { who mutation arguments result } } } }",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["data"]["auditLog"]["edges"][0]["node"],
+        json!({"who": "dashboard-ws", "mutation": "pauseLink",
+               "arguments": {"name": "c00-from-c01"}, "result": "OK"})
+    );
 }
 
 #[sqlx::test(migrator = "linkplane_store::MIGRATOR")]

@@ -30,13 +30,24 @@ pub struct ApiArgs {
     /// Deepest GraphQL selection accepted.
     #[arg(long, env = "LINKPLANE_GRAPHQL_MAX_DEPTH", default_value_t = 12)]
     pub graphql_max_depth: usize,
-    /// Highest GraphQL complexity accepted (1 per field, times the page size under paged fields).
+    /// Highest GraphQL complexity accepted (1 per field, times the page size under paged
+    /// fields). The default admits a dashboard's `clusters → mirrors → node` at default page
+    /// sizes (100 × 100 mirrors with ~18 fields each).
     #[arg(
         long,
         env = "LINKPLANE_GRAPHQL_MAX_COMPLEXITY",
-        default_value_t = 20_000
+        default_value_t = 200_000
     )]
     pub graphql_max_complexity: usize,
+    /// Deepest selection of an introspection-only query (root fields `__schema`, `__type`,
+    /// `__typename`), counted apart from --graphql-max-depth so GraphiQL's, Apollo's and
+    /// graphql-js's introspection queries (15 deep) pass.
+    #[arg(
+        long,
+        env = "LINKPLANE_GRAPHQL_MAX_INTROSPECTION_DEPTH",
+        default_value_t = 20
+    )]
+    pub graphql_max_introspection_depth: usize,
     /// Largest GraphQL query document accepted, in bytes.
     #[arg(long, env = "LINKPLANE_GRAPHQL_MAX_QUERY_BYTES", default_value_t = 32 * 1024)]
     pub graphql_max_query_bytes: usize,

@@ -3,6 +3,7 @@
 pub mod api;
 mod auth;
 pub mod config;
+mod graphiql;
 mod graphql;
 pub mod health;
 mod metrics;
