@@ -704,7 +704,13 @@ where
                 }
             }
             Err(e) => {
-                let msg = format!("watching {kind:?}: {e}");
+                // The API server's URL and the innermost cause (`Connection refused`, a TLS or
+                // DNS failure): kube's own message stops at "client error (Connect)".
+                let msg = format!(
+                    "watching {kind:?} at {}: {}",
+                    rt.cluster.spec.api_server,
+                    with_causes(&e)
+                );
                 tracing::warn!(cluster = %name, error = %msg, "watch failed; backing off");
                 if !rt.failing.swap(true, Ordering::AcqRel) {
                     set_status(
@@ -751,6 +757,22 @@ where
             }
         }
     }
+}
+
+/// `e` and each of its causes once: kube and hyper errors often repeat their source in their own
+/// message, and the innermost one is the one a person can act on.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !m.is_empty() && !out.contains(&m) {
+            out.push_str(": ");
+            out.push_str(&m);
+        }
+        cur = c.source();
+    }
+    out
 }
 
 pub(crate) async fn set_status(

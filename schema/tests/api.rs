@@ -1164,3 +1164,29 @@ async fn fresh_db(pool: &sqlx::PgPool) -> sqlx::PgPool {
     linkplane_store::MIGRATOR.run(&big).await.unwrap();
     big
 }
+
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn whoami_answers_the_calling_tokens_name_and_role_for_every_role(pool: sqlx::PgPool) {
+    let mut conn = pool.acquire().await.unwrap();
+    let (info, _secret) = tokens::issue(&mut conn, tokens::Role::Viewer, "dashboards")
+        .await
+        .unwrap();
+    let api = api(pool);
+    let query = "{ whoami { tokenId name role } }";
+    assert_eq!(code(&run(&api, None, query).await), "UNAUTHENTICATED");
+    let viewer = linkplane_schema::Principal {
+        token_id: Some(info.id),
+        role: Role::Viewer,
+    };
+    let resp = serde_json::to_value(api.execute(query, Some(viewer)).await).unwrap();
+    assert_eq!(
+        data(&resp)["whoami"],
+        json!({"tokenId": info.id.to_string(), "name": "dashboards", "role": "VIEWER"})
+    );
+    // In-process callers hold no token.
+    let resp = run(&api, Some(Role::Admin), query).await;
+    assert_eq!(
+        data(&resp)["whoami"],
+        json!({"tokenId": null, "name": "", "role": "ADMIN"})
+    );
+}

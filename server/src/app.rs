@@ -29,6 +29,17 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Import(args) => crate::cmd::import::run(args)
             .await
             .map(|()| ExitCode::SUCCESS),
+        Command::Client(command) => Ok(match linkplane_cli::run(command).await {
+            Ok(code) => code,
+            Err(err) => {
+                // Exit 2: the question could not be asked (1 means "asked, and the answer is
+                // bad", e.g. `status` on an unhealthy fleet).
+                eprintln!("error: {err}");
+                ExitCode::from(2)
+            }
+        }),
+        Command::Completion(args) => crate::cmd::completion::completion(&args),
+        Command::Man => crate::cmd::completion::man(),
     }
 }
 

@@ -8,9 +8,14 @@ use std::net::SocketAddr;
 use clap::{Args, Parser, Subcommand};
 use secrecy::SecretString;
 
-/// linkplane: connect Kubernetes services across clusters, centrally.
+/// Connect Kubernetes services across clusters, centrally.
+///
+/// `linkplane serve` runs the server: it mirrors services between clusters as links declared in
+/// Git (or through its GraphQL API) say. The client commands (`login`, `get`, `status`, `check`,
+/// `gateways`, `diff`, `sync`, ...) ask a running server; `linkplane dev` runs everything on this
+/// machine to try it.
 #[derive(Debug, Parser)]
-#[command(name = "linkplane", version, about, propagate_version = true)]
+#[command(name = "linkplane", version, propagate_version = true)]
 pub struct Cli {
     /// Logging.
     #[command(flatten)]
@@ -39,6 +44,13 @@ pub enum Command {
     Sim(crate::cmd::sim::SimArgs),
     /// Print linkplane manifests equivalent to another tool's configuration (`import linkerd`).
     Import(crate::cmd::import::ImportArgs),
+    /// Client commands: talk to a running server over its GraphQL API.
+    #[command(flatten)]
+    Client(linkplane_cli::Command),
+    /// Print a shell completion script (bash, zsh or fish) on stdout.
+    Completion(crate::cmd::completion::CompletionArgs),
+    /// Print the man page (roff) on stdout, e.g. `linkplane man > linkplane.1`.
+    Man,
 }
 
 /// Logging options.
@@ -69,6 +81,7 @@ pub enum LogFormat {
 
 /// Database connection options.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Database")]
 pub struct DatabaseArgs {
     /// PostgreSQL URL, e.g. `postgres://user:pass@host:5432/linkplane`.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
@@ -80,6 +93,7 @@ pub struct DatabaseArgs {
 
 /// HTTP server options.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "HTTP")]
 pub struct HttpArgs {
     /// Address to listen on.
     #[arg(long, env = "LINKPLANE_LISTEN", default_value = "127.0.0.1:8080")]
@@ -99,7 +113,12 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub http: HttpArgs,
     /// Do not apply migrations on start (when a separate job runs `linkplane migrate`).
-    #[arg(long, env = "LINKPLANE_NO_MIGRATE", default_value_t = false)]
+    #[arg(
+        long,
+        env = "LINKPLANE_NO_MIGRATE",
+        default_value_t = false,
+        help_heading = "Database"
+    )]
     pub no_migrate: bool,
     /// Service mirror.
     #[command(flatten)]
@@ -140,6 +159,61 @@ mod tests {
         assert_eq!(args.http.listen.to_string(), "127.0.0.1:8080");
         assert!(!args.no_migrate);
         assert_eq!(args.database.database_max_connections, 16);
+    }
+
+    #[test]
+    fn token_database_flags_are_accepted_after_the_action() {
+        for args in [
+            &[
+                "linkplane",
+                "token",
+                "create",
+                "--role",
+                "viewer",
+                "--database-url",
+                "postgres://x",
+            ][..],
+            &[
+                "linkplane",
+                "token",
+                "--database-url",
+                "postgres://x",
+                "create",
+                "--role",
+                "viewer",
+            ][..],
+        ] {
+            let cli = Cli::try_parse_from(args).unwrap();
+            let Command::Token(token) = cli.command else {
+                panic!("expected token")
+            };
+            assert!(token.database.database_url.is_some(), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn serve_help_groups_flags_under_headings() {
+        let mut cmd = Cli::command();
+        let serve = cmd.find_subcommand_mut("serve").unwrap();
+        let help = serve.render_help().to_string();
+        for heading in ["Database:", "HTTP:", "GitOps:", "Reconcilers:", "Security:"] {
+            assert!(help.contains(heading), "no {heading} in:\n{help}");
+        }
+        let security = help.split("Security:").nth(1).unwrap_or_default();
+        assert!(security.contains("--tls-cert-file"), "{help}");
+    }
+
+    #[test]
+    fn help_describes_linkplane_for_its_users() {
+        let help = Cli::command().render_help().to_string();
+        assert!(
+            help.starts_with("Connect Kubernetes services across clusters"),
+            "{help}"
+        );
+        assert!(!help.contains("wiring of every subsystem"), "{help}");
+        for client in ["login", "status", "check", "gateways", "diff", "sync"] {
+            assert!(help.contains(&format!("  {client} ")), "{client} in {help}");
+        }
     }
 
     #[test]

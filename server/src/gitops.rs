@@ -21,6 +21,7 @@ use crate::config::DatabaseArgs;
 
 /// Git sync options of `linkplane serve`.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "GitOps")]
 pub struct GitopsArgs {
     /// Repository to sync: a local path, `file://`, `https://` or `ssh://` URL. Unset: only
     /// sources stored in the database are synced.
@@ -188,8 +189,10 @@ pub struct PlanArgs {
     /// Directory of manifests (read recursively: `*.yaml`, `*.yml`).
     pub dir: PathBuf,
     /// The source the directory would be synced as (ownership decides updates and prunes).
-    #[arg(long, env = "LINKPLANE_GIT_SOURCE_NAME", default_value = "default")]
-    pub source: String,
+    /// Default: the database's only Git source (`dev` under `linkplane dev`, the server's
+    /// `--git-source-name` otherwise), else `default`.
+    #[arg(long, env = "LINKPLANE_GIT_SOURCE_NAME")]
+    pub source: Option<String>,
     /// Print JSON instead of text.
     #[arg(long, default_value_t = false)]
     pub json: bool,
@@ -262,6 +265,19 @@ pub fn validate(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The source `plan` describes when `--source` is not given: the one the server syncs when the
+/// database holds exactly one, else the server's default name. Planning as the wrong source
+/// reports every object as owned by another and refused.
+async fn default_source(conn: &mut linkplane_store::PgConnection) -> anyhow::Result<String> {
+    let sources = git_sources::list(conn)
+        .await
+        .context("listing the Git sources")?;
+    Ok(match sources.as_slice() {
+        [only] => only.source.name.clone(),
+        _ => "default".to_string(),
+    })
+}
+
 /// Prints what syncing the directory would change (exit 1 when it would be rejected).
 pub async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
     let rev = match load(&args.dir)? {
@@ -278,7 +294,11 @@ pub async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
         .await
         .context("connecting to PostgreSQL (check --database-url / DATABASE_URL)")?;
     let mut conn = store.acquire().await.context("acquiring a connection")?;
-    let plan = apply::plan(&mut conn, &args.source, &rev)
+    let source = match args.source {
+        Some(s) => s,
+        None => default_source(&mut conn).await?,
+    };
+    let plan = apply::plan(&mut conn, &source, &rev)
         .await
         .context("reading the current state")?;
     let mirrors = mirror_changes(&mut conn, &rev, &plan)
@@ -286,7 +306,7 @@ pub async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
         .context("reading mirrors")?;
     if args.json {
         let out = serde_json::json!({
-            "source": args.source,
+            "source": source,
             "kinds": plan.kinds,
             "mirrors": {"appear": mirrors.appear, "disappear": mirrors.disappear},
             "conflicts": plan.conflicts.iter().map(ToString::to_string).collect::<Vec<_>>(),
@@ -296,7 +316,7 @@ pub async fn plan(args: PlanArgs) -> anyhow::Result<ExitCode> {
             serde_json::to_string_pretty(&out).context("encoding the plan")?
         );
     } else {
-        println!("Plan for Git source {:?}:", args.source);
+        println!("Plan for Git source {source:?}:");
         for (kind, k) in &plan.kinds {
             println!(
                 "{kind}: {} to create, {} to update, {} to delete, {} unchanged",

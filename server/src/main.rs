@@ -20,8 +20,26 @@ async fn main() -> std::process::ExitCode {
     match app::run(cli.command).await {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", causes(&err));
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes, each once: many errors repeat their source in their own message
+/// (sqlx's "error communicating with database: Connection refused"), which `{:#}` would print
+/// twice.
+fn causes(err: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in err.chain() {
+        let message = cause.to_string();
+        if message.is_empty() || out.contains(&message) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&message);
+    }
+    out
 }

@@ -16,6 +16,7 @@ use secrecy::SecretString;
 
 /// Service mirror (reconciler) options.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Reconcilers")]
 pub struct MirrorArgs {
     /// Do not run the service-mirror reconcilers (API-only replicas).
     #[arg(long, env = "LINKPLANE_NO_RECONCILE", default_value_t = false)]

@@ -14,13 +14,13 @@ pub fn init(args: &LogArgs) {
     };
     let registry = tracing_subscriber::registry().with(filter);
     match args.log_format {
-        // Colours only on a terminal: `linkplane dev` sends the server's logs to a file.
+        // Colours only on a terminal (`linkplane dev` sends the server's logs to a file) and
+        // never with NO_COLOR set (https://no-color.org).
         LogFormat::Text => registry
-            .with(
-                fmt::layer()
-                    .with_writer(std::io::stderr)
-                    .with_ansi(std::io::stderr().is_terminal()),
-            )
+            .with(fmt::layer().with_writer(std::io::stderr).with_ansi(
+                std::io::stderr().is_terminal()
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+            ))
             .init(),
         LogFormat::Json => registry
             .with(fmt::layer().json().with_writer(std::io::stderr))

@@ -5,9 +5,10 @@ use std::process::Command;
 
 use sqlx::Executor as _;
 
-async fn fresh_database() -> String {
+/// A fresh database per test (`tag` keeps two tests of this process apart).
+async fn fresh_database(tag: &str) -> String {
     let base = std::env::var("DATABASE_URL").expect("DATABASE_URL must be set");
-    let name = format!("token_cli_test_{}", std::process::id());
+    let name = format!("token_cli_{tag}_{}", std::process::id());
     let admin = sqlx::PgPool::connect(&base).await.unwrap();
     admin
         .execute(sqlx::AssertSqlSafe(format!(
@@ -35,7 +36,7 @@ fn linkplane(db: &str, args: &[&str]) -> std::process::Output {
 
 #[tokio::test]
 async fn tokens_are_created_once_listed_and_revoked() {
-    let db = fresh_database().await;
+    let db = fresh_database("crud").await;
     let out = linkplane(&db, &["create", "--role", "operator", "--name", "ci"]);
     assert!(
         out.status.success(),
@@ -76,4 +77,57 @@ async fn tokens_are_created_once_listed_and_revoked() {
     assert!(!out.status.success(), "revoking an unknown id fails");
     let out = linkplane(&db, &["create", "--role", "root"]);
     assert!(!out.status.success(), "unknown roles are rejected");
+}
+
+#[tokio::test]
+async fn database_flags_go_after_the_action_and_errors_name_the_cause() {
+    let db = fresh_database("flags").await;
+    // `--database-url` where a person types it, after the action; no DATABASE_URL.
+    let out = Command::new(env!("CARGO_BIN_EXE_linkplane"))
+        .args(["token", "create", "--role", "viewer", "--database-url", &db])
+        .env_remove("DATABASE_URL")
+        .env("LINKPLANE_LOG", "info")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    // Migrations' `IF NOT EXISTS` notices are not printed (client_min_messages = warning).
+    assert!(!stderr.contains("already exists"), "{stderr}");
+
+    // An unreachable database is named with its address and the cause, not "pool timed out".
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .unwrap()
+        .port();
+    let out = Command::new(env!("CARGO_BIN_EXE_linkplane"))
+        .args([
+            "token",
+            "list",
+            "--database-url",
+            &format!("postgres://u@127.0.0.1:{port}/db"),
+        ])
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains(&format!("127.0.0.1:{port}")), "{stderr}");
+    assert!(stderr.contains("Connection refused"), "{stderr}");
+    assert!(!stderr.contains("timed out"), "{stderr}");
+    assert_eq!(
+        stderr.matches("Connection refused").count(),
+        1,
+        "each cause once: {stderr}"
+    );
+
+    let out = Command::new(env!("CARGO_BIN_EXE_linkplane"))
+        .args(["token", "list"])
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--database-url"),
+        "the missing flag is named"
+    );
 }

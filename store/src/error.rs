@@ -64,6 +64,16 @@ pub enum StoreError {
         #[source]
         source: serde_json::Error,
     },
+    /// PostgreSQL could not be reached at all (refused, DNS, TLS, authentication): the
+    /// driver's cause, not the pool's "timed out".
+    #[error("cannot connect to PostgreSQL at {addr}")]
+    Unreachable {
+        /// `host:port` (or the socket path) from the URL.
+        addr: String,
+        /// The driver's error for one direct attempt.
+        #[source]
+        source: sqlx::Error,
+    },
     /// Any other database failure.
     #[error("database error while {action}")]
     Database {
@@ -132,7 +142,9 @@ impl StoreError {
     /// request was wrong, and the same write succeeds once the database is back.
     pub fn is_unavailable(&self) -> bool {
         match self {
-            StoreError::Database { source, .. } => driver_unavailable(source),
+            StoreError::Database { source, .. } | StoreError::Unreachable { source, .. } => {
+                driver_unavailable(source)
+            }
             StoreError::Migrate(sqlx::migrate::MigrateError::Execute(source)) => {
                 driver_unavailable(source)
             }

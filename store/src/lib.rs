@@ -29,9 +29,13 @@ mod test_support;
 pub mod tokens;
 pub mod topology;
 
-use std::time::Duration;
+use std::{str::FromStr as _, time::Duration};
 
-use sqlx::{PgPool, Postgres, Transaction, pool::PoolConnection, postgres::PgPoolOptions};
+use sqlx::{
+    Connection as _, PgPool, Postgres, Transaction,
+    pool::PoolConnection,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
 
 pub use error::{Result, StoreError};
 pub use owner::{BulkOutcome, Owner, Stored, WriteOutcome};
@@ -48,14 +52,43 @@ pub struct Store {
 
 impl Store {
     /// Connects with a bounded pool. Fails fast (5 s) so a wrong URL is reported at start-up.
+    ///
+    /// Sessions run with `client_min_messages = warning`: PostgreSQL's NOTICEs (such as
+    /// "relation already exists, skipping" from a migration's `IF NOT EXISTS`) are not worth a
+    /// log line on every command. When the database cannot be reached the error names the
+    /// address and the driver's cause (connection refused, DNS, TLS, authentication) rather
+    /// than the pool's "timed out".
     pub async fn connect(url: &str, max_connections: u32) -> Result<Self> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(StoreError::db("parsing the database URL"))?
+            .options([("client_min_messages", "warning")]);
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(5))
-            .connect(url)
-            .await
-            .map_err(StoreError::db("connecting to the database"))?;
-        Ok(Self { pool })
+            .connect_with(options.clone())
+            .await;
+        match pool {
+            Ok(pool) => Ok(Self { pool }),
+            Err(sqlx::Error::PoolTimedOut) => {
+                // The pool retried until its timeout and kept no cause: one direct attempt
+                // finds it.
+                let source = match PgConnection::connect_with(&options).await {
+                    Err(e) => e,
+                    Ok(_) => sqlx::Error::PoolTimedOut,
+                };
+                Err(StoreError::Unreachable {
+                    addr: address_of(&options),
+                    source,
+                })
+            }
+            Err(e @ (sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Database(_))) => {
+                Err(StoreError::Unreachable {
+                    addr: address_of(&options),
+                    source: e,
+                })
+            }
+            Err(e) => Err(StoreError::db("connecting to the database")(e)),
+        }
     }
 
     /// Wraps an existing pool (tests get one per database from `#[sqlx::test]`).
@@ -130,4 +163,9 @@ impl Store {
             .await
             .map_err(StoreError::db("starting a transaction"))
     }
+}
+
+/// `host:port` of a connection's options (the socket directory for Unix sockets).
+fn address_of(options: &PgConnectOptions) -> String {
+    format!("{}:{}", options.get_host(), options.get_port())
 }

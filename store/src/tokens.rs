@@ -202,6 +202,18 @@ pub async fn list(conn: &mut PgConnection) -> Result<Vec<TokenInfo>> {
     Ok(rows.into_iter().map(TokenInfo::from).collect())
 }
 
+/// One token's metadata by id (revoked tokens included); `None` when no such token exists.
+pub async fn get(conn: &mut PgConnection, id: i64) -> Result<Option<TokenInfo>> {
+    let row: Option<Row> = sqlx::query_as(
+        "SELECT id, name, role, created_at, last_used_at, revoked_at FROM api_tokens WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(StoreError::db("reading a token"))?;
+    Ok(row.map(TokenInfo::from))
+}
+
 /// Revokes a token; `NotFound` when no such token exists. Revoking twice keeps the first time.
 pub async fn revoke(conn: &mut PgConnection, id: i64) -> Result<TokenInfo> {
     let row: Option<Row> = sqlx::query_as(

@@ -29,7 +29,8 @@ pub struct DevFacts {
     pub admin_url: String,
     /// The `linkplane serve` child's pid (changes when it is restarted).
     pub server_pid: u32,
-    /// The database `linkplane dev` runs on (for `linkplane token create`).
+    /// The database `linkplane dev` runs on (for `linkplane token create`, and direct edits
+    /// that simulate changes made outside Git).
     pub database_url: String,
 }
 

@@ -6,19 +6,37 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use linkplane_store::{Store, tokens};
-use secrecy::ExposeSecret as _;
-
-use crate::config::DatabaseArgs;
+use secrecy::{ExposeSecret as _, SecretString};
 
 /// `linkplane token`.
 #[derive(Debug, Clone, Args)]
 pub struct TokenArgs {
     /// Database.
     #[command(flatten)]
-    pub database: DatabaseArgs,
+    pub database: TokenDatabaseArgs,
     /// What to do.
     #[command(subcommand)]
     pub action: TokenAction,
+}
+
+/// The database flags of `token`, global so that they are accepted where a person types them:
+/// `linkplane token create --role viewer --database-url X` as well as
+/// `linkplane token --database-url X create ...`. (A global flag cannot be required in clap, so
+/// the URL is checked in [`run`].)
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Database")]
+pub struct TokenDatabaseArgs {
+    /// PostgreSQL URL, e.g. `postgres://user:pass@host:5432/linkplane`.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true, global = true)]
+    pub database_url: Option<SecretString>,
+    /// Maximum pooled connections.
+    #[arg(
+        long,
+        env = "LINKPLANE_DATABASE_MAX_CONNECTIONS",
+        default_value_t = 2,
+        global = true
+    )]
+    pub database_max_connections: u32,
 }
 
 /// Token subcommands.
@@ -65,12 +83,14 @@ impl From<RoleArg> for tokens::Role {
 
 /// Runs a token subcommand (migrating first, so it works on a fresh database).
 pub async fn run(args: TokenArgs) -> anyhow::Result<ExitCode> {
-    let store = Store::connect(
-        args.database.database_url.expose_secret(),
-        args.database.database_max_connections,
-    )
-    .await
-    .context("connecting to PostgreSQL (check --database-url / DATABASE_URL)")?;
+    let url = args
+        .database
+        .database_url
+        .as_ref()
+        .context("the database is needed: pass --database-url or set DATABASE_URL")?;
+    let store = Store::connect(url.expose_secret(), args.database.database_max_connections)
+        .await
+        .context("connecting to PostgreSQL (check --database-url / DATABASE_URL)")?;
     store.migrate().await.context("migrating the database")?;
     let mut conn = store.acquire().await.context("acquiring a connection")?;
     match args.action {

@@ -466,19 +466,20 @@ fn print_banner(dev: &DevFacts<'_>, args: &DevArgs, mirrored: i64, temporary: bo
     println!("  try                 kubectl --kubeconfig {kubeconfig} get services -n demo");
     println!("  GitOps repo         {}", dev.repo_path);
     println!(
-        "                      edit, `git -C {} commit -am '...'`, then either wait ≤10s for the poll or:",
+        "                      edit, `git -C {} commit -am '...'`, then `linkplane sync {SOURCE_NAME} --wait`",
         dev.repo_path
     );
     println!(
-        "                      curl -sX POST {} -H 'X-Gitlab-Event: Push Hook' -H 'X-Gitlab-Token: {}' -d '{{}}'",
-        dev.webhook_url, dev.webhook_secret
+        "                      (or wait ≤10s for the poll, or POST the webhook {})",
+        dev.webhook_url
+    );
+    let server = dev.graphql_url.trim_end_matches("/graphql");
+    println!(
+        "  client              echo {} | linkplane login --server {server}",
+        dev.token
     );
     println!(
-        "  sample query        curl -s {} -H 'Authorization: Bearer {}' \\",
-        dev.graphql_url, dev.token
-    );
-    println!(
-        "                        -H 'Content-Type: application/json' -d '{{\"query\":\"{{ clusters {{ edges {{ node {{ name }} }} }} }}\"}}'"
+        "                      linkplane status | check | gateways | get mirrors | diff (docs/cli.md)"
     );
     println!(
         "  fault injection     {}/clusters (POST /clusters/NAME/stop|start, /gateway?mode=failing)",

@@ -6,8 +6,10 @@ use std::path::PathBuf;
 use clap::Args;
 use secrecy::SecretString;
 
-/// HTTP API options.
+/// HTTP API options: limits and CORS under the "HTTP" heading, TLS, the credentials key and the
+/// bootstrap token under "Security".
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "HTTP")]
 pub struct ApiArgs {
     /// Origins allowed by CORS (comma-separated, e.g. `https://dash.example.com`); `*` allows any
     /// origin. Empty: no CORS headers (same-origin callers only).
@@ -53,26 +55,47 @@ pub struct ApiArgs {
     #[arg(long, env = "LINKPLANE_NO_GRAPHIQL", default_value_t = false)]
     pub no_graphiql: bool,
     /// PEM certificate chain; with --tls-key-file, serve HTTPS (rustls) instead of HTTP.
-    #[arg(long, env = "LINKPLANE_TLS_CERT_FILE", requires = "tls_key_file")]
+    #[arg(
+        help_heading = "Security",
+        long,
+        env = "LINKPLANE_TLS_CERT_FILE",
+        requires = "tls_key_file"
+    )]
     pub tls_cert_file: Option<PathBuf>,
     /// PEM private key (PKCS#8, PKCS#1 or SEC1) of --tls-cert-file.
-    #[arg(long, env = "LINKPLANE_TLS_KEY_FILE", requires = "tls_cert_file")]
+    #[arg(
+        help_heading = "Security",
+        long,
+        env = "LINKPLANE_TLS_KEY_FILE",
+        requires = "tls_cert_file"
+    )]
     pub tls_key_file: Option<PathBuf>,
     /// File holding the 32-byte key that encrypts kubeconfigs set through the API (64 hex digits
     /// or base64, e.g. `openssl rand -base64 32`). Without a key `setClusterCredentials` answers
     /// UNAVAILABLE.
     #[arg(
+        help_heading = "Security",
         long,
         env = "LINKPLANE_CREDENTIALS_KEY_FILE",
         conflicts_with = "credentials_key"
     )]
     pub credentials_key_file: Option<PathBuf>,
     /// The same key inline (hex or base64), for environments that inject secrets as variables.
-    #[arg(long, env = "LINKPLANE_CREDENTIALS_KEY", hide_env_values = true)]
+    #[arg(
+        help_heading = "Security",
+        long,
+        env = "LINKPLANE_CREDENTIALS_KEY",
+        hide_env_values = true
+    )]
     pub credentials_key: Option<SecretString>,
     /// An admin token to store (hashed) at start-up, so a fresh install (Helm) has a first token.
     /// At least 32 characters. Revoking it with `linkplane token revoke` sticks across restarts.
-    #[arg(long, env = "LINKPLANE_BOOTSTRAP_ADMIN_TOKEN", hide_env_values = true)]
+    #[arg(
+        help_heading = "Security",
+        long,
+        env = "LINKPLANE_BOOTSTRAP_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
     pub bootstrap_admin_token: Option<SecretString>,
 }
 
