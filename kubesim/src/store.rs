@@ -16,7 +16,7 @@ use tokio::sync::broadcast;
 use crate::admission::{self, Allocator, now};
 use crate::apply;
 use crate::patch;
-use crate::resources::{ENDPOINTS, NAMESPACES, RESOURCES, SERVICES};
+use crate::resources::{ENDPOINTS, NAMESPACES, RESOURCES, SERVICE_ACCOUNTS, SERVICES};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::{ApiError, ApiResult};
 
@@ -677,7 +677,24 @@ impl Data {
             release(&mut self.alloc, &obj);
             return self.build(r, obj, self.rv);
         }
-        self.commit(r, EventType::Added, obj)
+        let created = self.commit(r, EventType::Added, obj)?;
+        if r == NAMESPACES {
+            // The service-account controller gives every namespace a `default` ServiceAccount
+            // (kubernetes `pkg/controller/serviceaccount/serviceaccounts_controller.go`), which
+            // `kubectl create token default` and pods without `serviceAccountName` rely on.
+            let controller = WriteCtx {
+                manager: "kube-controller-manager".into(),
+                ..WriteCtx::default()
+            };
+            let _ = self.create_locked(
+                SERVICE_ACCOUNTS,
+                Some(&name),
+                json!({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": name}}),
+                &controller,
+                None,
+            );
+        }
+        Ok(created)
     }
 
     fn update_locked(

@@ -789,3 +789,38 @@ async fn service_account_tokens_are_authorized_by_rbac() {
         "{stderr}"
     );
 }
+
+/// Every namespace gets a `default` ServiceAccount from the service-account controller
+/// (kubernetes `pkg/controller/serviceaccount/serviceaccounts_controller.go`), so the first thing
+/// a tutorial does after `kubectl create namespace`, `kubectl create token default`, works.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_namespace_has_a_default_service_account() {
+    let (_sim, east, dir) = sim().await;
+    let kc = east.kubeconfig_path();
+    for ns in ["default", "kube-system", "kube-public"] {
+        ok(&kc, &["get", "serviceaccount", "default", "-n", ns]).await;
+    }
+    ok(&kc, &["create", "namespace", "shop"]).await;
+    let manifest_path = manifest(
+        dir.path(),
+        "ns.yaml",
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: applied\n",
+    );
+    ok(
+        &kc,
+        &[
+            "apply",
+            "--server-side",
+            "-f",
+            &manifest_path.display().to_string(),
+        ],
+    )
+    .await;
+    for ns in ["shop", "applied"] {
+        let token = ok(&kc, &["create", "token", "default", "-n", ns])
+            .await
+            .trim()
+            .to_string();
+        assert_eq!(token.split('.').count(), 3, "a JWT in {ns}: {token}");
+    }
+}
