@@ -319,6 +319,45 @@ test("signing out forgets the token", async () => {
   assert.equal(await page.evaluate(() => sessionStorage.getItem("linkplane.token")), null);
 });
 
+test("GraphiQL loads without a token, introspects with the token bar's token and runs a query", async () => {
+  const page = await tab();
+  const errors = [];
+  page.on("console", (m) => m.type() === "error" && errors.push(m.text()));
+  page.on("pageerror", (e) => errors.push(`page error: ${e.message}`));
+  const res = await page.goto(`${URL_}/graphql`);
+  assert.equal(res.status(), 200);
+  assert.match(res.headers()["content-security-policy"] ?? "", /script-src 'self'/);
+  // The editor loads before any token: the page holds no data.
+  await page.waitForSelector(".graphiql-query-editor .CodeMirror");
+  await page.waitForSelector('.lp-token-state:has-text("no token")');
+  // The viewer's token in the bar: GraphiQL remounts and introspects with it.
+  await page.fill("#lp-token", TOKENS.viewer);
+  await page.click('.lp-token-bar button[type="submit"]');
+  await page.waitForSelector('.lp-token-state:has-text("Authorization: Bearer")');
+  assert.equal(await page.evaluate(() => sessionStorage.getItem("linkplane.token")), TOKENS.viewer);
+  // Introspection worked: the docs explorer shows the root Query type and its clusters field.
+  await page.click('button[aria-label="Show Documentation Explorer"]');
+  await page.locator('.graphiql-doc-explorer a.graphiql-doc-explorer-type-name:text-is("Query")').first().click();
+  await page.waitForSelector('.graphiql-doc-explorer-title:has-text("Query")');
+  await page.waitForSelector('a.graphiql-doc-explorer-field-name:text-is("clusters")');
+  // A query typed into the editor (CodeMirror 5 behind a hidden textarea), run with Ctrl-Enter.
+  const query = "{ clusters { edges { node { name } } } }";
+  await page.click(".graphiql-query-editor .CodeMirror-lines");
+  await page.keyboard.press("Control+A");
+  await page.keyboard.press("Delete");
+  await page.keyboard.insertText(query);
+  assert.equal(await page.$eval(".graphiql-query-editor .CodeMirror", (el) => el.CodeMirror.getValue()), query);
+  await page.keyboard.press("Control+Enter");
+  await page.waitForFunction(() => /"name": "east"/.test(document.querySelector(".graphiql-response .CodeMirror")?.CodeMirror?.getValue() ?? ""));
+  const response = JSON.parse(await page.$eval(".graphiql-response .CodeMirror", (el) => el.CodeMirror.getValue()));
+  assert.equal(response.errors, undefined, JSON.stringify(response.errors));
+  const names = response.data.clusters.edges.map((e) => e.node.name).sort();
+  assert.deepEqual(names, CLUSTERS);
+  for (const r of requests) assert.ok(!r.includes(TOKENS.viewer), `token in a URL: ${r}`);
+  assert.deepEqual(errors, [], "no console error, no CSP violation on the GraphiQL page");
+  await page.close();
+});
+
 test("no request left the origin and the CSP refused nothing", async () => {
   const foreign = requests.filter((r) => {
     const u = new URL(r);
