@@ -13,7 +13,7 @@ mod support;
 
 use hmac::Mac as _;
 use serde_json::{Value, json};
-use support::{fresh_database, start_serve};
+use support::{create_token, fresh_database, migrate, start_serve};
 
 /// xorshift64*: reproducible from the printed seed, no dependency.
 struct Rng(u64);
@@ -413,25 +413,8 @@ async fn no_request_crashes_the_server_or_gets_a_5xx() {
     }
     let secret = "fuzz-webhook-secret";
     std::fs::write(work.join("webhook-secret"), secret).unwrap();
-    let migrate = Command::new(env!("CARGO_BIN_EXE_linkplane"))
-        .arg("migrate")
-        .env("DATABASE_URL", &db)
-        .env("LINKPLANE_LOG", "warn")
-        .status()
-        .unwrap();
-    assert!(migrate.success());
-    let out = Command::new(env!("CARGO_BIN_EXE_linkplane"))
-        .args(["token", "create", "--role", "admin", "--name", "fuzz"])
-        .env("DATABASE_URL", &db)
-        .env("LINKPLANE_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    migrate(&db);
+    let token = create_token(&db, "admin", "fuzz");
     let mut command = Command::new(env!("CARGO_BIN_EXE_linkplane"));
     command
         .args([

@@ -10,22 +10,7 @@ use std::{process::Command, time::Duration};
 mod support;
 
 use serde_json::{Value, json};
-use support::{fresh_database, start_serve};
-
-fn viewer_token(db: &str) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_linkplane"))
-        .args(["token", "create", "--role", "viewer", "--name", "hostile"])
-        .env("DATABASE_URL", db)
-        .env("LINKPLANE_LOG", "warn")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
+use support::{create_token, fresh_database, migrate, start_serve};
 
 fn nested(open: &str, close: &str, n: usize) -> String {
     format!("{}\"x\"{}", open.repeat(n), close.repeat(n))
@@ -51,14 +36,8 @@ async fn post(client: &reqwest::Client, url: &str, token: &str, body: Value) -> 
 async fn deeply_nested_documents_and_nul_bytes_are_refused_and_the_server_lives_on() {
     let db = fresh_database("hostile_input");
     // Migrate first so the token can be stored before the server starts.
-    let migrate = Command::new(env!("CARGO_BIN_EXE_linkplane"))
-        .arg("migrate")
-        .env("DATABASE_URL", &db)
-        .env("LINKPLANE_LOG", "warn")
-        .status()
-        .unwrap();
-    assert!(migrate.success());
-    let token = viewer_token(&db);
+    migrate(&db);
+    let token = create_token(&db, "viewer", "hostile");
     let mut command = Command::new(env!("CARGO_BIN_EXE_linkplane"));
     command
         .args(["serve", "--listen", "127.0.0.1:0"])

@@ -30,8 +30,8 @@ const STALE_AFTER: Duration = Duration::from_secs(5);
 /// The last readiness check, shared by `/readyz` and the webhooks.
 #[derive(Debug)]
 pub struct Health {
-    /// When, what and whether any check ran yet.
-    last: RwLock<(Instant, StatusCode, serde_json::Value, bool)>,
+    /// When the last check finished and what it found; `None` before the first one.
+    last: RwLock<Option<(Instant, StatusCode, serde_json::Value)>>,
     database_up: AtomicBool,
     /// A push webhook was refused while the database was away: sync every source when it
     /// returns, so the push is not lost.
@@ -41,12 +41,7 @@ pub struct Health {
 impl Default for Health {
     fn default() -> Self {
         Health {
-            last: RwLock::new((
-                Instant::now(),
-                StatusCode::SERVICE_UNAVAILABLE,
-                json!({"status": "starting", "reason": "not checked yet"}),
-                false,
-            )),
+            last: RwLock::new(None),
             database_up: AtomicBool::new(true),
             missed_push: AtomicBool::new(false),
         }
@@ -73,21 +68,19 @@ impl Health {
     /// The last check, or `None` before the first one finished.
     fn snapshot(&self) -> Option<(StatusCode, serde_json::Value)> {
         let last = self.last.read().unwrap_or_else(|e| e.into_inner());
-        if !last.3 {
-            return None;
-        }
-        if last.0.elapsed() > STALE_AFTER {
+        let (at, status, body) = last.as_ref()?;
+        if at.elapsed() > STALE_AFTER {
             return Some((
                 StatusCode::SERVICE_UNAVAILABLE,
                 json!({"status": "unavailable", "reason": "readiness check is not running"}),
             ));
         }
-        Some((last.1, last.2.clone()))
+        Some((*status, body.clone()))
     }
 
     fn record(&self, status: StatusCode, body: serde_json::Value) {
         *self.last.write().unwrap_or_else(|e| e.into_inner()) =
-            (Instant::now(), status, body, true);
+            Some((Instant::now(), status, body));
     }
 
     /// Starts the task that refreshes the snapshot until the process ends.

@@ -216,8 +216,9 @@ pub fn normalize_url(url: &str) -> String {
 }
 
 async fn handle(state: AppState, provider: &str, delivery: Option<&str>, push: Push) -> Response {
-    // While the database is away, answer at once (Git hosts time out after ~10 s and retry
-    // on 5xx) and remember the push: the next healthy check syncs every source.
+    // While the database is away, answer at once (GitHub gives up on a delivery after 10 s)
+    // and remember the push: neither GitHub nor GitLab redelivers a failed delivery by itself,
+    // so the next healthy check syncs every source instead.
     let unavailable = || {
         state.health.remember_missed_push();
         (
@@ -229,8 +230,8 @@ async fn handle(state: AppState, provider: &str, delivery: Option<&str>, push: P
         )
             .into_response()
     };
-    let internal = |e: &linkplane_store::StoreError| {
-        if e.is_unavailable() {
+    let failed = |e: &dyn std::fmt::Display, database_down: bool| {
+        if database_down {
             return unavailable();
         }
         tracing::warn!(error = %e, "webhook handling failed");
@@ -252,7 +253,7 @@ async fn handle(state: AppState, provider: &str, delivery: Option<&str>, push: P
     };
     let mut conn = match state.store.acquire().await {
         Ok(c) => c,
-        Err(e) => return internal(&e),
+        Err(e) => return failed(&e, e.is_unavailable()),
     };
     if let Some(id) = delivery.filter(|d| !d.is_empty() && d.len() <= 200) {
         match gstore::record_delivery(&mut conn, provider, id).await {
@@ -261,12 +262,12 @@ async fn handle(state: AppState, provider: &str, delivery: Option<&str>, push: P
                 return (StatusCode::OK, Json(serde_json::json!({ "duplicate": id })))
                     .into_response();
             }
-            Err(e) => return internal(&e),
+            Err(e) => return failed(&e, e.is_unavailable()),
         }
     }
     let sources = match git_sources::list(&mut conn).await {
         Ok(s) => s,
-        Err(e) => return internal(&e),
+        Err(e) => return failed(&e, e.is_unavailable()),
     };
     drop(conn);
     let mut triggered = Vec::new();
@@ -274,14 +275,10 @@ async fn handle(state: AppState, provider: &str, delivery: Option<&str>, push: P
         if push.concerns(&s.source.spec.url, &s.source.spec.git_ref) {
             match sync.trigger(&s.source.name, Trigger::Webhook).await {
                 Ok(()) => triggered.push(s.source.name),
-                Err(linkplane_gitops::Error::Store(e)) => return internal(&e),
                 Err(e) => {
-                    tracing::warn!(error = %e, "webhook handling failed");
-                    return (
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        Json(serde_json::json!({ "error": "internal error" })),
-                    )
-                        .into_response();
+                    let database_down =
+                        matches!(&e, linkplane_gitops::Error::Store(s) if s.is_unavailable());
+                    return failed(&e, database_down);
                 }
             }
         }

@@ -65,3 +65,30 @@ pub fn fresh_database(tag: &str) -> String {
     let (prefix, _) = base.rsplit_once('/').expect("URL has a database part");
     format!("{prefix}/{name}")
 }
+
+/// Migrates `db` with `linkplane migrate`, so tokens can be stored before a server starts.
+pub fn migrate(db: &str) {
+    let status = Command::new(env!("CARGO_BIN_EXE_linkplane"))
+        .arg("migrate")
+        .env("DATABASE_URL", db)
+        .env("LINKPLANE_LOG", "warn")
+        .status()
+        .expect("linkplane migrate runs");
+    assert!(status.success(), "linkplane migrate failed");
+}
+
+/// A new token of `role` (`viewer`, `operator`, `admin`) from `linkplane token create`.
+pub fn create_token(db: &str, role: &str, name: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_linkplane"))
+        .args(["token", "create", "--role", role, "--name", name])
+        .env("DATABASE_URL", db)
+        .env("LINKPLANE_LOG", "warn")
+        .output()
+        .expect("linkplane token create runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
