@@ -1,8 +1,8 @@
 //! A bounded fuzz of the whole HTTP surface of `linkplane serve` as a process (issue 15): GraphQL
 //! documents and variables mutated from a corpus of valid ones, raw bodies, content types,
 //! headers, paths and push webhooks (signed and not). No request may crash the process or get a
-//! 5xx (503 only from a webhook while no GitOps engine or database answers: the push is kept for
-//! later), and every GraphQL answer is JSON.
+//! 5xx (503 only from a webhook, when the GitOps engine or the database is away; in the latter
+//! case the push is kept for later), and every GraphQL answer is JSON.
 //!
 //! `LINKPLANE_FUZZ_REQUESTS` sets the count (1,500 here; `scripts/bench fuzz` sends 50,000);
 //! `LINKPLANE_FUZZ_SEED` replays a run (the seed is printed, and every failure names its request).
