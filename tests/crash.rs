@@ -34,50 +34,6 @@ impl Rng {
     }
 }
 
-/// Names of Services in `cluster`/demo mirrored from east (Linkerd's cluster-name label).
-fn mirrored_from_east(env: &DevEnv, cluster: &str) -> BTreeSet<String> {
-    let (ok, out) = env.kubectl(
-        cluster,
-        &[
-            "get",
-            "services",
-            "-n",
-            "demo",
-            "-l",
-            "mirror.linkerd.io/cluster-name=east",
-            "-o",
-            "jsonpath={.items[*].metadata.name}",
-        ],
-    );
-    assert!(ok, "kubectl get services in {cluster}: {out}");
-    out.split_whitespace()
-        .filter(|n| n.ends_with("-east"))
-        .map(str::to_string)
-        .collect()
-}
-
-/// Mirror rows the API reports for `cluster` from east, by local name, only `MIRRORED` ones.
-async fn api_mirrors_from_east(env: &DevEnv, cluster: &str) -> (BTreeSet<String>, usize) {
-    let data = env
-        .graphql(&format!(
-            r#"{{ mirrors(cluster: "{cluster}", namespace: "demo", first: 200) {{ edges {{ node {{ localName state }} }} }} }}"#
-        ))
-        .await;
-    let mut mirrored = BTreeSet::new();
-    let mut rows = 0;
-    for e in data["mirrors"]["edges"].as_array().into_iter().flatten() {
-        let name = e["node"]["localName"].as_str().unwrap_or_default();
-        if !name.ends_with("-east") {
-            continue;
-        }
-        rows += 1;
-        if e["node"]["state"] == "MIRRORED" {
-            mirrored.insert(name.to_string());
-        }
-    }
-    (mirrored, rows)
-}
-
 fn mesh_without(mesh: &str, link: &str) -> String {
     mesh.split("\n---\n")
         .filter(|doc| !doc.contains(&format!("name: {link}\n")))
@@ -118,7 +74,7 @@ async fn kill_9_at_random_moments_converges_exactly() {
         Duration::from_secs(60),
         "web-east mirrored into north",
         || async {
-            mirrored_from_east(&env, "north")
+            env.mirrored_services("north", "demo", "east")
                 .contains("web-east")
                 .then_some(())
         },
@@ -215,8 +171,8 @@ async fn kill_9_at_random_moments_converges_exactly() {
         Duration::from_secs(90),
         "the clusters hold exactly the mirrors exports and links ask for",
         || async {
-            let west = mirrored_from_east(&env, "west");
-            let north = mirrored_from_east(&env, "north");
+            let west = env.mirrored_services("west", "demo", "east");
+            let north = env.mirrored_services("north", "demo", "east");
             let north_want = if north_links_east {
                 want.clone()
             } else {
@@ -230,8 +186,8 @@ async fn kill_9_at_random_moments_converges_exactly() {
         Duration::from_secs(60),
         "the API (Postgres) agrees with the clusters, one row per mirror",
         || async {
-            let (west, west_rows) = api_mirrors_from_east(&env, "west").await;
-            let (north, north_rows) = api_mirrors_from_east(&env, "north").await;
+            let (west, west_rows) = env.api_mirrors("west", "demo", "east").await;
+            let (north, north_rows) = env.api_mirrors("north", "demo", "east").await;
             let north_want = if north_links_east { want.len() } else { 0 };
             (west == want
                 && west_rows == want.len()

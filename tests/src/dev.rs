@@ -3,6 +3,7 @@
 //! fault-injection endpoint.
 
 use std::{
+    collections::BTreeSet,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
@@ -95,6 +96,12 @@ impl DevEnv {
     /// Starts `linkplane dev` with the default clusters (east, west, north) and waits for its
     /// banner facts (which it writes once the first sync produced mirrors).
     pub fn start() -> DevEnv {
+        Self::start_on(&fresh_database("e2e"))
+    }
+
+    /// Like [`start`](Self::start), on the given (empty) database, e.g. a
+    /// [`PrivatePostgres`](crate::postgres::PrivatePostgres) the test stops and starts.
+    pub fn start_on(database_url: &str) -> DevEnv {
         // Benchmarks point LINKPLANE_BIN at a release build; tests use the debug build.
         let bin = match std::env::var_os("LINKPLANE_BIN") {
             Some(path) => PathBuf::from(path),
@@ -109,7 +116,7 @@ impl DevEnv {
             .args(["dev", "--state-dir"])
             .arg(state.path().join("state"))
             .args(["--port", &free_port().to_string()])
-            .env("DATABASE_URL", fresh_database("e2e"))
+            .env("DATABASE_URL", database_url)
             .env("LINKPLANE_LOG", "info")
             .stdout(out.try_clone().expect("clone"))
             .stderr(out)
@@ -195,6 +202,65 @@ impl DevEnv {
         let mut text = String::from_utf8_lossy(&out.stdout).to_string();
         text.push_str(&String::from_utf8_lossy(&out.stderr));
         (out.status.success(), text)
+    }
+
+    /// Names of the Services in `cluster`/`namespace` mirrored from `source` (Linkerd's
+    /// `mirror.linkerd.io/cluster-name` label and `-<source>` suffix), read with kubectl.
+    pub fn mirrored_services(
+        &self,
+        cluster: &str,
+        namespace: &str,
+        source: &str,
+    ) -> BTreeSet<String> {
+        let selector = format!("mirror.linkerd.io/cluster-name={source}");
+        let (ok, out) = self.kubectl(
+            cluster,
+            &[
+                "get",
+                "services",
+                "-n",
+                namespace,
+                "-l",
+                &selector,
+                "-o",
+                "jsonpath={.items[*].metadata.name}",
+            ],
+        );
+        assert!(ok, "kubectl get services in {cluster}: {out}");
+        let suffix = format!("-{source}");
+        out.split_whitespace()
+            .filter(|n| n.ends_with(&suffix))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// The API's (Postgres's) mirror rows in `cluster`/`namespace` whose local name ends in
+    /// `-<source>`: the names of those `MIRRORED`, and the number of rows in any state.
+    pub async fn api_mirrors(
+        &self,
+        cluster: &str,
+        namespace: &str,
+        source: &str,
+    ) -> (BTreeSet<String>, usize) {
+        let data = self
+            .graphql(&format!(
+                r#"{{ mirrors(cluster: "{cluster}", namespace: "{namespace}", first: 500) {{ edges {{ node {{ localName state }} }} }} }}"#
+            ))
+            .await;
+        let suffix = format!("-{source}");
+        let mut mirrored = BTreeSet::new();
+        let mut rows = 0;
+        for e in data["mirrors"]["edges"].as_array().into_iter().flatten() {
+            let name = e["node"]["localName"].as_str().unwrap_or_default();
+            if !name.ends_with(&suffix) {
+                continue;
+            }
+            rows += 1;
+            if e["node"]["state"] == "MIRRORED" {
+                mirrored.insert(name.to_string());
+            }
+        }
+        (mirrored, rows)
     }
 
     /// A kube client for `cluster`, from its kubeconfig file.
