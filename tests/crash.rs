@@ -70,27 +70,9 @@ async fn kill_9_at_random_moments_converges_exactly() {
     let mut rng = Rng(seed);
 
     let env = DevEnv::start();
-    eventually(
-        Duration::from_secs(60),
-        "web-east mirrored into north",
-        || async {
-            env.mirrored_services("north", "demo", "east")
-                .contains("web-east")
-                .then_some(())
-        },
-    )
-    .await;
+    env.wait_for_web_east_in("north").await;
     // BULK services in east, none exported yet.
-    let mut docs = String::new();
-    for i in 0..BULK {
-        docs.push_str(&format!(
-            "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: bulk-{i}\n  namespace: demo\nspec:\n  ports:\n  - name: http\n    port: 80\n"
-        ));
-    }
-    let file = tempfile::NamedTempFile::new().expect("temp file");
-    std::fs::write(file.path(), docs).expect("write");
-    let (ok, out) = env.kubectl("east", &["apply", "-f", &file.path().display().to_string()]);
-    assert!(ok, "{out}");
+    env.create_demo_services("east", "bulk", BULK);
 
     let full_mesh = env.read_repo_file("links/mesh.yaml");
     let mut exported = [false; BULK];

@@ -41,26 +41,8 @@ async fn mirror_states_made_while_postgres_is_stopped_reach_the_api_when_it_retu
     );
     let pg = PrivatePostgres::start().expect("a private PostgreSQL starts");
     let env = DevEnv::start_on(&pg.url());
-    eventually(
-        Duration::from_secs(60),
-        "web-east mirrored into west",
-        || async {
-            env.mirrored_services("west", "demo", "east")
-                .contains("web-east")
-                .then_some(())
-        },
-    )
-    .await;
-    let mut docs = String::new();
-    for i in 0..BULK {
-        docs.push_str(&format!(
-            "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: outage-{i}\n  namespace: demo\nspec:\n  ports:\n  - name: http\n    port: 80\n"
-        ));
-    }
-    let file = tempfile::NamedTempFile::new().expect("temp file");
-    std::fs::write(file.path(), docs).expect("write");
-    let (ok, out) = env.kubectl("east", &["apply", "-f", &file.path().display().to_string()]);
-    assert!(ok, "{out}");
+    env.wait_for_web_east_in("west").await;
+    env.create_demo_services("east", "outage", BULK);
 
     let server_pid = env.reload_facts().server_pid;
     pg.stop().expect("pg_ctl stop -m fast");

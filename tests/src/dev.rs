@@ -204,6 +204,39 @@ impl DevEnv {
         (out.status.success(), text)
     }
 
+    /// Waits (up to a minute) until the sample's `web` is mirrored from east into `cluster`:
+    /// the fleet is up and reconciling.
+    pub async fn wait_for_web_east_in(&self, cluster: &str) {
+        eventually(
+            Duration::from_secs(60),
+            &format!("web-east mirrored into {cluster}"),
+            || async {
+                self.mirrored_services(cluster, "demo", "east")
+                    .contains("web-east")
+                    .then_some(())
+            },
+        )
+        .await;
+    }
+
+    /// Creates plain (not exported) one-port Services `<prefix>-0..count` in `cluster`/demo with
+    /// `kubectl apply`.
+    pub fn create_demo_services(&self, cluster: &str, prefix: &str, count: usize) {
+        let mut docs = String::new();
+        for i in 0..count {
+            docs.push_str(&format!(
+                "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: {prefix}-{i}\n  namespace: demo\nspec:\n  ports:\n  - name: http\n    port: 80\n"
+            ));
+        }
+        let file = tempfile::NamedTempFile::new().expect("temp file");
+        std::fs::write(file.path(), docs).expect("write");
+        let (ok, out) = self.kubectl(
+            cluster,
+            &["apply", "-f", &file.path().display().to_string()],
+        );
+        assert!(ok, "kubectl apply in {cluster}: {out}");
+    }
+
     /// Names of the Services in `cluster`/`namespace` mirrored from `source` (Linkerd's
     /// `mirror.linkerd.io/cluster-name` label and `-<source>` suffix), read with kubectl.
     pub fn mirrored_services(
