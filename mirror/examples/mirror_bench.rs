@@ -36,6 +36,9 @@ async fn main() {
     }
     let admin = std::env::var("DATABASE_URL").expect("DATABASE_URL");
     let dir = tempfile::tempdir().unwrap();
+    // `BENCH_ONLY=rss` (or `convergence`, `five`) runs one scenario.
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let runs = |name: &str| only.is_empty() || only == name;
 
     // 1. Convergence and write-rate ratio. The machine's other load drifts between seconds, so
     // each round measures the mirror and then raw creates back to back, and the median round
@@ -43,7 +46,7 @@ async fn main() {
     let services = env_usize("BENCH_SERVICES", 5_000);
     let rounds = env_usize("BENCH_ROUNDS", 3).max(1);
     let mut ratios = Vec::new();
-    for round in 1..=rounds {
+    for round in (1..=rounds).filter(|_| runs("convergence")) {
         let (conv, writes, raw_rate) =
             convergence(&admin, &dir.path().join(format!("a{round}")), services).await;
         let mirror_rate = writes as f64 / conv.as_secs_f64();
@@ -55,10 +58,12 @@ async fn main() {
         ratios.push(ratio);
     }
     ratios.sort_by(f64::total_cmp);
-    println!(
-        "mirror: ratio mirror writes/s / raw creates/s, median of {rounds} rounds = {:.2} (goal >= 0.8)",
-        ratios[ratios.len() / 2]
-    );
+    if !ratios.is_empty() {
+        println!(
+            "mirror: ratio mirror writes/s / raw creates/s, median of {rounds} rounds = {:.2} (goal >= 0.8)",
+            ratios[ratios.len() / 2]
+        );
+    }
 
     // 2. One of five clusters down. linkplane talks to remote API servers, so each simulated
     // request gets a WAN-like round trip (the figure the goal is about); without it all five
@@ -70,7 +75,10 @@ async fn main() {
     // writes x 8 / 50 ms = 1,280 writes/s) below what the loaded two cores serve, so the
     // figure measures isolation, not CPU sharing.
     let in_flight = env_usize("BENCH_FIVE_IN_FLIGHT", 8);
-    for (latency, in_flight) in [(rtt, in_flight), (Duration::ZERO, IN_FLIGHT)] {
+    for (latency, in_flight) in [(rtt, in_flight), (Duration::ZERO, IN_FLIGHT)]
+        .into_iter()
+        .filter(|_| runs("five"))
+    {
         let all_up = five(&admin, dir.path(), n, false, latency, in_flight).await;
         let one_down = five(&admin, dir.path(), n, true, latency, in_flight).await;
         println!(
@@ -88,6 +96,9 @@ async fn main() {
     }
 
     // 3. RSS with 20,000 mirrors across 10 clusters.
+    if !runs("rss") {
+        return;
+    }
     let per = env_usize("BENCH_RSS_SERVICES", 2_223);
     let (mirrors, rss) = rss(&admin, dir.path(), per).await;
     println!(
