@@ -197,7 +197,10 @@ impl Cluster {
             dns1123_subdomain(&spec.cluster_domain),
         );
         errs.check("spec.trustDomain", dns1123_subdomain(&spec.trust_domain));
-        errs.check("spec.linkerdNamespace", dns1123_label(&spec.linkerd_namespace));
+        errs.check(
+            "spec.linkerdNamespace",
+            dns1123_label(&spec.linkerd_namespace),
+        );
         match &spec.credentials {
             CredentialsRef::KubeconfigFile(path) if path.trim().is_empty() => {
                 errs.push("spec.credentials.kubeconfigFile", "must not be empty")

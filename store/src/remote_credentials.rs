@@ -133,7 +133,12 @@ pub async fn delete(conn: &mut PgConnection, source: &str, target: &str) -> Resu
         .execute(&mut *conn)
         .await
         .map_err(|e| {
-            StoreError::from_sqlx("Link", &format!("{source}->{target}"), "forgetting remote credentials", e)
+            StoreError::from_sqlx(
+                "Link",
+                &format!("{source}->{target}"),
+                "forgetting remote credentials",
+                e,
+            )
         })?;
     Ok(())
 }
@@ -176,7 +181,10 @@ mod tests {
         assert_eq!(rows[0].state(), RemoteCredentialState::Error);
         assert_eq!(rows[0].message, "renewing: connection refused");
         let exp = rows[0].expires_at.unwrap();
-        assert!((exp - t1).num_milliseconds().abs() < 2, "expiry kept: {exp} vs {t1}");
+        assert!(
+            (exp - t1).num_milliseconds().abs() < 2,
+            "expiry kept: {exp} vs {t1}"
+        );
         delete(&mut conn, "west", "east").await.unwrap();
         assert!(list(&mut conn).await.unwrap().is_empty());
     }
