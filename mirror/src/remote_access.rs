@@ -600,12 +600,23 @@ async fn ensure_target_objects(client: &Client, source: &str) -> Result<()> {
             }
         }
     }
+    // Each object is read first and applied only when it differs: an unchanged fleet writes
+    // nothing on restart or renewal.
+    let ours = meta(&name, None, source).labels.unwrap_or_default();
+    let marked = |m: &ObjectMeta| {
+        let have = m.labels.clone().unwrap_or_default();
+        ours.iter().all(|(k, v)| have.get(k) == Some(v))
+    };
     let sa = ServiceAccount {
         metadata: meta(&name, Some(TARGET_NAMESPACE), source),
         ..ServiceAccount::default()
     };
-    Api::<ServiceAccount>::namespaced(client.clone(), TARGET_NAMESPACE)
-        .patch(
+    let sas = Api::<ServiceAccount>::namespaced(client.clone(), TARGET_NAMESPACE);
+    let current = sas.get_opt(&name).await.map_err(Error::kube(format!(
+        "reading ServiceAccount {TARGET_NAMESPACE}/{name}"
+    )))?;
+    if !current.is_some_and(|c| marked(&c.metadata)) {
+        sas.patch(
             &name,
             &pp,
             &Patch::Apply(&with_type(sa, "v1", "ServiceAccount")?),
@@ -614,23 +625,31 @@ async fn ensure_target_objects(client: &Client, source: &str) -> Result<()> {
         .map_err(Error::kube(format!(
             "applying ServiceAccount {TARGET_NAMESPACE}/{name}"
         )))?;
+    }
     let role = ClusterRole {
         metadata: meta(&name, None, source),
         rules: Some(rules()),
         ..ClusterRole::default()
     };
-    Api::<ClusterRole>::all(client.clone())
-        .patch(
-            &name,
-            &pp,
-            &Patch::Apply(&with_type(
-                role,
-                "rbac.authorization.k8s.io/v1",
-                "ClusterRole",
-            )?),
-        )
+    let roles = Api::<ClusterRole>::all(client.clone());
+    let current = roles
+        .get_opt(&name)
         .await
-        .map_err(Error::kube(format!("applying ClusterRole {name}")))?;
+        .map_err(Error::kube(format!("reading ClusterRole {name}")))?;
+    if !current.is_some_and(|c| marked(&c.metadata) && c.rules == role.rules) {
+        roles
+            .patch(
+                &name,
+                &pp,
+                &Patch::Apply(&with_type(
+                    role,
+                    "rbac.authorization.k8s.io/v1",
+                    "ClusterRole",
+                )?),
+            )
+            .await
+            .map_err(Error::kube(format!("applying ClusterRole {name}")))?;
+    }
     let binding = ClusterRoleBinding {
         metadata: meta(&name, None, source),
         role_ref: RoleRef {
@@ -645,18 +664,33 @@ async fn ensure_target_objects(client: &Client, source: &str) -> Result<()> {
             ..Subject::default()
         }]),
     };
-    Api::<ClusterRoleBinding>::all(client.clone())
-        .patch(
-            &name,
-            &pp,
-            &Patch::Apply(&with_type(
-                binding,
-                "rbac.authorization.k8s.io/v1",
-                "ClusterRoleBinding",
-            )?),
-        )
+    let bindings = Api::<ClusterRoleBinding>::all(client.clone());
+    let current = bindings
+        .get_opt(&name)
         .await
-        .map_err(Error::kube(format!("applying ClusterRoleBinding {name}")))?;
+        .map_err(Error::kube(format!("reading ClusterRoleBinding {name}")))?;
+    let same_subjects = |have: &Option<Vec<Subject>>| {
+        let key = |s: &Subject| (s.kind.clone(), s.name.clone(), s.namespace.clone());
+        let a: Vec<_> = have.iter().flatten().map(key).collect();
+        let b: Vec<_> = binding.subjects.iter().flatten().map(key).collect();
+        a == b
+    };
+    if !current.is_some_and(|c| {
+        marked(&c.metadata) && c.role_ref == binding.role_ref && same_subjects(&c.subjects)
+    }) {
+        bindings
+            .patch(
+                &name,
+                &pp,
+                &Patch::Apply(&with_type(
+                    binding,
+                    "rbac.authorization.k8s.io/v1",
+                    "ClusterRoleBinding",
+                )?),
+            )
+            .await
+            .map_err(Error::kube(format!("applying ClusterRoleBinding {name}")))?;
+    }
     Ok(())
 }
 

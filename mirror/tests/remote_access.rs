@@ -403,3 +403,67 @@ async fn unlink_removes_everything_on_both_sides(pool: sqlx::PgPool) {
         .await;
     env.shutdown().await;
 }
+
+/// A restart re-uses the token in the Secret (not due for renewal) and finds the target-side
+/// objects as they should be: no TokenRequest, no write on either side (Linkerd's cluster store
+/// reads a Secret on add only, so a needless rotation would also be invisible to it).
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn restart_issues_no_token_and_writes_nothing(pool: sqlx::PgPool) {
+    let mut env = Env::start(pool, &["east", "west"]).await;
+    let west = env.client("west").await;
+    create_ns(&west, "linkerd").await;
+    env.link("west", "east", |_| {}).await;
+    eventually("issued", || async {
+        let s = state(&env, "west", "east").await;
+        ok_if(s.as_ref().is_some_and(|s| s.state == "Issued"), || {
+            format!("{s:?}")
+        })
+    })
+    .await;
+    let before = secret(&west, "linkerd", "cluster-credentials-east")
+        .await
+        .unwrap();
+    env.stop_supervisor().await;
+    let marks: Vec<(&str, u64)> = ["west", "east"]
+        .into_iter()
+        .map(|c| (c, env.sim.cluster(c).unwrap().request_mark()))
+        .collect();
+    env.start_supervisor().await;
+    // The new supervisor's pass reads the Secret; give it time to (wrongly) write after that.
+    eventually("the Secret read again", || async {
+        let read = env
+            .sim
+            .cluster("west")
+            .unwrap()
+            .requests_since(marks[0].1)
+            .into_iter()
+            .any(|r| r.resource == "secrets" && r.verb == "get");
+        ok_if(read, || "not yet".into())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let ours = [
+        "secrets",
+        "serviceaccounts",
+        "clusterroles",
+        "clusterrolebindings",
+        "namespaces",
+    ];
+    for (c, mark) in marks {
+        let writes: Vec<String> = env
+            .writes_since(c, mark)
+            .into_iter()
+            .filter(|r| ours.contains(&r.resource.as_str()))
+            .map(|r| format!("{} {}/{:?}", r.verb, r.resource, r.subresource))
+            .collect();
+        assert!(writes.is_empty(), "{c}: {writes:?}");
+    }
+    let after = secret(&west, "linkerd", "cluster-credentials-east")
+        .await
+        .unwrap();
+    assert_eq!(
+        before.metadata.resource_version,
+        after.metadata.resource_version
+    );
+    env.shutdown().await;
+}
