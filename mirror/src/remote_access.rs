@@ -7,8 +7,8 @@
 //! the **target** API server. For each `(source, target)` pair of a link that may receive such
 //! mirrors (its `remoteDiscoverySelector` or `federatedServiceSelector` is set), one task here:
 //!
-//! 1. keeps in the target cluster, in namespace [`TARGET_NAMESPACE`] (linkplane's own; created
-//!    if missing), a ServiceAccount and a ClusterRole + ClusterRoleBinding named
+//! 1. keeps in the target cluster (once the source has its Linkerd namespace), in namespace
+//!    [`TARGET_NAMESPACE`] (linkplane's own; created if missing), a ServiceAccount and a ClusterRole + ClusterRoleBinding named
 //!    `linkplane-remote-discovery-<source>`, with exactly the read rights the destination's
 //!    remote watchers use ([`rules`]);
 //! 2. obtains a token for it by TokenRequest and renews it at two thirds of its lifetime (or
@@ -420,9 +420,7 @@ async fn record(
 /// One pass: target-side objects, a current token, the source-side Secret.
 async fn ensure(shared: &Shared, spec: &PairSpec, token: &mut Option<Token>) -> Result<Outcome> {
     let (source, target) = (&spec.source, &spec.target);
-    let target_client = shared.client_for(target).await?;
-    ensure_target_objects(&target_client, &source.name).await?;
-
+    // The source first: without Linkerd there, nothing is created in the target.
     let source_client = shared.client_for(source).await?;
     let ns = &source.spec.linkerd_namespace;
     let namespaces: Api<Namespace> = Api::all(source_client.clone());
@@ -433,6 +431,8 @@ async fn ensure(shared: &Shared, spec: &PairSpec, token: &mut Option<Token>) -> 
     if present.is_none() {
         return Ok(Outcome::NamespaceMissing);
     }
+    let target_client = shared.client_for(target).await?;
+    ensure_target_objects(&target_client, &source.name).await?;
     let secrets: Api<Secret> = Api::namespaced(source_client, ns);
     let name = secret_name(&target.name);
     let existing = secrets

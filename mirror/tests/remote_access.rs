@@ -217,6 +217,15 @@ async fn missing_namespace_is_reported_then_watched(pool: sqlx::PgPool) {
         ns.get_opt("l5d").await.unwrap().is_none(),
         "linkplane created it"
     );
+    // Nothing is created in the target while the source has no Linkerd.
+    let east = env.client("east").await;
+    let sa: Api<ServiceAccount> = Api::namespaced(east, remote_access::TARGET_NAMESPACE);
+    assert!(
+        sa.get_opt(&remote_access::access_name("west"))
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     create_ns(&west, "l5d").await;
     let t0 = tokio::time::Instant::now();
