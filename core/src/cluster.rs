@@ -33,11 +33,20 @@ pub struct ClusterSpec {
     /// Linkerd's identity trust domain in this cluster (`identityTrustDomain`), copied to
     /// `multicluster.linkerd.io/trust-domain` on the remote-discovery credentials Secret that
     /// other clusters' Linkerd control planes use to reach this one.
-    #[serde(default = "default_trust_domain")]
+    ///
+    /// Omitted from the serialised spec when it is the default, so clusters stored before the
+    /// field existed compare equal and are not rewritten.
+    #[serde(
+        default = "default_trust_domain",
+        skip_serializing_if = "is_default_trust_domain"
+    )]
     pub trust_domain: String,
     /// Namespace of this cluster's Linkerd control plane: where its destination controller reads
     /// `cluster-credentials-<target>` Secrets. linkplane writes them there, never creates it.
-    #[serde(default = "default_linkerd_namespace")]
+    #[serde(
+        default = "default_linkerd_namespace",
+        skip_serializing_if = "is_default_linkerd_namespace"
+    )]
     pub linkerd_namespace: String,
     /// The multicluster gateway in front of this cluster; absent for flat-network-only clusters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -134,6 +143,12 @@ pub fn default_trust_domain() -> String {
 /// The namespace Linkerd's control plane is installed in by default.
 pub fn default_linkerd_namespace() -> String {
     "linkerd".into()
+}
+fn is_default_trust_domain(v: &str) -> bool {
+    v == "cluster.local"
+}
+fn is_default_linkerd_namespace(v: &str) -> bool {
+    v == "linkerd"
 }
 fn default_secret_key() -> String {
     "kubeconfig".into()
@@ -348,6 +363,21 @@ mod tests {
                  an alphanumeric character"
             ]
         );
+    }
+
+    #[test]
+    fn default_linkerd_fields_are_not_serialised() {
+        let mut c = cluster();
+        let json = serde_json::to_value(&c.spec).unwrap();
+        assert!(json.get("trustDomain").is_none(), "{json}");
+        assert!(json.get("linkerdNamespace").is_none(), "{json}");
+        c.spec.trust_domain = "east.example".into();
+        c.spec.linkerd_namespace = "l5d".into();
+        let json = serde_json::to_value(&c.spec).unwrap();
+        assert_eq!(json["trustDomain"], "east.example");
+        assert_eq!(json["linkerdNamespace"], "l5d");
+        let back: ClusterSpec = serde_json::from_value(json).unwrap();
+        assert_eq!(back, c.spec);
     }
 
     #[test]
