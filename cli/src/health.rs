@@ -662,7 +662,7 @@ pub async fn checks(client: &Client, only: Option<&str>) -> Result<Vec<Check>> {
         let Some(rc) = &l.remote_credential else {
             continue;
         };
-        let place = format!("{}/{}", rc.namespace, rc.secret_name);
+        let place = format!("{}/{}", rc.namespace, rc.name);
         let (outcome, detail, hint) = match wire(&rc.state).as_str() {
             "ISSUED" => (
                 Outcome::Ok,

@@ -196,7 +196,7 @@ async fn links_show_remote_credentials_and_clusters_their_linkerd_fields(pool: s
         &api,
         Some(Role::Viewer),
         r#"{ links { nodes { name sourceName
-              remoteCredential { state secretName namespace issuedAt expiresAt message } } }
+              remoteCredential { state name namespace issuedAt expiresAt message } } }
              clusters { nodes { name trustDomain linkerdNamespace } } }"#,
     )
     .await;
@@ -211,7 +211,7 @@ async fn links_show_remote_credentials_and_clusters_their_linkerd_fields(pool: s
     };
     let a = of("c00");
     assert_eq!(a["state"], "ISSUED");
-    assert_eq!(a["secretName"], "cluster-credentials-c01");
+    assert_eq!(a["name"], "cluster-credentials-c01");
     assert_eq!(a["namespace"], "linkerd");
     assert!(a["expiresAt"].as_str().unwrap() > a["issuedAt"].as_str().unwrap());
     let b = of("c01");

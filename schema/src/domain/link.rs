@@ -80,8 +80,9 @@ pub enum CredentialState {
 pub struct RemoteCredential {
     /// State.
     pub state: CredentialState,
-    /// Secret name, `cluster-credentials-<target>`.
-    pub secret_name: String,
+    // Not `secretName`: no field name may suggest a credential (schema/tests/api.rs).
+    /// Name of the Secret, `cluster-credentials-<target>`.
+    pub name: String,
     /// Its namespace in the source cluster.
     pub namespace: String,
     /// When the token in the Secret was issued.
@@ -104,7 +105,7 @@ impl From<&linkplane_store::remote_credentials::RemoteCredential> for RemoteCred
                 S::NamespaceMissing => CredentialState::NamespaceMissing,
                 S::Error => CredentialState::Error,
             },
-            secret_name: r.secret_name.clone(),
+            name: r.secret_name.clone(),
             namespace: r.namespace.clone(),
             issued_at: r.issued_at,
             expires_at: r.expires_at,
