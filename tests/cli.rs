@@ -384,6 +384,20 @@ async fn client_commands_read_the_fleet_as_tables_json_and_yaml() {
         assert!(check.stdout.contains(line), "{line} in:\n{}", check.stdout);
     }
     assert!(!check.stdout.contains('✗'), "{}", check.stdout);
+    // Each link with flat/federated selectors has a line for its remote-discovery credentials;
+    // the dev clusters run no Linkerd, so it is a warning naming the missing namespace.
+    let creds: Vec<&str> = check
+        .stdout
+        .lines()
+        .filter(|l| l.contains("remote-discovery credentials"))
+        .collect();
+    assert!(!creds.is_empty(), "{}", check.stdout);
+    assert!(
+        creds
+            .iter()
+            .all(|l| l.contains('‼') && l.contains("namespace linkerd does not exist")),
+        "{creds:?}"
+    );
     let diff = cli.run(&["diff"]).ok();
     assert!(diff.stdout.contains("no drift"), "{}", diff.stdout);
 }

@@ -654,6 +654,64 @@ pub async fn checks(client: &Client, only: Option<&str>) -> Result<Vec<Check>> {
             )),
         ));
     }
+    for l in &fleet.links.nodes {
+        if only.is_some_and(|o| o != l.source_name && o != l.target_name) {
+            continue;
+        }
+        // Null when the link needs none (gateway mode only) or before the first attempt.
+        let Some(rc) = &l.remote_credential else {
+            continue;
+        };
+        let place = format!("{}/{}", rc.namespace, rc.name);
+        let (outcome, detail, hint) = match wire(&rc.state).as_str() {
+            "ISSUED" => (
+                Outcome::Ok,
+                format!(
+                    "{place} in {}{}",
+                    l.source_name,
+                    rc.expires_at
+                        .as_deref()
+                        .map(|t| format!(", token expires {t}"))
+                        .unwrap_or_default()
+                ),
+                None,
+            ),
+            "PENDING" => (
+                Outcome::Warn,
+                format!("{place}: not written yet"),
+                Some("the server is starting, or the pair was just linked".into()),
+            ),
+            // A source without Linkerd is a valid setup (gateway mirrors still work, and the
+            // Secret follows the namespace): worth a look, not a failure.
+            "NAMESPACE_MISSING" => (
+                Outcome::Warn,
+                rc.message.clone(),
+                Some(format!(
+                    "install Linkerd's control plane in {} (or set the cluster's \
+                     linkerdNamespace); linkplane writes the Secret as soon as the namespace \
+                     exists",
+                    l.source_name
+                )),
+            ),
+            _ => (
+                Outcome::Fail,
+                rc.message.clone(),
+                Some(format!(
+                    "linkplane needs rights in {} to create a ServiceAccount, ClusterRole and \
+                     binding and to request tokens (docs/mirroring.md), and to write Secrets \
+                     in {}'s {}",
+                    l.target_name, l.source_name, rc.namespace
+                )),
+            ),
+        };
+        out.push(check(
+            &format!("link {}", l.name),
+            "remote-discovery credentials",
+            outcome,
+            detail,
+            hint,
+        ));
+    }
     Ok(out)
 }
 

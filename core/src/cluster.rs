@@ -30,6 +30,24 @@ pub struct ClusterSpec {
     /// DNS suffix of Services in this cluster, used in `remote-svc-fq-name`.
     #[serde(default = "default_cluster_domain")]
     pub cluster_domain: String,
+    /// Linkerd's identity trust domain in this cluster (`identityTrustDomain`), copied to
+    /// `multicluster.linkerd.io/trust-domain` on the remote-discovery credentials Secret that
+    /// other clusters' Linkerd control planes use to reach this one.
+    ///
+    /// Omitted from the serialised spec when it is the default, so clusters stored before the
+    /// field existed compare equal and are not rewritten.
+    #[serde(
+        default = "default_trust_domain",
+        skip_serializing_if = "is_default_trust_domain"
+    )]
+    pub trust_domain: String,
+    /// Namespace of this cluster's Linkerd control plane: where its destination controller reads
+    /// `cluster-credentials-<target>` Secrets. linkplane writes them there, never creates it.
+    #[serde(
+        default = "default_linkerd_namespace",
+        skip_serializing_if = "is_default_linkerd_namespace"
+    )]
+    pub linkerd_namespace: String,
     /// The multicluster gateway in front of this cluster; absent for flat-network-only clusters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<GatewaySpec>,
@@ -118,6 +136,20 @@ impl Default for ProbeSpec {
 pub fn default_cluster_domain() -> String {
     "cluster.local".into()
 }
+/// Linkerd's default identity trust domain.
+pub fn default_trust_domain() -> String {
+    "cluster.local".into()
+}
+/// The namespace Linkerd's control plane is installed in by default.
+pub fn default_linkerd_namespace() -> String {
+    "linkerd".into()
+}
+fn is_default_trust_domain(v: &str) -> bool {
+    v == "cluster.local"
+}
+fn is_default_linkerd_namespace(v: &str) -> bool {
+    v == "linkerd"
+}
 fn default_secret_key() -> String {
     "kubeconfig".into()
 }
@@ -154,6 +186,8 @@ impl Cluster {
                 api_server: api_server.into(),
                 credentials,
                 cluster_domain: default_cluster_domain(),
+                trust_domain: default_trust_domain(),
+                linkerd_namespace: default_linkerd_namespace(),
                 gateway: None,
                 labels: BTreeMap::new(),
             },
@@ -176,6 +210,11 @@ impl Cluster {
         errs.check(
             "spec.clusterDomain",
             dns1123_subdomain(&spec.cluster_domain),
+        );
+        errs.check("spec.trustDomain", dns1123_subdomain(&spec.trust_domain));
+        errs.check(
+            "spec.linkerdNamespace",
+            dns1123_label(&spec.linkerd_namespace),
         );
         match &spec.credentials {
             CredentialsRef::KubeconfigFile(path) if path.trim().is_empty() => {
@@ -278,6 +317,8 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(spec.cluster_domain, "cluster.local");
+        assert_eq!(spec.trust_domain, "cluster.local");
+        assert_eq!(spec.linkerd_namespace, "linkerd");
         let gw = spec.gateway.unwrap();
         assert_eq!(gw.port, 4143);
         assert_eq!(gw.probe, ProbeSpec::default());
@@ -322,6 +363,32 @@ mod tests {
                  an alphanumeric character"
             ]
         );
+    }
+
+    #[test]
+    fn default_linkerd_fields_are_not_serialised() {
+        let mut c = cluster();
+        let json = serde_json::to_value(&c.spec).unwrap();
+        assert!(json.get("trustDomain").is_none(), "{json}");
+        assert!(json.get("linkerdNamespace").is_none(), "{json}");
+        c.spec.trust_domain = "east.example".into();
+        c.spec.linkerd_namespace = "l5d".into();
+        let json = serde_json::to_value(&c.spec).unwrap();
+        assert_eq!(json["trustDomain"], "east.example");
+        assert_eq!(json["linkerdNamespace"], "l5d");
+        let back: ClusterSpec = serde_json::from_value(json).unwrap();
+        assert_eq!(back, c.spec);
+    }
+
+    #[test]
+    fn trust_domain_and_linkerd_namespace_are_checked() {
+        let mut c = cluster();
+        c.spec.trust_domain = "Bad Domain".into();
+        c.spec.linkerd_namespace = "a.b".into();
+        let errs = errors(&c);
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(errs[0].starts_with("spec.trustDomain: "), "{errs:?}");
+        assert!(errs[1].starts_with("spec.linkerdNamespace: "), "{errs:?}");
     }
 
     #[test]

@@ -104,6 +104,53 @@ impl Credentials {
         }
     }
 
+    /// The TLS settings (CA, insecure flag, server name) of `cluster`'s kubeconfig, current
+    /// context: what a kubeconfig written for another reader needs to trust the same server.
+    /// Never its user credentials.
+    pub(crate) async fn tls_of(
+        &self,
+        cluster: &Cluster,
+    ) -> Result<crate::remote_access::ClusterTls> {
+        use base64::Engine as _;
+        let yaml = self.kubeconfig(cluster).await?;
+        let err = |reason: String| Error::Credentials {
+            cluster: cluster.name.clone(),
+            reason,
+        };
+        let config = Kubeconfig::from_yaml(yaml.expose_secret())
+            .map_err(|_| err("its kubeconfig does not parse".into()))?;
+        let context = config
+            .current_context
+            .as_deref()
+            .and_then(|c| config.contexts.iter().find(|x| x.name == c))
+            .and_then(|c| c.context.as_ref());
+        let entry = context
+            .and_then(|c| config.clusters.iter().find(|x| x.name == c.cluster))
+            .or(config.clusters.first())
+            .and_then(|c| c.cluster.as_ref());
+        let Some(entry) = entry else {
+            return Ok(crate::remote_access::ClusterTls::default());
+        };
+        let ca_data = match (
+            &entry.certificate_authority_data,
+            &entry.certificate_authority,
+        ) {
+            (Some(d), _) => Some(d.clone()),
+            (None, Some(path)) => {
+                let pem = tokio::fs::read(path)
+                    .await
+                    .map_err(|e| err(format!("reading its CA file {path:?}: {e}")))?;
+                Some(base64::engine::general_purpose::STANDARD.encode(pem))
+            }
+            (None, None) => None,
+        };
+        Ok(crate::remote_access::ClusterTls {
+            ca_data,
+            insecure: entry.insecure_skip_tls_verify.unwrap_or(false),
+            server_name: entry.tls_server_name.clone(),
+        })
+    }
+
     async fn management_client(&self) -> Result<Client> {
         match &self.management_kubeconfig {
             Some(path) => {

@@ -26,6 +26,7 @@ pub mod index;
 mod metrics;
 mod ownership;
 mod queue;
+pub mod remote_access;
 mod runtime;
 mod slim;
 mod status;

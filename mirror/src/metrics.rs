@@ -51,6 +51,8 @@ pub struct Metrics {
     writes_by_cluster: Family<Labels, Counter>,
     /// `linkplane_mirror_errors{cluster, kind}`: failed reconciles by error kind.
     pub mirror_errors: Family<Labels, Counter>,
+    /// Remote-discovery credentials (`linkplane_remote_credential_*`).
+    pub remote_access: crate::remote_access::RemoteAccessMetrics,
 }
 
 impl Default for Metrics {
@@ -69,6 +71,7 @@ impl Default for Metrics {
             mirror_writes: Family::default(),
             writes_by_cluster: Family::default(),
             mirror_errors: Family::default(),
+            remote_access: Default::default(),
         }
     }
 }
@@ -142,6 +145,7 @@ impl Metrics {
             "Failed mirror reconciles by error kind",
             self.mirror_errors.clone(),
         );
+        self.remote_access.register(r);
     }
 
     pub(crate) fn target(cluster: &str) -> Labels {

@@ -96,6 +96,12 @@ pub struct Options {
     /// An identical Kubernetes Event is written at most once per this interval (its count is
     /// aggregated meanwhile).
     pub event_interval: Duration,
+    /// Lifetime asked for remote-discovery tokens (TokenRequest `expirationSeconds`; the API
+    /// server may shorten it). Renewed at two thirds of the lifetime it grants.
+    pub remote_token_lifetime: Duration,
+    /// Renew remote-discovery tokens at least this often (tests; operators wanting faster
+    /// rotation). `None`: at two thirds of their lifetime.
+    pub remote_token_refresh: Option<Duration>,
 }
 
 impl Default for Options {
@@ -106,6 +112,8 @@ impl Default for Options {
             status_flush: Duration::from_millis(50),
             credentials: Credentials::default(),
             event_interval: Duration::from_secs(300),
+            remote_token_lifetime: Duration::from_secs(365 * 24 * 3600),
+            remote_token_refresh: None,
         }
     }
 }
@@ -125,6 +133,8 @@ pub(crate) struct Shared {
     pub events: Arc<crate::events::Recorder>,
     /// `(source, target)` pairs whose removed-link clean-up is running.
     pub cleanups: std::sync::Mutex<BTreeSet<(String, String)>>,
+    /// Remote-discovery credentials tasks, by `(source, target)`.
+    pub remote_access: crate::remote_access::RemoteAccess,
 }
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {

@@ -70,6 +70,7 @@ impl Supervisor {
             federation,
             events,
             cleanups: Default::default(),
+            remote_access: Default::default(),
         });
         let (stop, stop_rx) = oneshot::channel();
         let task = tokio::spawn(run(shared.clone(), Box::pin(feed), stop_rx));
@@ -229,6 +230,7 @@ async fn run(shared: Arc<Shared>, mut feed: Feed, mut stop: oneshot::Receiver<()
     for (_, (t, _)) in probes.running.drain() {
         t.abort();
     }
+    shared.remote_access.stop_all();
     for rt in shared.runtimes() {
         rt.stop();
         shared.remove_runtime(&rt.cluster.name);
@@ -295,6 +297,7 @@ async fn reload(shared: &Arc<Shared>, probes: &mut Probes) {
     let new = Arc::new(new);
     *shared.config.write().unwrap_or_else(|e| e.into_inner()) = new.clone();
     crate::federation::on_reload(shared, &old, &new);
+    crate::remote_access::on_reload(shared, &new);
 
     // Cluster runtimes: one per cluster some link touches.
     let needed: BTreeSet<&str> = new
@@ -450,6 +453,19 @@ async fn run_cleanup(shared: &Arc<Shared>, req: &LinkCleanup) {
         match result {
             Ok(n) => {
                 tracing::info!(deleted = n, "link removed: mirrors cleaned up");
+                // Then the pair's remote-discovery credentials (the Secret, the target-side
+                // account); retried (mirrors again, idempotently) while they cannot be.
+                if let Err(e) = crate::remote_access::delete_pair(
+                    shared,
+                    &req.source_cluster,
+                    &req.target_cluster,
+                )
+                .await
+                {
+                    tracing::warn!(error = %e.chain(), "deleting remote-discovery credentials of a removed link; retrying");
+                    tokio::time::sleep(backoff.next()).await;
+                    continue;
+                }
                 complete_cleanup(shared, req).await;
                 return;
             }

@@ -151,6 +151,7 @@ pub struct Loader {
     reconcilers: OnceCell<HashMap<String, ReconcilerStatus>>,
     credentials: OnceCell<HashSet<String>>,
     counts: OnceCell<CountTable>,
+    remote_credentials: OnceCell<RemoteCredentialTable>,
 }
 
 /// The per-request loader type put into request data.
@@ -183,6 +184,7 @@ fn loader(db: &Db, keep_connection: bool) -> RequestLoader {
             reconcilers: OnceCell::new(),
             credentials: OnceCell::new(),
             counts: OnceCell::new(),
+            remote_credentials: OnceCell::new(),
         },
         tokio::spawn,
         HashMapCache::default(),
@@ -324,6 +326,9 @@ impl CountTable {
 pub(crate) type GatewayTable = HashMap<String, GatewayHealth>;
 /// Reconciler status by cluster.
 pub(crate) type ReconcilerTable = HashMap<String, ReconcilerStatus>;
+/// Remote-discovery credential state by `(source, target)`.
+pub(crate) type RemoteCredentialTable =
+    HashMap<(String, String), linkplane_store::remote_credentials::RemoteCredential>;
 
 /// Everything of a [`MirrorPageOf`] but the parent: keys sharing it share one statement.
 type PageShape = (MirrorParent, Option<String>, Option<MirrorState>, i64, i64);
@@ -418,6 +423,21 @@ impl Loader {
                 Box::pin(async {
                     let all = one!(self, |c| linkplane_store::gateways::list(c))?;
                     Ok(all.into_iter().map(|g| (g.link.clone(), g)).collect())
+                })
+            })
+            .await
+    }
+
+    /// Every pair's remote-discovery credential state; read once per request.
+    pub(crate) async fn remote_credentials(&self) -> Result<&RemoteCredentialTable, LoadError> {
+        self.remote_credentials
+            .get_or_try_init(|| -> Loading<'_, _> {
+                Box::pin(async {
+                    let all = one!(self, |c| linkplane_store::remote_credentials::list(c))?;
+                    Ok(all
+                        .into_iter()
+                        .map(|r| ((r.source_cluster.clone(), r.target_cluster.clone()), r))
+                        .collect())
                 })
             })
             .await

@@ -154,6 +154,75 @@ async fn links_show_endpoints_gateway_counts_and_mirrors(pool: sqlx::PgPool) {
     assert_eq!(d["link"]["targetName"], "c02");
 }
 
+/// `Link.remoteCredential` shows the pair's credential state as the mirror recorded it (never
+/// the token), and `Cluster.trustDomain` / `linkerdNamespace` their defaults.
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn links_show_remote_credentials_and_clusters_their_linkerd_fields(pool: sqlx::PgPool) {
+    use linkplane_store::remote_credentials::{self, CredentialUpdate, RemoteCredentialState};
+    let mut conn = pool.acquire().await.unwrap();
+    seed_fleet(&mut conn, 2, 0).await;
+    let issued = chrono::Utc::now();
+    let expires = issued + chrono::Duration::hours(24);
+    remote_credentials::set(
+        &mut conn,
+        "c00",
+        "c01",
+        &CredentialUpdate {
+            state: RemoteCredentialState::Issued,
+            secret_name: "cluster-credentials-c01",
+            namespace: "linkerd",
+            issued: Some((issued, expires)),
+            message: "",
+        },
+    )
+    .await
+    .unwrap();
+    remote_credentials::set(
+        &mut conn,
+        "c01",
+        "c00",
+        &CredentialUpdate {
+            state: RemoteCredentialState::NamespaceMissing,
+            secret_name: "cluster-credentials-c00",
+            namespace: "linkerd",
+            issued: None,
+            message: "namespace linkerd does not exist in cluster c01",
+        },
+    )
+    .await
+    .unwrap();
+    let api = api(pool);
+    let resp = run(
+        &api,
+        Some(Role::Viewer),
+        r#"{ links { nodes { name sourceName
+              remoteCredential { state name namespace issuedAt expiresAt message } } }
+             clusters { nodes { name trustDomain linkerdNamespace } } }"#,
+    )
+    .await;
+    let d = data(&resp);
+    let links = d["links"]["nodes"].as_array().unwrap();
+    let of = |src: &str| {
+        links
+            .iter()
+            .find(|l| l["sourceName"] == src)
+            .map(|l| l["remoteCredential"].clone())
+            .unwrap()
+    };
+    let a = of("c00");
+    assert_eq!(a["state"], "ISSUED");
+    assert_eq!(a["name"], "cluster-credentials-c01");
+    assert_eq!(a["namespace"], "linkerd");
+    assert!(a["expiresAt"].as_str().unwrap() > a["issuedAt"].as_str().unwrap());
+    let b = of("c01");
+    assert_eq!(b["state"], "NAMESPACE_MISSING");
+    assert_eq!(b["issuedAt"], Value::Null);
+    assert!(b["message"].as_str().unwrap().contains("does not exist"));
+    let c = &d["clusters"]["nodes"][0];
+    assert_eq!(c["trustDomain"], "cluster.local");
+    assert_eq!(c["linkerdNamespace"], "linkerd");
+}
+
 #[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
 async fn export_policies_are_listed(pool: sqlx::PgPool) {
     let mut conn = pool.acquire().await.unwrap();

@@ -243,6 +243,8 @@ impl Plain for ClusterNode {
             "name" => plain::string(self.name()),
             "apiServer" => plain::string(&self.0.value.spec.api_server),
             "clusterDomain" => plain::string(&self.0.value.spec.cluster_domain),
+            "trustDomain" => plain::string(&self.0.value.spec.trust_domain),
+            "linkerdNamespace" => plain::string(&self.0.value.spec.linkerd_namespace),
             "credentialsSource" => plain::enumeration(self.source_of_credentials()),
             "owner" => Value::String(self.0.owner.as_column()),
             "generation" => plain::scalar(&self.0.generation),
@@ -305,6 +307,16 @@ impl ClusterNode {
     /// DNS suffix of the cluster's services.
     async fn cluster_domain(&self) -> &str {
         &self.0.value.spec.cluster_domain
+    }
+    /// Linkerd's identity trust domain in this cluster (`multicluster.linkerd.io/trust-domain` of
+    /// the credentials other clusters' Linkerd control planes use to reach it).
+    async fn trust_domain(&self) -> &str {
+        &self.0.value.spec.trust_domain
+    }
+    /// Namespace of this cluster's Linkerd control plane, where linkplane writes the
+    /// remote-discovery credentials Secrets (never creating it).
+    async fn linkerd_namespace(&self) -> &str {
+        &self.0.value.spec.linkerd_namespace
     }
     /// Labels export policies select on.
     async fn labels(&self) -> Vec<Label> {

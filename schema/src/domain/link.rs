@@ -58,6 +58,63 @@ impl From<&GatewayHealth> for GatewayProbe {
     }
 }
 
+/// Where the remote-discovery credentials of a link's cluster pair stand.
+#[derive(async_graphql::Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialState {
+    /// Not written yet.
+    Pending,
+    /// The Secret holds a valid token.
+    Issued,
+    /// The source cluster has no Linkerd namespace (`linkerdNamespace`); linkplane never creates
+    /// it and writes the Secret as soon as it appears.
+    NamespaceMissing,
+    /// The last attempt failed (see `message`); a token already written stays valid until
+    /// `expiresAt`.
+    Error,
+}
+
+/// The Secret `cluster-credentials-<target>` linkplane keeps in the source cluster's Linkerd
+/// namespace so Linkerd's destination controller can resolve remote-discovery and federated
+/// mirrors (never the token).
+#[derive(SimpleObject, Debug, Clone)]
+pub struct RemoteCredential {
+    /// State.
+    pub state: CredentialState,
+    // Not `secretName`: no field name may suggest a credential (schema/tests/api.rs).
+    /// Name of the Secret, `cluster-credentials-<target>`.
+    pub name: String,
+    /// Its namespace in the source cluster.
+    pub namespace: String,
+    /// When the token in the Secret was issued.
+    pub issued_at: Option<DateTime<Utc>>,
+    /// When the token in the Secret expires (it is renewed well before).
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Detail of the state: the error, the missing namespace.
+    pub message: String,
+    /// When the state was last recorded.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&linkplane_store::remote_credentials::RemoteCredential> for RemoteCredential {
+    fn from(r: &linkplane_store::remote_credentials::RemoteCredential) -> Self {
+        use linkplane_store::remote_credentials::RemoteCredentialState as S;
+        RemoteCredential {
+            state: match r.state() {
+                S::Pending => CredentialState::Pending,
+                S::Issued => CredentialState::Issued,
+                S::NamespaceMissing => CredentialState::NamespaceMissing,
+                S::Error => CredentialState::Error,
+            },
+            name: r.secret_name.clone(),
+            namespace: r.namespace.clone(),
+            issued_at: r.issued_at,
+            expires_at: r.expires_at,
+            message: r.message.clone(),
+            updated_at: r.updated_at,
+        }
+    }
+}
+
 /// A directed link: `source` receives mirrors of `target`'s exported services.
 #[derive(Clone)]
 pub struct LinkNode(pub Arc<StoredLink>);
@@ -222,6 +279,19 @@ impl LinkNode {
             .await?
             .get(&self.0.stored.value.name);
         Ok(g.map(Into::into))
+    }
+    /// The remote-discovery credentials linkplane keeps for this link's cluster pair (shared by
+    /// links with the same source and target); null when the link needs none (its
+    /// `remoteDiscoverySelector` and `federatedServiceSelector` are both off) or before the
+    /// first attempt.
+    async fn remote_credential(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<RemoteCredential>> {
+        let spec = &self.0.stored.value.spec;
+        let key = (spec.source.clone(), spec.target.clone());
+        let all = tables(ctx)?.remote_credentials().await?;
+        Ok(all.get(&key).map(Into::into))
     }
     /// Mirror counts by state.
     async fn mirror_counts(&self, ctx: &Context<'_>) -> async_graphql::Result<MirrorCounts> {
