@@ -68,6 +68,7 @@ impl Supervisor {
             clusters: RwLock::new(HashMap::new()),
             gateways: RwLock::new(HashMap::new()),
             federation,
+            mcs: Default::default(),
             events,
             cleanups: Default::default(),
         });
@@ -185,6 +186,7 @@ fn sync_probes(shared: &Arc<Shared>, probes: &mut Probes, snap: &Snapshot) -> BT
 async fn run(shared: Arc<Shared>, mut feed: Feed, mut stop: oneshot::Receiver<()>) {
     let mut probes = Probes::default();
     reload(&shared, &mut probes).await;
+    let mcs = tokio::spawn(crate::mcs::run(shared.clone()));
     let mut resync = tokio::time::interval(shared.options.resync_interval);
     resync.tick().await;
     loop {
@@ -226,6 +228,7 @@ async fn run(shared: Arc<Shared>, mut feed: Feed, mut stop: oneshot::Receiver<()
             }
         }
     }
+    mcs.abort();
     for (_, (t, _)) in probes.running.drain() {
         t.abort();
     }
@@ -295,6 +298,7 @@ async fn reload(shared: &Arc<Shared>, probes: &mut Probes) {
     let new = Arc::new(new);
     *shared.config.write().unwrap_or_else(|e| e.into_inner()) = new.clone();
     crate::federation::on_reload(shared, &old, &new);
+    shared.mcs.wake();
 
     // Cluster runtimes: one per cluster some link touches.
     let needed: BTreeSet<&str> = new
