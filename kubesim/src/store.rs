@@ -405,7 +405,9 @@ impl Store {
         let nsk = ns.unwrap_or("");
         let current = d.tables[r].objects.get(&key(nsk, name)).cloned();
         let Some(current) = current else {
-            if ty != PatchType::Apply {
+            // Only the main resource may be created by an apply: a subresource of a missing
+            // object is `404` (apiserver `patchResource` on a status store).
+            if ty != PatchType::Apply || !subresource.is_empty() {
                 return Err(not_found(r, name));
             }
             let mut applied = body.clone();
@@ -747,9 +749,14 @@ impl Data {
         let rt = crate::resources::rt(r);
         if rt.status {
             if subresource == "status" {
-                // The status subresource changes status only.
+                // The status subresource changes status only (and the field ownership of
+                // that write: managedFields is maintained by every write).
                 let status = obj.get("status").cloned();
+                let managed = obj.pointer("/metadata/managedFields").cloned();
                 obj = old.clone();
+                if let Some(m) = managed {
+                    obj["metadata"]["managedFields"] = m;
+                }
                 match status {
                     Some(s) => obj["status"] = s,
                     None => {

@@ -469,6 +469,53 @@ async fn the_mcs_crds_validate_and_merge_like_upstream() {
     );
 }
 
+/// Server-side apply of a `map` list on `/status`: an element the manager no longer applies
+/// is removed (structured-merge-diff: a list-map element is owned by its key fields).
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_drops_map_list_elements_no_longer_applied() {
+    let (_sim, east, _dir) = sim().await;
+    let client = east.client().await.unwrap();
+    for y in [SERVICE_EXPORT_CRD, SERVICE_IMPORT_CRD] {
+        let v: Value = serde_saphyr::from_str(y).unwrap();
+        create_crd(&client, v).await;
+    }
+    let ar = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("multicluster.x-k8s.io", "v1alpha1", "ServiceImport"),
+        "serviceimports",
+    );
+    let api = Api::<DynamicObject>::namespaced_with(client.clone(), "default", &ar);
+    let pp = PatchParams::apply("m").force();
+    let base = json!({"apiVersion": "multicluster.x-k8s.io/v1alpha1", "kind": "ServiceImport",
+                      "metadata": {"name": "web"}});
+    let mut spec = base.clone();
+    spec["spec"] = json!({"type": "ClusterSetIP", "ports": [{"port": 80}]});
+    api.patch("web", &pp, &Patch::Apply(spec)).await.unwrap();
+    // A status apply of a missing object is 404 (only the main resource is created).
+    let err = api
+        .patch_status("nope", &pp, &Patch::Apply(base.clone()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, kube::Error::Api(ref s) if s.code == 404),
+        "{err:?}"
+    );
+    let mut st = base.clone();
+    st["status"] = json!({"clusters": [{"cluster": "a"}, {"cluster": "b"}]});
+    api.patch_status("web", &pp, &Patch::Apply(st.clone()))
+        .await
+        .unwrap();
+    st["status"] = json!({"clusters": [{"cluster": "a"}]});
+    let got = api
+        .patch_status("web", &pp, &Patch::Apply(st))
+        .await
+        .unwrap();
+    assert_eq!(got.data["status"]["clusters"], json!([{"cluster": "a"}]));
+    assert_eq!(
+        got.data["spec"]["type"], "ClusterSetIP",
+        "the main resource's fields stay"
+    );
+}
+
 async fn kubectl(kubeconfig: &Path, args: &[&str]) -> (bool, String, String) {
     let out = tokio::process::Command::new("kubectl")
         .arg("--kubeconfig")

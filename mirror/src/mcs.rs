@@ -84,6 +84,8 @@ struct Export {
 }
 
 type ExportKey = (String, String);
+/// `(cluster, kind, namespace, name)` of an object MCS writes.
+type WrittenKey = (String, &'static str, String, String);
 
 /// MCS state shared by the supervisor's tasks.
 #[derive(Default)]
@@ -93,7 +95,7 @@ pub(crate) struct Mcs {
     watchers: Mutex<HashMap<String, JoinHandle<()>>>,
     installed: Mutex<BTreeSet<String>>,
     /// Last written object per `(cluster, kind, namespace, name)` (skip identical writes).
-    written: Mutex<HashMap<(String, &'static str, String, String), Value>>,
+    written: Mutex<HashMap<WrittenKey, Value>>,
     wake: Notify,
 }
 

@@ -32,7 +32,7 @@ pub const SOURCE_CLUSTER_LABEL: &str = "multicluster.kubernetes.io/source-cluste
 /// The EndpointSlice controller label; ours is [`MANAGED_BY`].
 pub const MANAGED_BY_LABEL: &str = "endpointslice.kubernetes.io/managed-by";
 /// The value of [`MANAGED_BY_LABEL`] (and of `app.kubernetes.io/managed-by` on imports).
-pub const MANAGED_BY: &str = "linkplane.io/mcs";
+pub const MANAGED_BY: &str = "mcs-controller.linkplane.io";
 
 /// One export of the service to this consumer.
 #[derive(Debug, Clone)]
