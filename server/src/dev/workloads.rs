@@ -146,7 +146,10 @@ async fn export_with_mcs(client: &Client, params: &PatchParams, name: &str) -> a
     ] {
         let crd: serde_json::Value =
             serde_saphyr::from_str(yaml).context("parsing an embedded MCS CRD")?;
-        let crd_name = crd["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let crd_name = crd["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         crds.patch(&crd_name, params, &Patch::Apply(crd))
             .await
             .with_context(|| format!("installing CRD {crd_name}"))?;
@@ -191,8 +194,16 @@ mod tests {
         }
         assert!(samples_for(2)[1].headless);
         let cart = &samples_for(0)[2];
-        assert!(cart.service_export, "the first cluster exports one service with MCS");
-        assert!(!cart.labels.iter().any(|(k, _)| k.starts_with("mirror.linkerd.io/")));
+        assert!(
+            cart.service_export,
+            "the first cluster exports one service with MCS"
+        );
+        assert!(
+            !cart
+                .labels
+                .iter()
+                .any(|(k, _)| k.starts_with("mirror.linkerd.io/"))
+        );
         assert!(
             samples_for(1)[1]
                 .labels
