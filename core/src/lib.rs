@@ -20,7 +20,7 @@ pub mod validation;
 pub use cluster::{Cluster, ClusterSpec, CredentialsRef, GatewaySpec, ProbeSpec, SecretRef};
 pub use duration::Duration;
 pub use git_source::{GitAuth, GitRef, GitSource, GitSourceSpec};
-pub use link::{Link, LinkSpec};
+pub use link::{Link, LinkSpec, McsSpec};
 pub use policy::{ExportPolicy, ExportPolicySpec, MirrorMode, NamespaceFilter, PolicyDecision};
 pub use selector::{LabelSelector, Operator, Requirement};
 pub use validation::{ValidationError, ValidationErrors};

@@ -58,6 +58,49 @@ pub struct LinkSpec {
     /// leaves them untouched, e.g. while Linkerd still runs during a migration.
     #[serde(default = "default_true")]
     pub adopt_linkerd_mirrors: bool,
+    /// Kubernetes Multi-Cluster Services (KEP-1645): a `ServiceExport` in the target exports
+    /// the Service of its name, and the source gets `ServiceImport`s and EndpointSlices next to
+    /// the mirrors. Absent: off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mcs: Option<McsSpec>,
+}
+
+/// The MCS settings of a link (`spec.mcs`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct McsSpec {
+    /// Serve MCS for this link.
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// linkplane installs the `multicluster.x-k8s.io` CRDs into both clusters; `false`
+    /// expects them to be installed.
+    #[serde(default = "default_true")]
+    pub install: bool,
+    /// The mode of the Linkerd mirror of a `ServiceExport`-exported Service (MCS assumes a
+    /// flat network: remote discovery).
+    #[serde(default = "default_mcs_mode")]
+    pub export_mode: crate::MirrorMode,
+}
+
+fn default_mcs_mode() -> crate::MirrorMode {
+    crate::MirrorMode::RemoteDiscovery
+}
+
+impl Default for McsSpec {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            install: true,
+            export_mode: default_mcs_mode(),
+        }
+    }
+}
+
+impl LinkSpec {
+    /// The MCS settings when MCS is on for this link.
+    pub fn mcs_enabled(&self) -> Option<&McsSpec> {
+        self.mcs.as_ref().filter(|m| m.enabled)
+    }
 }
 
 fn default_true() -> bool {
@@ -100,6 +143,7 @@ impl LinkSpec {
             enable_headless_services: false,
             cleanup_on_unlink: true,
             adopt_linkerd_mirrors: true,
+            mcs: None,
         }
     }
 }
@@ -152,6 +196,14 @@ impl Link {
             for (i, p) in patterns.iter().enumerate() {
                 errs.check(&format!("{field}[{i}]"), validate_exclusion(p));
             }
+        }
+        if let Some(mcs) = &spec.mcs
+            && mcs.export_mode == crate::MirrorMode::Federated
+        {
+            errs.push(
+                "spec.mcs.exportMode",
+                "must be gateway or remote-discovery (a ServiceExport is not a federation member)",
+            );
         }
         errs.into_result()
     }

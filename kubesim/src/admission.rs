@@ -9,8 +9,8 @@ use linkplane_core::validation::{dns1123_label, dns1123_subdomain, label_key, la
 use serde_json::{Map, Value, json};
 
 use crate::resources::{
-    CLUSTER_ROLE_BINDINGS, CLUSTER_ROLES, NAMESPACES, RBAC_GROUP, RESOURCES, ROLE_BINDINGS, ROLES,
-    SECRETS, SERVICES,
+    CLUSTER_ROLE_BINDINGS, CLUSTER_ROLES, NAMESPACES, RBAC_GROUP, ROLE_BINDINGS, ROLES, SECRETS,
+    SERVICES,
 };
 use crate::status::{ApiError, ApiResult, Cause, cause};
 
@@ -102,7 +102,7 @@ pub(crate) fn check_type_and_namespace(
     obj: &mut Value,
     namespace: Option<&str>,
 ) -> ApiResult<()> {
-    let rt = &RESOURCES[resource];
+    let rt = crate::resources::rt(resource);
     if !obj.is_object() {
         return Err(ApiError::bad_request(
             "the request body must be a JSON object",
@@ -216,7 +216,7 @@ pub(crate) fn default_update(
         && obj.get("roleRef") != old.get("roleRef")
     {
         // `ValidateRoleBindingUpdate`: the role a binding grants never changes.
-        let rt = &RESOURCES[resource];
+        let rt = crate::resources::rt(resource);
         return Err(ApiError::invalid(
             rt.kind,
             rt.group,
@@ -415,7 +415,7 @@ fn default_service(obj: &mut Value, old: Option<&Value>, alloc: &mut Allocator) 
 
 /// Validates an object about to be stored; the causes become a `422 Invalid`.
 pub(crate) fn validate(resource: usize, obj: &Value) -> ApiResult<()> {
-    let rt = &RESOURCES[resource];
+    let rt = crate::resources::rt(resource);
     let mut causes: Vec<Cause> = Vec::new();
     let name = str_at(obj, "/metadata/name").unwrap_or("");
     let check = |causes: &mut Vec<Cause>, field: &str, value: &str, result: Result<(), String>| {
@@ -475,8 +475,9 @@ pub(crate) fn validate(resource: usize, obj: &Value) -> ApiResult<()> {
         }
         SECRETS => validate_secret(obj, &mut causes),
         SERVICES => validate_service(obj, &mut causes),
-        r if RESOURCES[r].kind == "Endpoints" => validate_endpoints(obj, &mut causes),
-        r if RESOURCES[r].kind == "EndpointSlice" => validate_slice(obj, &mut causes),
+        crate::resources::CRDS => causes.extend(crate::crd::validate_crd(obj)),
+        r if crate::resources::rt(r).kind == "Endpoints" => validate_endpoints(obj, &mut causes),
+        r if crate::resources::rt(r).kind == "EndpointSlice" => validate_slice(obj, &mut causes),
         _ => {}
     }
     if causes.is_empty() {

@@ -4,8 +4,8 @@
 //! HTTPS (a per-run self-signed CA) and bearer-token authentication, and writes a standard
 //! kubeconfig per cluster. It serves discovery, core/v1 namespaces, services (+`/status`),
 //! endpoints, secrets, configmaps, events and service accounts (+`/token`),
-//! discovery.k8s.io/v1 endpointslices, coordination.k8s.io/v1 leases and the four RBAC kinds
-//! with the verbs and semantics of a real API server: JSON, YAML and protobuf request bodies,
+//! discovery.k8s.io/v1 endpointslices, coordination.k8s.io/v1 leases, the four RBAC kinds and
+//! CustomResourceDefinitions (any CRD's types, validated by their structural schema) with the verbs and semantics of a real API server: JSON, YAML and protobuf request bodies,
 //! selectors, paging, optimistic concurrency, all four patch types including server-side apply
 //! with field ownership, finalizers, Endpoints canonicalization, watches with bookmarks,
 //! selector transitions and `410 Expired`, service-account tokens authorized by RBAC with
@@ -39,6 +39,7 @@ mod admission;
 mod apply;
 mod auth;
 mod cluster;
+mod crd;
 mod endpoints;
 mod faults;
 mod gateway;

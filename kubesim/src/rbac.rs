@@ -12,7 +12,7 @@
 use serde_json::{Value, json};
 
 use crate::auth::User;
-use crate::resources::{CLUSTER_ROLE_BINDINGS, CLUSTER_ROLES, RESOURCES, ROLE_BINDINGS, ROLES};
+use crate::resources::{CLUSTER_ROLE_BINDINGS, CLUSTER_ROLES, ROLE_BINDINGS, ROLES};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::{ApiError, ApiResult};
 use crate::store::Store;
@@ -456,7 +456,7 @@ pub(crate) fn resource_attributes(
     name: Option<&str>,
     subresource: Option<&str>,
 ) -> Attributes {
-    let rt = &RESOURCES[resource];
+    let rt = crate::resources::rt(resource);
     Attributes {
         verb: verb.to_string(),
         api_group: rt.group.to_string(),

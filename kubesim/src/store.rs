@@ -15,8 +15,9 @@ use tokio::sync::broadcast;
 
 use crate::admission::{self, Allocator, now};
 use crate::apply;
+use crate::crd::{self, Served};
 use crate::patch;
-use crate::resources::{ENDPOINTS, NAMESPACES, RESOURCES, SERVICE_ACCOUNTS, SERVICES};
+use crate::resources::{CRDS, ENDPOINTS, NAMESPACES, RESOURCES, SERVICE_ACCOUNTS, SERVICES};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::{ApiError, ApiResult};
 
@@ -140,8 +141,21 @@ struct Table {
     tx: broadcast::Sender<Arc<Event>>,
 }
 
+impl Table {
+    fn new() -> Self {
+        Self {
+            objects: BTreeMap::new(),
+            events: VecDeque::new(),
+            history_start: 0,
+            tx: broadcast::channel(WATCH_CHANNEL_CAPACITY).0,
+        }
+    }
+}
+
 struct Data {
     tables: Vec<Table>,
+    /// Custom types this cluster serves (established CRDs), by table number.
+    custom: BTreeMap<usize, Served>,
     rv: u64,
     window: usize,
     alloc: Allocator,
@@ -203,18 +217,11 @@ fn key(ns: &str, name: &str) -> Key {
 impl Store {
     /// A store with the initial namespaces and an event window of `window` events per type.
     pub fn new(window: usize) -> Self {
-        let tables = RESOURCES
-            .iter()
-            .map(|_| Table {
-                objects: BTreeMap::new(),
-                events: VecDeque::new(),
-                history_start: 0,
-                tx: broadcast::channel(WATCH_CHANNEL_CAPACITY).0,
-            })
-            .collect();
+        let tables = RESOURCES.iter().map(|_| Table::new()).collect();
         let store = Self {
             data: Mutex::new(Data {
                 tables,
+                custom: BTreeMap::new(),
                 rv: 0,
                 window: window.max(1),
                 alloc: Allocator::default(),
@@ -234,6 +241,29 @@ impl Store {
     fn lock(&self) -> MutexGuard<'_, Data> {
         // A panic while holding the lock leaves consistent data (every write is one commit).
         self.data.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Finds a served resource type by group, version and plural: a built-in one, or a
+    /// custom one whose CRD is established in this cluster.
+    pub fn find(&self, group: &str, version: &str, plural: &str) -> Option<usize> {
+        crate::resources::find(group, version, plural).or_else(|| {
+            let d = self.lock();
+            d.custom.keys().copied().find(|r| {
+                let t = crate::resources::rt(*r);
+                t.group == group && t.version == version && t.plural == plural
+            })
+        })
+    }
+
+    /// The custom types this cluster serves.
+    pub fn custom_types(&self) -> Vec<(usize, Served)> {
+        let d = self.lock();
+        d.custom.iter().map(|(r, s)| (*r, s.clone())).collect()
+    }
+
+    /// How a custom type is served (its schema and printer columns), if it is one.
+    pub fn served(&self, r: usize) -> Option<Served> {
+        self.lock().custom.get(&r).cloned()
     }
 
     /// The newest resourceVersion.
@@ -340,7 +370,7 @@ impl Store {
         let mut d = self.lock();
         let nsk = ns.unwrap_or("");
         let Some(current) = d.tables[r].objects.get(&key(nsk, name)).cloned() else {
-            if r == ENDPOINTS || RESOURCES[r].kind == "Event" {
+            if r == ENDPOINTS || crate::resources::rt(r).kind == "Event" {
                 // These types allow create-on-update, as in Kubernetes.
                 return d.create_locked(r, ns, obj, ctx, None);
             }
@@ -370,12 +400,14 @@ impl Store {
         subresource: &str,
         ctx: &WriteCtx,
     ) -> ApiResult<(Arc<Obj>, bool)> {
-        let rt = &RESOURCES[r];
+        let rt = crate::resources::rt(r);
         let mut d = self.lock();
         let nsk = ns.unwrap_or("");
         let current = d.tables[r].objects.get(&key(nsk, name)).cloned();
         let Some(current) = current else {
-            if ty != PatchType::Apply {
+            // Only the main resource may be created by an apply: a subresource of a missing
+            // object is `404` (apiserver `patchResource` on a status store).
+            if ty != PatchType::Apply || !subresource.is_empty() {
                 return Err(not_found(r, name));
             }
             let mut applied = body.clone();
@@ -470,7 +502,7 @@ impl Store {
         if let Some(uid) = &pre.uid {
             let actual = current.value()?;
             if actual.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid.as_str()) {
-                let rt = &RESOURCES[r];
+                let rt = crate::resources::rt(r);
                 return Err(ApiError::conflict(
                     rt.group,
                     rt.plural,
@@ -621,7 +653,7 @@ impl Data {
         ctx: &WriteCtx,
         applied: Option<()>,
     ) -> ApiResult<Arc<Obj>> {
-        let rt = &RESOURCES[r];
+        let rt = crate::resources::rt(r);
         if let Some(ns) = ns {
             match self.tables[NAMESPACES].objects.get(&key("", ns)) {
                 None => return Err(not_found(NAMESPACES, ns)),
@@ -648,7 +680,10 @@ impl Data {
                 alloc.release_service(obj);
             }
         };
-        if let Err(e) = admission::validate(r, &obj) {
+        if let Err(e) = self
+            .admit_custom(r, &mut obj)
+            .and_then(|()| admission::validate(r, &obj))
+        {
             release(&mut self.alloc, &obj);
             return Err(e);
         }
@@ -678,6 +713,12 @@ impl Data {
             return self.build(r, obj, self.rv);
         }
         let created = self.commit(r, EventType::Added, obj)?;
+        if r == CRDS {
+            // The naming and establishing controllers accept the names and serve the types
+            // right after the create (the response still shows the CRD without conditions,
+            // as clients then wait for `Established`).
+            self.establish(&name)?;
+        }
         if r == NAMESPACES {
             // The service-account controller gives every namespace a `default` ServiceAccount
             // (kubernetes `pkg/controller/serviceaccount/serviceaccounts_controller.go`), which
@@ -705,12 +746,17 @@ impl Data {
         subresource: &str,
         ctx: &WriteCtx,
     ) -> ApiResult<Arc<Obj>> {
-        let rt = &RESOURCES[r];
+        let rt = crate::resources::rt(r);
         if rt.status {
             if subresource == "status" {
-                // The status subresource changes status only.
+                // The status subresource changes status only (and the field ownership of
+                // that write: managedFields is maintained by every write).
                 let status = obj.get("status").cloned();
+                let managed = obj.pointer("/metadata/managedFields").cloned();
                 obj = old.clone();
+                if let Some(m) = managed {
+                    obj["metadata"]["managedFields"] = m;
+                }
                 match status {
                     Some(s) => obj["status"] = s,
                     None => {
@@ -737,6 +783,7 @@ impl Data {
             &mut self.alloc
         };
         admission::default_update(r, old, &mut obj, alloc)?;
+        self.admit_custom(r, &mut obj)?;
         admission::validate(r, &obj)?;
         if r == ENDPOINTS {
             crate::endpoints::canonicalize(&mut obj);
@@ -787,7 +834,90 @@ impl Data {
             let built = self.commit(r, EventType::Modified, obj)?;
             return self.remove(r, &built);
         }
-        self.commit(r, EventType::Modified, obj)
+        let updated = self.commit(r, EventType::Modified, obj)?;
+        if r == CRDS && subresource != "status" {
+            self.establish(&updated.name.clone())?;
+            if let Some(o) = self.tables[CRDS].objects.get(&key("", &updated.name)) {
+                return Ok(o.clone());
+            }
+        }
+        Ok(updated)
+    }
+
+    /// Prunes, defaults and validates a custom object by its version's schema.
+    fn admit_custom(&self, r: usize, obj: &mut Value) -> ApiResult<()> {
+        let Some(served) = self.custom.get(&r) else {
+            return Ok(());
+        };
+        crd::admit(&served.schema, obj).map_err(|causes| {
+            let t = crate::resources::rt(r);
+            ApiError::invalid(
+                t.kind,
+                t.group,
+                t.plural,
+                obj.pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or(""),
+                causes,
+            )
+        })
+    }
+
+    /// Plays the CRD naming and establishing controllers for one CRD: decides whether its
+    /// names are accepted, writes `status` (conditions `NamesAccepted` and `Established`,
+    /// `acceptedNames`, `storedVersions`) and serves its versions when accepted.
+    fn establish(&mut self, name: &str) -> ApiResult<()> {
+        let Some(current) = self.tables[CRDS].objects.get(&key("", name)).cloned() else {
+            return Ok(());
+        };
+        let v = current.value()?;
+        if v.pointer("/metadata/deletionTimestamp").is_some() {
+            return Ok(());
+        }
+        let others: Vec<Value> = self.tables[CRDS]
+            .objects
+            .values()
+            .filter_map(|o| o.value().ok())
+            .collect();
+        let conflict = crd::names_conflict(&v, &others);
+        let accepted = conflict.is_none();
+        let status = crd::status(&v, conflict, &now());
+        self.custom.retain(|_, s| s.crd != name);
+        if accepted {
+            for (r, served) in crd::served_types(&v) {
+                while self.tables.len() <= r {
+                    self.tables.push(Table::new());
+                }
+                self.custom.insert(r, served);
+            }
+        }
+        if v.get("status") != Some(&status) {
+            let mut new = v;
+            new["status"] = status;
+            self.commit(CRDS, EventType::Modified, new)?;
+        }
+        Ok(())
+    }
+
+    /// The CRD cleanup (finalizer) controller: deleting a CRD deletes every object of its
+    /// types and stops serving them.
+    fn cleanup_crd(&mut self, name: &str) -> ApiResult<()> {
+        let types: Vec<usize> = self
+            .custom
+            .iter()
+            .filter(|(_, s)| s.crd == name)
+            .map(|(r, _)| *r)
+            .collect();
+        for r in types {
+            let all: Vec<Arc<Obj>> = self.tables[r].objects.values().cloned().collect();
+            for o in all {
+                let mut obj = o.value()?;
+                obj["metadata"]["resourceVersion"] = json!(o.rv.to_string());
+                self.commit(r, EventType::Deleted, obj)?;
+            }
+            self.custom.remove(&r);
+        }
+        Ok(())
     }
 
     fn delete_locked(&mut self, r: usize, current: &Arc<Obj>) -> ApiResult<Arc<Obj>> {
@@ -836,6 +966,9 @@ impl Data {
 
     /// Removes an object for good (DELETED event) with the side effects controllers would have.
     fn remove(&mut self, r: usize, current: &Arc<Obj>) -> ApiResult<Arc<Obj>> {
+        if r == CRDS {
+            self.cleanup_crd(&current.name.clone())?;
+        }
         let mut obj = current.value()?;
         if r == SERVICES {
             self.alloc.release_service(&obj);
@@ -947,12 +1080,12 @@ impl Data {
 }
 
 fn not_found(r: usize, name: &str) -> ApiError {
-    let rt = &RESOURCES[r];
+    let rt = crate::resources::rt(r);
     ApiError::not_found(rt.group, rt.plural, name)
 }
 
 fn stale(r: usize, name: &str) -> ApiError {
-    let rt = &RESOURCES[r];
+    let rt = crate::resources::rt(r);
     ApiError::stale(rt.group, rt.plural, name)
 }
 

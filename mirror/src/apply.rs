@@ -92,12 +92,17 @@ async fn reconcile(rt: &Arc<ClusterRuntime>, shared: &Shared, key: &MirrorKey) -
     if !target_rt.is_synced() || !rt.is_synced() || target_rt.is_failing() || rt.is_failing() {
         return Ok(());
     }
+    let exported = shared
+        .mcs
+        .is_exported(&link.spec.target, &key.namespace, &key.service);
     let (svc, eps) = {
         let idx = target_rt.index();
         (
-            idx.services
-                .get(&key.namespace, &key.service)
-                .map(|s| s.service.clone()),
+            idx.services.get(&key.namespace, &key.service).map(|s| {
+                let mut svc = s.service.clone();
+                svc.service_export = exported;
+                svc
+            }),
             idx.endpoints
                 .get(&key.namespace, &key.service)
                 .map(|e| e.endpoints.clone()),

@@ -39,6 +39,8 @@ pub fn index_service(svc: &Service) -> IndexedService {
                 .unwrap_or_default(),
             headless,
             resource_version: meta.resource_version.clone().unwrap_or_default(),
+            service_export: false,
+            session_affinity: spec.and_then(|s| s.session_affinity.clone()),
         },
         cluster_ip: cluster_ip.filter(|ip| ip != "None" && !ip.is_empty()),
         created_at: meta.creation_timestamp.as_ref().map(|t| {

@@ -12,7 +12,9 @@
 //!
 //! Reading order: `supervisor` → `runtime` (routing of watch events to keys) → `apply` →
 //! `index` / `convert`. Federation (`<svc>-federated`) plugs in next to `apply`, reading the same
-//! indexes through [`SupervisorHandle::runtime`] / the `runtime::Shared` routing.
+//! indexes through [`SupervisorHandle::runtime`] / the `runtime::Shared` routing. Kubernetes
+//! Multi-Cluster Services ([`mcs`]) render the mirror planner's decisions for links with
+//! `spec.mcs` as `ServiceImport`s and EndpointSlices.
 
 mod apply;
 mod convert;
@@ -23,6 +25,7 @@ mod federation;
 pub mod gateway;
 pub mod import;
 pub mod index;
+pub mod mcs;
 mod metrics;
 mod ownership;
 mod queue;

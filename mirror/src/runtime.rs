@@ -129,6 +129,8 @@ pub(crate) struct Shared {
     /// Gateway views by target cluster.
     pub gateways: RwLock<HashMap<String, GatewayView>>,
     pub federation: crate::federation::Federation,
+    /// Multi-Cluster Services: exports seen, imports written.
+    pub mcs: crate::mcs::Mcs,
     /// Kubernetes Events, aggregated.
     pub events: Arc<crate::events::Recorder>,
     /// `(source, target)` pairs whose removed-link clean-up is running.
@@ -275,6 +277,7 @@ impl Shared {
         labels: &BTreeMap<String, String>,
     ) {
         let snap = self.snapshot();
+        self.mcs.wake();
         match kind {
             Kind::Service | Kind::Endpoints => {
                 if kind == Kind::Service {
@@ -315,6 +318,7 @@ impl Shared {
     /// Every watch of `cluster` (re)listed: full resync of each link touching it.
     pub fn on_synced(&self, cluster: &str) {
         crate::federation::on_cluster(self, cluster);
+        self.mcs.wake();
         let snap = self.snapshot();
         for entry in snap.links.values() {
             if entry.link.spec.source == cluster || entry.link.spec.target == cluster {

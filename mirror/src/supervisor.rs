@@ -68,6 +68,7 @@ impl Supervisor {
             clusters: RwLock::new(HashMap::new()),
             gateways: RwLock::new(HashMap::new()),
             federation,
+            mcs: Default::default(),
             events,
             cleanups: Default::default(),
             remote_access: Default::default(),
@@ -186,6 +187,7 @@ fn sync_probes(shared: &Arc<Shared>, probes: &mut Probes, snap: &Snapshot) -> BT
 async fn run(shared: Arc<Shared>, mut feed: Feed, mut stop: oneshot::Receiver<()>) {
     let mut probes = Probes::default();
     reload(&shared, &mut probes).await;
+    let mcs = tokio::spawn(crate::mcs::run(shared.clone()));
     let mut resync = tokio::time::interval(shared.options.resync_interval);
     resync.tick().await;
     loop {
@@ -227,6 +229,7 @@ async fn run(shared: Arc<Shared>, mut feed: Feed, mut stop: oneshot::Receiver<()
             }
         }
     }
+    mcs.abort();
     for (_, (t, _)) in probes.running.drain() {
         t.abort();
     }
@@ -298,6 +301,7 @@ async fn reload(shared: &Arc<Shared>, probes: &mut Probes) {
     *shared.config.write().unwrap_or_else(|e| e.into_inner()) = new.clone();
     crate::federation::on_reload(shared, &old, &new);
     crate::remote_access::on_reload(shared, &new);
+    shared.mcs.wake();
 
     // Cluster runtimes: one per cluster some link touches.
     let needed: BTreeSet<&str> = new

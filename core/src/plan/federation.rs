@@ -342,6 +342,8 @@ mod tests {
                 .collect(),
             headless: false,
             resource_version: "1".into(),
+            service_export: false,
+            session_affinity: None,
         }
     }
 

@@ -33,6 +33,15 @@ pub fn selected_mode(link: &LinkSpec, labels: &BTreeMap<String, String>) -> Opti
     }
 }
 
+/// The mode a link with MCS mirrors a Service exported by a `ServiceExport` in (when no label
+/// selector selected it): `spec.mcs.exportMode`.
+pub fn mcs_mode(link: &LinkSpec, svc: &RemoteService) -> Option<MirrorMode> {
+    if !svc.service_export {
+        return None;
+    }
+    link.mcs_enabled().map(|m| m.export_mode)
+}
+
 /// Plans the mirror of one remote Service for one link.
 ///
 /// `service` is `None` when the remote Service does not exist (deleted): nothing should be
@@ -66,7 +75,7 @@ pub fn plan_service_observed(
         return Plan::Unselected;
     };
     let spec = &ctx.link.spec;
-    let Some(mode) = selected_mode(spec, &svc.labels) else {
+    let Some(mode) = selected_mode(spec, &svc.labels).or_else(|| mcs_mode(spec, svc)) else {
         return Plan::Unselected;
     };
     let target = ctx.target;

@@ -10,6 +10,7 @@
 
 pub mod copy;
 pub mod federation;
+pub mod mcs;
 pub mod mirror;
 
 use std::collections::BTreeMap;
@@ -66,6 +67,11 @@ pub struct RemoteService {
     pub headless: bool,
     /// `metadata.resourceVersion`, recorded as `mirror.linkerd.io/remote-resource-version`.
     pub resource_version: String,
+    /// A `ServiceExport` of the same name exists (KEP-1645): links with MCS export it like
+    /// the export label does.
+    pub service_export: bool,
+    /// `spec.sessionAffinity` when set (`ClientIP`); MCS imports carry it.
+    pub session_affinity: Option<String>,
 }
 
 /// An address of a remote Endpoints subset.

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::{Body, error_response, json_response};
 use crate::cluster::ClusterInner;
-use crate::resources::{RESOURCES, groups};
+use crate::resources::{RESOURCES, ResourceType, rt};
 use crate::status::ApiError;
 
 const VERBS: &[&str] = &[
@@ -36,25 +36,29 @@ pub(crate) fn route(
                 {"clientCIDR": "0.0.0.0/0", "serverAddress": cluster.addr.to_string()}
             ]
         }),
-        ["apis"] => json!({
-            "kind": "APIGroupList",
-            "apiVersion": "v1",
-            "groups": all_groups().iter().map(|g| group(g)).collect::<Vec<_>>(),
-        }),
-        ["api", "v1"] => resource_list("", "v1")?,
+        ["apis"] => {
+            let types = served(cluster);
+            json!({
+                "kind": "APIGroupList",
+                "apiVersion": "v1",
+                "groups": all_groups(&types).iter().map(|g| group(&types, g)).collect::<Vec<_>>(),
+            })
+        }
+        ["api", "v1"] => resource_list(&served(cluster), "", "v1")?,
         ["apis", g] => {
-            if !all_groups().contains(g) {
+            let types = served(cluster);
+            if !all_groups(&types).contains(g) {
                 return Some(error_response(&ApiError::path_not_found()));
             }
-            let mut v = group(g);
+            let mut v = group(&types, g);
             v["kind"] = json!("APIGroup");
             v["apiVersion"] = json!("v1");
             v
         }
-        ["apis", g, v] => resource_list(g, v)?,
-        ["openapi", "v3"] => super::openapi::root(),
-        ["openapi", "v3", "api", v] => super::openapi::group_version("", v)?,
-        ["openapi", "v3", "apis", g, v] => super::openapi::group_version(g, v)?,
+        ["apis", g, v] => resource_list(&served(cluster), g, v)?,
+        ["openapi", "v3"] => super::openapi::root(&served(cluster)),
+        ["openapi", "v3", "api", v] => super::openapi::group_version(cluster, "", v)?,
+        ["openapi", "v3", "apis", g, v] => super::openapi::group_version(cluster, g, v)?,
         ["openapi", ..] => return Some(error_response(&ApiError::path_not_found())),
         _ => return None,
     };
@@ -69,10 +73,23 @@ pub(crate) fn route(
 /// The group of the review APIs kubesim answers (no stored type of its own).
 const AUTHORIZATION_GROUP: &str = "authorization.k8s.io";
 
-fn all_groups() -> Vec<&'static str> {
-    let mut g = groups();
-    g.push(AUTHORIZATION_GROUP);
-    g
+/// The types a cluster serves: the built-in ones, then those of its established CRDs.
+pub(crate) fn served(cluster: &ClusterInner) -> Vec<&'static ResourceType> {
+    RESOURCES
+        .iter()
+        .chain(cluster.store.custom_types().into_iter().map(|(r, _)| rt(r)))
+        .collect()
+}
+
+fn all_groups(types: &[&'static ResourceType]) -> Vec<&'static str> {
+    let mut out: Vec<&'static str> = Vec::new();
+    for r in types {
+        if !r.group.is_empty() && !out.contains(&r.group) {
+            out.push(r.group);
+        }
+    }
+    out.push(AUTHORIZATION_GROUP);
+    out
 }
 
 /// Resources that are not stored types: the TokenRequest subresource and the self-subject
@@ -122,19 +139,26 @@ fn version() -> Value {
     })
 }
 
-fn group(name: &str) -> Value {
-    let version = RESOURCES
+fn group(types: &[&'static ResourceType], name: &str) -> Value {
+    let mut versions: Vec<&str> = Vec::new();
+    for r in types.iter().filter(|r| r.group == name) {
+        if !versions.contains(&r.version) {
+            versions.push(r.version);
+        }
+    }
+    if versions.is_empty() {
+        versions.push("v1");
+    }
+    let gvs: Vec<Value> = versions
         .iter()
-        .find(|r| r.group == name)
-        .map(|r| r.version)
-        .unwrap_or("v1");
-    let gv = json!({"groupVersion": format!("{name}/{version}"), "version": version});
-    json!({"name": name, "versions": [gv], "preferredVersion": gv})
+        .map(|v| json!({"groupVersion": format!("{name}/{v}"), "version": v}))
+        .collect();
+    json!({"name": name, "versions": gvs, "preferredVersion": gvs[0]})
 }
 
-fn resource_list(group: &str, version: &str) -> Option<Value> {
+fn resource_list(types: &[&'static ResourceType], group: &str, version: &str) -> Option<Value> {
     let mut resources = Vec::new();
-    for r in RESOURCES
+    for r in types
         .iter()
         .filter(|r| r.group == group && r.version == version)
     {
@@ -145,7 +169,7 @@ fn resource_list(group: &str, version: &str) -> Option<Value> {
             "kind": r.kind,
             "verbs": VERBS,
             "shortNames": r.short_names,
-            "categories": if r.kind == "Service" { vec!["all"] } else { vec![] },
+            "categories": r.categories,
             "storageVersionHash": "",
         }));
         if r.status {

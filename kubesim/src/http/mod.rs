@@ -232,7 +232,7 @@ async fn handle(cluster: Arc<ClusterInner>, req: Request<Incoming>) -> Response<
         let review = (*review).to_string();
         return resources::self_subject_review(&cluster, &user, &review, req).await;
     }
-    let Some(target) = resources::Target::parse(&segs) else {
+    let Some(target) = resources::Target::parse(&segs, &cluster.store) else {
         return error_response(&ApiError::path_not_found());
     };
     let attrs = request_attributes(req.method(), &target, &query);

@@ -1,10 +1,23 @@
 //! Minimal OpenAPI v3 documents: enough for kubectl to see that the server supports the
 //! `fieldValidation` query parameter (so it validates server-side instead of downloading
-//! schemas) and to map kinds to paths. Schemas are not published.
+//! schemas) and to map kinds to paths. Built-in schemas are not published; a custom type's
+//! schema is (from its CRD, as apiextensions-apiserver publishes it), which is what
+//! `kubectl explain` reads.
 
 use serde_json::{Map, Value, json};
 
-use crate::resources::RESOURCES;
+use crate::cluster::ClusterInner;
+use crate::resources::ResourceType;
+
+/// The OpenAPI definition name of a type: reversed group, version, kind
+/// (`io.x-k8s.multicluster.v1alpha1.ServiceExport`), as upstream names CRD schemas.
+pub(crate) fn definition_name(r: &ResourceType) -> String {
+    let mut parts: Vec<&str> = r.group.split('.').collect();
+    parts.reverse();
+    format!("{}.{}.{}", parts.join("."), r.version, r.kind)
+}
+
+const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
 
 fn gv_path(group: &str, version: &str) -> String {
     if group.is_empty() {
@@ -15,9 +28,9 @@ fn gv_path(group: &str, version: &str) -> String {
 }
 
 /// `/openapi/v3`: the index of group-version documents.
-pub(crate) fn root() -> Value {
+pub(crate) fn root(types: &[&'static ResourceType]) -> Value {
     let mut paths = Map::new();
-    for r in RESOURCES {
+    for r in types {
         let p = gv_path(r.group, r.version);
         paths.insert(
             p.clone(),
@@ -32,10 +45,40 @@ fn param(name: &str) -> Value {
 }
 
 /// `/openapi/v3/api/v1` and `/openapi/v3/apis/<group>/<version>`.
-pub(crate) fn group_version(group: &str, version: &str) -> Option<Value> {
+pub(crate) fn group_version(cluster: &ClusterInner, group: &str, version: &str) -> Option<Value> {
     let mut paths = Map::new();
-    for r in RESOURCES
-        .iter()
+    let mut schemas = Map::new();
+    for (idx, served) in cluster.store.custom_types() {
+        let r = crate::resources::rt(idx);
+        if r.group != group || r.version != version {
+            continue;
+        }
+        let mut schema = served.schema.clone();
+        schema["x-kubernetes-group-version-kind"] =
+            json!([{"group": r.group, "version": r.version, "kind": r.kind}]);
+        if schema.get("properties").is_some_and(Value::is_object) {
+            schema["properties"]["metadata"] = json!({
+                "description": "Standard object's metadata.",
+                "allOf": [{"$ref": format!("#/components/schemas/{OBJECT_META}")}],
+            });
+        }
+        schemas.insert(definition_name(r), schema);
+        schemas.insert(
+            OBJECT_META.to_string(),
+            json!({
+                "description": "ObjectMeta is metadata that all persisted resources must have.",
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string", "description": "Name must be unique within a namespace."},
+                    "namespace": {"type": "string", "description": "Namespace defines the space within which each name must be unique."},
+                    "labels": {"type": "object", "additionalProperties": {"type": "string"}, "description": "Map of string keys and values that can be used to organize and categorize objects."},
+                    "annotations": {"type": "object", "additionalProperties": {"type": "string"}, "description": "Annotations is an unstructured key value map."},
+                },
+            }),
+        );
+    }
+    for r in crate::http::discovery::served(cluster)
+        .into_iter()
         .filter(|r| r.group == group && r.version == version)
     {
         let gvk = json!({"group": r.group, "version": r.version, "kind": r.kind});
@@ -90,6 +133,6 @@ pub(crate) fn group_version(group: &str, version: &str) -> Option<Value> {
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": "v1.33.0"},
         "paths": paths,
-        "components": {"schemas": {}},
+        "components": {"schemas": schemas},
     }))
 }

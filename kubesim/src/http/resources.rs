@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::{Body, Query, error_response, json_response, table, watch};
 use crate::cluster::ClusterInner;
-use crate::resources::{RESOURCES, SECRETS, SERVICE_ACCOUNTS, find};
+use crate::resources::{SECRETS, SERVICE_ACCOUNTS};
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::{ApiError, ApiResult, cause};
 use crate::store::{Obj, PatchType, Preconditions, WriteCtx};
@@ -30,23 +30,27 @@ pub(crate) struct Target {
 }
 
 impl Target {
-    /// Parses `/api/v1/...` and `/apis/<group>/<version>/...` resource paths.
-    pub fn parse(segs: &[&str]) -> Option<Self> {
+    /// Parses `/api/v1/...` and `/apis/<group>/<version>/...` resource paths against the
+    /// types `store` serves.
+    pub fn parse(segs: &[&str], store: &crate::store::Store) -> Option<Self> {
         let (group, version, rest) = match segs {
             ["api", v, rest @ ..] => ("", *v, rest),
             ["apis", g, v, rest @ ..] => (*g, *v, rest),
             _ => return None,
         };
-        let namespaced_plural =
-            |p: &str| find(group, version, p).filter(|r| RESOURCES[*r].namespaced);
+        let namespaced_plural = |p: &str| {
+            store
+                .find(group, version, p)
+                .filter(|r| crate::resources::rt(*r).namespaced)
+        };
         let (resource, namespace, rest) = match rest {
             ["namespaces", ns, plural, tail @ ..] if namespaced_plural(plural).is_some() => {
                 (namespaced_plural(plural)?, Some(ns.to_string()), tail)
             }
-            [plural, tail @ ..] => (find(group, version, plural)?, None, tail),
+            [plural, tail @ ..] => (store.find(group, version, plural)?, None, tail),
             [] => return None,
         };
-        let rt = &RESOURCES[resource];
+        let rt = crate::resources::rt(resource);
         // A namespaced type addressed without a namespace may only be listed or watched.
         if rt.namespaced && namespace.is_none() && !rest.is_empty() {
             return None;
@@ -190,7 +194,7 @@ async fn handle_inner(
 ) -> ApiResult<Response<Body>> {
     let store = &cluster.store;
     let r = target.resource;
-    let rt = &RESOURCES[r];
+    let rt = crate::resources::rt(r);
     let ns = target.namespace.as_deref();
     let sub = target.subresource.as_deref().unwrap_or("");
     let as_table = wants_table(req.headers());
@@ -219,6 +223,7 @@ async fn handle_inner(
             let page = store.list(r, ns, &labels, &fields, limit, query.get("continue"))?;
             if as_table {
                 let t = table::table(
+                    &custom_columns(cluster, r),
                     r,
                     &page.items,
                     Some(page.rv),
@@ -232,7 +237,14 @@ async fn handle_inner(
         (&Method::GET, Some(name)) => {
             let obj = store.get(r, ns.unwrap_or(""), name)?;
             if as_table {
-                let t = table::table(r, std::slice::from_ref(&obj), None, &query, None);
+                let t = table::table(
+                    &custom_columns(cluster, r),
+                    r,
+                    std::slice::from_ref(&obj),
+                    None,
+                    &query,
+                    None,
+                );
                 return Ok(json_response(200, t.to_string()));
             }
             Ok(json_response(200, obj.json.clone()))
@@ -282,6 +294,13 @@ async fn handle_inner(
                     )));
                 }
             };
+            if ty == PatchType::Strategic && rt.custom {
+                // Custom resources have no Go struct tags to drive a strategic merge
+                // (apiextensions-apiserver `crdHandler` lists the patch types it accepts).
+                return Err(ApiError::unsupported_media(
+                    "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+                ));
+            }
             if ty == PatchType::Apply && query.get("fieldManager").is_none_or(str::is_empty) {
                 return Err(ApiError::invalid(
                     "PatchOptions",
@@ -352,10 +371,7 @@ async fn handle_inner(
             };
             Ok(json_response(200, list_body(r, &page)))
         }
-        _ => {
-            let _ = rt;
-            Err(ApiError::method_not_allowed(method.as_str()))
-        }
+        _ => Err(ApiError::method_not_allowed(method.as_str())),
     }
 }
 
@@ -398,9 +414,18 @@ pub(crate) async fn self_subject_review(
     }
 }
 
+/// The `additionalPrinterColumns` of a custom type (empty for built-in types).
+pub(crate) fn custom_columns(cluster: &ClusterInner, r: usize) -> Vec<Value> {
+    cluster
+        .store
+        .served(r)
+        .map(|s| s.columns)
+        .unwrap_or_default()
+}
+
 /// A `<Kind>List` body, concatenated from stored bytes.
 fn list_body(r: usize, page: &crate::store::ListPage) -> Bytes {
-    let rt = &RESOURCES[r];
+    let rt = crate::resources::rt(r);
     let size: usize = page.items.iter().map(|o| o.json.len() + 1).sum();
     let mut out = BytesMut::with_capacity(size + 256);
     out.extend_from_slice(
@@ -457,42 +482,53 @@ mod tests {
 
     #[test]
     fn parses_the_kubernetes_url_layout() {
-        let t = Target::parse(&[
-            "api",
-            "v1",
-            "namespaces",
-            "default",
-            "services",
-            "web",
-            "status",
-        ])
+        let store = crate::store::Store::new(10);
+        let t = Target::parse(
+            &[
+                "api",
+                "v1",
+                "namespaces",
+                "default",
+                "services",
+                "web",
+                "status",
+            ],
+            &store,
+        )
         .unwrap();
         assert_eq!(
             (t.resource, t.namespace.as_deref(), t.name.as_deref()),
             (SERVICES, Some("default"), Some("web"))
         );
         assert_eq!(t.subresource.as_deref(), Some("status"));
-        let t = Target::parse(&["api", "v1", "namespaces", "default"]).unwrap();
+        let t = Target::parse(&["api", "v1", "namespaces", "default"], &store).unwrap();
         assert_eq!(
             (t.resource, t.name.as_deref()),
             (NAMESPACES, Some("default"))
         );
-        let t = Target::parse(&["api", "v1", "services"]).unwrap();
+        let t = Target::parse(&["api", "v1", "services"], &store).unwrap();
         assert_eq!((t.resource, t.namespace, t.name), (SERVICES, None, None));
-        let t = Target::parse(&[
-            "apis",
-            "coordination.k8s.io",
-            "v1",
-            "namespaces",
-            "x",
-            "leases",
-        ])
+        let t = Target::parse(
+            &[
+                "apis",
+                "coordination.k8s.io",
+                "v1",
+                "namespaces",
+                "x",
+                "leases",
+            ],
+            &store,
+        )
         .unwrap();
-        assert_eq!(RESOURCES[t.resource].kind, "Lease");
-        assert!(Target::parse(&["api", "v1", "services", "web"]).is_none());
-        assert!(Target::parse(&["api", "v1", "pods"]).is_none());
+        assert_eq!(crate::resources::rt(t.resource).kind, "Lease");
+        assert!(Target::parse(&["api", "v1", "services", "web"], &store).is_none());
+        assert!(Target::parse(&["api", "v1", "pods"], &store).is_none());
         assert!(
-            Target::parse(&["api", "v1", "namespaces", "d", "configmaps", "c", "status"]).is_none()
+            Target::parse(
+                &["api", "v1", "namespaces", "d", "configmaps", "c", "status"],
+                &store
+            )
+            .is_none()
         );
     }
 }

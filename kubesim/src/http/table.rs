@@ -6,7 +6,6 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::Query;
-use crate::resources::RESOURCES;
 use crate::store::Obj;
 
 fn col(name: &str, ty: &str, format: &str, priority: u8) -> Value {
@@ -261,9 +260,71 @@ fn cells(kind: &str, v: &Value) -> Vec<Value> {
     }
 }
 
-/// One table row, with the object as `includeObject` asks (`Metadata` by default).
-pub(crate) fn row(kind: &str, v: &Value, include: Option<&str>) -> Value {
-    let mut row = json!({"cells": cells(kind, v)});
+/// The columns of a custom type: `Name`, then its `additionalPrinterColumns`
+/// (apiextensions-apiserver `tableconvertor`); `Age` only when none are declared.
+fn custom_column_defs(custom: &[Value]) -> Vec<Value> {
+    let mut out = vec![col("Name", "string", "name", 0)];
+    if custom.is_empty() {
+        out.push(col("Age", "date", "", 0));
+    }
+    for c in custom {
+        let text = |k: &str| c.get(k).and_then(Value::as_str).unwrap_or("");
+        let mut d = col(
+            text("name"),
+            text("type"),
+            text("format"),
+            c.get("priority").and_then(Value::as_u64).unwrap_or(0) as u8,
+        );
+        d["description"] = json!(text("description"));
+        out.push(d);
+    }
+    out
+}
+
+/// A simple JSONPath (`.spec.type`, `.metadata.creationTimestamp`) of a printer column.
+fn json_path<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
+    let mut cur = v;
+    for part in path
+        .trim_start_matches('.')
+        .split('.')
+        .filter(|p| !p.is_empty())
+    {
+        cur = cur.get(part)?;
+    }
+    Some(cur)
+}
+
+fn custom_cells(custom: &[Value], v: &Value) -> Vec<Value> {
+    let mut out = vec![json!(s(v, "/metadata/name"))];
+    if custom.is_empty() {
+        out.push(json!(age(v
+            .pointer("/metadata/creationTimestamp")
+            .and_then(Value::as_str))));
+    }
+    for c in custom {
+        let path = c.get("jsonPath").and_then(Value::as_str).unwrap_or("");
+        let ty = c.get("type").and_then(Value::as_str).unwrap_or("string");
+        let cell = match json_path(v, path) {
+            None => Value::Null,
+            Some(x) if ty == "date" => json!(age(x.as_str())),
+            Some(Value::String(x)) => json!(x),
+            Some(x @ (Value::Number(_) | Value::Bool(_))) => x.clone(),
+            Some(x) => json!(x.to_string()),
+        };
+        out.push(cell);
+    }
+    out
+}
+
+/// One table row, with the object as `includeObject` asks (`Metadata` by default). `custom`
+/// are the printer columns of a custom type.
+pub(crate) fn row(custom: &[Value], kind: &str, v: &Value, include: Option<&str>) -> Value {
+    let cells = if custom.is_empty() && !custom_kind(kind) {
+        cells(kind, v)
+    } else {
+        custom_cells(custom, v)
+    };
+    let mut row = json!({"cells": cells});
     match include {
         Some("None") => {}
         Some("Object") => row["object"] = v.clone(),
@@ -278,20 +339,27 @@ pub(crate) fn row(kind: &str, v: &Value, include: Option<&str>) -> Value {
     row
 }
 
-/// A `Table` of objects of resource type `r`.
+/// Whether a kind is not one of the built-in kinds printed by [`columns`].
+fn custom_kind(kind: &str) -> bool {
+    !crate::resources::RESOURCES.iter().any(|r| r.kind == kind)
+}
+
+/// A `Table` of objects of resource type `r` (`custom`: its printer columns if custom).
 pub(crate) fn table(
+    custom: &[Value],
     r: usize,
     items: &[Arc<Obj>],
     rv: Option<u64>,
     query: &Query,
     cont: Option<&str>,
 ) -> Value {
-    let kind = RESOURCES[r].kind;
+    let kind = crate::resources::rt(r).kind;
+    let is_custom = crate::resources::rt(r).custom;
     let include = query.get("includeObject");
     let rows: Vec<Value> = items
         .iter()
         .filter_map(|o| serde_json::from_slice::<Value>(&o.json).ok())
-        .map(|v| row(kind, &v, include))
+        .map(|v| row(custom, kind, &v, include))
         .collect();
     let mut meta = json!({});
     if let Some(rv) = rv {
@@ -304,7 +372,7 @@ pub(crate) fn table(
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
         "metadata": meta,
-        "columnDefinitions": columns(kind),
+        "columnDefinitions": if is_custom { custom_column_defs(custom) } else { columns(kind) },
         "rows": rows,
     })
 }

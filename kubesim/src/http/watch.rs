@@ -17,7 +17,6 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use super::resources::Target;
 use super::{Body, Query, table};
 use crate::cluster::ClusterInner;
-use crate::resources::RESOURCES;
 use crate::selector::{FieldSelector, LabelSelector};
 use crate::status::{ApiError, ApiResult};
 use crate::store::{Event, Obj};
@@ -30,6 +29,7 @@ const BOOKMARK_INTERVAL: Duration = Duration::from_secs(5);
 
 struct Encoder {
     kind: &'static str,
+    columns: Vec<Value>,
     api_version: String,
     as_table: bool,
     include: Option<String>,
@@ -48,7 +48,7 @@ impl Encoder {
                 "apiVersion": "meta.k8s.io/v1",
                 "metadata": {"resourceVersion": obj.rv.to_string()},
                 "columnDefinitions": [],
-                "rows": [table::row(self.kind, &v, self.include.as_deref())],
+                "rows": [table::row(&self.columns, self.kind, &v, self.include.as_deref())],
             });
             out.extend_from_slice(t.to_string().as_bytes());
         } else {
@@ -88,7 +88,7 @@ pub(crate) fn serve(
     as_table: bool,
 ) -> ApiResult<Response<Body>> {
     let r = target.resource;
-    let rt = &RESOURCES[r];
+    let rt = crate::resources::rt(r);
     let send_initial = query.flag("sendInitialEvents");
     let rv = match query.get("resourceVersion") {
         _ if send_initial => None,
@@ -106,6 +106,7 @@ pub(crate) fn serve(
     let bookmarks = query.flag("allowWatchBookmarks");
     let enc = Encoder {
         kind: rt.kind,
+        columns: super::resources::custom_columns(cluster, r),
         api_version: rt.api_version(),
         as_table,
         include: query.get("includeObject").map(str::to_string),

@@ -148,7 +148,8 @@ fn mesh(clusters: &[ClusterFacts]) -> anyhow::Result<String> {
     let mut out = String::from(
         "# Full mesh: every cluster mirrors every other cluster's exported services.\n\
          # A Link is directed: `source` receives mirrors of what `target` exports; selectors default to\n\
-         # Linkerd's (mirror.linkerd.io/exported=true | remote-discovery, mirror.linkerd.io/federated=member).\n",
+         # Linkerd's (mirror.linkerd.io/exported=true | remote-discovery, mirror.linkerd.io/federated=member);\n\
+         # `mcs` also exports every Service that has a ServiceExport (Kubernetes MCS, docs/mcs.md).\n",
     );
     let mut first = true;
     for s in clusters {
@@ -161,7 +162,13 @@ fn mesh(clusters: &[ClusterFacts]) -> anyhow::Result<String> {
                 "apiVersion": "linkplane.io/v1alpha1",
                 "kind": "Link",
                 "metadata": {"name": format!("{}-from-{}", s.name, t.name)},
-                "spec": {"source": s.name, "target": t.name, "enableHeadlessServices": true},
+                "spec": {
+                    "source": s.name,
+                    "target": t.name,
+                    "enableHeadlessServices": true,
+                    // Multi-Cluster Services: ServiceExports in, ServiceImports out (docs/mcs.md).
+                    "mcs": {"enabled": true},
+                },
             }))?);
         }
     }
@@ -253,6 +260,7 @@ mod tests {
         let l = &rev.links["a-from-b"].value.spec;
         assert_eq!((l.source.as_str(), l.target.as_str()), ("a", "b"));
         assert!(l.enable_headless_services);
+        assert!(l.mcs_enabled().is_some_and(|m| m.install));
     }
 
     #[test]

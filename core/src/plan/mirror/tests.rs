@@ -59,6 +59,8 @@ fn svc(labels: &[(&str, &str)]) -> RemoteService {
         ],
         headless: false,
         resource_version: "42".into(),
+        service_export: false,
+        session_affinity: None,
     }
 }
 
