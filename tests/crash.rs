@@ -15,7 +15,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use linkplane_e2e::dev::{DevEnv, eventually};
+use linkplane_e2e::dev::{DevEnv, EAST_SAMPLE_MIRRORS, eventually};
 
 const BULK: usize = 10;
 
@@ -146,7 +146,7 @@ async fn kill_9_at_random_moments_converges_exactly() {
     let want: BTreeSet<String> = (0..BULK)
         .filter(|i| exported[*i])
         .map(|i| format!("bulk-{i}-east"))
-        .chain(["web-east".to_string()])
+        .chain(EAST_SAMPLE_MIRRORS.map(String::from))
         .collect();
     let converged = Instant::now();
     eventually(

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Service;
 use kube::Api;
-use linkplane_e2e::dev::{DevEnv, eventually};
+use linkplane_e2e::dev::{DevEnv, EAST_SAMPLE_MIRRORS, eventually};
 use serde_json::Value;
 
 const CONVERGE: Duration = Duration::from_secs(30);
@@ -314,7 +314,7 @@ async fn server_killed_mid_sync_restarts_into_the_desired_state() {
     let mut names: Vec<&str> = west.split_whitespace().collect();
     names.sort();
     let mut expected: Vec<String> = (0..20).map(|i| format!("bulk-{i}-east")).collect();
-    expected.push("web-east".into());
+    expected.extend(EAST_SAMPLE_MIRRORS.map(String::from));
     expected.sort();
     assert_eq!(
         names,
@@ -322,5 +322,9 @@ async fn server_killed_mid_sync_restarts_into_the_desired_state() {
     );
     let rows = mirrors_of(&env, "west").await;
     let east_rows = rows.iter().filter(|(n, _)| n.ends_with("-east")).count();
-    assert_eq!(east_rows, 21, "one state row per mirror: {rows:?}");
+    assert_eq!(
+        east_rows,
+        expected.len(),
+        "one state row per mirror: {rows:?}"
+    );
 }

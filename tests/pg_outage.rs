@@ -12,7 +12,7 @@ use std::{
 };
 
 use linkplane_e2e::{
-    dev::{DevEnv, eventually},
+    dev::{DevEnv, EAST_SAMPLE_MIRRORS, eventually},
     postgres::PrivatePostgres,
 };
 
@@ -68,7 +68,16 @@ async fn mirror_states_made_while_postgres_is_stopped_reach_the_api_when_it_retu
         ],
     );
     assert!(ok, "kubectl label web: {out}");
-    let want: BTreeSet<String> = (0..BULK).map(|i| format!("outage-{i}-east")).collect();
+    // web is withdrawn; east's other sample export stays.
+    let want: BTreeSet<String> = (0..BULK)
+        .map(|i| format!("outage-{i}-east"))
+        .chain(
+            EAST_SAMPLE_MIRRORS
+                .iter()
+                .filter(|m| **m != "web-east")
+                .map(|m| m.to_string()),
+        )
+        .collect();
 
     // Reconciling does not wait for the database: the clusters converge during the outage.
     eventually(

@@ -11,6 +11,10 @@ use std::{
 
 use serde_json::Value;
 
+/// Mirrors of east's sample exports in every other cluster of `linkplane dev`: `web` (export
+/// label, gateway mode) and `cart` (a `ServiceExport`, MCS), before a test changes anything.
+pub const EAST_SAMPLE_MIRRORS: [&str; 2] = ["cart-east", "web-east"];
+
 /// The facts `linkplane dev` writes to `<state-dir>/dev.json`.
 #[derive(Debug, Clone, serde::Deserialize)]
 pub struct DevFacts {
