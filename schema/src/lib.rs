@@ -16,6 +16,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 mod plain;
+mod relay;
 mod shape;
 
 use std::{

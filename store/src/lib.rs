@@ -28,6 +28,7 @@ pub mod sync_history;
 mod test_support;
 pub mod tokens;
 pub mod topology;
+pub mod windows;
 
 use std::{str::FromStr as _, time::Duration};
 

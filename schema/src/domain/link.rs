@@ -14,7 +14,7 @@ use crate::{
     auth::{Role, RoleGuard},
     common::{
         LabelSelector, Total, db, id_cursor, loader, page_fetched, page_size, page_sorted_both,
-        paged_complexity, paged_complexity_both, tables, with_fields,
+        paged_complexity_both, tables, with_fields,
     },
     db::{MirrorPageOf, one},
     domain::{
@@ -232,7 +232,8 @@ impl LinkNode {
         Ok(c.into())
     }
     /// This link's mirrors, ordered by id.
-    #[graphql(complexity = "paged_complexity(first, child_complexity)")]
+    #[graphql(complexity = "paged_complexity_both(first, last, child_complexity)")]
+    #[allow(clippy::too_many_arguments)]
     async fn mirrors(
         &self,
         ctx: &Context<'_>,
@@ -240,6 +241,8 @@ impl LinkNode {
         state: Option<MirrorState>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> async_graphql::Result<FastConnection<Mirror, MirrorTotal>> {
         mirror_page(
             ctx,
@@ -249,12 +252,17 @@ impl LinkNode {
             state,
             first,
             after,
+            last,
+            before,
         )
         .await
     }
 }
 
-/// One page of a parent's mirrors through the batching loader.
+/// One page of a parent's mirrors: forward pages (`first`/`after`, the common case) through
+/// the batching loader, one statement for every parent of a level; backward pages (`last`,
+/// `before`) with one statement each (a client paging backwards pages one parent at a time).
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn mirror_page(
     ctx: &Context<'_>,
     by: MirrorParent,
@@ -263,7 +271,15 @@ pub(crate) async fn mirror_page(
     state: Option<MirrorState>,
     first: Option<i32>,
     after: Option<String>,
+    last: Option<i32>,
+    before: Option<String>,
 ) -> async_graphql::Result<FastConnection<Mirror, MirrorTotal>> {
+    if last.is_some() || before.is_some() {
+        return Ok(crate::domain::mirror::mirror_window(
+            ctx, by, parent, namespace, state, first, after, last, before,
+        )
+        .await?);
+    }
     let first_n = page_size(first)?;
     let after_id = id_cursor(after.as_deref())?;
     let (total_namespace, total_state) = (namespace.clone(), state);
