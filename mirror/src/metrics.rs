@@ -51,6 +51,9 @@ pub struct Metrics {
     writes_by_cluster: Family<Labels, Counter>,
     /// `linkplane_mirror_errors{cluster, kind}`: failed reconciles by error kind.
     pub mirror_errors: Family<Labels, Counter>,
+    /// The last probes of each target gateway, for exact percentiles in the API (not
+    /// exported: the histogram above is the Prometheus view).
+    pub probe_windows: linkplane_core::probes::ProbeWindows,
 }
 
 impl Default for Metrics {
@@ -69,6 +72,7 @@ impl Default for Metrics {
             mirror_writes: Family::default(),
             writes_by_cluster: Family::default(),
             mirror_errors: Family::default(),
+            probe_windows: Default::default(),
         }
     }
 }
@@ -163,6 +167,7 @@ impl Metrics {
         self.gateway_alive.remove(&l);
         self.gateway_latency.remove(&l);
         self.gateway_probe_latency_ms.remove(&l);
+        self.probe_windows.remove(target);
         for ok in ["true", "false"] {
             let mut p = l.clone();
             p.push(("probe_successful", ok.to_string()));

@@ -174,6 +174,8 @@ pub struct ApiContext {
     pub events: Arc<EventHub>,
     /// Checks a kubeconfig before `setClusterCredentials` stores it.
     pub kubeconfig_check: Option<KubeconfigCheck>,
+    /// The prober's recent results per target gateway (`GatewayProbe.latency`).
+    pub probe_windows: Option<linkplane_core::probes::ProbeWindows>,
 }
 
 /// Checks kubeconfig text, answering why it is unusable (never quoting it). The server passes
@@ -196,6 +198,8 @@ pub struct ApiOptions {
     pub on_error: Option<ErrorObserver>,
     /// Kubeconfig check of `setClusterCredentials`.
     pub kubeconfig_check: Option<KubeconfigCheck>,
+    /// The mirror's probe windows, when this process runs the gateway prober.
+    pub probe_windows: Option<linkplane_core::probes::ProbeWindows>,
 }
 
 /// The API: schema plus the counted database handle. Cheap to clone.
@@ -266,6 +270,7 @@ impl Api {
             credentials_key: options.credentials_key,
             events: Arc::new(EventHub::new(store)),
             kubeconfig_check: options.kubeconfig_check,
+            probe_windows: options.probe_windows,
         };
         let build = |max_depth: usize| {
             builder()

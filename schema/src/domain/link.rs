@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Context, Object, SimpleObject, Value, parser::types::Field};
+use async_graphql::{ComplexObject, Context, Object, SimpleObject, Value, parser::types::Field};
 use chrono::{DateTime, Utc};
 use linkplane_store::{
     gateways::GatewayHealth,
@@ -27,6 +27,7 @@ use crate::{
 
 /// The latest gateway probe for one link (the link's target gateway, probed for that link).
 #[derive(SimpleObject, Debug, Clone)]
+#[graphql(complex)]
 pub struct GatewayProbe {
     /// Link name.
     pub link: String,
@@ -55,6 +56,52 @@ impl From<&GatewayHealth> for GatewayProbe {
             last_probe_at: g.last_probe_at,
             last_transition: g.last_transition,
         }
+    }
+}
+
+/// Probe latency over the recent probes of a target gateway (the last 100: five minutes at the
+/// default 3 s period), nearest-rank percentiles of the successful ones.
+#[derive(SimpleObject, Debug, Clone, Copy)]
+pub struct GatewayLatency {
+    /// Median latency, milliseconds.
+    pub p50: f64,
+    /// 95th percentile, milliseconds.
+    pub p95: f64,
+    /// 99th percentile, milliseconds.
+    pub p99: f64,
+    /// Probes in the window.
+    pub probes: i32,
+    /// Successful probes in the window (the percentiles' samples).
+    pub successes: i32,
+}
+
+#[ComplexObject]
+impl GatewayProbe {
+    /// Latency percentiles of the target gateway's recent probes; null before a successful
+    /// probe, or when this server process does not run the prober (a server started with
+    /// `--no-reconcile`, or a replica that does not hold the mirror).
+    async fn latency(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<GatewayLatency>> {
+        let Some(windows) = ctx
+            .data_opt::<crate::ApiContext>()
+            .and_then(|a| a.probe_windows.as_ref())
+        else {
+            return Ok(None);
+        };
+        let links = tables(ctx)?.links().await?;
+        let Some(link) = links.get(&self.link) else {
+            return Ok(None);
+        };
+        Ok(windows
+            .summary(&link.stored.value.spec.target)
+            .and_then(|s| {
+                s.latency.map(|p| GatewayLatency {
+                    p50: p.p50,
+                    p95: p.p95,
+                    p99: p.p99,
+                    probes: s.probes as i32,
+                    successes: s.successes as i32,
+                })
+            }))
     }
 }
 

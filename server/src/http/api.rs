@@ -96,6 +96,7 @@ pub async fn build(
     args: &ApiArgs,
     sync: Option<linkplane_gitops::SyncHandle>,
     credentials_key: Option<Arc<CredentialsKey>>,
+    probe_windows: Option<linkplane_core::probes::ProbeWindows>,
     mut registry: Registry,
 ) -> anyhow::Result<ApiState> {
     if let Some(token) = &args.bootstrap_admin_token {
@@ -126,6 +127,7 @@ pub async fn build(
             credentials_key,
             on_error: Some(Arc::new(move |code: &str| observer.graphql_error(code))),
             kubeconfig_check: Some(linkplane_mirror::credentials::check_kubeconfig),
+            probe_windows,
         },
     );
     Ok(ApiState {
