@@ -39,7 +39,9 @@ use linkplane_store::{Store, credentials::CredentialsKey};
 
 pub use auth::{Principal, Role};
 pub use db::Db;
-pub use domain::git::{BoxFuture, SyncError, SyncReport, SyncService};
+pub use domain::git::{
+    BoxFuture, PlannedObject, PlannedRevision, SyncError, SyncReport, SyncService,
+};
 pub use error::{ApiError, code_of, codes};
 
 use domain::{
