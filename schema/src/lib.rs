@@ -54,6 +54,7 @@ use domain::{
     mirror::MirrorQuery,
     node::NodeQuery,
     policy::PolicyQuery,
+    server_info::ServerInfoQuery,
     tokens::{TokenMutation, TokenQuery},
     topology::TopologyQuery,
 };
@@ -71,6 +72,7 @@ pub struct Query(
     TokenQuery,
     AuditQuery,
     NodeQuery,
+    ServerInfoQuery,
 );
 
 /// Every mutation root, merged.

@@ -59,3 +59,26 @@ async fn gateway_latency_is_the_percentiles_of_the_recent_probes_of_the_target(p
     let d = run(&without, Q).await;
     assert_eq!(d["link"]["gateway"]["latency"], Value::Null);
 }
+
+/// `serverInfo.migrations`: what `linkplane check` reports as the migration level.
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn server_info_reports_the_migration_level(pool: sqlx::PgPool) {
+    let api = support::api(pool.clone());
+    let q = "{ serverInfo { version migrations { current applied pending { version } unknown embedded { version } } } }";
+    let d = run(&api, q).await;
+    let m = &d["serverInfo"]["migrations"];
+    assert_eq!(m["current"], true, "{m}");
+    assert_eq!(
+        m["applied"].as_array().unwrap().len(),
+        m["embedded"].as_array().unwrap().len()
+    );
+    sqlx::query("UPDATE _sqlx_migrations SET version = 9999 WHERE version = 1")
+        .execute(&pool)
+        .await
+        .unwrap();
+    let d = run(&api, q).await;
+    let m = &d["serverInfo"]["migrations"];
+    assert_eq!(m["current"], false);
+    assert_eq!(m["pending"], json!([{"version": 1}]));
+    assert_eq!(m["unknown"], json!([9999]));
+}

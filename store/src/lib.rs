@@ -22,6 +22,7 @@ pub mod mirrors;
 pub mod owner;
 pub mod policies;
 pub mod reconcilers;
+pub mod schema_version;
 mod spec_table;
 pub mod sync_history;
 #[cfg(test)]
