@@ -402,6 +402,7 @@ pub async fn checks(client: &Client, only: Option<&str>) -> Result<Vec<Check>> {
             Some("the server's /readyz could not be read: is a proxy in front of it?".into()),
         )),
     }
+    out.extend(crate::server_checks::checks(client).await?);
     let fleet = client.run::<Fleet>(ops::fleet::Variables).await?;
     if fleet.git_sources.nodes.is_empty() {
         out.push(check(
