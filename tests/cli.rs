@@ -710,6 +710,142 @@ async fn rollback_unpin_suspend_and_resume_are_seen_in_the_clusters() {
     assert_eq!(source["suspended"], false, "{source}");
 }
 
+/// `diff --revision` plans a commit the engine has not applied (Argo CD's `app diff --revision`
+/// shows the target revision against the live state without syncing); `check` reports the
+/// migration level and Git reachability; a viewer's `diff` works; `gateways` shows the latency
+/// percentiles of the recent probes (the p50/p95/p99 columns of `linkerd multicluster gateways`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diff_revision_plans_without_applying_and_check_reads_the_server_level() {
+    let env = DevEnv::start();
+    let cli = Cli::new(&env);
+    healthy(&cli).await;
+
+    let check = cli.run(&["check"]).ok();
+    for line in [
+        "✓ database migrations current",
+        "✓ Git source dev reachable",
+    ] {
+        assert!(check.stdout.contains(line), "{line}: {}", check.stdout);
+    }
+    let checks = cli.run(&["check", "-o", "json"]).ok().json();
+    let migrations = checks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "database migrations current")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(migrations["outcome"], "ok", "{checks}");
+
+    // Percentiles once the prober has a few probes of each target in its window.
+    let gateways = eventually(CONVERGE, "latency percentiles", || async {
+        let g = cli.run(&["gateways", "-o", "json"]).ok().json();
+        g.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["latencyP50Ms"].is_number())
+            .then_some(g)
+    })
+    .await;
+    for r in gateways.as_array().unwrap() {
+        let (p50, p95, p99) = (
+            r["latencyP50Ms"].as_f64().unwrap(),
+            r["latencyP95Ms"].as_f64().unwrap(),
+            r["latencyP99Ms"].as_f64().unwrap(),
+        );
+        assert!(p50 > 0.0 && p50 <= p95 && p95 <= p99, "{r}");
+    }
+    let rows = table(&cli.run(&["gateways"]).ok().stdout);
+    assert_eq!(rows.len(), 6, "{rows:?}");
+    assert!(
+        rows.iter()
+            .all(|r| r["LATENCY_P50"].ends_with("ms") && r["LATENCY_P99"].ends_with("ms")),
+        "{rows:?}"
+    );
+    let behind: Vec<String> = gateways
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["mirrors"].to_string())
+        .collect();
+    assert_eq!(
+        column(&rows, "NUM_SVC"),
+        behind,
+        "NUM_SVC is the JSON's mirrors"
+    );
+
+    // A commit the engine does not apply (the source is suspended): one field of one cluster.
+    cli.run(&["suspend", "dev"]).ok();
+    let east = env.read_repo_file("clusters/east.yaml");
+    assert!(east.contains("clusterDomain: cluster.local"));
+    env.commit(
+        "clusters/east.yaml",
+        Some(&east.replace("clusterDomain: cluster.local", "clusterDomain: east.local")),
+        "east gets its own cluster domain",
+    );
+    let planned = cli.run(&["diff", "dev", "--revision", "main", "-o", "json"]);
+    assert_eq!(planned.code, 1, "changes exit 1: {planned:?}");
+    let plan = planned.json();
+    assert_eq!(plan["requested"], "main");
+    assert_eq!(plan["noop"], false);
+    assert_eq!(
+        plan["changes"],
+        serde_json::json!([{"kind": "CLUSTER", "name": "east", "change": "UPDATE",
+            "fields": [{"path": "spec.clusterDomain", "desired": "\"east.local\"",
+                        "actual": "\"cluster.local\"", "redacted": false}]}]),
+        "{plan}"
+    );
+    let commit = plan["revision"].as_str().unwrap().to_string();
+    let text = cli.run(&["diff", "dev", "--revision", &commit[..10]]);
+    assert_eq!(text.code, 1);
+    assert!(
+        text.stdout.contains("===== Cluster east (update) ======")
+            && text
+                .stdout
+                .contains("< spec.clusterDomain: \"cluster.local\"")
+            && text.stdout.contains("> spec.clusterDomain: \"east.local\""),
+        "{}",
+        text.stdout
+    );
+    // Nothing was applied.
+    let cluster = cli.run(&["get", "clusters", "east", "-o", "json"]).ok();
+    assert!(
+        cluster.stdout.contains("cluster.local") && !cluster.stdout.contains("east.local"),
+        "{}",
+        cluster.stdout
+    );
+    let unknown = cli.run(&["diff", "dev", "--revision", "no-such-branch"]);
+    assert_eq!(unknown.code, 2, "{unknown:?}");
+    assert!(
+        unknown.stderr.contains("BAD_USER_INPUT")
+            && unknown.stderr.contains("not a commit, branch or tag"),
+        "{}",
+        unknown.stderr
+    );
+
+    // A viewer's `diff` (drift and a revision) works: drift of non-secret fields is viewable.
+    let viewer = Command::new(&cli.bin)
+        .args(["token", "create", "--role", "viewer", "--name", "ci"])
+        .args(["--database-url", &env.facts.database_url])
+        .env_remove("DATABASE_URL")
+        .env("LINKPLANE_LOG", "warn")
+        .output()
+        .expect("token create runs");
+    assert!(viewer.status.success());
+    let viewer = String::from_utf8_lossy(&viewer.stdout).trim().to_string();
+    let drift = cli.run_as(&viewer, &["diff"]);
+    assert_eq!(drift.code, 0, "{drift:?}");
+    let planned = cli.run_as(
+        &viewer,
+        &["diff", "dev", "--revision", "main", "-o", "json"],
+    );
+    assert_eq!(planned.code, 1, "{planned:?}");
+    assert_eq!(
+        planned.json()["changes"][0]["fields"][0]["path"],
+        "spec.clusterDomain"
+    );
+}
+
 #[test]
 fn completions_for_three_shells_and_a_man_page_cover_every_sub_command() {
     let bin = linkplane_e2e::binary::linkplane().expect("linkplane builds");

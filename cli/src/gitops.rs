@@ -19,6 +19,10 @@ use crate::{
 pub struct DiffArgs {
     /// The Git source (default: every source).
     pub source: Option<String>,
+    /// Plan this revision (commit, branch or tag) of the source instead of showing drift:
+    /// what applying it would change, field by field, without applying it.
+    #[arg(long, value_name = "REF")]
+    pub revision: Option<String>,
     /// Output format (`wide` is `table` here).
     #[arg(long, short = 'o', value_enum, default_value_t)]
     pub output: Format,
@@ -44,6 +48,10 @@ pub struct SourceDrift {
 /// Runs `diff`: exit 0 when nothing drifted, 1 otherwise.
 pub async fn diff(args: DiffArgs) -> Result<ExitCode> {
     let client = args.conn.client()?;
+    if let Some(revision) = &args.revision {
+        return crate::plan::diff_revision(&client, args.source.as_deref(), revision, args.output)
+            .await;
+    }
     let nodes = client
         .run::<Drift>(ops::drift::Variables)
         .await?

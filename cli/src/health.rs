@@ -402,6 +402,7 @@ pub async fn checks(client: &Client, only: Option<&str>) -> Result<Vec<Check>> {
             Some("the server's /readyz could not be read: is a proxy in front of it?".into()),
         )),
     }
+    out.extend(crate::server_checks::checks(client).await?);
     let fleet = client.run::<Fleet>(ops::fleet::Variables).await?;
     if fleet.git_sources.nodes.is_empty() {
         out.push(check(
@@ -812,6 +813,15 @@ pub struct GatewayRow {
     pub alive: Option<bool>,
     /// Latency of the last successful probe.
     pub latency_ms: Option<f64>,
+    /// Median probe latency over the server's window of recent probes (null when the server
+    /// does not run the prober, or before a success).
+    pub latency_p50_ms: Option<f64>,
+    /// 95th percentile of the same window.
+    pub latency_p95_ms: Option<f64>,
+    /// 99th percentile of the same window.
+    pub latency_p99_ms: Option<f64>,
+    /// Probes in that window.
+    pub window_probes: Option<i64>,
     /// Failures since the last success.
     pub consecutive_failures: i64,
     /// Gateway-mode mirrors of this link: the services behind this gateway.
@@ -866,6 +876,26 @@ pub async fn gateways(args: GatewaysArgs) -> Result<ExitCode> {
                 .map(|g| format!("{}:{}", g.addresses.join(","), g.port)),
             alive: l.gateway.as_ref().map(|g| g.alive),
             latency_ms: l.gateway.as_ref().and_then(|g| g.latency_ms),
+            latency_p50_ms: l
+                .gateway
+                .as_ref()
+                .and_then(|g| g.latency.as_ref())
+                .map(|p| p.p50),
+            latency_p95_ms: l
+                .gateway
+                .as_ref()
+                .and_then(|g| g.latency.as_ref())
+                .map(|p| p.p95),
+            latency_p99_ms: l
+                .gateway
+                .as_ref()
+                .and_then(|g| g.latency.as_ref())
+                .map(|p| p.p99),
+            window_probes: l
+                .gateway
+                .as_ref()
+                .and_then(|g| g.latency.as_ref())
+                .map(|p| p.probes),
             consecutive_failures: l
                 .gateway
                 .as_ref()
@@ -884,47 +914,63 @@ pub async fn gateways(args: GatewaysArgs) -> Result<ExitCode> {
     let text = match args.output {
         Format::Json | Format::Yaml => output::document(&rows, args.output)?,
         Format::Table | Format::Wide => {
-            let style = Style::stdout();
-            let wide = args.output == Format::Wide;
-            let mut headers = vec![
-                "CLUSTER", "LINK", "SOURCE", "ALIVE", "LATENCY", "FAILURES", "MIRRORS", "PROBED",
-            ];
-            if wide {
-                headers.extend(["ADDRESS", "LAST ERROR"]);
-            }
-            let mut t = Table::new(&headers);
-            for r in &rows {
-                let mut row = vec![
-                    r.cluster.clone(),
-                    r.link.clone(),
-                    r.source.clone(),
-                    match r.alive {
-                        None => "-".into(),
-                        Some(true) => style.green("yes"),
-                        Some(false) => style.red("no"),
-                    },
-                    r.latency_ms
-                        .map(|ms| format!("{ms:.1}ms"))
-                        .unwrap_or_else(|| "-".into()),
-                    r.consecutive_failures.to_string(),
-                    r.mirrors.to_string(),
-                    age(r.last_probe_at.as_deref()),
-                ];
-                if wide {
-                    row.extend([
-                        r.address.clone().unwrap_or_else(|| "-".into()),
-                        or_dash(r.last_error.as_deref().unwrap_or_default()),
-                    ]);
-                }
-                t.row(row);
-            }
-            if t.is_empty() {
-                "No gateways found.\n".into()
-            } else {
-                t.render()
-            }
+            render_gateways(&rows, args.output == Format::Wide, Style::stdout())
         }
     };
     output::print(&text)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The `gateways` table: Linkerd's `multicluster gateways` columns (CLUSTER, ALIVE, NUM_SVC,
+/// LATENCY_P50/P95/P99) with the probing link, consecutive failures and the last probe's age;
+/// `wide` adds the last probe's latency, the address and the last error.
+fn render_gateways(rows: &[GatewayRow], wide: bool, style: Style) -> String {
+    let ms = |v: Option<f64>| v.map_or_else(|| "-".into(), |ms| format!("{ms:.1}ms"));
+    let mut headers = vec![
+        "CLUSTER",
+        "LINK",
+        "SOURCE",
+        "ALIVE",
+        "NUM_SVC",
+        "LATENCY_P50",
+        "LATENCY_P95",
+        "LATENCY_P99",
+        "FAILURES",
+        "PROBED",
+    ];
+    if wide {
+        headers.extend(["LAST LATENCY", "ADDRESS", "LAST ERROR"]);
+    }
+    let mut t = Table::new(&headers);
+    for r in rows {
+        let mut row = vec![
+            r.cluster.clone(),
+            r.link.clone(),
+            r.source.clone(),
+            match r.alive {
+                None => "-".into(),
+                Some(true) => style.green("yes"),
+                Some(false) => style.red("no"),
+            },
+            r.mirrors.to_string(),
+            ms(r.latency_p50_ms),
+            ms(r.latency_p95_ms),
+            ms(r.latency_p99_ms),
+            r.consecutive_failures.to_string(),
+            age(r.last_probe_at.as_deref()),
+        ];
+        if wide {
+            row.extend([
+                ms(r.latency_ms),
+                r.address.clone().unwrap_or_else(|| "-".into()),
+                or_dash(r.last_error.as_deref().unwrap_or_default()),
+            ]);
+        }
+        t.row(row);
+    }
+    if t.is_empty() {
+        "No gateways found.\n".into()
+    } else {
+        t.render()
+    }
 }

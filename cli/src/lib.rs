@@ -20,6 +20,8 @@ pub mod gitops;
 pub mod health;
 pub mod ops;
 pub mod output;
+pub mod plan;
+pub mod server_checks;
 
 use std::{process::ExitCode, time::Duration};
 

@@ -49,6 +49,8 @@ operation!(Pin, "graphql/pin.graphql");
 operation!(Unpin, "graphql/unpin.graphql");
 operation!(Suspend, "graphql/suspend.graphql");
 operation!(Resume, "graphql/resume.graphql");
+operation!(PlanRevision, "graphql/plan_revision.graphql");
+operation!(ServerLevel, "graphql/server_level.graphql");
 
 /// The wire name of a generated enum value (`MIRRORED`, `OUT_OF_SYNC`…).
 pub fn wire<T: serde::Serialize>(value: &T) -> String {

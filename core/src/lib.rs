@@ -14,6 +14,7 @@ pub mod link;
 pub mod naming;
 pub mod plan;
 pub mod policy;
+pub mod probes;
 pub mod selector;
 pub mod validation;
 

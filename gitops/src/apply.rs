@@ -423,3 +423,80 @@ mod tests {
         assert_eq!(paths, ["spec.b.c", "spec.b.d", "spec.b.e"]);
     }
 }
+
+/// What a revision does to one object: `linkplane diff --revision`'s rows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectChange {
+    /// `Cluster`, `Link` or `ExportPolicy`.
+    pub kind: &'static str,
+    /// Object name.
+    pub name: String,
+    /// `Create`, `Update` or `Delete`.
+    pub change: &'static str,
+    /// The spec fields that differ (Git's value in `desired`, the database's in `actual`;
+    /// `null` for the side that does not exist).
+    pub fields: Vec<FieldDiff>,
+}
+
+/// The object-by-object, field-by-field changes of `plan` (computed by [`plan_against`] for
+/// `rev` against `live`), in kind then name order.
+pub fn changes_of(plan: &Plan, rev: &Revision, live: &Live) -> Vec<ObjectChange> {
+    fn of<T, S: serde::Serialize>(
+        kind: &'static str,
+        k: Option<&KindPlan>,
+        desired: &BTreeMap<String, Declared<T>>,
+        existing: &BTreeMap<String, (T, Owner)>,
+        spec: fn(&T) -> &S,
+        out: &mut Vec<ObjectChange>,
+    ) {
+        let Some(k) = k else { return };
+        let json = |v: Option<&T>| {
+            v.and_then(|v| serde_json::to_value(spec(v)).ok())
+                .unwrap_or(serde_json::Value::Null)
+        };
+        let mut rows: Vec<(&String, &'static str)> = k
+            .create
+            .iter()
+            .map(|n| (n, "Create"))
+            .chain(k.update.iter().map(|n| (n, "Update")))
+            .chain(k.delete.iter().map(|n| (n, "Delete")))
+            .collect();
+        rows.sort();
+        for (name, change) in rows {
+            let d = json(desired.get(name).map(|d| &d.value));
+            let a = json(existing.get(name).map(|(v, _)| v));
+            out.push(ObjectChange {
+                kind,
+                name: name.clone(),
+                change,
+                fields: json_diff(&d, &a),
+            });
+        }
+    }
+    let mut out = Vec::new();
+    of(
+        "Cluster",
+        plan.kinds.get("Cluster"),
+        &rev.clusters,
+        &live.clusters,
+        |c: &Cluster| &c.spec,
+        &mut out,
+    );
+    of(
+        "ExportPolicy",
+        plan.kinds.get("ExportPolicy"),
+        &rev.policies,
+        &live.policies,
+        |p: &ExportPolicy| &p.spec,
+        &mut out,
+    );
+    of(
+        "Link",
+        plan.kinds.get("Link"),
+        &rev.links,
+        &live.links,
+        |l: &Link| &l.spec,
+        &mut out,
+    );
+    out
+}

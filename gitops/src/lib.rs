@@ -41,6 +41,9 @@ pub enum Error {
     /// The runtime is shutting down.
     #[error("the sync runtime stopped")]
     Stopped,
+    /// A revision to plan is no commit, branch or tag of the source's repository.
+    #[error("{0:?} is not a commit, branch or tag of the source's repository")]
+    UnknownRevision(String),
 }
 
 impl From<linkplane_store::StoreError> for Error {

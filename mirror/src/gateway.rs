@@ -145,6 +145,7 @@ pub(crate) async fn run(shared: Arc<Shared>, target: String, gateway: GatewaySpe
                     .get_or_create(&labels)
                     .observe(ms);
             }
+            m.probe_windows.record(&target, latency);
             let transition = live.observe(success);
             if success || !live.alive() {
                 let mut l = labels.clone();

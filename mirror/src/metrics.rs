@@ -53,6 +53,9 @@ pub struct Metrics {
     pub mirror_errors: Family<Labels, Counter>,
     /// Remote-discovery credentials (`linkplane_remote_credential_*`).
     pub remote_access: crate::remote_access::RemoteAccessMetrics,
+    /// The last probes of each target gateway, for exact percentiles in the API (not
+    /// exported: the histogram above is the Prometheus view).
+    pub probe_windows: linkplane_core::probes::ProbeWindows,
 }
 
 impl Default for Metrics {
@@ -72,6 +75,7 @@ impl Default for Metrics {
             writes_by_cluster: Family::default(),
             mirror_errors: Family::default(),
             remote_access: Default::default(),
+            probe_windows: Default::default(),
         }
     }
 }
@@ -167,6 +171,7 @@ impl Metrics {
         self.gateway_alive.remove(&l);
         self.gateway_latency.remove(&l);
         self.gateway_probe_latency_ms.remove(&l);
+        self.probe_windows.remove(target);
         for ok in ["true", "false"] {
             let mut p = l.clone();
             p.push(("probe_successful", ok.to_string()));

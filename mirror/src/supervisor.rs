@@ -112,6 +112,12 @@ impl SupervisorHandle {
         crate::federation::pending(&self.shared)
     }
 
+    /// The recent probes of every target gateway this process probes (the API's
+    /// `Gateway.latency` percentiles).
+    pub fn probe_windows(&self) -> linkplane_core::probes::ProbeWindows {
+        self.shared.metrics.probe_windows.clone()
+    }
+
     /// Keys waiting or being written, over every cluster (benchmarks wait for zero).
     pub fn pending(&self) -> usize {
         self.shared.runtimes().iter().map(|r| r.queue.len()).sum()

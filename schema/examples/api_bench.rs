@@ -35,7 +35,7 @@ enum Binds {
     None,
     /// `$1::text[]` = NULL.
     AllParents,
-    /// `mirrors::list` without filters: five NULL filters, `after_id` 0, `limit` 101.
+    /// `windows::mirrors` without filters: five NULL filters, no cursors, `limit` 101.
     FirstPage,
 }
 
@@ -67,13 +67,13 @@ const TOPOLOGY_SQL: &[Statement] = &[
 
 /// The statement the resolver runs for MIRRORS, verbatim, with the same parameters.
 const MIRRORS_SQL: &[Statement] = &[(
-    "SELECT id, link, source_cluster, target_cluster, remote_namespace, remote_name, local_name, mode, headless,
-                state, message, last_transition, updated_at
-         FROM mirrors
+    "SELECT id, link, source_cluster, target_cluster, remote_namespace, remote_name, \
+     local_name, mode, headless, state, message, last_transition, updated_at FROM mirrors
          WHERE ($1::text IS NULL OR source_cluster = $1) AND ($2::text IS NULL OR target_cluster = $2)
            AND ($3::text IS NULL OR remote_namespace = $3) AND ($4::text IS NULL OR state = $4)
-           AND ($5::text IS NULL OR link = $5) AND id > $6
-         ORDER BY id LIMIT $7",
+           AND ($5::text IS NULL OR link = $5)
+           AND ($6::bigint IS NULL OR id > $6) AND ($7::bigint IS NULL OR id < $7)
+         ORDER BY id ASC LIMIT $8",
     Binds::FirstPage,
 )];
 
@@ -115,7 +115,8 @@ async fn sql_once(pool: &PgPool, statements: &[Statement]) {
                 .bind(None::<String>)
                 .bind(None::<String>)
                 .bind(None::<String>)
-                .bind(0_i64)
+                .bind(None::<i64>)
+                .bind(None::<i64>)
                 .bind(101_i64),
         };
         rows += q.fetch_all(&mut *conn).await.unwrap().len();

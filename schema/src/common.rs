@@ -51,11 +51,6 @@ pub(crate) fn page_size(first: Option<i32>) -> Result<usize, ApiError> {
     Ok(first as usize)
 }
 
-/// Complexity of a paged field: its page size times what each node costs.
-pub(crate) fn paged_complexity(first: Option<i32>, child: usize) -> usize {
-    (first.unwrap_or(DEFAULT_PAGE).clamp(1, MAX_PAGE) as usize).saturating_mul(child)
-}
-
 /// `totalCount` of a connection whose whole list was in hand (clusters, links, Git sources,
 /// policies): computed with the page, no statement of its own.
 #[derive(SimpleObject, Debug, Clone, Copy)]
@@ -84,38 +79,9 @@ pub(crate) fn with_fields<T: async_graphql::OutputType, E: async_graphql::Object
     out
 }
 
-/// Pages a list already sorted by `cursor` (names sort as strings).
-pub(crate) fn page_sorted<T: async_graphql::OutputType>(
-    items: impl IntoIterator<Item = T>,
-    cursor: impl Fn(&T) -> String,
-    first: Option<i32>,
-    after: Option<String>,
-) -> Result<Connection<String, T>, ApiError> {
-    let first = page_size(first)?;
-    let mut rest = items
-        .into_iter()
-        .filter(|t| {
-            after
-                .as_ref()
-                .is_none_or(|a| cursor(t).as_str() > a.as_str())
-        })
-        .peekable();
-    let mut edges = Vec::with_capacity(first.min(64));
-    while edges.len() < first {
-        match rest.next() {
-            Some(t) => edges.push(t),
-            None => break,
-        }
-    }
-    let has_next = rest.peek().is_some();
-    let mut conn = Connection::new(after.is_some(), has_next);
-    conn.edges
-        .extend(edges.into_iter().map(|t| Edge::new(cursor(&t), t)));
-    Ok(conn)
-}
-
-/// Pages a list already sorted by `cursor` in either direction (Relay's `first`/`after` and
-/// `last`/`before`; both bounds may be given). `first` and `last` together are refused.
+/// Pages a list already sorted by `cursor` (names sort as strings) in either direction, with
+/// the Relay Cursor Connections spec's rules (see [`crate::relay`]): `first`/`after` forward,
+/// `last`/`before` backward, both bounds and both counts allowed, negative counts refused.
 pub(crate) fn page_sorted_both<T: async_graphql::OutputType>(
     items: impl IntoIterator<Item = T>,
     cursor: impl Fn(&T) -> String,
@@ -124,57 +90,19 @@ pub(crate) fn page_sorted_both<T: async_graphql::OutputType>(
     last: Option<i32>,
     before: Option<String>,
 ) -> Result<Connection<String, T>, ApiError> {
-    let Some(last) = last else {
-        let before_ok = |t: &T| {
-            before
-                .as_ref()
-                .is_none_or(|b| cursor(t).as_str() < b.as_str())
-        };
-        let mut has_after_before = false;
-        let kept: Vec<T> = items
-            .into_iter()
-            .filter(|t| {
-                let ok = before_ok(t);
-                has_after_before |= !ok;
-                ok
-            })
-            .collect();
-        let mut page = page_sorted(kept, &cursor, first, after)?;
-        page.has_next_page |= has_after_before && page.edges.len() == page_size(first)?;
-        return Ok(page);
-    };
-    if first.is_some() {
-        return Err(ApiError::BadUserInput(
-            "give `first` or `last`, not both".into(),
-        ));
-    }
-    let n = page_size(Some(last))?;
-    let mut has_next = false;
-    let window: Vec<T> = items
-        .into_iter()
-        .filter(|t| {
-            let c = cursor(t);
-            let after_ok = after.as_ref().is_none_or(|a| c.as_str() > a.as_str());
-            let before_ok = before.as_ref().is_none_or(|b| c.as_str() < b.as_str());
-            has_next |= after_ok && !before_ok;
-            after_ok && before_ok
-        })
-        .collect();
-    let has_previous = window.len() > n;
-    let skip = window.len().saturating_sub(n);
-    let mut conn = Connection::new(has_previous, has_next);
-    conn.edges.extend(
-        window
-            .into_iter()
-            .skip(skip)
-            .map(|t| Edge::new(cursor(&t), t)),
-    );
-    Ok(conn)
+    let paging = crate::relay::Paging::new(
+        first,
+        after.as_deref(),
+        last,
+        before.as_deref(),
+        |c: &str| Ok(c.to_string()),
+    )?;
+    Ok(paging.page_sorted(items.into_iter().collect(), &cursor, &cursor))
 }
 
 /// Complexity of a paged field paged by `first` or `last`.
 pub(crate) fn paged_complexity_both(first: Option<i32>, last: Option<i32>, child: usize) -> usize {
-    paged_complexity(first.or(last), child)
+    crate::relay::complexity(first, last, child)
 }
 
 /// Builds a connection from rows fetched with one look-ahead row.

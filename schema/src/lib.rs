@@ -16,6 +16,7 @@ pub mod db;
 pub mod domain;
 pub mod error;
 mod plain;
+mod relay;
 mod shape;
 
 use std::{
@@ -38,7 +39,9 @@ use linkplane_store::{Store, credentials::CredentialsKey};
 
 pub use auth::{Principal, Role};
 pub use db::Db;
-pub use domain::git::{BoxFuture, SyncError, SyncReport, SyncService};
+pub use domain::git::{
+    BoxFuture, PlannedObject, PlannedRevision, SyncError, SyncReport, SyncService,
+};
 pub use error::{ApiError, code_of, codes};
 
 use domain::{
@@ -51,6 +54,7 @@ use domain::{
     mirror::MirrorQuery,
     node::NodeQuery,
     policy::PolicyQuery,
+    server_info::ServerInfoQuery,
     tokens::{TokenMutation, TokenQuery},
     topology::TopologyQuery,
 };
@@ -68,6 +72,7 @@ pub struct Query(
     TokenQuery,
     AuditQuery,
     NodeQuery,
+    ServerInfoQuery,
 );
 
 /// Every mutation root, merged.
@@ -173,6 +178,8 @@ pub struct ApiContext {
     pub events: Arc<EventHub>,
     /// Checks a kubeconfig before `setClusterCredentials` stores it.
     pub kubeconfig_check: Option<KubeconfigCheck>,
+    /// The prober's recent results per target gateway (`GatewayProbe.latency`).
+    pub probe_windows: Option<linkplane_core::probes::ProbeWindows>,
 }
 
 /// Checks kubeconfig text, answering why it is unusable (never quoting it). The server passes
@@ -195,6 +202,8 @@ pub struct ApiOptions {
     pub on_error: Option<ErrorObserver>,
     /// Kubeconfig check of `setClusterCredentials`.
     pub kubeconfig_check: Option<KubeconfigCheck>,
+    /// The mirror's probe windows, when this process runs the gateway prober.
+    pub probe_windows: Option<linkplane_core::probes::ProbeWindows>,
 }
 
 /// The API: schema plus the counted database handle. Cheap to clone.
@@ -265,6 +274,7 @@ impl Api {
             credentials_key: options.credentials_key,
             events: Arc::new(EventHub::new(store)),
             kubeconfig_check: options.kubeconfig_check,
+            probe_windows: options.probe_windows,
         };
         let build = |max_depth: usize| {
             builder()

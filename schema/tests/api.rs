@@ -464,22 +464,49 @@ async fn git_sources_show_status_and_history_without_url_credentials(pool: sqlx:
     );
     let details =
         "{ gitSources { edges { node { drift { name fields { path desired actual } } } } } }";
-    // A viewer sees the drifted objects; their field values (which may name where credentials
-    // live) are null with a FORBIDDEN error at that path.
+    // Drift of non-secret fields is viewable: a viewer gets the values (what `linkplane diff`
+    // prints), and only values under `spec.credentials` are redacted (see git.rs).
     let viewer = run(&api, Some(Role::Viewer), details).await;
-    assert_eq!(code(&viewer), "FORBIDDEN");
     assert_eq!(
-        viewer["data"]["gitSources"]["edges"][0]["node"]["drift"],
-        json!([{"name": "west-from-east", "fields": null}])
-    );
-    assert_eq!(
-        viewer["errors"][0]["path"],
-        json!(["gitSources", "edges", 0, "node", "drift", 0, "fields"])
+        data(&viewer)["gitSources"]["edges"][0]["node"]["drift"],
+        json!([{"name": "west-from-east", "fields": [
+            {"path": "spec.createNamespaces", "desired": "false", "actual": "true"}]}])
     );
     let resp = run(&api, Some(Role::Operator), details).await;
     assert_eq!(
         data(&resp)["gitSources"]["edges"][0]["node"]["drift"][0]["fields"],
         json!([{"path": "spec.createNamespaces", "desired": "false", "actual": "true"}])
+    );
+    // Where a kubeconfig lives is the operators' to see, as on `Cluster`.
+    linkplane_store::gitops::replace_drift(
+        &mut conn,
+        "fleet",
+        &[linkplane_store::gitops::DriftEntry {
+            kind: "Cluster".into(),
+            name: "east".into(),
+            change: "Modified".into(),
+            diff: vec![linkplane_store::gitops::FieldDiff {
+                path: "spec.credentials.kubeconfigFile".into(),
+                desired: json!("/etc/a"),
+                actual: json!("/etc/b"),
+            }],
+            detected_at: chrono::Utc::now(),
+        }],
+    )
+    .await
+    .unwrap();
+    let q =
+        "{ gitSources { edges { node { drift { fields { path desired actual redacted } } } } } }";
+    let viewer = run(&api, Some(Role::Viewer), q).await;
+    assert_eq!(
+        data(&viewer)["gitSources"]["edges"][0]["node"]["drift"][0]["fields"],
+        json!([{"path": "spec.credentials.kubeconfigFile", "desired": "\"<redacted>\"",
+                "actual": "\"<redacted>\"", "redacted": true}])
+    );
+    let operator = run(&api, Some(Role::Operator), q).await;
+    assert_eq!(
+        data(&operator)["gitSources"]["edges"][0]["node"]["drift"][0]["fields"][0]["actual"],
+        "\"/etc/b\""
     );
 }
 

@@ -437,7 +437,16 @@ async fn lists_page_backwards_with_last_and_before(pool: sqlx::PgPool) {
     )
     .await;
     assert_eq!(names(&resp), ["c01", "c02"]);
-    let resp = run(&api, Some(Role::Viewer), &q("first: 1, last: 1")).await;
+    // Both counts: `first` slices first, `last` takes the tail of that (Relay Cursor
+    // Connections spec, EdgesToReturn); negative counts are refused.
+    let resp = run(&api, Some(Role::Viewer), &q("first: 3, last: 1")).await;
+    assert_eq!(names(&resp), ["c02"]);
+    let info = &resp["data"]["clusters"]["pageInfo"];
+    assert_eq!(
+        (&info["hasPreviousPage"], &info["hasNextPage"]),
+        (&Value::Bool(true), &Value::Bool(true))
+    );
+    let resp = run(&api, Some(Role::Viewer), &q("last: -1")).await;
     assert_eq!(resp["errors"][0]["extensions"]["code"], "BAD_USER_INPUT");
     // Links, Git sources and policies take the same arguments.
     let resp = run(

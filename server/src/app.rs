@@ -77,11 +77,13 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let sync = crate::gitops::start(&store, &args.gitops, gitops_stop.clone()).await?;
     sync.register_metrics(&mut registry);
     let webhook_secret = args.gitops.webhook_secret()?;
+    let probe_windows = mirror.as_ref().map(|m| m.probe_windows());
     let api = http::api::build(
         &store,
         &args.api,
         Some(sync.clone()),
         credentials_key,
+        probe_windows,
         registry,
     )
     .await?;

@@ -127,7 +127,7 @@ pub struct FederatedRow {
 }
 
 #[derive(FromRow)]
-struct ServiceRow {
+pub(crate) struct ServiceRow {
     id: i64,
     source_cluster: String,
     namespace: String,
@@ -254,6 +254,18 @@ pub async fn list(
     .fetch_all(&mut *conn)
     .await
     .map_err(StoreError::db("listing federated services"))?;
+    with_members(conn, services).await
+}
+
+/// The columns [`ServiceRow`] decodes, in order.
+pub(crate) const SERVICE_COLUMNS: &str = "id, source_cluster, namespace, service, local_name, state, \
+     message, remote_discovery, local_discovery, last_transition";
+
+/// `services` with their members (one statement), in the order given.
+pub(crate) async fn with_members(
+    conn: &mut PgConnection,
+    services: Vec<ServiceRow>,
+) -> Result<Vec<FederatedRow>> {
     let ids: Vec<i64> = services.iter().map(|s| s.id).collect();
     let members: Vec<MemberRow> = sqlx::query_as(
         "SELECT federated_id, member_cluster, is_local, state, message, member_since FROM federated_members

@@ -23,12 +23,14 @@ pub mod owner;
 pub mod policies;
 pub mod reconcilers;
 pub mod remote_credentials;
+pub mod schema_version;
 mod spec_table;
 pub mod sync_history;
 #[cfg(test)]
 mod test_support;
 pub mod tokens;
 pub mod topology;
+pub mod windows;
 
 use std::{str::FromStr as _, time::Duration};
 

@@ -150,7 +150,7 @@ pub struct ServiceKey {
     pub name: String,
 }
 
-fn group_services(rows: Vec<crate::mirrors::Row>) -> Vec<ExportedService> {
+pub(crate) fn group_services(rows: Vec<crate::mirrors::Row>) -> Vec<ExportedService> {
     let mut out: Vec<ExportedService> = Vec::new();
     for row in rows.into_iter().map(MirrorRow::from) {
         let s = &row.status;

@@ -4,18 +4,19 @@
 
 use async_graphql::{
     Context, ID, Json, Name, Object, Positioned, Response, SimpleObject, Variables,
-    connection::{Connection, Edge},
+    connection::Connection,
     parser::types::{DocumentOperations, ExecutableDocument, OperationType, Selection},
 };
 use chrono::{DateTime, Utc};
-use linkplane_store::{audit, tokens};
+use linkplane_store::{audit, tokens, windows};
 
 use crate::{
     Db, Principal,
     auth::{Role, RoleGuard},
-    common::{db, page_size, paged_complexity},
+    common::{db, with_fields},
     db::one,
-    error::{ApiError, ApiResult, code_of},
+    error::{ApiResult, code_of},
+    relay::{self, Paging},
 };
 
 /// Argument names whose values are never stored (`setClusterCredentials(kubeconfig:)`, …).
@@ -82,33 +83,33 @@ pub struct AuditQuery;
 #[Object]
 impl AuditQuery {
     /// Mutations run through the API, newest first (operator role; `null` with a `FORBIDDEN`
-    /// error for viewers). `after` is the `endCursor` of the previous page.
+    /// error for viewers). `first`/`after` page towards older entries, `last`/`before` towards
+    /// newer ones.
     #[graphql(
         guard = "RoleGuard(Role::Operator)",
-        complexity = "paged_complexity(first, child_complexity)"
+        complexity = "relay::complexity(first, last, child_complexity)"
     )]
     async fn audit_log(
         &self,
         ctx: &Context<'_>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> ApiResult<Option<Connection<String, AuditEntry, AuditTotal>>> {
-        let first = page_size(first)?;
-        let before = match after.as_deref() {
-            None => None,
-            Some(a) => Some(
-                a.parse::<i64>()
-                    .map_err(|_| ApiError::BadUserInput(format!("invalid cursor {a:?}")))?,
-            ),
-        };
-        let mut rows = one!(db(ctx)?, |c| audit::list(c, before, first as i64 + 1))?;
-        let has_next = rows.len() > first;
-        rows.truncate(first);
-        let mut conn = Connection::with_additional_fields(after.is_some(), has_next, AuditTotal);
-        conn.edges.extend(
-            rows.into_iter()
-                .map(|r| Edge::new(r.id.to_string(), AuditEntry::from(r))),
-        );
+        let paging = Paging::new(
+            first,
+            after.as_deref(),
+            last,
+            before.as_deref(),
+            relay::id_cursor,
+        )?;
+        let window = paging.window();
+        let rows = one!(db(ctx)?, |c| windows::audit(c, &window))?;
+        let page = paging.connection(rows.into_iter().map(AuditEntry::from).collect(), |e| {
+            e.id.to_string()
+        });
+        let conn = with_fields(page, AuditTotal);
         Ok(Some(conn))
     }
 }

@@ -19,8 +19,8 @@ use crate::{
     ApiContext,
     auth::{Role, RoleGuard},
     common::{
-        Label, Total, db, labels, loader, page_sorted_both, paged_complexity,
-        paged_complexity_both, tables, with_fields,
+        Label, Total, db, labels, loader, page_sorted_both, paged_complexity_both, tables,
+        with_fields,
     },
     db::{CountTable, Counts, GatewayTable, LinkTable, ReconcilerTable, ServicesOf, one},
     domain::{
@@ -435,7 +435,8 @@ impl ClusterNode {
         Ok(c.into())
     }
     /// Mirrors this cluster holds, ordered by id.
-    #[graphql(complexity = "paged_complexity(first, child_complexity)")]
+    #[graphql(complexity = "paged_complexity_both(first, last, child_complexity)")]
+    #[allow(clippy::too_many_arguments)]
     async fn mirrors(
         &self,
         ctx: &Context<'_>,
@@ -443,6 +444,8 @@ impl ClusterNode {
         state: Option<MirrorState>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> async_graphql::Result<FastConnection<Mirror, MirrorTotal>> {
         mirror_page(
             ctx,
@@ -452,6 +455,8 @@ impl ClusterNode {
             state,
             first,
             after,
+            last,
+            before,
         )
         .await
     }

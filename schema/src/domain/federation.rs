@@ -2,11 +2,16 @@
 
 use async_graphql::{Context, Enum, Object, SimpleObject, connection::Connection};
 use chrono::{DateTime, Utc};
-use linkplane_store::federation::{self, FederatedRow, FederatedState, MemberState};
+use linkplane_store::{
+    federation::{FederatedRow, FederatedState, MemberState},
+    windows,
+};
 
 use crate::{
-    common::{db, id_cursor, page_fetched, page_size, paged_complexity},
+    common::{db, with_fields},
+    db::one,
     error::{ApiError, ApiResult},
+    relay::{self, Paging},
 };
 
 /// A federated service's state.
@@ -56,9 +61,14 @@ pub struct FederatedService(pub FederatedRow);
 
 #[Object]
 impl FederatedService {
-    /// Row id (also the cursor).
-    async fn id(&self) -> async_graphql::ID {
+    /// Row id (also the cursor). Kept for compatibility: it is not a global id (a mirror may
+    /// have the same number); use `globalId` with `node(id:)`.
+    pub(crate) async fn id(&self) -> async_graphql::ID {
         async_graphql::ID(self.0.id.to_string())
+    }
+    /// Global id (`FederatedService:<row id>`), for `node(id:)`.
+    async fn global_id(&self) -> async_graphql::ID {
+        crate::domain::node::global_id("FederatedService", &self.0.id.to_string())
     }
     /// Cluster holding the federated Service.
     async fn source_cluster(&self) -> &str {
@@ -139,14 +149,34 @@ impl FederatedService {
     }
 }
 
+/// `totalCount` of a page of federated services.
+pub struct FederatedTotal {
+    cluster: Option<String>,
+    namespace: Option<String>,
+}
+
+#[Object]
+impl FederatedTotal {
+    /// How many federated services match, over every page (one `count(*)` when asked for).
+    async fn total_count(&self, ctx: &Context<'_>) -> ApiResult<i64> {
+        one!(db(ctx)?, |c| windows::count_federated(
+            c,
+            self.cluster.as_deref(),
+            self.namespace.as_deref()
+        ))
+    }
+}
+
 /// Federation queries.
 #[derive(Default)]
 pub struct FederationQuery;
 
 #[Object]
 impl FederationQuery {
-    /// Federated services, optionally of one source cluster and namespace, ordered by id.
-    #[graphql(complexity = "paged_complexity(first, child_complexity)")]
+    /// Federated services, optionally of one source cluster and namespace, ordered by id
+    /// (`first`/`after` forward, `last`/`before` backward).
+    #[graphql(complexity = "relay::complexity(first, last, child_complexity)")]
+    #[allow(clippy::too_many_arguments)]
     async fn federated_services(
         &self,
         ctx: &Context<'_>,
@@ -154,25 +184,25 @@ impl FederationQuery {
         namespace: Option<String>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> ApiResult<Connection<String, FederatedService>> {
-        let first_n = page_size(first)?;
-        let after_id = id_cursor(after.as_deref())?;
-        // federation::list runs two statements (services, then their members).
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> ApiResult<Connection<String, FederatedService, FederatedTotal>> {
+        let paging = Paging::new(
+            first,
+            after.as_deref(),
+            last,
+            before.as_deref(),
+            relay::id_cursor,
+        )?;
+        let window = paging.window();
+        // windows::federated runs two statements (services, then their members).
         let mut conn = db(ctx)?.conn(2).await?;
-        let rows = federation::list(
-            &mut conn,
-            cluster.as_deref(),
-            namespace.as_deref(),
-            after_id,
-            first_n as i64 + 1,
-        )
-        .await
-        .map_err(ApiError::from)?;
-        Ok(page_fetched(
-            rows.into_iter().map(FederatedService).collect(),
-            |f| f.0.id.to_string(),
-            first_n,
-            after.is_some(),
-        ))
+        let rows = windows::federated(&mut conn, cluster.as_deref(), namespace.as_deref(), &window)
+            .await
+            .map_err(ApiError::from)?;
+        let page = paging.connection(rows.into_iter().map(FederatedService).collect(), |f| {
+            f.0.id.to_string()
+        });
+        Ok(with_fields(page, FederatedTotal { cluster, namespace }))
     }
 }

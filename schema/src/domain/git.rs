@@ -27,6 +27,63 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 pub trait SyncService: Send + Sync + 'static {
     /// Fetches and applies `source` now, waiting for the outcome.
     fn sync_now<'a>(&'a self, source: &'a str) -> BoxFuture<'a, Result<SyncReport, SyncError>>;
+
+    /// Plans `revision` (a commit, branch or tag) of `source` without applying it.
+    fn plan_revision<'a>(
+        &'a self,
+        source: &'a str,
+        revision: &'a str,
+    ) -> BoxFuture<'a, Result<PlannedRevision, SyncError>> {
+        let _ = (source, revision);
+        Box::pin(async {
+            Err(SyncError::Unavailable(
+                "this engine cannot plan revisions".into(),
+            ))
+        })
+    }
+
+    /// Fetches `source`'s ref now: `Ok(commit)`, or `Err(why)` when Git cannot be reached.
+    fn check_remote<'a>(
+        &'a self,
+        source: &'a str,
+    ) -> BoxFuture<'a, Result<Result<String, String>, SyncError>> {
+        let _ = source;
+        Box::pin(async {
+            Err(SyncError::Unavailable(
+                "this engine cannot check Git".into(),
+            ))
+        })
+    }
+}
+
+/// A planned revision, as the engine reports it ([`SyncService::plan_revision`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedRevision {
+    /// Full commit id.
+    pub revision: String,
+    /// Commit author.
+    pub author: String,
+    /// Commit message's first line.
+    pub message: String,
+    /// Object by object: (kind, name, `Create`/`Update`/`Delete`, fields as (path, desired
+    /// JSON, actual JSON)).
+    pub changes: Vec<PlannedObject>,
+    /// Why the engine would refuse it (conflicts, or the revision's diagnostics at
+    /// file:line:col); empty when it would apply.
+    pub errors: Vec<String>,
+}
+
+/// One object of a [`PlannedRevision`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedObject {
+    /// `Cluster`, `Link` or `ExportPolicy`.
+    pub kind: String,
+    /// Name.
+    pub name: String,
+    /// `Create`, `Update` or `Delete`.
+    pub change: String,
+    /// (path, desired JSON, actual JSON).
+    pub fields: Vec<(String, serde_json::Value, serde_json::Value)>,
 }
 
 /// The outcome of a sync.
@@ -49,6 +106,9 @@ pub enum SyncError {
     /// The engine cannot take the request now (stopping, or busy beyond its queue).
     #[error("{0}")]
     Unavailable(String),
+    /// The revision is no commit, branch or tag of the source (`BAD_USER_INPUT`).
+    #[error("{0}")]
+    UnknownRevision(String),
     /// The engine failed internally (logged, answered generically).
     #[error("sync failed")]
     Failed(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -262,6 +322,52 @@ pub struct DriftField {
     pub desired: String,
     /// Value in the database, as JSON (`null` when absent).
     pub actual: String,
+    /// True when a viewer asked and the values (or the part of them under
+    /// `spec.credentials`, which names where a kubeconfig lives) read `"<redacted>"`.
+    pub redacted: bool,
+}
+
+/// The path under which a cluster's credentials reference lives; its values are shown to
+/// operators only, like `Cluster.credentials`.
+const CREDENTIALS_PATH: [&str; 2] = ["spec", "credentials"];
+
+/// `value` at `path` with whatever lies under [`CREDENTIALS_PATH`] replaced by
+/// `"<redacted>"`; `true` when something was replaced.
+pub(crate) fn redact_credentials(
+    path: &str,
+    value: &serde_json::Value,
+) -> (serde_json::Value, bool) {
+    let at: Vec<&str> = path.split('.').filter(|p| !p.is_empty()).collect();
+    let shared = at
+        .iter()
+        .zip(CREDENTIALS_PATH)
+        .take_while(|(a, b)| *a == b)
+        .count();
+    if shared == CREDENTIALS_PATH.len() {
+        // At or below the credentials: the whole value.
+        return (serde_json::Value::String("<redacted>".into()), true);
+    }
+    if shared < at.len() {
+        // A different branch (`spec.gateway…`).
+        return (value.clone(), false);
+    }
+    // Above the credentials (`spec`, or the whole object): redact the subtree inside.
+    let mut out = value.clone();
+    let mut node = &mut out;
+    for key in &CREDENTIALS_PATH[shared..CREDENTIALS_PATH.len() - 1] {
+        match node.get_mut(*key) {
+            Some(next) => node = next,
+            None => return (out, false),
+        }
+    }
+    let last = CREDENTIALS_PATH[CREDENTIALS_PATH.len() - 1];
+    match node.as_object_mut().and_then(|o| o.get_mut(last)) {
+        Some(v) => {
+            *v = serde_json::Value::String("<redacted>".into());
+            (out, true)
+        }
+        None => (out, false),
+    }
 }
 
 /// An object that drifted from what Git declares.
@@ -290,18 +396,32 @@ impl DriftItem {
     async fn detected_at(&self) -> DateTime<Utc> {
         self.0.detected_at
     }
-    /// The differing fields with both values (operator role: values may name where credentials
-    /// live; `null` with a `FORBIDDEN` error for viewers, the rest of the drift still answered).
-    #[graphql(guard = "RoleGuard(Role::Operator)")]
-    async fn fields(&self) -> Option<Vec<DriftField>> {
+    /// The differing fields with both values. Drift is viewable by every role; for viewers the
+    /// values under `spec.credentials` (which name where a kubeconfig lives) read
+    /// `"<redacted>"` and the field says `redacted`.
+    async fn fields(&self, ctx: &Context<'_>) -> Option<Vec<DriftField>> {
+        let operator = crate::auth::require(ctx, Role::Operator).is_ok();
         Some(
             self.0
                 .diff
                 .iter()
-                .map(|d| DriftField {
-                    path: d.path.clone(),
-                    desired: d.desired.to_string(),
-                    actual: d.actual.to_string(),
+                .map(|d| {
+                    if operator {
+                        return DriftField {
+                            path: d.path.clone(),
+                            desired: d.desired.to_string(),
+                            actual: d.actual.to_string(),
+                            redacted: false,
+                        };
+                    }
+                    let (desired, a) = redact_credentials(&d.path, &d.desired);
+                    let (actual, b) = redact_credentials(&d.path, &d.actual);
+                    DriftField {
+                        path: d.path.clone(),
+                        desired: desired.to_string(),
+                        actual: actual.to_string(),
+                        redacted: a || b,
+                    }
                 })
                 .collect(),
         )
@@ -399,6 +519,87 @@ impl GitSourceNode {
             .unwrap_or_default();
         Ok(entries.into_iter().map(DriftItem).collect())
     }
+    /// What applying `revision` (a commit id, possibly abbreviated, a branch or a tag of the
+    /// source's repository) would change, field by field, without applying it: the GitOps
+    /// engine fetches, reads and plans it as a sync would. `BAD_USER_INPUT` for a revision
+    /// the repository does not have; `UNAVAILABLE` without an engine.
+    async fn plan(&self, ctx: &Context<'_>, revision: String) -> ApiResult<RevisionPlan> {
+        let sync = ctx
+            .data_opt::<ApiContext>()
+            .and_then(|a| a.sync.clone())
+            .ok_or_else(|| ApiError::Unavailable("the GitOps engine is not running".into()))?;
+        let operator = crate::auth::require(ctx, Role::Operator).is_ok();
+        let p = sync
+            .plan_revision(&self.0.source.name, &revision)
+            .await
+            .map_err(sync_error)?;
+        let changes: Vec<PlannedChange> = p
+            .changes
+            .into_iter()
+            .map(|c| PlannedChange {
+                kind: ObjectKind::of_column(&c.kind),
+                change: match c.change.as_str() {
+                    "Create" => PlanChange::Create,
+                    "Delete" => PlanChange::Delete,
+                    _ => PlanChange::Update,
+                },
+                name: c.name,
+                fields: c
+                    .fields
+                    .into_iter()
+                    .map(|(path, d, a)| {
+                        let ((d, rd), (a, ra)) = if operator {
+                            ((d, false), (a, false))
+                        } else {
+                            (redact_credentials(&path, &d), redact_credentials(&path, &a))
+                        };
+                        DriftField {
+                            desired: d.to_string(),
+                            actual: a.to_string(),
+                            redacted: rd || ra,
+                            path,
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        Ok(RevisionPlan {
+            requested: revision,
+            noop: changes.is_empty(),
+            revision: p.revision,
+            author: p.author,
+            message: p.message,
+            changes,
+            errors: p.errors,
+        })
+    }
+    /// Fetches the source's ref now and says whether Git answered (what `linkplane check`
+    /// reports as "Git reachable"). Costs a fetch: not for dashboards to poll.
+    async fn reachability(&self, ctx: &Context<'_>) -> ApiResult<GitReachability> {
+        let sync = ctx
+            .data_opt::<ApiContext>()
+            .and_then(|a| a.sync.clone())
+            .ok_or_else(|| ApiError::Unavailable("the GitOps engine is not running".into()))?;
+        Ok(
+            match sync
+                .check_remote(&self.0.source.name)
+                .await
+                .map_err(sync_error)?
+            {
+                Ok(commit) => GitReachability {
+                    reachable: true,
+                    revision: Some(commit),
+                    error: None,
+                },
+                Err(why) => GitReachability {
+                    reachable: false,
+                    revision: None,
+                    error: Some(why),
+                },
+            },
+        )
+    }
+
     /// Last revision applied successfully.
     async fn last_applied_revision(&self) -> Option<&str> {
         self.0.last_applied_revision.as_deref()
@@ -773,14 +974,102 @@ async fn sync_now(ctx: &Context<'_>, source: String) -> ApiResult<SyncNowResult>
         Err(SyncError::UnknownSource(s)) => {
             Err(ApiError::NotFound(format!("GitSource {s:?} not found")))
         }
-        Err(SyncError::Unavailable(m)) => Err(ApiError::Unavailable(m)),
-        Err(e @ SyncError::Failed(_)) => Err(ApiError::internal(&e)),
+        Err(e) => Err(sync_error(e)),
     }
+}
+
+/// The API error of an engine error.
+fn sync_error(e: SyncError) -> ApiError {
+    match e {
+        SyncError::UnknownSource(s) => ApiError::NotFound(format!("GitSource {s:?} not found")),
+        SyncError::Unavailable(m) => ApiError::Unavailable(m),
+        SyncError::UnknownRevision(m) => ApiError::BadUserInput(m),
+        e @ SyncError::Failed(_) => ApiError::internal(&e),
+    }
+}
+
+/// How a revision changes one object (`GitSource.plan`).
+#[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanChange {
+    /// Declared, not in the database yet.
+    Create,
+    /// Owned by the source, spec differs.
+    Update,
+    /// Owned by the source, no longer declared (pruned).
+    Delete,
+}
+
+/// One object a revision would change.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct PlannedChange {
+    /// The kind.
+    pub kind: Option<ObjectKind>,
+    /// Name.
+    pub name: String,
+    /// What applying would do.
+    pub change: PlanChange,
+    /// Field by field: Git's value at the revision (`desired`) against the database's
+    /// (`actual`); `spec.credentials` values redacted for viewers, as in drift.
+    pub fields: Vec<DriftField>,
+}
+
+/// What applying a revision would change, planned by the GitOps engine without applying.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct RevisionPlan {
+    /// The revision asked for.
+    pub requested: String,
+    /// The full commit id it resolved to.
+    pub revision: String,
+    /// Commit author.
+    pub author: String,
+    /// Commit message's first line.
+    pub message: String,
+    /// Objects created, updated or deleted, by kind then name.
+    pub changes: Vec<PlannedChange>,
+    /// Why the engine would refuse the revision (file:line:col diagnostics, names managed
+    /// elsewhere); empty when it would apply.
+    pub errors: Vec<String>,
+    /// True when applying would change nothing.
+    pub noop: bool,
+}
+
+/// Whether the server reached a source's Git repository just now.
+#[derive(SimpleObject, Debug, Clone)]
+pub struct GitReachability {
+    /// True when the fetch succeeded.
+    pub reachable: bool,
+    /// The commit the source's ref points at, when reachable.
+    pub revision: Option<String>,
+    /// Why not (URL credentials removed).
+    pub error: Option<String>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_are_redacted_at_above_and_below_their_path_only() {
+        let v =
+            serde_json::json!({"apiServer": "https://a", "credentials": {"kubeconfigFile": "/x"}});
+        let (out, hit) = redact_credentials("spec", &v);
+        assert!(hit);
+        assert_eq!(out["credentials"], "<redacted>");
+        assert_eq!(out["apiServer"], "https://a");
+        let whole = serde_json::json!({"spec": v.clone()});
+        assert_eq!(
+            redact_credentials("", &whole).0["spec"]["credentials"],
+            "<redacted>"
+        );
+        assert_eq!(
+            redact_credentials("spec.credentials.kubeconfigFile", &serde_json::json!("/x")),
+            (serde_json::json!("<redacted>"), true)
+        );
+        assert_eq!(
+            redact_credentials("spec.clusterDomain", &serde_json::json!("a.local")),
+            (serde_json::json!("a.local"), false)
+        );
+    }
 
     #[test]
     fn urls_lose_their_credentials() {

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Context, Object, SimpleObject, Value, parser::types::Field};
+use async_graphql::{ComplexObject, Context, Object, SimpleObject, Value, parser::types::Field};
 use chrono::{DateTime, Utc};
 use linkplane_store::{
     gateways::GatewayHealth,
@@ -14,7 +14,7 @@ use crate::{
     auth::{Role, RoleGuard},
     common::{
         LabelSelector, Total, db, id_cursor, loader, page_fetched, page_size, page_sorted_both,
-        paged_complexity, paged_complexity_both, tables, with_fields,
+        paged_complexity_both, tables, with_fields,
     },
     db::{MirrorPageOf, one},
     domain::{
@@ -27,6 +27,7 @@ use crate::{
 
 /// The latest gateway probe for one link (the link's target gateway, probed for that link).
 #[derive(SimpleObject, Debug, Clone)]
+#[graphql(complex)]
 pub struct GatewayProbe {
     /// Link name.
     pub link: String,
@@ -112,6 +113,52 @@ impl From<&linkplane_store::remote_credentials::RemoteCredential> for RemoteCred
             message: r.message.clone(),
             updated_at: r.updated_at,
         }
+    }
+}
+
+/// Probe latency over the recent probes of a target gateway (the last 100: five minutes at the
+/// default 3 s period), nearest-rank percentiles of the successful ones.
+#[derive(SimpleObject, Debug, Clone, Copy)]
+pub struct GatewayLatency {
+    /// Median latency, milliseconds.
+    pub p50: f64,
+    /// 95th percentile, milliseconds.
+    pub p95: f64,
+    /// 99th percentile, milliseconds.
+    pub p99: f64,
+    /// Probes in the window.
+    pub probes: i32,
+    /// Successful probes in the window (the percentiles' samples).
+    pub successes: i32,
+}
+
+#[ComplexObject]
+impl GatewayProbe {
+    /// Latency percentiles of the target gateway's recent probes; null before a successful
+    /// probe, or when this server process does not run the prober (a server started with
+    /// `--no-reconcile`, or a replica that does not hold the mirror).
+    async fn latency(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<GatewayLatency>> {
+        let Some(windows) = ctx
+            .data_opt::<crate::ApiContext>()
+            .and_then(|a| a.probe_windows.as_ref())
+        else {
+            return Ok(None);
+        };
+        let links = tables(ctx)?.links().await?;
+        let Some(link) = links.get(&self.link) else {
+            return Ok(None);
+        };
+        Ok(windows
+            .summary(&link.stored.value.spec.target)
+            .and_then(|s| {
+                s.latency.map(|p| GatewayLatency {
+                    p50: p.p50,
+                    p95: p.p95,
+                    p99: p.p99,
+                    probes: s.probes as i32,
+                    successes: s.successes as i32,
+                })
+            }))
     }
 }
 
@@ -302,7 +349,8 @@ impl LinkNode {
         Ok(c.into())
     }
     /// This link's mirrors, ordered by id.
-    #[graphql(complexity = "paged_complexity(first, child_complexity)")]
+    #[graphql(complexity = "paged_complexity_both(first, last, child_complexity)")]
+    #[allow(clippy::too_many_arguments)]
     async fn mirrors(
         &self,
         ctx: &Context<'_>,
@@ -310,6 +358,8 @@ impl LinkNode {
         state: Option<MirrorState>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> async_graphql::Result<FastConnection<Mirror, MirrorTotal>> {
         mirror_page(
             ctx,
@@ -319,12 +369,17 @@ impl LinkNode {
             state,
             first,
             after,
+            last,
+            before,
         )
         .await
     }
 }
 
-/// One page of a parent's mirrors through the batching loader.
+/// One page of a parent's mirrors: forward pages (`first`/`after`, the common case) through
+/// the batching loader, one statement for every parent of a level; backward pages (`last`,
+/// `before`) with one statement each (a client paging backwards pages one parent at a time).
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn mirror_page(
     ctx: &Context<'_>,
     by: MirrorParent,
@@ -333,7 +388,15 @@ pub(crate) async fn mirror_page(
     state: Option<MirrorState>,
     first: Option<i32>,
     after: Option<String>,
+    last: Option<i32>,
+    before: Option<String>,
 ) -> async_graphql::Result<FastConnection<Mirror, MirrorTotal>> {
+    if last.is_some() || before.is_some() {
+        return Ok(crate::domain::mirror::mirror_window(
+            ctx, by, parent, namespace, state, first, after, last, before,
+        )
+        .await?);
+    }
     let first_n = page_size(first)?;
     let after_id = id_cursor(after.as_deref())?;
     let (total_namespace, total_state) = (namespace.clone(), state);

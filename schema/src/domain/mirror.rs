@@ -12,12 +12,15 @@ use linkplane_store::{
     topology::{self, ExportedService, ServiceKey},
 };
 
+use linkplane_store::windows;
+
 use crate::{
-    common::{db, id_cursor, page_fetched, page_size, paged_complexity, tables, with_fields},
+    common::{db, tables, with_fields},
     db::{Counts, one},
     domain::link::LinkNode,
     error::{ApiError, ApiResult},
     plain::{self, Cx, FastConnection, Miss, Plain},
+    relay::{self, Paging},
 };
 
 /// Why a mirror is (or is not) in place.
@@ -104,6 +107,7 @@ impl Plain for Mirror {
         let s = &self.0.status;
         Ok(match name {
             "id" => Value::String(self.0.id.to_string()),
+            "globalId" => Value::String(format!("Mirror:{}", self.0.id)),
             "linkName" => plain::string(&s.link),
             "sourceCluster" => plain::string(&s.source_cluster),
             "targetCluster" => plain::string(&s.target_cluster),
@@ -123,9 +127,14 @@ impl Plain for Mirror {
 
 #[Object]
 impl Mirror {
-    /// Stable row id (also the cursor).
-    async fn id(&self) -> ID {
+    /// Stable row id (also the cursor). Kept for compatibility: it is not a global id (a
+    /// federated service may have the same number); use `globalId` with `node(id:)`.
+    pub(crate) async fn id(&self) -> ID {
         ID(self.0.id.to_string())
+    }
+    /// Global id (`Mirror:<row id>`), for `node(id:)`.
+    async fn global_id(&self) -> ID {
+        crate::domain::node::global_id("Mirror", &self.0.id.to_string())
     }
     /// Name of the link selecting the service.
     async fn link_name(&self) -> &str {
@@ -244,9 +253,14 @@ pub struct Service(pub Arc<ExportedService>);
 
 #[Object]
 impl Service {
-    /// `<targetCluster>/<namespace>/<name>` (also the cursor).
-    async fn id(&self) -> ID {
+    /// `<targetCluster>/<namespace>/<name>` (also the cursor). Kept for compatibility; the
+    /// global id for `node(id:)` is `globalId`.
+    pub(crate) async fn id(&self) -> ID {
         ID(service_cursor(&self.0))
+    }
+    /// Global id (`Service:<targetCluster>/<namespace>/<name>`), for `node(id:)`.
+    async fn global_id(&self) -> ID {
+        crate::domain::node::global_id("Service", &service_cursor(&self.0))
     }
     /// Cluster exporting the service.
     async fn cluster(&self) -> &str {
@@ -278,7 +292,7 @@ fn service_cursor(s: &ExportedService) -> String {
     format!("{}/{}/{}", s.target_cluster, s.namespace, s.name)
 }
 
-fn parse_service_cursor(after: &str) -> ApiResult<ServiceKey> {
+pub(crate) fn parse_service_cursor(after: &str) -> ApiResult<ServiceKey> {
     let mut parts = after.splitn(3, '/');
     match (parts.next(), parts.next(), parts.next()) {
         (Some(c), Some(n), Some(s)) => Ok(ServiceKey {
@@ -348,14 +362,47 @@ impl MirrorTotal {
     }
 }
 
+/// One page of a parent's mirrors read directly (either direction), filtered as
+/// [`MirrorTotal::of`] counts them.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn mirror_window(
+    ctx: &Context<'_>,
+    by: topology::MirrorParent,
+    parent: &str,
+    namespace: Option<String>,
+    state: Option<MirrorState>,
+    first: Option<i32>,
+    after: Option<String>,
+    last: Option<i32>,
+    before: Option<String>,
+) -> ApiResult<FastConnection<Mirror, MirrorTotal>> {
+    let paging = Paging::new(
+        first,
+        after.as_deref(),
+        last,
+        before.as_deref(),
+        relay::id_cursor,
+    )?;
+    let total = MirrorTotal::of(by, parent, namespace, state);
+    let window = paging.window();
+    let rows = one!(db(ctx)?, |c| windows::mirrors(c, &total.0, &window))?;
+    Ok(FastConnection(with_fields(
+        paging.connection(rows.into_iter().map(Mirror).collect(), |m| {
+            m.0.id.to_string()
+        }),
+        total,
+    )))
+}
+
 /// Mirror queries.
 #[derive(Default)]
 pub struct MirrorQuery;
 
 #[Object]
 impl MirrorQuery {
-    /// Mirrors across the fleet, filtered, ordered by id.
-    #[graphql(complexity = "paged_complexity(first, child_complexity)")]
+    /// Mirrors across the fleet, filtered, ordered by id (`first`/`after` forward,
+    /// `last`/`before` backward; see docs/api.md for the paging rules).
+    #[graphql(complexity = "relay::complexity(first, last, child_complexity)")]
     #[allow(clippy::too_many_arguments)]
     async fn mirrors(
         &self,
@@ -367,9 +414,16 @@ impl MirrorQuery {
         link: Option<String>,
         first: Option<i32>,
         after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
     ) -> ApiResult<FastConnection<Mirror, MirrorTotal>> {
-        let first_n = page_size(first)?;
-        let after_id = id_cursor(after.as_deref())?;
+        let paging = Paging::new(
+            first,
+            after.as_deref(),
+            last,
+            before.as_deref(),
+            relay::id_cursor,
+        )?;
         let filter = MirrorFilter {
             source_cluster: cluster,
             target_cluster,
@@ -377,26 +431,21 @@ impl MirrorQuery {
             state: state.map(Into::into),
             link,
         };
-        let rows = one!(db(ctx)?, |c| mirrors::list(
-            c,
-            &filter,
-            after_id,
-            first_n as i64 + 1
-        ))?;
+        let window = paging.window();
+        let rows = one!(db(ctx)?, |c| windows::mirrors(c, &filter, &window))?;
         Ok(FastConnection(with_fields(
-            page_fetched(
-                rows.into_iter().map(Mirror).collect(),
-                |m| m.0.id.to_string(),
-                first_n,
-                after.is_some(),
-            ),
+            paging.connection(rows.into_iter().map(Mirror).collect(), |m| {
+                m.0.id.to_string()
+            }),
             MirrorTotal(filter),
         )))
     }
 
     /// Exported services with their consumers, derived from mirrors grouped by
-    /// (target cluster, namespace, name).
-    #[graphql(complexity = "paged_complexity(first, child_complexity)")]
+    /// (target cluster, namespace, name), in that order (`first`/`after` forward,
+    /// `last`/`before` backward).
+    #[graphql(complexity = "relay::complexity(first, last, child_complexity)")]
+    #[allow(clippy::too_many_arguments)]
     async fn services(
         &self,
         ctx: &Context<'_>,
@@ -404,21 +453,45 @@ impl MirrorQuery {
         namespace: Option<String>,
         first: Option<i32>,
         after: Option<String>,
-    ) -> ApiResult<Connection<String, Service>> {
-        let first_n = page_size(first)?;
-        let key = after.as_deref().map(parse_service_cursor).transpose()?;
-        let rows = one!(db(ctx)?, |c| topology::services(
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> ApiResult<Connection<String, Service, ServiceTotal>> {
+        let paging = Paging::new(
+            first,
+            after.as_deref(),
+            last,
+            before.as_deref(),
+            parse_service_cursor,
+        )?;
+        let window = paging.window();
+        let rows = one!(db(ctx)?, |c| windows::services(
             c,
             cluster.as_deref(),
             namespace.as_deref(),
-            key.as_ref(),
-            first_n as i64 + 1
+            &window
         ))?;
-        Ok(page_fetched(
+        let page = paging.connection(
             rows.into_iter().map(|s| Service(Arc::new(s))).collect(),
             |s| service_cursor(&s.0),
-            first_n,
-            after.is_some(),
+        );
+        Ok(with_fields(page, ServiceTotal { cluster, namespace }))
+    }
+}
+
+/// `totalCount` of a page of exported services.
+pub struct ServiceTotal {
+    cluster: Option<String>,
+    namespace: Option<String>,
+}
+
+#[Object]
+impl ServiceTotal {
+    /// How many exported services match, over every page (one `count(*)` when asked for).
+    async fn total_count(&self, ctx: &Context<'_>) -> ApiResult<i64> {
+        one!(db(ctx)?, |c| windows::count_services(
+            c,
+            self.cluster.as_deref(),
+            self.namespace.as_deref()
         ))
     }
 }

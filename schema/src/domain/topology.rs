@@ -2,15 +2,20 @@
 
 use std::collections::BTreeSet;
 
-use async_graphql::{Context, Object, SimpleObject, Value, parser::types::Field};
+use async_graphql::{
+    Context, Object, SimpleObject, Value,
+    connection::{Connection, ConnectionNameType, EmptyFields},
+    parser::types::Field,
+};
 use linkplane_store::{clusters, topology as store_topology};
 
 use crate::{
-    common::{db, tables},
+    common::{Total, db, tables},
     db::one,
     domain::{cluster::ClusterNode, link::LinkNode, mirror::Mirror},
     error::{ApiError, ApiResult},
     plain::{self, Cx, Fast, Miss, Plain},
+    relay::{self, Paging},
 };
 
 /// The fleet as a graph: clusters are nodes, links are edges (source → target). Node and edge
@@ -57,6 +62,20 @@ pub struct StrandedFederatedService {
     pub local_name: String,
 }
 
+/// The GraphQL name of a page of a blast radius's mirrors (`MirrorConnection` is the fleet's,
+/// whose `totalCount` counts by filter).
+pub struct StrandedMirrorConnectionName;
+
+impl ConnectionNameType for StrandedMirrorConnectionName {
+    fn type_name<T: async_graphql::OutputType>() -> String {
+        "StrandedMirrorConnection".into()
+    }
+}
+
+/// A page of a blast radius's mirrors.
+pub type StrandedMirrorConnection =
+    Connection<String, Mirror, Total, EmptyFields, StrandedMirrorConnectionName>;
+
 /// What fails with a cluster (or only its gateway).
 pub struct BlastRadius {
     cluster: String,
@@ -76,9 +95,41 @@ impl BlastRadius {
         self.gateway_only
     }
     /// Mirrors that would lose every endpoint: `MIRRORED` mirrors of the cluster's services
-    /// (gateway-mode only when `gatewayOnly`), by consumer cluster.
+    /// (gateway-mode only when `gatewayOnly`), by consumer cluster. The whole list: prefer
+    /// `mirrorPage` in a fleet of thousands of mirrors.
     async fn mirrors(&self) -> &[Mirror] {
         &self.mirrors
+    }
+    /// The same mirrors as `mirrors`, Relay-paged by id (`first`/`after`, `last`/`before`),
+    /// with `totalCount`.
+    #[graphql(complexity = "relay::complexity(first, last, child_complexity)")]
+    async fn mirror_page(
+        &self,
+        first: Option<i32>,
+        after: Option<String>,
+        last: Option<i32>,
+        before: Option<String>,
+    ) -> ApiResult<StrandedMirrorConnection> {
+        let paging = Paging::new(
+            first,
+            after.as_deref(),
+            last,
+            before.as_deref(),
+            relay::id_cursor,
+        )?;
+        let mut by_id = self.mirrors.clone();
+        by_id.sort_by_key(|m| m.0.id);
+        let page = paging.page_sorted(by_id, |m| m.0.id, |m| m.0.id.to_string());
+        let total = Total {
+            total_count: self.mirrors.len() as i64,
+        };
+        let mut out = StrandedMirrorConnection::with_additional_fields(
+            page.has_previous_page,
+            page.has_next_page,
+            total,
+        );
+        out.edges = page.edges;
+        Ok(out)
     }
     /// Consumer clusters that would lose at least one service.
     async fn affected_clusters(&self) -> Vec<String> {

@@ -10,7 +10,10 @@ use axum::{
     response::IntoResponse as _,
     routing::{get, post},
 };
-use linkplane_schema::{Api, ApiOptions, BoxFuture, Limits, SyncError, SyncReport, SyncService};
+use linkplane_schema::{
+    Api, ApiOptions, BoxFuture, Limits, PlannedObject, PlannedRevision, SyncError, SyncReport,
+    SyncService,
+};
 use linkplane_store::{Store, credentials::CredentialsKey, tokens};
 use prometheus_client::registry::Registry;
 use secrecy::ExposeSecret as _;
@@ -68,6 +71,100 @@ impl SyncService for GitopsSync {
             }
         })
     }
+
+    fn plan_revision<'a>(
+        &'a self,
+        source: &'a str,
+        revision: &'a str,
+    ) -> BoxFuture<'a, Result<PlannedRevision, SyncError>> {
+        Box::pin(plan_revision(&self.0, source, revision))
+    }
+
+    fn check_remote<'a>(
+        &'a self,
+        source: &'a str,
+    ) -> BoxFuture<'a, Result<Result<String, String>, SyncError>> {
+        Box::pin(check_remote(&self.0, source))
+    }
+}
+
+/// The spec of `source`, or `UnknownSource`.
+async fn source_spec(
+    sync: &linkplane_gitops::SyncHandle,
+    source: &str,
+) -> Result<linkplane_core::GitSourceSpec, SyncError> {
+    let store = sync.syncer().store();
+    let mut conn = store
+        .acquire()
+        .await
+        .map_err(|e| SyncError::Failed(Box::new(e)))?;
+    linkplane_store::git_sources::get(&mut conn, source)
+        .await
+        .map_err(|e| SyncError::Failed(Box::new(e)))?
+        .map(|s| s.source.spec)
+        .ok_or_else(|| SyncError::UnknownSource(source.to_string()))
+}
+
+/// `GitSource.plan(revision:)`: the engine's planner on a revision it fetches, nothing applied.
+async fn plan_revision(
+    sync: &linkplane_gitops::SyncHandle,
+    source: &str,
+    revision: &str,
+) -> Result<PlannedRevision, SyncError> {
+    let spec = source_spec(sync, source).await?;
+    let (resolved, planned) = match sync.syncer().plan_revision(source, &spec, revision).await {
+        Ok(r) => r,
+        Err(linkplane_gitops::Error::UnknownRevision(r)) => {
+            return Err(SyncError::UnknownRevision(format!(
+                "{r:?} is not a commit, branch or tag of Git source {source:?}"
+            )));
+        }
+        Err(linkplane_gitops::Error::Git(e)) => {
+            return Err(SyncError::Unavailable(format!(
+                "cannot read Git source {source:?}: {e}"
+            )));
+        }
+        Err(e) => return Err(SyncError::Failed(Box::new(e))),
+    };
+    let (changes, errors) = match planned {
+        Ok(plan) => (
+            plan.changes
+                .into_iter()
+                .map(|c| PlannedObject {
+                    kind: c.kind.to_string(),
+                    name: c.name,
+                    change: c.change.to_string(),
+                    fields: c
+                        .fields
+                        .into_iter()
+                        .map(|f| (f.path, f.desired, f.actual))
+                        .collect(),
+                })
+                .collect(),
+            plan.conflicts,
+        ),
+        Err(diagnostics) => (Vec::new(), diagnostics.to_strings()),
+    };
+    Ok(PlannedRevision {
+        revision: resolved.commit,
+        author: resolved.author,
+        message: resolved.message,
+        changes,
+        errors,
+    })
+}
+
+/// `GitSource.reachability`: one fetch of the source's ref.
+async fn check_remote(
+    sync: &linkplane_gitops::SyncHandle,
+    source: &str,
+) -> Result<Result<String, String>, SyncError> {
+    let spec = source_spec(sync, source).await?;
+    Ok(match sync.syncer().check_remote(source, &spec).await {
+        Ok(r) => Ok(r.commit),
+        Err(linkplane_gitops::Error::Git(e)) => Err(e.to_string()),
+        Err(e) => return Err(SyncError::Failed(Box::new(e))),
+    })
 }
 
 /// Loads the key sealing stored kubeconfigs, once per process: the API writes with it and the
@@ -96,6 +193,7 @@ pub async fn build(
     args: &ApiArgs,
     sync: Option<linkplane_gitops::SyncHandle>,
     credentials_key: Option<Arc<CredentialsKey>>,
+    probe_windows: Option<linkplane_core::probes::ProbeWindows>,
     mut registry: Registry,
 ) -> anyhow::Result<ApiState> {
     if let Some(token) = &args.bootstrap_admin_token {
@@ -126,6 +224,7 @@ pub async fn build(
             credentials_key,
             on_error: Some(Arc::new(move |code: &str| observer.graphql_error(code))),
             kubeconfig_check: Some(linkplane_mirror::credentials::check_kubeconfig),
+            probe_windows,
         },
     );
     Ok(ApiState {

@@ -38,6 +38,7 @@ async fn spawn(pool: sqlx::PgPool, flags: &[&str]) -> Running {
         &args,
         None,
         super::credentials_key(&args).unwrap(),
+        None,
         Registry::default(),
     )
     .await
@@ -835,6 +836,7 @@ async fn an_unreachable_database_gets_fast_503s_from_readyz_and_webhooks(pool: s
         &args,
         None,
         super::credentials_key(&args).unwrap(),
+        None,
         Registry::default(),
     )
     .await
