@@ -96,6 +96,9 @@ pub struct Options {
     /// An identical Kubernetes Event is written at most once per this interval (its count is
     /// aggregated meanwhile).
     pub event_interval: Duration,
+    /// Cluster leases shared with other replicas on the same database; `None` runs every
+    /// cluster here (a single replica, or the reconcilers tested alone).
+    pub lease: Option<crate::lease::LeaseOptions>,
 }
 
 impl Default for Options {
@@ -106,6 +109,7 @@ impl Default for Options {
             status_flush: Duration::from_millis(50),
             credentials: Credentials::default(),
             event_interval: Duration::from_secs(300),
+            lease: None,
         }
     }
 }
@@ -125,6 +129,8 @@ pub(crate) struct Shared {
     pub events: Arc<crate::events::Recorder>,
     /// `(source, target)` pairs whose removed-link clean-up is running.
     pub cleanups: std::sync::Mutex<BTreeSet<(String, String)>>,
+    /// Leases this replica holds: checked before every write (see `lease`).
+    pub leases: Arc<crate::lease::LeaseTable>,
 }
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -195,6 +201,17 @@ impl Shared {
             .remove(pair);
     }
 
+    /// `client` as this replica sends it: its user agent, and writes fenced by the lease of
+    /// `cluster` (unchanged without leases).
+    pub fn wrap_client(&self, client: Client, cluster: &str) -> Client {
+        match &self.options.lease {
+            Some(o) => {
+                crate::lease::fenced_client(client, cluster, &o.user_agent(), self.leases.clone())
+            }
+            None => client,
+        }
+    }
+
     fn enqueue(&self, entry: &LinkEntry, namespace: &str, service: &str) {
         if let Some(rt) = self.runtime(&entry.link.spec.source) {
             rt.queue.add(MirrorKey {
@@ -214,6 +231,10 @@ impl Shared {
             return;
         };
         let spec = &entry.link.spec;
+        if !self.leases.may_write(&spec.source) {
+            // Another replica owns the source: it plans, writes and records this link.
+            return;
+        }
         crate::federation::full_pass(self, &spec.source);
         let (Some(source), Some(target)) = (self.runtime(&spec.source), self.runtime(&spec.target))
         else {
@@ -307,7 +328,8 @@ impl Shared {
         crate::federation::on_cluster(self, cluster);
         let snap = self.snapshot();
         for entry in snap.links.values() {
-            if entry.link.spec.source == cluster || entry.link.spec.target == cluster {
+            let touches = entry.link.spec.source == cluster || entry.link.spec.target == cluster;
+            if touches && self.leases.may_write(&entry.link.spec.source) {
                 self.status.send(StatusMsg::LinkRecovered {
                     link: entry.link.name.clone(),
                 });
@@ -322,7 +344,8 @@ impl Shared {
         let snap = self.snapshot();
         for entry in snap.links.values() {
             let spec = &entry.link.spec;
-            if spec.source == cluster || spec.target == cluster {
+            if (spec.source == cluster || spec.target == cluster) && self.leases.may_write(&spec.source)
+            {
                 self.status.send(StatusMsg::LinkError {
                     link: entry.link.name.clone(),
                     message: format!("cluster {cluster} is unreachable: {message}"),
@@ -441,6 +464,7 @@ impl ClusterRuntime {
                     }
                 }
             };
+            let client = shared.wrap_client(client, &name);
             let _ = rt.client.set(client.clone());
             rt.push_task(tokio::spawn(watch::<SlimService>(
                 rt.clone(),
