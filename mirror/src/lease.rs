@@ -85,6 +85,8 @@ pub struct Held {
 pub struct LeaseTable {
     enabled: bool,
     held: RwLock<HashMap<String, Held>>,
+    /// See [`RenewalStall`].
+    pub stall: RenewalStall,
 }
 
 impl LeaseTable {
@@ -93,6 +95,7 @@ impl LeaseTable {
         Self {
             enabled,
             held: RwLock::default(),
+            stall: RenewalStall::default(),
         }
     }
 
@@ -234,6 +237,23 @@ pub struct LeaseManager {
     table: Arc<LeaseTable>,
 }
 
+/// Fault injection for tests: while set, lease rounds do nothing (as if the replica were
+/// paused or cut off from PostgreSQL) but its writers keep running, so the fence alone must
+/// stop them.
+#[derive(Debug, Default)]
+pub struct RenewalStall(std::sync::atomic::AtomicBool);
+
+impl RenewalStall {
+    /// Stalls (true) or resumes (false) lease rounds.
+    pub fn set(&self, stalled: bool) {
+        self.0.store(stalled, std::sync::atomic::Ordering::Release);
+    }
+
+    fn get(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
 impl std::fmt::Debug for LeaseManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LeaseManager")
@@ -262,6 +282,9 @@ impl LeaseManager {
     /// away, so a replica cut off from PostgreSQL stops writing within one lease duration.
     pub async fn round(&self, clusters: &BTreeSet<String>) -> RoundOutcome {
         let mut out = RoundOutcome::default();
+        if self.table.stall.get() {
+            return out;
+        }
         // Deadlines that passed are losses whatever the database says.
         let now = Instant::now();
         for (c, h) in self.table.snapshot() {
@@ -384,7 +407,8 @@ pub fn fenced_client(
     let ua = http::HeaderValue::from_str(user_agent)
         .unwrap_or_else(|_| http::HeaderValue::from_static("linkplane"));
     let svc = tower::service_fn(move |mut req: http::Request<kube::client::Body>| {
-        let (client, table, cluster, ua) = (client.clone(), table.clone(), cluster.clone(), ua.clone());
+        let (client, table, cluster, ua) =
+            (client.clone(), table.clone(), cluster.clone(), ua.clone());
         async move {
             req.headers_mut().insert(http::header::USER_AGENT, ua);
             if is_write(req.method()) && !table.may_write(&cluster) {

@@ -344,7 +344,8 @@ impl Shared {
         let snap = self.snapshot();
         for entry in snap.links.values() {
             let spec = &entry.link.spec;
-            if (spec.source == cluster || spec.target == cluster) && self.leases.may_write(&spec.source)
+            if (spec.source == cluster || spec.target == cluster)
+                && self.leases.may_write(&spec.source)
             {
                 self.status.send(StatusMsg::LinkError {
                     link: entry.link.name.clone(),

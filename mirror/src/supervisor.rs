@@ -36,6 +36,7 @@ pub struct Supervisor;
 pub struct SupervisorHandle {
     shared: Arc<Shared>,
     stop: Option<oneshot::Sender<()>>,
+    stop_now: Arc<tokio::sync::Notify>,
     task: JoinHandle<()>,
     status_task: JoinHandle<()>,
 }
@@ -60,9 +61,10 @@ impl Supervisor {
         let federation = crate::federation::Federation::start(&store, options.status_flush).await;
         let events = Arc::new(crate::events::Recorder::new(options.event_interval));
         let leases = Arc::new(crate::lease::LeaseTable::new(options.lease.is_some()));
-        let manager = options.lease.clone().map(|o| {
-            crate::lease::LeaseManager::new(store.clone(), o, leases.clone())
-        });
+        let manager = options
+            .lease
+            .clone()
+            .map(|o| crate::lease::LeaseManager::new(store.clone(), o, leases.clone()));
         let shared = Arc::new(Shared {
             store,
             options,
@@ -77,10 +79,17 @@ impl Supervisor {
             leases,
         });
         let (stop, stop_rx) = oneshot::channel();
-        let task = tokio::spawn(run(shared.clone(), Box::pin(feed), stop_rx, manager));
+        let stop_now = Arc::new(tokio::sync::Notify::new());
+        let task = tokio::spawn(run(
+            shared.clone(),
+            Box::pin(feed),
+            (stop_rx, stop_now.clone()),
+            manager,
+        ));
         Ok(SupervisorHandle {
             shared,
             stop: Some(stop),
+            stop_now,
             task,
             status_task,
         })
@@ -103,6 +112,12 @@ impl SupervisorHandle {
         // Let the last mirror states reach the database.
         tokio::time::sleep(self.shared.options.status_flush * 2).await;
         self.status_task.abort();
+    }
+
+    /// Notifying this stops every writer and hands the leases over at once, without waiting for
+    /// [`shutdown`](Self::shutdown) (the server calls it on SIGTERM, before draining HTTP).
+    pub fn stopper(&self) -> Arc<tokio::sync::Notify> {
+        self.stop_now.clone()
     }
 
     /// The runtime (client, index) of `cluster`, if running. Federation reads the indexes.
@@ -228,7 +243,7 @@ async fn lease_round(
 async fn run(
     shared: Arc<Shared>,
     mut feed: Feed,
-    mut stop: oneshot::Receiver<()>,
+    (mut stop, stop_now): (oneshot::Receiver<()>, Arc<tokio::sync::Notify>),
     manager: Option<crate::lease::LeaseManager>,
 ) {
     let mut probes = Probes::default();
@@ -243,6 +258,7 @@ async fn run(
     loop {
         tokio::select! {
             _ = &mut stop => break,
+            _ = stop_now.notified() => break,
             _ = renew.tick(), if manager.is_some() => {
                 if let Some(m) = &manager {
                     lease_round(&shared, &mut probes, m).await;
@@ -371,9 +387,10 @@ async fn reload(shared: &Arc<Shared>, probes: &mut Probes) {
         .filter(|c| {
             !shared.leases.enabled()
                 || owned.contains(*c)
-                || new.links.values().any(|l| {
-                    l.link.spec.target == *c && owned.contains(&l.link.spec.source)
-                })
+                || new
+                    .links
+                    .values()
+                    .any(|l| l.link.spec.target == *c && owned.contains(&l.link.spec.source))
         })
         .collect();
     let all_needed = needed_clusters(&new);

@@ -65,13 +65,11 @@ pub async fn heartbeat(conn: &mut PgConnection, id: &str, name: &str) -> Result<
 
 /// Removes `id` (graceful shutdown) and frees every lease it holds, so peers take over at once.
 pub async fn deregister(conn: &mut PgConnection, id: &str) -> Result<()> {
-    sqlx::query(
-        "UPDATE cluster_leases SET holder = NULL, expires_at = now() WHERE holder = $1",
-    )
-    .bind(id)
-    .execute(&mut *conn)
-    .await
-    .map_err(StoreError::db("releasing a replica's leases"))?;
+    sqlx::query("UPDATE cluster_leases SET holder = NULL, expires_at = now() WHERE holder = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .map_err(StoreError::db("releasing a replica's leases"))?;
     sqlx::query("DELETE FROM replicas WHERE id = $1")
         .bind(id)
         .execute(&mut *conn)
@@ -83,13 +81,11 @@ pub async fn deregister(conn: &mut PgConnection, id: &str) -> Result<()> {
 /// Every replica, oldest first; `alive` when its heartbeat is younger than `window`. Rows
 /// silent for ten windows are pruned first (crashed processes).
 pub async fn list_replicas(conn: &mut PgConnection, window: Duration) -> Result<Vec<Replica>> {
-    sqlx::query(
-        "DELETE FROM replicas WHERE heartbeat_at < now() - make_interval(secs => $1 * 10)",
-    )
-    .bind(interval(window))
-    .execute(&mut *conn)
-    .await
-    .map_err(StoreError::db("pruning dead replicas"))?;
+    sqlx::query("DELETE FROM replicas WHERE heartbeat_at < now() - make_interval(secs => $1 * 10)")
+        .bind(interval(window))
+        .execute(&mut *conn)
+        .await
+        .map_err(StoreError::db("pruning dead replicas"))?;
     sqlx::query_as(
         "SELECT id, name, started_at, heartbeat_at,
                 heartbeat_at > now() - make_interval(secs => $1) AS alive
