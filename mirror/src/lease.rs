@@ -179,7 +179,7 @@ fn score(replica: &str, cluster: &str) -> u64 {
 }
 
 /// The desired owner of each cluster: rendezvous (highest-random-weight) hashing with a load
-/// bound of `ceil(clusters / replicas)`. Each cluster goes to its highest-scoring replica that
+/// bound (each replica takes `floor(clusters / replicas)`, some one more). Each cluster goes to its highest-scoring replica that
 /// is below the bound, clusters taken in a fixed order, so the spread is even (loads differ by
 /// at most one) and a replica joining or leaving moves few clusters: mostly those whose first
 /// choice changed. Pure and deterministic: every replica computes the same map from the same
@@ -195,7 +195,10 @@ pub fn assign<'a>(
     let mut clusters: Vec<&str> = clusters.into_iter().collect();
     clusters.sort_unstable();
     clusters.dedup();
-    let bound = clusters.len().div_ceil(replicas.len());
+    // Every replica may take `floor` clusters; `extra` of them one more: loads end in
+    // {floor, floor + 1}, which is as even as it gets.
+    let floor = clusters.len() / replicas.len();
+    let mut extra = clusters.len() % replicas.len();
     // Clusters in order of their best score: a cluster with a strong first choice claims it
     // before weaker ones fill the replica up (less movement than name order).
     let mut ranked: Vec<(u64, &str, Vec<usize>)> = clusters
@@ -213,7 +216,14 @@ pub fn assign<'a>(
     ranked.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
     let mut load = vec![0usize; replicas.len()];
     for (_, cluster, order) in ranked {
-        if let Some(&i) = order.iter().find(|&&i| load[i] < bound) {
+        let pick = order
+            .iter()
+            .copied()
+            .find(|&i| load[i] < floor || (load[i] == floor && extra > 0));
+        if let Some(i) = pick {
+            if load[i] == floor {
+                extra -= 1;
+            }
             load[i] += 1;
             out.insert(cluster.to_string(), replicas[i].clone());
         }
@@ -228,6 +238,8 @@ pub struct RoundOutcome {
     pub gained: BTreeSet<String>,
     /// Leases released, refused or expired this round.
     pub lost: BTreeSet<String>,
+    /// Live replicas seen this round (none when the database could not be read).
+    pub alive: Option<usize>,
 }
 
 /// Runs the lease rounds of one replica.
@@ -307,8 +319,9 @@ impl LeaseManager {
         let o = &self.options;
         let me = o.replica_id.as_str();
         let mut conn = self.store.acquire().await?;
-        leases::heartbeat(&mut conn, me, &o.replica_name).await?;
-        let mut alive: Vec<String> = leases::list_replicas(&mut conn, o.duration)
+        leases::heartbeat(&mut conn, me, &o.replica_name, o.duration).await?;
+        leases::prune(&mut conn).await?;
+        let mut alive: Vec<String> = leases::list_replicas(&mut conn)
             .await?
             .into_iter()
             .filter(|r| r.alive)
@@ -317,6 +330,7 @@ impl LeaseManager {
         if !alive.iter().any(|r| r == me) {
             alive.push(me.to_string());
         }
+        out.alive = Some(alive.len());
         let desired = assign(clusters.iter().map(String::as_str), &alive);
         // Release first (a peer waits for them), then renew, then acquire.
         for (c, _) in self.table.snapshot() {
@@ -445,8 +459,9 @@ mod tests {
             assert_eq!(a.len(), 100);
             let l = loads(&a);
             let (min, max) = (l.values().min().copied(), l.values().max().copied());
+            assert_eq!(l.len(), r, "every replica gets clusters");
             assert!(
-                max.unwrap_or(0) - min.unwrap_or(0) <= 1 || l.len() < r,
+                max.unwrap_or(0) - min.unwrap_or(0) <= 1,
                 "{r} replicas: {l:?}"
             );
             assert!(max.unwrap_or(0) <= 100usize.div_ceil(r));

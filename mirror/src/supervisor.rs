@@ -227,6 +227,9 @@ async fn lease_round(
     manager: &crate::lease::LeaseManager,
 ) {
     let out = manager.round(&needed_clusters(&shared.snapshot())).await;
+    shared
+        .metrics
+        .record_leases(&shared.leases.snapshot(), &out.lost, out.alive);
     if out.gained.is_empty() && out.lost.is_empty() {
         return;
     }

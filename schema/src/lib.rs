@@ -51,6 +51,7 @@ use domain::{
     mirror::MirrorQuery,
     node::NodeQuery,
     policy::PolicyQuery,
+    replicas::ReplicaQuery,
     tokens::{TokenMutation, TokenQuery},
     topology::TopologyQuery,
 };
@@ -67,6 +68,7 @@ pub struct Query(
     TopologyQuery,
     TokenQuery,
     AuditQuery,
+    ReplicaQuery,
     NodeQuery,
 );
 

@@ -24,7 +24,7 @@ pub struct Replica {
     pub started_at: DateTime<Utc>,
     /// Its last heartbeat.
     pub heartbeat_at: DateTime<Utc>,
-    /// True when the heartbeat is younger than the liveness window given to [`list_replicas`].
+    /// True when the heartbeat is younger than the replica's lease duration.
     pub alive: bool,
 }
 
@@ -49,14 +49,20 @@ fn interval(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
-/// Registers `id` or refreshes its heartbeat.
-pub async fn heartbeat(conn: &mut PgConnection, id: &str, name: &str) -> Result<()> {
+/// Registers `id` or refreshes its heartbeat; it counts as alive for `lease` from now.
+pub async fn heartbeat(
+    conn: &mut PgConnection,
+    id: &str,
+    name: &str,
+    lease: Duration,
+) -> Result<()> {
     sqlx::query(
-        "INSERT INTO replicas (id, name) VALUES ($1, $2)
-         ON CONFLICT (id) DO UPDATE SET heartbeat_at = now()",
+        "INSERT INTO replicas (id, name, lease_ms) VALUES ($1, $2, $3)
+         ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), lease_ms = EXCLUDED.lease_ms",
     )
     .bind(id)
     .bind(name)
+    .bind(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX).max(1))
     .execute(conn)
     .await
     .map_err(StoreError::db("recording a replica heartbeat"))?;
@@ -78,20 +84,24 @@ pub async fn deregister(conn: &mut PgConnection, id: &str) -> Result<()> {
     Ok(())
 }
 
-/// Every replica, oldest first; `alive` when its heartbeat is younger than `window`. Rows
-/// silent for ten windows are pruned first (crashed processes).
-pub async fn list_replicas(conn: &mut PgConnection, window: Duration) -> Result<Vec<Replica>> {
-    sqlx::query("DELETE FROM replicas WHERE heartbeat_at < now() - make_interval(secs => $1 * 10)")
-        .bind(interval(window))
-        .execute(&mut *conn)
-        .await
-        .map_err(StoreError::db("pruning dead replicas"))?;
+/// Deletes the rows of replicas silent for ten lease durations (crashed processes).
+pub async fn prune(conn: &mut PgConnection) -> Result<()> {
+    sqlx::query(
+        "DELETE FROM replicas WHERE heartbeat_at < now() - make_interval(secs => lease_ms / 100.0)",
+    )
+    .execute(conn)
+    .await
+    .map_err(StoreError::db("pruning dead replicas"))?;
+    Ok(())
+}
+
+/// Every replica, oldest first; `alive` when its heartbeat is younger than its lease.
+pub async fn list_replicas(conn: &mut PgConnection) -> Result<Vec<Replica>> {
     sqlx::query_as(
         "SELECT id, name, started_at, heartbeat_at,
-                heartbeat_at > now() - make_interval(secs => $1) AS alive
+                heartbeat_at > now() - make_interval(secs => lease_ms / 1000.0) AS alive
          FROM replicas ORDER BY started_at, id",
     )
-    .bind(interval(window))
     .fetch_all(conn)
     .await
     .map_err(StoreError::db("listing replicas"))
@@ -227,14 +237,15 @@ mod tests {
     #[sqlx::test(migrator = "crate::MIGRATOR")]
     async fn deregistering_frees_every_lease_at_once(pool: sqlx::PgPool) {
         let mut c = pool.acquire().await.unwrap();
-        heartbeat(&mut c, "a", "pod-a").await.unwrap();
-        heartbeat(&mut c, "b", "pod-b").await.unwrap();
+        heartbeat(&mut c, "a", "pod-a", D).await.unwrap();
+        heartbeat(&mut c, "b", "pod-b", D).await.unwrap();
         acquire(&mut c, "east", "a", D).await.unwrap();
         acquire(&mut c, "west", "a", D).await.unwrap();
         deregister(&mut c, "a").await.unwrap();
         assert_eq!(acquire(&mut c, "east", "b", D).await.unwrap(), Some(2));
         assert_eq!(acquire(&mut c, "west", "b", D).await.unwrap(), Some(2));
-        let r = list_replicas(&mut c, D).await.unwrap();
+        prune(&mut c).await.unwrap();
+        let r = list_replicas(&mut c).await.unwrap();
         assert_eq!(r.len(), 1);
         assert_eq!(r[0].id, "b");
         assert!(r[0].alive);

@@ -9,5 +9,6 @@ pub mod link;
 pub mod mirror;
 pub mod node;
 pub mod policy;
+pub mod replicas;
 pub mod tokens;
 pub mod topology;
