@@ -2,6 +2,7 @@
 //! table, sharing only the database and the kubesim clusters, as two `linkplane serve` pods do.
 //! kubesim's request log records each write's user agent (`linkplane/<v> (replica <id>)`), as a
 //! real API server's audit log records `userAgent`; that is how the tests see who wrote what.
+#![allow(clippy::unwrap_used)]
 
 mod support;
 
