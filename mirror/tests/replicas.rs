@@ -224,7 +224,12 @@ async fn three_replicas_own_every_cluster_once_evenly_and_rebalance_on_leave_and
         .filter(|c| before[**c] != after[**c])
         .count();
     println!("leave: {moved} clusters moved, taken over in {takeover:?}");
-    assert_eq!(moved, 2, "only r3's clusters move: {before:?} → {after:?}");
+    // r3's two clusters move; the load bound may shift one more between the survivors
+    // (replica ids are random, so the hash order differs per run).
+    assert!(
+        (2..=3).contains(&moved),
+        "about r3's clusters move: {before:?} → {after:?}"
+    );
 
     // Work keeps flowing on the survivors: a new export reaches every consumer.
     export(&env.client("c0").await, "shop", "cart", EXPORTED).await;
