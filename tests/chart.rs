@@ -518,6 +518,7 @@ fn default_render_is_valid_and_has_the_expected_objects() {
     let want: BTreeMap<String, usize> = [
         ("ConfigMap", 1),
         ("Deployment", 1),
+        ("PodDisruptionBudget", 1),
         ("Role", 1),
         ("RoleBinding", 1),
         ("Secret", 1),
@@ -767,7 +768,8 @@ fn optional_secrets_become_files_in_the_mounted_secret() {
         .iter()
         .filter_map(|e| e["name"].as_str())
         .collect();
-    assert_eq!(names, ["DATABASE_URL"]);
+    // The replica name comes from the pod (downward API), not from a file.
+    assert_eq!(names, ["DATABASE_URL", "LINKPLANE_REPLICA_NAME"]);
 }
 
 #[test]

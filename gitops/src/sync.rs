@@ -283,6 +283,16 @@ impl Syncer {
         };
         let mut tx = self.store.begin().await?;
         gstore::lock_source(&mut tx, source).await?;
+        // Several replicas may sync one source (each polls, and a webhook reaches whichever
+        // replica the load balancer picked): the row lock makes them take turns, and a
+        // revision another replica applied while this one fetched and parsed is not applied
+        // (nor recorded) a second time.
+        if let Some(now) = git_sources::get(&mut tx, source).await?
+            && now.last_applied_revision.as_deref() == Some(commit.as_str())
+        {
+            drop(tx);
+            return self.unchanged(&now, trigger, &resolved, started, t0).await;
+        }
         let plan: Plan = apply::plan(&mut tx, source, &rev).await?;
         if !plan.conflicts.is_empty() {
             drop(tx);

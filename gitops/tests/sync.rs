@@ -836,3 +836,33 @@ async fn an_object_taken_between_plan_and_apply_fails_the_whole_apply(pool: sqlx
     assert_eq!(cluster_names(&e.store).await, set(&["west"]));
     assert!(link_names(&e.store).await.is_empty());
 }
+
+/// Two replicas (two syncers with their own caches, one database) syncing the same new commit
+/// at once: it is applied and recorded exactly once, the other answers Unchanged (issue 19).
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn two_replicas_syncing_one_revision_at_once_apply_it_once(pool: sqlx::PgPool) {
+    let e = env(pool, false).await;
+    let cache2 = tempfile::tempdir().unwrap();
+    let other = Syncer::new(e.store.clone(), Cache::new(cache2.path()));
+    let text = [
+        cluster("east"),
+        cluster("west"),
+        link("w-e", "west", "east"),
+    ]
+    .concat();
+    let c1 = e.remote.commit(&[("fleet/all.yaml", Some(&text))], "fleet");
+    let (a, b) = tokio::join!(
+        e.syncer.sync("fleet", Trigger::Webhook),
+        other.sync("fleet", Trigger::Webhook)
+    );
+    let mut results = vec![a.unwrap().result, b.unwrap().result];
+    results.sort_by_key(|r| format!("{r:?}"));
+    assert_eq!(results, vec![SyncResult::Applied, SyncResult::Unchanged]);
+    let mut conn = e.store.acquire().await.unwrap();
+    let h = sync_history::list(&mut conn, "fleet", 10).await.unwrap();
+    let applied: Vec<_> = h
+        .iter()
+        .filter(|r| r.result == "Applied" && r.revision == c1)
+        .collect();
+    assert_eq!(applied.len(), 1, "{h:?}");
+}

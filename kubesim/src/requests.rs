@@ -30,6 +30,9 @@ pub struct LoggedRequest {
     pub user: String,
     /// The HTTP status code answered.
     pub code: u16,
+    /// The client's `User-Agent` header, as the audit log's `userAgent` records it (tells apart
+    /// processes that share one credential, e.g. the replicas of one controller).
+    pub user_agent: Option<String>,
 }
 
 impl LoggedRequest {
@@ -101,6 +104,7 @@ mod tests {
             name: None,
             user: "kubernetes-admin".into(),
             code: 200,
+            user_agent: Some("linkplane/0.1.0 (replica a)".into()),
         }
     }
 

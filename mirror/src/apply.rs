@@ -75,6 +75,11 @@ async fn reconcile(rt: &Arc<ClusterRuntime>, shared: &Shared, key: &MirrorKey) -
     if entry.paused || link.spec.source != rt.cluster.name {
         return Ok(());
     }
+    // Fencing, once per write batch (the client checks again per request): another replica
+    // holds this cluster, or our lease lapsed. Its owner plans the key from its own watches.
+    if !shared.leases.may_write(&rt.cluster.name) {
+        return Ok(());
+    }
     let (Some(target), Some(source)) = (
         snap.clusters.get(&link.spec.target),
         snap.clusters.get(&link.spec.source),

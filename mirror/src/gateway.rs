@@ -162,6 +162,8 @@ pub(crate) async fn run(shared: Arc<Shared>, target: String, gateway: GatewaySpe
             let links: Vec<String> = shared
                 .snapshot()
                 .links_targeting(&target)
+                // Each link's health row is written by its source's owner (with leases).
+                .filter(|l| shared.leases.may_write(&l.link.spec.source))
                 .map(|l| l.link.name.clone())
                 .collect();
             for link in &links {

@@ -26,6 +26,7 @@ pub mod gateway;
 pub mod import;
 pub mod index;
 pub mod mcs;
+pub mod lease;
 mod metrics;
 mod ownership;
 mod queue;
@@ -37,6 +38,7 @@ mod supervisor;
 
 pub use credentials::{CredentialResolver, Credentials};
 pub use error::{Error, Result};
+pub use lease::{LeaseOptions, LeaseTable};
 pub use metrics::Metrics;
 pub use runtime::{ClusterRuntime, LinkEntry, MirrorKey, Options, Snapshot};
 pub use supervisor::{Supervisor, SupervisorHandle, install_crypto_provider};

@@ -56,6 +56,15 @@ pub struct Metrics {
     /// The last probes of each target gateway, for exact percentiles in the API (not
     /// exported: the histogram above is the Prometheus view).
     pub probe_windows: linkplane_core::probes::ProbeWindows,
+    /// `linkplane_cluster_leases_held`: clusters this replica owns (with leases).
+    pub leases_held: Gauge,
+    /// `linkplane_cluster_lease_epoch{cluster}`: fencing epoch of each lease held here.
+    pub lease_epoch: Family<Labels, Gauge>,
+    /// `linkplane_cluster_lease_remaining_seconds{cluster}`: time left before this replica
+    /// stops writing into the cluster unless it renews (its local fencing deadline).
+    pub lease_remaining: Family<Labels, Gauge<f64, AtomicU64>>,
+    /// `linkplane_replicas_alive`: replicas with a fresh heartbeat, this one included.
+    pub replicas_alive: Gauge,
 }
 
 impl Default for Metrics {
@@ -76,6 +85,10 @@ impl Default for Metrics {
             mirror_errors: Family::default(),
             remote_access: Default::default(),
             probe_windows: Default::default(),
+            leases_held: Gauge::default(),
+            lease_epoch: Family::default(),
+            lease_remaining: Family::default(),
+            replicas_alive: Gauge::default(),
         }
     }
 }
@@ -150,6 +163,51 @@ impl Metrics {
             self.mirror_errors.clone(),
         );
         self.remote_access.register(r);
+        r.register(
+            "linkplane_cluster_leases_held",
+            "Clusters whose lease this replica holds (it runs their watches, writer and prober)",
+            self.leases_held.clone(),
+        );
+        r.register(
+            "linkplane_cluster_lease_epoch",
+            "Fencing epoch of each cluster lease held by this replica",
+            self.lease_epoch.clone(),
+        );
+        r.register(
+            "linkplane_cluster_lease_remaining_seconds",
+            "Seconds before this replica stops writing into the cluster unless its lease is renewed",
+            self.lease_remaining.clone(),
+        );
+        r.register(
+            "linkplane_replicas_alive",
+            "linkplane replicas with a fresh heartbeat in the database",
+            self.replicas_alive.clone(),
+        );
+    }
+
+    /// Sets the lease gauges from what this replica holds now (`lost`: remove their series).
+    pub(crate) fn record_leases(
+        &self,
+        held: &std::collections::BTreeMap<String, crate::lease::Held>,
+        lost: &std::collections::BTreeSet<String>,
+        alive: Option<usize>,
+    ) {
+        let now = tokio::time::Instant::now();
+        for c in lost {
+            self.lease_epoch.remove(&Self::cluster(c));
+            self.lease_remaining.remove(&Self::cluster(c));
+        }
+        self.leases_held.set(held.len() as i64);
+        for (c, h) in held {
+            let l = Self::cluster(c);
+            self.lease_epoch.get_or_create(&l).set(h.epoch);
+            self.lease_remaining
+                .get_or_create(&l)
+                .set(h.deadline.saturating_duration_since(now).as_secs_f64());
+        }
+        if let Some(n) = alive {
+            self.replicas_alive.set(n as i64);
+        }
     }
 
     pub(crate) fn target(cluster: &str) -> Labels {

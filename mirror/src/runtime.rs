@@ -102,6 +102,9 @@ pub struct Options {
     /// Renew remote-discovery tokens at least this often (tests; operators wanting faster
     /// rotation). `None`: at two thirds of their lifetime.
     pub remote_token_refresh: Option<Duration>,
+    /// Cluster leases shared with other replicas on the same database; `None` runs every
+    /// cluster here (a single replica, or the reconcilers tested alone).
+    pub lease: Option<crate::lease::LeaseOptions>,
 }
 
 impl Default for Options {
@@ -114,6 +117,7 @@ impl Default for Options {
             event_interval: Duration::from_secs(300),
             remote_token_lifetime: Duration::from_secs(365 * 24 * 3600),
             remote_token_refresh: None,
+            lease: None,
         }
     }
 }
@@ -137,6 +141,8 @@ pub(crate) struct Shared {
     pub cleanups: std::sync::Mutex<BTreeSet<(String, String)>>,
     /// Remote-discovery credentials tasks, by `(source, target)`.
     pub remote_access: crate::remote_access::RemoteAccess,
+    /// Leases this replica holds: checked before every write (see `lease`).
+    pub leases: Arc<crate::lease::LeaseTable>,
 }
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -207,6 +213,17 @@ impl Shared {
             .remove(pair);
     }
 
+    /// `client` as this replica sends it: its user agent, and writes fenced by the lease of
+    /// `cluster` (unchanged without leases).
+    pub fn wrap_client(&self, client: Client, cluster: &str) -> Client {
+        match &self.options.lease {
+            Some(o) => {
+                crate::lease::fenced_client(client, cluster, &o.user_agent(), self.leases.clone())
+            }
+            None => client,
+        }
+    }
+
     fn enqueue(&self, entry: &LinkEntry, namespace: &str, service: &str) {
         if let Some(rt) = self.runtime(&entry.link.spec.source) {
             rt.queue.add(MirrorKey {
@@ -226,6 +243,10 @@ impl Shared {
             return;
         };
         let spec = &entry.link.spec;
+        if !self.leases.may_write(&spec.source) {
+            // Another replica owns the source: it plans, writes and records this link.
+            return;
+        }
         crate::federation::full_pass(self, &spec.source);
         let (Some(source), Some(target)) = (self.runtime(&spec.source), self.runtime(&spec.target))
         else {
@@ -321,7 +342,8 @@ impl Shared {
         self.mcs.wake();
         let snap = self.snapshot();
         for entry in snap.links.values() {
-            if entry.link.spec.source == cluster || entry.link.spec.target == cluster {
+            let touches = entry.link.spec.source == cluster || entry.link.spec.target == cluster;
+            if touches && self.leases.may_write(&entry.link.spec.source) {
                 self.status.send(StatusMsg::LinkRecovered {
                     link: entry.link.name.clone(),
                 });
@@ -336,7 +358,9 @@ impl Shared {
         let snap = self.snapshot();
         for entry in snap.links.values() {
             let spec = &entry.link.spec;
-            if spec.source == cluster || spec.target == cluster {
+            if (spec.source == cluster || spec.target == cluster)
+                && self.leases.may_write(&spec.source)
+            {
                 self.status.send(StatusMsg::LinkError {
                     link: entry.link.name.clone(),
                     message: format!("cluster {cluster} is unreachable: {message}"),
@@ -455,6 +479,7 @@ impl ClusterRuntime {
                     }
                 }
             };
+            let client = shared.wrap_client(client, &name);
             let _ = rt.client.set(client.clone());
             rt.push_task(tokio::spawn(watch::<SlimService>(
                 rt.clone(),

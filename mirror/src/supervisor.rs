@@ -36,6 +36,7 @@ pub struct Supervisor;
 pub struct SupervisorHandle {
     shared: Arc<Shared>,
     stop: Option<oneshot::Sender<()>>,
+    stop_now: Arc<tokio::sync::Notify>,
     task: JoinHandle<()>,
     status_task: JoinHandle<()>,
 }
@@ -59,6 +60,11 @@ impl Supervisor {
         let (sink, status_task) = status::spawn(store.clone(), options.status_flush);
         let federation = crate::federation::Federation::start(&store, options.status_flush).await;
         let events = Arc::new(crate::events::Recorder::new(options.event_interval));
+        let leases = Arc::new(crate::lease::LeaseTable::new(options.lease.is_some()));
+        let manager = options
+            .lease
+            .clone()
+            .map(|o| crate::lease::LeaseManager::new(store.clone(), o, leases.clone()));
         let shared = Arc::new(Shared {
             store,
             options,
@@ -72,12 +78,20 @@ impl Supervisor {
             events,
             cleanups: Default::default(),
             remote_access: Default::default(),
+            leases,
         });
         let (stop, stop_rx) = oneshot::channel();
-        let task = tokio::spawn(run(shared.clone(), Box::pin(feed), stop_rx));
+        let stop_now = Arc::new(tokio::sync::Notify::new());
+        let task = tokio::spawn(run(
+            shared.clone(),
+            Box::pin(feed),
+            (stop_rx, stop_now.clone()),
+            manager,
+        ));
         Ok(SupervisorHandle {
             shared,
             stop: Some(stop),
+            stop_now,
             task,
             status_task,
         })
@@ -102,6 +116,12 @@ impl SupervisorHandle {
         self.status_task.abort();
     }
 
+    /// Notifying this stops every writer and hands the leases over at once, without waiting for
+    /// [`shutdown`](Self::shutdown) (the server calls it on SIGTERM, before draining HTTP).
+    pub fn stopper(&self) -> Arc<tokio::sync::Notify> {
+        self.stop_now.clone()
+    }
+
     /// The runtime (client, index) of `cluster`, if running. Federation reads the indexes.
     pub fn runtime(&self, cluster: &str) -> Option<Arc<ClusterRuntime>> {
         self.shared.runtime(cluster)
@@ -116,6 +136,11 @@ impl SupervisorHandle {
     /// `Gateway.latency` percentiles).
     pub fn probe_windows(&self) -> linkplane_core::probes::ProbeWindows {
         self.shared.metrics.probe_windows.clone()
+    }
+
+    /// The leases this replica holds (every cluster allowed when leases are off).
+    pub fn leases(&self) -> Arc<crate::lease::LeaseTable> {
+        self.shared.leases.clone()
     }
 
     /// Keys waiting or being written, over every cluster (benchmarks wait for zero).
@@ -146,6 +171,8 @@ fn sync_probes(shared: &Arc<Shared>, probes: &mut Probes, snap: &Snapshot) -> BT
     let wanted: HashMap<&str, &GatewaySpec> = snap
         .links
         .values()
+        // With leases, a target is probed where the mirrors that use its gateway are written.
+        .filter(|l| shared.leases.may_write(&l.link.spec.source))
         .filter_map(|l| {
             let target = l.link.spec.target.as_str();
             let gw = snap.clusters.get(target)?.spec.gateway.as_ref()?;
@@ -190,15 +217,65 @@ fn sync_probes(shared: &Arc<Shared>, probes: &mut Probes, snap: &Snapshot) -> BT
     started
 }
 
-async fn run(shared: Arc<Shared>, mut feed: Feed, mut stop: oneshot::Receiver<()>) {
+/// Clusters some link needs (each gets a lease when leases are on).
+fn needed_clusters(snap: &Snapshot) -> BTreeSet<String> {
+    snap.links
+        .values()
+        .flat_map(|l| [&l.link.spec.source, &l.link.spec.target])
+        .filter(|c| snap.clusters.contains_key(*c))
+        .cloned()
+        .collect()
+}
+
+/// One lease round; on any change of ownership, re-plan which runtimes run here and give every
+/// link into a newly owned cluster a full pass (its previous owner may have left work undone).
+async fn lease_round(
+    shared: &Arc<Shared>,
+    probes: &mut Probes,
+    manager: &crate::lease::LeaseManager,
+) {
+    let out = manager.round(&needed_clusters(&shared.snapshot())).await;
+    shared
+        .metrics
+        .record_leases(&shared.leases.snapshot(), &out.lost, out.alive);
+    if out.gained.is_empty() && out.lost.is_empty() {
+        return;
+    }
+    tracing::info!(gained = ?out.gained, lost = ?out.lost, "cluster ownership changed");
+    reload(shared, probes).await;
+    let snap = shared.snapshot();
+    for entry in snap.links.values() {
+        if out.gained.contains(&entry.link.spec.source) {
+            shared.enqueue_link(&entry.link.name);
+        }
+    }
+}
+
+async fn run(
+    shared: Arc<Shared>,
+    mut feed: Feed,
+    (mut stop, stop_now): (oneshot::Receiver<()>, Arc<tokio::sync::Notify>),
+    manager: Option<crate::lease::LeaseManager>,
+) {
     let mut probes = Probes::default();
     reload(&shared, &mut probes).await;
     let mcs = tokio::spawn(crate::mcs::run(shared.clone()));
     let mut resync = tokio::time::interval(shared.options.resync_interval);
     resync.tick().await;
+    let renew_every = manager
+        .as_ref()
+        .map_or(Duration::from_secs(3600), |m| m.options().renew_interval);
+    let mut renew = tokio::time::interval(renew_every);
+    renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = &mut stop => break,
+            _ = stop_now.notified() => break,
+            _ = renew.tick(), if manager.is_some() => {
+                if let Some(m) = &manager {
+                    lease_round(&shared, &mut probes, m).await;
+                }
+            }
             change = feed.next() => match change {
                 Some(Ok(_)) => {
                     // Coalesce a burst (a Git sync writes many rows) into one reload.
@@ -236,6 +313,10 @@ async fn run(shared: Arc<Shared>, mut feed: Feed, mut stop: oneshot::Receiver<()
         }
     }
     mcs.abort();
+    // Writes stop now and peers may take over on their next round.
+    if let Some(m) = &manager {
+        m.release_all().await;
+    }
     for (_, (t, _)) in probes.running.drain() {
         t.abort();
     }
@@ -309,13 +390,26 @@ async fn reload(shared: &Arc<Shared>, probes: &mut Probes) {
     crate::remote_access::on_reload(shared, &new);
     shared.mcs.wake();
 
-    // Cluster runtimes: one per cluster some link touches.
+    // Cluster runtimes: one per cluster some link touches. With leases, only those this replica
+    // owns, and the targets of links into them (their watches feed the plans; nothing is
+    // written there unless owned too).
+    let owned = shared.leases.owned();
     let needed: BTreeSet<&str> = new
         .links
         .values()
+        .filter(|l| !shared.leases.enabled() || owned.contains(&l.link.spec.source))
         .flat_map(|l| [l.link.spec.source.as_str(), l.link.spec.target.as_str()])
         .filter(|c| new.clusters.contains_key(*c))
+        .filter(|c| {
+            !shared.leases.enabled()
+                || owned.contains(*c)
+                || new
+                    .links
+                    .values()
+                    .any(|l| l.link.spec.target == *c && owned.contains(&l.link.spec.source))
+        })
         .collect();
+    let all_needed = needed_clusters(&new);
     let mut restarted = BTreeSet::new();
     for name in &needed {
         let Some(cluster) = new.clusters.get(*name) else {
@@ -340,9 +434,13 @@ async fn reload(shared: &Arc<Shared>, probes: &mut Probes) {
     }
     for rt in shared.runtimes() {
         if !needed.contains(rt.cluster.name.as_str()) {
-            tracing::info!(cluster = %rt.cluster.name, "no link uses this cluster: stopping its reconciler");
             rt.stop();
             shared.remove_runtime(&rt.cluster.name);
+            if all_needed.contains(&rt.cluster.name) {
+                tracing::info!(cluster = %rt.cluster.name, "another replica owns this cluster: stopping its reconciler here");
+                continue;
+            }
+            tracing::info!(cluster = %rt.cluster.name, "no link uses this cluster: stopping its reconciler");
             set_status(
                 &shared.store,
                 &rt.cluster.name,
@@ -395,6 +493,9 @@ async fn start_cleanups(shared: &Arc<Shared>) {
         }
     };
     for req in pending {
+        if !shared.leases.may_write(&req.source_cluster) {
+            continue; // the source's owner cleans up
+        }
         let pair = (req.source_cluster.clone(), req.target_cluster.clone());
         if !shared.begin_cleanup(&pair) {
             continue;
@@ -422,6 +523,10 @@ async fn start_cleanups(shared: &Arc<Shared>) {
 async fn run_cleanup(shared: &Arc<Shared>, req: &LinkCleanup) {
     let mut backoff = Backoff::default();
     loop {
+        if !shared.leases.may_write(&req.source_cluster) {
+            tracing::info!("lease of the source cluster lost: its new owner cleans up");
+            return;
+        }
         let snap = shared.snapshot();
         let relinked = snap.links.values().any(|l| {
             l.link.spec.source == req.source_cluster && l.link.spec.target == req.target_cluster
@@ -446,6 +551,7 @@ async fn run_cleanup(shared: &Arc<Shared>, req: &LinkCleanup) {
                 .credentials
                 .client(cluster)
                 .await
+                .map(|c| shared.wrap_client(c, &req.source_cluster))
                 .map_err(|e| e.chain()),
         };
         let result = match client {

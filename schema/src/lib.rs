@@ -55,6 +55,7 @@ use domain::{
     node::NodeQuery,
     policy::PolicyQuery,
     server_info::ServerInfoQuery,
+    replicas::ReplicaQuery,
     tokens::{TokenMutation, TokenQuery},
     topology::TopologyQuery,
 };
@@ -71,6 +72,7 @@ pub struct Query(
     TopologyQuery,
     TokenQuery,
     AuditQuery,
+    ReplicaQuery,
     NodeQuery,
     ServerInfoQuery,
 );

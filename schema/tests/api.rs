@@ -1286,3 +1286,59 @@ async fn whoami_answers_the_calling_tokens_name_and_role_for_every_role(pool: sq
         json!({"tokenId": null, "name": "", "role": "ADMIN"})
     );
 }
+
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn replicas_and_cluster_leases_show_who_runs_what(pool: sqlx::PgPool) {
+    use linkplane_store::leases;
+    let mut conn = pool.acquire().await.unwrap();
+    seed_fleet(&mut conn, 3, 1).await;
+    let d = Duration::from_secs(30);
+    leases::heartbeat(&mut conn, "pod-a-1", "pod-a", d)
+        .await
+        .unwrap();
+    leases::heartbeat(&mut conn, "pod-b-2", "pod-b", d)
+        .await
+        .unwrap();
+    assert_eq!(
+        leases::acquire(&mut conn, "c00", "pod-a-1", d)
+            .await
+            .unwrap(),
+        Some(1)
+    );
+    assert_eq!(
+        leases::acquire(&mut conn, "c01", "pod-b-2", d)
+            .await
+            .unwrap(),
+        Some(1)
+    );
+    leases::release(&mut conn, "c01", "pod-b-2").await.unwrap();
+    assert_eq!(
+        leases::acquire(&mut conn, "c01", "pod-a-1", d)
+            .await
+            .unwrap(),
+        Some(2)
+    );
+    let api = api(pool);
+    let resp = run(
+        &api,
+        Some(Role::Viewer),
+        r#"{ replicas { id name alive clusters }
+             a: cluster(name: "c00") { lease { replica epoch expiresAt } }
+             b: cluster(name: "c01") { lease { replica epoch } }
+             c: cluster(name: "c02") { lease { replica } } }"#,
+    )
+    .await;
+    let d = data(&resp);
+    assert_eq!(
+        d["replicas"],
+        json!([
+            { "id": "pod-a-1", "name": "pod-a", "alive": true, "clusters": ["c00", "c01"] },
+            { "id": "pod-b-2", "name": "pod-b", "alive": true, "clusters": [] },
+        ])
+    );
+    assert_eq!(d["a"]["lease"]["replica"], "pod-a-1");
+    assert_eq!(d["a"]["lease"]["epoch"], 1);
+    assert!(d["a"]["lease"]["expiresAt"].is_string());
+    assert_eq!(d["b"]["lease"], json!({ "replica": "pod-a-1", "epoch": 2 }));
+    assert_eq!(d["c"]["lease"], Value::Null);
+}

@@ -96,6 +96,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         api,
         health,
     };
+    // On SIGTERM the leases go first, while HTTP connections drain: peers take the clusters
+    // over on their next lease round instead of after the lease expires.
+    let hand_over = mirror.as_ref().map(|m| {
+        let stop = m.stopper();
+        tokio::spawn(async move {
+            http::shutdown_signal().await;
+            stop.notify_one();
+        })
+    });
     let served = http::serve(
         listener,
         state,
@@ -103,6 +112,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     )
     .await;
     checker.abort();
+    if let Some(h) = hand_over {
+        h.abort();
+    }
     gitops_stop.cancel();
     if let Some(mirror) = mirror {
         mirror.shutdown().await;

@@ -34,6 +34,47 @@ pub struct MirrorArgs {
     /// the in-cluster service account).
     #[arg(long, env = "LINKPLANE_MANAGEMENT_KUBECONFIG")]
     pub management_kubeconfig: Option<PathBuf>,
+    /// How long a replica's lease on a cluster lasts without renewal. A replica that dies
+    /// without shutting down (kill -9, node loss) has its clusters taken over after at most
+    /// this plus one renew interval; it stops writing a fifth of this before its lease ends.
+    #[arg(long, env = "LINKPLANE_LEASE_DURATION", default_value = "10s")]
+    pub lease_duration: Duration,
+    /// How often a replica renews its leases and recomputes which clusters it should own.
+    #[arg(long, env = "LINKPLANE_LEASE_RENEW_INTERVAL", default_value = "2s")]
+    pub lease_renew_interval: Duration,
+    /// This replica's name in `replicas` and in its user agent (default: the pod or host name).
+    #[arg(long, env = "LINKPLANE_REPLICA_NAME")]
+    pub replica_name: Option<String>,
+}
+
+impl MirrorArgs {
+    /// The lease options, or an error for timings that cannot be safe.
+    pub fn lease(&self) -> anyhow::Result<linkplane_mirror::LeaseOptions> {
+        let (duration, renew) = (
+            self.lease_duration.as_std(),
+            self.lease_renew_interval.as_std(),
+        );
+        if renew.is_zero() || renew * 2 > duration {
+            anyhow::bail!(
+                "--lease-renew-interval ({}) must be positive and at most half of --lease-duration ({})",
+                self.lease_renew_interval,
+                self.lease_duration
+            );
+        }
+        let name = self
+            .replica_name
+            .clone()
+            .or_else(|| std::env::var("POD_NAME").ok())
+            .or_else(|| std::env::var("HOSTNAME").ok())
+            .filter(|n| !n.is_empty())
+            .unwrap_or_else(|| "linkplane".to_string());
+        let mut o = linkplane_mirror::LeaseOptions::new(&name);
+        o.duration = duration;
+        o.renew_interval = renew;
+        // A fifth of the lease covers a write in flight and clock-rate drift (2 s at 10 s).
+        o.margin = duration / 5;
+        Ok(o)
+    }
 }
 
 /// Resolves `credentials: stored` from the encrypted `cluster_credentials` table.
@@ -74,7 +115,10 @@ pub async fn start(
         tracing::info!("service mirror disabled (--no-reconcile)");
         return Ok(None);
     }
+    let lease = args.lease()?;
+    tracing::info!(replica = %lease.replica_id, duration = %args.lease_duration, "cluster leases on");
     let options = Options {
+        lease: Some(lease),
         concurrency: args.reconcile_concurrency.max(1),
         resync_interval: args.resync_interval.as_std(),
         credentials: Credentials {

@@ -16,6 +16,7 @@ pub mod federation;
 pub mod gateways;
 pub mod git_sources;
 pub mod gitops;
+pub mod leases;
 pub mod link_cleanups;
 pub mod links;
 pub mod mirrors;

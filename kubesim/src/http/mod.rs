@@ -236,6 +236,11 @@ async fn handle(cluster: Arc<ClusterInner>, req: Request<Incoming>) -> Response<
         return error_response(&ApiError::path_not_found());
     };
     let attrs = request_attributes(req.method(), &target, &query);
+    let user_agent = req
+        .headers()
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let resp = if !crate::rbac::authorize(&cluster.store, &user, &attrs).allowed {
         error_response(&crate::rbac::forbidden(&user, &attrs))
     } else if is_write(req.method())
@@ -257,6 +262,7 @@ async fn handle(cluster: Arc<ClusterInner>, req: Request<Incoming>) -> Response<
         name: some(attrs.name),
         user: user.name,
         code: resp.status().as_u16(),
+        user_agent,
     });
     resp
 }

@@ -43,6 +43,10 @@ pub(crate) async fn worker(rt: Arc<ClusterRuntime>, shared: Arc<Shared>) {
                 namespace = %key.namespace,
                 service = %key.service
             );
+            if !shared.leases.may_write(&rt.cluster.name) {
+                // Fencing: another replica owns this cluster (or our lease lapsed).
+                return Ok(());
+            }
             reconcile(rt, shared, &key).instrument(span).await
         },
     )

@@ -73,6 +73,13 @@ pub fn cluster_of(sim: &kubesim::Simulator, name: &str) -> Cluster {
 
 impl Env {
     pub async fn start(pool: sqlx::PgPool, names: &[&str]) -> Env {
+        let mut env = Env::start_idle(pool, names).await;
+        env.start_supervisor().await;
+        env
+    }
+
+    /// The clusters and the database, without a supervisor (tests that run their own).
+    pub async fn start_idle(pool: sqlx::PgPool, names: &[&str]) -> Env {
         init_tracing();
         let dir = tempfile::tempdir().unwrap();
         let sim = kubesim::Simulator::start(kubesim::SimOptions {
@@ -91,15 +98,13 @@ impl Env {
                     .unwrap();
             }
         }
-        let mut env = Env {
+        Env {
             sim,
             store,
             handle: None,
             metrics: Metrics::default(),
             _dir: dir,
-        };
-        env.start_supervisor().await;
-        env
+        }
     }
 
     pub async fn start_supervisor(&mut self) {

@@ -383,6 +383,15 @@ impl ClusterNode {
             .get(self.name())
             .map(Into::into))
     }
+    /// The lease of the replica running this cluster's watches, writer and gateway prober;
+    /// null while no replica holds a valid one (none running, or a takeover in progress).
+    /// (`owner` is who manages the cluster's configuration: Git or the API.)
+    async fn lease(
+        &self,
+        ctx: &Context<'_>,
+    ) -> async_graphql::Result<Option<crate::domain::replicas::ClusterLease>> {
+        Ok(crate::domain::replicas::owner_of(ctx, self.name()).await?)
+    }
     /// Summary health (see `ClusterHealth`).
     async fn health(&self, ctx: &Context<'_>) -> async_graphql::Result<ClusterHealth> {
         let t = tables(ctx)?;

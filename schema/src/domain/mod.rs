@@ -10,5 +10,6 @@ pub mod mirror;
 pub mod node;
 pub mod policy;
 pub mod server_info;
+pub mod replicas;
 pub mod tokens;
 pub mod topology;

@@ -253,7 +253,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
 
     step("starting linkplane serve");
     let listen = format!("127.0.0.1:{}", args.port);
-    let server = ServerProcess {
+    let mut server = ServerProcess {
         exe: std::env::current_exe().context("locating the linkplane binary")?,
         log: state_dir.join("server.log"),
         env: vec![
@@ -275,6 +275,16 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             ),
         ],
     };
+    // Short leases: the server restarted after a crash is a new replica and waits for the dead
+    // one's leases to expire before writing (3 s + 1 s here, 12 s with the serve defaults).
+    for (var, value) in [
+        ("LINKPLANE_LEASE_DURATION", "3s"),
+        ("LINKPLANE_LEASE_RENEW_INTERVAL", "1s"),
+    ] {
+        if std::env::var_os(var).is_none() {
+            server.env.push((var, value.to_string()));
+        }
+    }
     let mut child = server.spawn()?;
     let base = format!("http://{listen}");
 

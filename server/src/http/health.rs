@@ -147,12 +147,17 @@ async fn check(store: &Store) -> (bool, StatusCode, serde_json::Value) {
         Ok(mut conn) => linkplane_store::reconcilers::pending(&mut conn).await,
         Err(e) => Err(e),
     };
+    let leases = leases_detail(store).await;
     match pending {
-        Ok(p) if p.is_empty() => (true, StatusCode::OK, json!({"status": "ready"})),
+        Ok(p) if p.is_empty() => (
+            true,
+            StatusCode::OK,
+            json!({"status": "ready", "leases": leases}),
+        ),
         Ok(p) => (
             true,
             StatusCode::SERVICE_UNAVAILABLE,
-            json!({"status": "starting", "reason": "cluster watches not listed yet", "clusters": p}),
+            json!({"status": "starting", "reason": "cluster watches not listed yet", "clusters": p, "leases": leases}),
         ),
         Err(e) => {
             tracing::debug!(error = %e, "readiness: cannot read reconciler status");
@@ -161,6 +166,38 @@ async fn check(store: &Store) -> (bool, StatusCode, serde_json::Value) {
                 StatusCode::SERVICE_UNAVAILABLE,
                 json!({"status": "unavailable", "reason": "database error"}),
             )
+        }
+    }
+}
+
+/// Who runs which cluster (detail only: readiness is about serving the API, which every
+/// replica does whether or not it owns clusters): the live replicas with their cluster counts,
+/// and the clusters whose lease is currently free or expired (a takeover in progress).
+async fn leases_detail(store: &Store) -> serde_json::Value {
+    let read = async {
+        let mut conn = store.acquire().await?;
+        let replicas = linkplane_store::leases::list_replicas(&mut conn).await?;
+        let leases = linkplane_store::leases::list(&mut conn).await?;
+        Ok::<_, linkplane_store::StoreError>((replicas, leases))
+    };
+    match read.await {
+        Ok((replicas, leases)) => {
+            let owned = |id: &str| {
+                leases
+                    .iter()
+                    .filter(|l| l.valid && l.holder.as_deref() == Some(id))
+                    .count()
+            };
+            json!({
+                "replicas": replicas.iter().filter(|r| r.alive).map(|r| json!({
+                    "id": r.id, "name": r.name, "clusters": owned(&r.id),
+                })).collect::<Vec<_>>(),
+                "unowned": leases.iter().filter(|l| !l.valid).map(|l| &l.cluster).collect::<Vec<_>>(),
+            })
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "readiness: cannot read leases");
+            serde_json::Value::Null
         }
     }
 }

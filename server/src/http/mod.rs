@@ -82,7 +82,8 @@ pub async fn serve(listener: TcpListener, state: AppState, grace: Duration) -> a
     }
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGINT or SIGTERM (each caller installs its own listener).
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
