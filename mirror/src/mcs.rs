@@ -307,7 +307,10 @@ async fn pass(shared: &Arc<Shared>) {
                 desired.push(import);
             }
         }
-        write_consumer(shared, consumer, &client, &desired, complete).await;
+        // With leases, each cluster's imports are written by the replica holding its lease.
+        if shared.leases.may_write(consumer) {
+            write_consumer(shared, consumer, &client, &desired, complete).await;
+        }
     }
     for exporter in &exporters {
         write_export_status(shared, exporter, &verdicts, &conflicts, &exporters_of).await;
@@ -317,6 +320,9 @@ async fn pass(shared: &Arc<Shared>) {
 /// Installs both CRDs into `cluster` once (server-side apply, so a newer shape is kept in
 /// step).
 async fn install_crds(shared: &Shared, cluster: &str) {
+    if !shared.leases.may_write(cluster) {
+        return;
+    }
     if shared
         .mcs
         .installed
@@ -806,7 +812,7 @@ async fn write_export_status(
         return;
     };
     let Some(client) = rt.client() else { return };
-    if !rt.is_synced() {
+    if !rt.is_synced() || !shared.leases.may_write(exporter) {
         return;
     }
     for ((ns, name), export) in shared.mcs.exports_of(exporter) {

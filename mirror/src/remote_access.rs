@@ -182,8 +182,17 @@ fn wanted(snap: &Snapshot) -> BTreeMap<Pair, PairSpec> {
 /// longer need credentials (selectors switched off) is deleted here when one of those links has
 /// `cleanupOnUnlink`; a pair whose links are gone is deleted by the durable link clean-up
 /// (`supervisor::run_cleanup` → [`delete_pair`]).
+///
+/// With replicas, a pair's task runs only on the replica holding its source cluster's lease
+/// (this is re-run on every change of ownership); a pair whose lease moved away is stopped here,
+/// never deleted.
 pub(crate) fn on_reload(shared: &Arc<Shared>, new: &Snapshot) {
-    let wanted = wanted(new);
+    let configured = wanted(new);
+    let wanted: BTreeMap<Pair, PairSpec> = configured
+        .iter()
+        .filter(|(pair, _)| shared.leases.may_write(&pair.0))
+        .map(|(p, s)| (p.clone(), s.clone()))
+        .collect();
     let mut tasks = shared
         .remote_access
         .tasks
@@ -199,6 +208,10 @@ pub(crate) fn on_reload(shared: &Arc<Shared>, new: &Snapshot) {
             t.task.abort();
         }
         shared.metrics.remote_access.forget(&pair.0, &pair.1);
+        if configured.contains_key(&pair) {
+            // Still wanted, by the replica that now holds the source's lease.
+            continue;
+        }
         let still_linked: Vec<&Link> = new
             .links
             .values()
@@ -258,12 +271,18 @@ impl Shared {
             .contains_key(pair)
     }
 
-    /// A client for `cluster`: its running reconciler's, else a fresh one.
-    async fn client_for(&self, cluster: &Cluster) -> Result<Client> {
-        if let Some(c) = self.runtime(&cluster.name).and_then(|r| r.client()) {
+    /// A client for `cluster` whose writes are fenced by the lease of `source`, the pair's source
+    /// cluster: with replicas, a pair's credentials (the Secret in the source, the account in
+    /// the target) are written by the replica holding the source's lease alone, so the target's
+    /// owner never races it. The source's own reconciler client is reused; others are fresh.
+    async fn client_for(&self, cluster: &Cluster, source: &str) -> Result<Client> {
+        if cluster.name == source
+            && let Some(c) = self.runtime(&cluster.name).and_then(|r| r.client())
+        {
             return Ok(c);
         }
-        self.options.credentials.client(cluster).await
+        let client = self.options.credentials.client(cluster).await?;
+        Ok(self.wrap_client(client, source))
     }
 }
 
@@ -338,7 +357,7 @@ async fn run_pair(shared: Arc<Shared>, mut rx: watch::Receiver<PairSpec>) {
         };
         let namespace_appeared = async {
             match &wait {
-                Wait::Namespace => match shared.client_for(&spec.source).await {
+                Wait::Namespace => match shared.client_for(&spec.source, &source).await {
                     Ok(c) => wait_for_namespace(c, &ns).await,
                     Err(_) => tokio::time::sleep(backoff.next()).await,
                 },
@@ -421,7 +440,7 @@ async fn record(
 async fn ensure(shared: &Shared, spec: &PairSpec, token: &mut Option<Token>) -> Result<Outcome> {
     let (source, target) = (&spec.source, &spec.target);
     // The source first: without Linkerd there, nothing is created in the target.
-    let source_client = shared.client_for(source).await?;
+    let source_client = shared.client_for(source, &source.name).await?;
     let ns = &source.spec.linkerd_namespace;
     let namespaces: Api<Namespace> = Api::all(source_client.clone());
     let present = namespaces
@@ -431,7 +450,7 @@ async fn ensure(shared: &Shared, spec: &PairSpec, token: &mut Option<Token>) -> 
     if present.is_none() {
         return Ok(Outcome::NamespaceMissing);
     }
-    let target_client = shared.client_for(target).await?;
+    let target_client = shared.client_for(target, &source.name).await?;
     ensure_target_objects(&target_client, &source.name).await?;
     let secrets: Api<Secret> = Api::namespaced(source_client, ns);
     let name = secret_name(&target.name);
@@ -824,7 +843,7 @@ pub(crate) async fn delete_pair(shared: &Shared, source: &str, target: &str) -> 
         Err(e) => Err(Error::kube(what)(e)),
     };
     if let Some(src) = snap.clusters.get(source) {
-        let client = shared.client_for(src).await?;
+        let client = shared.client_for(src, source).await?;
         let ns = &src.spec.linkerd_namespace;
         let name = secret_name(target);
         let secrets: Api<Secret> = Api::namespaced(client, ns);
@@ -841,7 +860,7 @@ pub(crate) async fn delete_pair(shared: &Shared, source: &str, target: &str) -> 
         }
     }
     if let Some(tgt) = snap.clusters.get(target) {
-        let client = shared.client_for(tgt).await?;
+        let client = shared.client_for(tgt, source).await?;
         let name = access_name(source);
         gone(
             Api::<ClusterRoleBinding>::all(client.clone())

@@ -54,8 +54,8 @@ use domain::{
     mirror::MirrorQuery,
     node::NodeQuery,
     policy::PolicyQuery,
-    server_info::ServerInfoQuery,
     replicas::ReplicaQuery,
+    server_info::ServerInfoQuery,
     tokens::{TokenMutation, TokenQuery},
     topology::TopologyQuery,
 };

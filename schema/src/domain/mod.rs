@@ -9,7 +9,7 @@ pub mod link;
 pub mod mirror;
 pub mod node;
 pub mod policy;
-pub mod server_info;
 pub mod replicas;
+pub mod server_info;
 pub mod tokens;
 pub mod topology;
