@@ -72,7 +72,7 @@ impl SyncService for GitopsSync {
 
 /// Loads the key sealing stored kubeconfigs, once per process: the API writes with it and the
 /// mirror reads with it.
-pub(crate) fn credentials_key(args: &ApiArgs) -> anyhow::Result<Option<Arc<CredentialsKey>>> {
+pub fn credentials_key(args: &ApiArgs) -> anyhow::Result<Option<Arc<CredentialsKey>>> {
     let text = match (&args.credentials_key_file, &args.credentials_key) {
         (Some(path), _) => std::fs::read_to_string(path).with_context(|| {
             format!(
@@ -230,7 +230,3 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
             .max_age(Duration::from_secs(600)),
     )
 }
-
-#[cfg(test)]
-#[path = "api_tests.rs"]
-mod tests;
