@@ -15,6 +15,7 @@ pub mod naming;
 pub mod plan;
 pub mod policy;
 pub mod selector;
+pub mod status;
 pub mod validation;
 
 pub use cluster::{Cluster, ClusterSpec, CredentialsRef, GatewaySpec, ProbeSpec, SecretRef};

@@ -5,6 +5,7 @@ mod support;
 
 use std::collections::BTreeSet;
 
+use linkplane_core::status::ObjectKind;
 use linkplane_gitops::{SyncResult, Syncer, Trigger, git::Cache};
 use linkplane_store::{
     Owner, Store, clusters,
@@ -90,13 +91,13 @@ async fn first_sync_applies_everything_and_records_history(pool: sqlx::PgPool) {
     assert_eq!(s.last_applied_revision.as_deref(), Some(c1.as_str()));
     let h = sync_history::list(&mut conn, "fleet", 10).await.unwrap();
     assert_eq!(h.len(), 1);
-    assert_eq!(h[0].trigger, "startup");
-    assert_eq!(h[0].result, "Applied");
+    assert_eq!(h[0].trigger, Trigger::Startup);
+    assert_eq!(h[0].result, SyncResult::Applied);
     assert_eq!(h[0].message, "initial fleet");
     assert_eq!(h[0].author, "Ada Lovelace <ada@example.com>");
-    assert_eq!(h[0].counts["Cluster"].created, 2);
-    assert_eq!(h[0].counts["Link"].created, 1);
-    assert_eq!(h[0].counts["ExportPolicy"].created, 1);
+    assert_eq!(h[0].counts[&ObjectKind::Cluster].created, 2);
+    assert_eq!(h[0].counts[&ObjectKind::Link].created, 1);
+    assert_eq!(h[0].counts[&ObjectKind::ExportPolicy].created, 1);
     // A second sync of the same commit writes nothing and adds no history for a poll.
     let again = e.syncer.sync("fleet", Trigger::Poll).await.unwrap();
     assert_eq!(again.result, SyncResult::Unchanged);
@@ -156,10 +157,10 @@ async fn add_change_remove_and_prune_follow_git(pool: sqlx::PgPool) {
     );
     let out = e.syncer.sync("fleet", Trigger::Webhook).await.unwrap();
     assert_eq!(out.result, SyncResult::Applied, "{out:?}");
-    assert_eq!(out.counts["Cluster"].deleted, 1);
-    assert_eq!(out.counts["Link"].updated, 1);
-    assert_eq!(out.counts["Link"].deleted, 1);
-    assert_eq!(out.counts["ExportPolicy"].created, 1);
+    assert_eq!(out.counts[&ObjectKind::Cluster].deleted, 1);
+    assert_eq!(out.counts[&ObjectKind::Link].updated, 1);
+    assert_eq!(out.counts[&ObjectKind::Link].deleted, 1);
+    assert_eq!(out.counts[&ObjectKind::ExportPolicy].created, 1);
     assert_eq!(
         cluster_names(&e.store).await,
         set(&["api-made", "east", "west"])
@@ -253,7 +254,7 @@ async fn a_revision_that_prunes_past_the_limits_is_held_with_its_plan(pool: sqlx
     assert_eq!(s.last_applied_revision.as_deref(), Some(good.as_str()));
     assert_eq!(s.last_attempted_revision.as_deref(), Some(moved.as_str()));
     let h = sync_history::list(&mut conn, "fleet", 10).await.unwrap();
-    assert_eq!(h[0].result, "Held");
+    assert_eq!(h[0].result, SyncResult::Held);
     assert_eq!(
         cluster_names(&e.store).await,
         set(&["east", "north", "south", "west"])
@@ -338,7 +339,7 @@ async fn broken_revision_is_rejected_whole_with_locations_and_not_retried(pool: 
     assert_eq!(s.last_attempted_revision.as_deref(), Some(bad.as_str()));
     assert!(s.last_error.as_deref().unwrap().starts_with("c.yaml:8:3:"));
     let h = sync_history::list(&mut conn, "fleet", 10).await.unwrap();
-    assert_eq!(h[0].result, "Rejected");
+    assert_eq!(h[0].result, SyncResult::Rejected);
     assert_eq!(h[0].errors, out.errors);
     // Same commit again: not retried.
     let again = e.syncer.sync("fleet", Trigger::Poll).await.unwrap();
@@ -437,7 +438,7 @@ async fn pinned_revision_holds_the_source_and_history_shows_it(pool: sqlx::PgPoo
     e.syncer.sync("fleet", Trigger::Poll).await.unwrap();
     assert_eq!(cluster_names(&e.store).await, set(&["east"]));
     let h = sync_history::list(&mut conn, "fleet", 10).await.unwrap();
-    assert_eq!(h[0].trigger, "pin");
+    assert_eq!(h[0].trigger, Trigger::Pin);
     // Unpin: main's head is applied, recorded as a pin change.
     git_sources::set_pin(&mut conn, "fleet", None)
         .await
@@ -601,7 +602,7 @@ async fn self_heal_reverts_drift_and_records_it(pool: sqlx::PgPool) {
     clusters::delete(&mut conn, "nothing").await.unwrap();
     let out = e.syncer.on_config_change("fleet").await.unwrap();
     assert_eq!(out.drifted, 0);
-    assert_eq!(out.counts["Link"].updated, 1);
+    assert_eq!(out.counts[&ObjectKind::Link].updated, 1);
     let l = links::get(&mut conn, "w-e")
         .await
         .unwrap()
@@ -710,7 +711,10 @@ async fn no_op_syncs_still_see_api_edits_deletes_and_takeovers(pool: sqlx::PgPoo
             .unwrap()
             .unwrap()
             .status;
-        let seen: Vec<(String, String)> = drift.into_iter().map(|d| (d.name, d.change)).collect();
+        let seen: Vec<(String, String)> = drift
+            .into_iter()
+            .map(|d| (d.name, d.change.to_string()))
+            .collect();
         assert_eq!(out.drifted, seen.len());
         (status, seen)
     };
@@ -776,7 +780,7 @@ async fn no_op_syncs_do_not_hide_a_new_commit_or_a_force_push(pool: sqlx::PgPool
     assert_eq!(out.result, SyncResult::Applied);
     assert_eq!(out.revision.as_deref(), Some(c2.as_str()));
     // Counted by the database: east was left alone.
-    let c = &out.counts["Cluster"];
+    let c = &out.counts[&ObjectKind::Cluster];
     assert_eq!((c.created, c.updated, c.deleted), (1, 1, 0));
     assert_eq!(
         e.syncer.sync("fleet", Trigger::Poll).await.unwrap().result,
@@ -786,7 +790,7 @@ async fn no_op_syncs_do_not_hide_a_new_commit_or_a_force_push(pool: sqlx::PgPool
     let out = e.syncer.sync("fleet", Trigger::Poll).await.unwrap();
     assert_eq!(out.result, SyncResult::Applied);
     assert_eq!(out.revision.as_deref(), Some(c1.as_str()));
-    let c = &out.counts["Cluster"];
+    let c = &out.counts[&ObjectKind::Cluster];
     assert_eq!((c.created, c.updated, c.deleted), (0, 1, 1));
     assert_eq!(cluster_names(&e.store).await, set(&["east", "west"]));
     let out = e.syncer.sync("fleet", Trigger::Poll).await.unwrap();

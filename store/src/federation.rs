@@ -5,77 +5,9 @@ use sqlx::{FromRow, PgConnection};
 
 use crate::{Result, StoreError};
 
-/// State of one federated Service in one source cluster.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FederatedState {
-    /// `<svc>-federated` exists and lists every member.
-    Federated,
-    /// Blocked by a user-owned `<svc>-federated`, or members disagree on ports (message says which).
-    Conflict,
-    /// The namespace does not exist in the source cluster.
-    MissingNamespace,
-    /// Members exist but none may join (e.g. all headless); nothing is written.
-    Rejected,
-    /// Writing failed.
-    Error,
-}
+pub use linkplane_core::status::FederatedState;
 
-impl FederatedState {
-    /// Column value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FederatedState::Federated => "Federated",
-            FederatedState::Conflict => "Conflict",
-            FederatedState::MissingNamespace => "MissingNamespace",
-            FederatedState::Rejected => "Rejected",
-            FederatedState::Error => "Error",
-        }
-    }
-
-    /// Parses a column value.
-    pub fn parse(value: &str) -> Option<Self> {
-        Some(match value {
-            "Federated" => FederatedState::Federated,
-            "Conflict" => FederatedState::Conflict,
-            "MissingNamespace" => FederatedState::MissingNamespace,
-            "Rejected" => FederatedState::Rejected,
-            "Error" => FederatedState::Error,
-            _ => return None,
-        })
-    }
-}
-
-/// State of one member.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MemberState {
-    /// Listed in the discovery annotations.
-    Member,
-    /// Not admitted (e.g. a headless Service); the message says why.
-    Rejected,
-    /// Its cluster is unreachable; it stays listed until the cluster answers again.
-    Unreachable,
-}
-
-impl MemberState {
-    /// Column value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MemberState::Member => "Member",
-            MemberState::Rejected => "Rejected",
-            MemberState::Unreachable => "Unreachable",
-        }
-    }
-
-    /// Parses a column value.
-    pub fn parse(value: &str) -> Option<Self> {
-        Some(match value {
-            "Member" => MemberState::Member,
-            "Rejected" => MemberState::Rejected,
-            "Unreachable" => MemberState::Unreachable,
-            _ => return None,
-        })
-    }
-}
+pub use linkplane_core::status::MemberState;
 
 /// One member of a federated service.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,6 +2,7 @@
 //! revision declared, the drift found against them, and webhook delivery dedupe.
 
 use chrono::{DateTime, Utc};
+use linkplane_core::status::{DriftChange, ObjectKind};
 use sqlx::{FromRow, PgConnection, types::Json};
 
 use crate::{Result, StoreError};
@@ -21,8 +22,8 @@ pub async fn lock_source(conn: &mut PgConnection, source: &str) -> Result<bool> 
 /// One object as the applied revision declared it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AppliedObject {
-    /// `Cluster`, `Link` or `ExportPolicy`.
-    pub kind: String,
+    /// The object's kind.
+    pub kind: ObjectKind,
     /// Object name.
     pub name: String,
     /// The spec as declared (the same JSON the object tables store).
@@ -68,7 +69,8 @@ pub async fn replace_applied(
 
 #[derive(FromRow)]
 struct AppliedRow {
-    kind: String,
+    #[sqlx(try_from = "String")]
+    kind: ObjectKind,
     name: String,
     spec: serde_json::Value,
     file: String,
@@ -98,7 +100,8 @@ pub async fn applied(conn: &mut PgConnection, source: &str) -> Result<Vec<Applie
 #[derive(Debug, Clone, PartialEq, FromRow)]
 pub struct Divergence {
     /// Object kind.
-    pub kind: String,
+    #[sqlx(try_from = "String")]
+    pub kind: ObjectKind,
     /// Object name.
     pub name: String,
     /// The spec the applied revision declared.
@@ -181,11 +184,11 @@ pub struct FieldDiff {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DriftEntry {
     /// Object kind.
-    pub kind: String,
+    pub kind: ObjectKind,
     /// Object name.
     pub name: String,
-    /// `Modified`, `Deleted` or `OwnerChanged`.
-    pub change: String,
+    /// How it drifted.
+    pub change: DriftChange,
     /// Differing fields (empty for `Deleted`).
     pub diff: Vec<FieldDiff>,
     /// When this check found it.
@@ -194,9 +197,11 @@ pub struct DriftEntry {
 
 #[derive(FromRow)]
 struct DriftRow {
-    kind: String,
+    #[sqlx(try_from = "String")]
+    kind: ObjectKind,
     name: String,
-    change: String,
+    #[sqlx(try_from = "String")]
+    change: DriftChange,
     diff: Json<Vec<FieldDiff>>,
     detected_at: DateTime<Utc>,
 }
@@ -307,7 +312,7 @@ mod tests {
             let c = cluster(n);
             clusters::upsert(&mut conn, &c, &owner).await.unwrap();
             objects.push(AppliedObject {
-                kind: "Cluster".into(),
+                kind: ObjectKind::Cluster,
                 name: n.into(),
                 spec: serde_json::to_value(&c.spec).unwrap(),
                 file: "c.yaml:1:1".into(),
@@ -352,9 +357,9 @@ mod tests {
         let mut conn = pool.acquire().await.unwrap();
         setup(&mut conn).await;
         let entry = DriftEntry {
-            kind: "Link".into(),
+            kind: ObjectKind::Link,
             name: "l".into(),
-            change: "Modified".into(),
+            change: DriftChange::Modified,
             diff: vec![FieldDiff {
                 path: "spec.createNamespaces".into(),
                 desired: serde_json::json!(false),
@@ -413,7 +418,7 @@ mod tests {
             .unwrap();
         expect_moved(&mut conn, "another owner's object").await;
         let objects = [AppliedObject {
-            kind: "Cluster".into(),
+            kind: ObjectKind::Cluster,
             name: "b".into(),
             spec: serde_json::to_value(&b.spec).unwrap(),
             file: "c.yaml:1:1".into(),

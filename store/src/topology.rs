@@ -5,6 +5,7 @@
 //! DataLoaders answer a whole level of a query with one round trip whatever the fleet size.
 
 use chrono::{DateTime, Utc};
+use linkplane_core::status::{DriftChange, ObjectKind};
 use sqlx::{FromRow, PgConnection, types::Json};
 
 use crate::{
@@ -306,9 +307,11 @@ pub async fn drift_of(
     #[derive(FromRow)]
     struct Row {
         source: String,
-        kind: String,
+        #[sqlx(try_from = "String")]
+        kind: ObjectKind,
         name: String,
-        change: String,
+        #[sqlx(try_from = "String")]
+        change: DriftChange,
         diff: Json<Vec<FieldDiff>>,
         detected_at: DateTime<Utc>,
     }

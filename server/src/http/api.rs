@@ -53,7 +53,7 @@ impl SyncService for GitopsSync {
             match self.0.sync_now(source).await {
                 Ok(o) => Ok(SyncReport {
                     revision: o.revision.unwrap_or_default(),
-                    result: o.result.as_str().to_string(),
+                    result: o.result,
                     message: if o.errors.is_empty() {
                         format!("{} object(s) drifted", o.drifted)
                     } else {
