@@ -5,7 +5,7 @@ mod support;
 
 use std::collections::BTreeSet;
 
-use linkplane_core::status::ObjectKind;
+use linkplane_core::status::{DriftChange, ObjectKind};
 use linkplane_gitops::{SyncResult, Syncer, Trigger, git::Cache};
 use linkplane_store::{
     Owner, Store, clusters,
@@ -530,15 +530,15 @@ async fn drift_is_reported_without_self_heal(pool: sqlx::PgPool) {
     let drift = gstore::drift(&mut conn, "fleet").await.unwrap();
     assert_eq!(drift.len(), 2);
     assert_eq!(
-        (drift[0].kind.as_str(), drift[0].change.as_str()),
-        ("Cluster", "Modified")
+        (drift[0].kind, drift[0].change),
+        (ObjectKind::Cluster, DriftChange::Modified)
     );
     assert_eq!(drift[0].diff[0].path, "spec.clusterDomain");
     assert_eq!(drift[0].diff[0].desired, serde_json::json!("cluster.local"));
     assert_eq!(drift[0].diff[0].actual, serde_json::json!("edited.local"));
     assert_eq!(
-        (drift[1].kind.as_str(), drift[1].change.as_str()),
-        ("Link", "Deleted")
+        (drift[1].kind, drift[1].change),
+        (ObjectKind::Link, DriftChange::Deleted)
     );
     let s = git_sources::get(&mut conn, "fleet").await.unwrap().unwrap();
     assert_eq!(s.status, SyncStatus::OutOfSync);
@@ -612,8 +612,8 @@ async fn self_heal_reverts_drift_and_records_it(pool: sqlx::PgPool) {
     assert!(!l.spec.create_namespaces);
     let h = sync_history::list(&mut conn, "fleet", 10).await.unwrap();
     assert_eq!(
-        (h[0].trigger.as_str(), h[0].result.as_str()),
-        ("self-heal", "Applied")
+        (h[0].trigger, h[0].result),
+        (Trigger::SelfHeal, SyncResult::Applied)
     );
     assert_eq!(
         git_sources::get(&mut conn, "fleet")
@@ -711,10 +711,8 @@ async fn no_op_syncs_still_see_api_edits_deletes_and_takeovers(pool: sqlx::PgPoo
             .unwrap()
             .unwrap()
             .status;
-        let seen: Vec<(String, String)> = drift
-            .into_iter()
-            .map(|d| (d.name, d.change.to_string()))
-            .collect();
+        let seen: Vec<(String, DriftChange)> =
+            drift.into_iter().map(|d| (d.name, d.change)).collect();
         assert_eq!(out.drifted, seen.len());
         (status, seen)
     };
@@ -734,13 +732,13 @@ async fn no_op_syncs_still_see_api_edits_deletes_and_takeovers(pool: sqlx::PgPoo
         .unwrap();
     let edited = (
         SyncStatus::OutOfSync,
-        vec![("east".to_string(), "Modified".to_string())],
+        vec![("east".to_string(), DriftChange::Modified)],
     );
     assert_eq!(poll().await, edited);
     assert_eq!(poll().await, edited, "a remembered report stays reported");
     // A deleted link, then the same name recreated by the API: the report follows each step.
     links::delete(&mut conn, "w-e").await.unwrap();
-    let deleted = ("w-e".to_string(), "Deleted".to_string());
+    let deleted = ("w-e".to_string(), DriftChange::Deleted);
     assert_eq!(poll().await.1, vec![edited.1[0].clone(), deleted]);
     links::upsert(
         &mut conn,
@@ -749,7 +747,7 @@ async fn no_op_syncs_still_see_api_edits_deletes_and_takeovers(pool: sqlx::PgPoo
     )
     .await
     .unwrap();
-    let taken = ("w-e".to_string(), "OwnerChanged".to_string());
+    let taken = ("w-e".to_string(), DriftChange::OwnerChanged);
     assert_eq!(poll().await.1, vec![edited.1[0].clone(), taken]);
 }
 

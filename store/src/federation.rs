@@ -227,6 +227,40 @@ pub async fn list(
         .collect())
 }
 
+/// A federated service identified for the blast radius.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct FederatedRef {
+    /// Row id.
+    pub id: i64,
+    /// Cluster holding the `<svc>-federated` Service.
+    pub source_cluster: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Base service name.
+    pub service: String,
+    /// The federated Service's name.
+    pub local_name: String,
+}
+
+/// Federated services with at least one `Member` whose every `Member` is in `cluster`.
+pub async fn stranded_federated(
+    conn: &mut PgConnection,
+    cluster: &str,
+) -> Result<Vec<FederatedRef>> {
+    sqlx::query_as(
+        "SELECT fs.id, fs.source_cluster, fs.namespace, fs.service, fs.local_name FROM federated_services fs
+         WHERE EXISTS (SELECT 1 FROM federated_members m
+                       WHERE m.federated_id = fs.id AND m.state = 'Member' AND m.member_cluster = $1)
+           AND NOT EXISTS (SELECT 1 FROM federated_members m
+                           WHERE m.federated_id = fs.id AND m.state = 'Member' AND m.member_cluster <> $1)
+         ORDER BY fs.source_cluster, fs.namespace, fs.service",
+    )
+    .bind(cluster)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(StoreError::db("computing the federated blast radius"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -288,6 +288,47 @@ pub async fn record_delivery(
     Ok(done.rows_affected() == 1)
 }
 
+/// The current drift report of each of `sources` (source name, entry), by source, kind, name.
+pub async fn drift_of(
+    conn: &mut PgConnection,
+    sources: &[String],
+) -> Result<Vec<(String, DriftEntry)>> {
+    #[derive(FromRow)]
+    struct Row {
+        source: String,
+        #[sqlx(try_from = "String")]
+        kind: ObjectKind,
+        name: String,
+        #[sqlx(try_from = "String")]
+        change: DriftChange,
+        diff: Json<Vec<FieldDiff>>,
+        detected_at: DateTime<Utc>,
+    }
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT source, kind, name, change, diff, detected_at FROM gitops_drift
+         WHERE source = ANY($1) ORDER BY source, kind, name",
+    )
+    .bind(sources)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(StoreError::db("listing drift"))?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            (
+                r.source,
+                DriftEntry {
+                    kind: r.kind,
+                    name: r.name,
+                    change: r.change,
+                    diff: r.diff.0,
+                    detected_at: r.detected_at,
+                },
+            )
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -149,6 +149,26 @@ pub async fn list(conn: &mut PgConnection, source: &str, limit: i64) -> Result<V
     Ok(rows.into_iter().map(SyncRecord::from).collect())
 }
 
+/// The newest `limit` sync attempts of each of `sources`, newest first per source.
+pub async fn newest_of(
+    conn: &mut PgConnection,
+    sources: &[String],
+    limit: i64,
+) -> Result<Vec<SyncRecord>> {
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT id, source, revision, author, message, trigger, result, started_at, duration_ms, counts, errors
+         FROM (SELECT h.*, row_number() OVER (PARTITION BY source ORDER BY id DESC) AS rn
+               FROM sync_history h WHERE source = ANY($1)) newest
+         WHERE rn <= $2 ORDER BY source, id DESC",
+    )
+    .bind(sources)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(StoreError::db("listing sync history"))?;
+    Ok(rows.into_iter().map(SyncRecord::from).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
