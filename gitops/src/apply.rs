@@ -254,44 +254,32 @@ fn changed<'a, T>(plan: &KindPlan, declared: &'a BTreeMap<String, Declared<T>>) 
         .collect()
 }
 
-fn to_json<T: serde::Serialize>(
-    kind: &'static str,
-    name: &str,
-    v: &T,
-) -> Result<serde_json::Value, StoreError> {
-    serde_json::to_value(v).map_err(|source| StoreError::Corrupt {
-        kind,
-        name: name.to_string(),
-        source,
-    })
-}
-
 fn applied_objects(rev: &Revision) -> Result<Vec<AppliedObject>, StoreError> {
     let mut out = Vec::with_capacity(rev.len());
     let at = |d: &crate::manifest::Origin| format!("{}:{}:{}", d.file, d.pos.line, d.pos.col);
     for (n, c) in &rev.clusters {
-        out.push(AppliedObject {
-            kind: ObjectKind::Cluster,
-            name: n.clone(),
-            spec: to_json("Cluster", n, &c.value.spec)?,
-            file: at(&c.origin),
-        });
+        out.push(AppliedObject::new(
+            ObjectKind::Cluster,
+            n,
+            &c.value.spec,
+            at(&c.origin),
+        )?);
     }
     for (n, p) in &rev.policies {
-        out.push(AppliedObject {
-            kind: ObjectKind::ExportPolicy,
-            name: n.clone(),
-            spec: to_json("ExportPolicy", n, &p.value.spec)?,
-            file: at(&p.origin),
-        });
+        out.push(AppliedObject::new(
+            ObjectKind::ExportPolicy,
+            n,
+            &p.value.spec,
+            at(&p.origin),
+        )?);
     }
     for (n, l) in &rev.links {
-        out.push(AppliedObject {
-            kind: ObjectKind::Link,
-            name: n.clone(),
-            spec: to_json("Link", n, &l.value.spec)?,
-            file: at(&l.origin),
-        });
+        out.push(AppliedObject::new(
+            ObjectKind::Link,
+            n,
+            &l.value.spec,
+            at(&l.origin),
+        )?);
     }
     Ok(out)
 }
@@ -363,10 +351,10 @@ pub async fn heal(
     drift: &[DriftEntry],
 ) -> Result<(BTreeMap<ObjectKind, KindCounts>, Vec<DriftEntry>), StoreError> {
     let owner = Owner::Git(source.to_string());
-    let desired: BTreeMap<(ObjectKind, String), serde_json::Value> = gstore::applied(conn, source)
+    let desired: BTreeMap<(ObjectKind, String), AppliedObject> = gstore::applied(conn, source)
         .await?
         .into_iter()
-        .map(|o| ((o.kind, o.name), o.spec))
+        .map(|o| ((o.kind, o.name.clone()), o))
         .collect();
     let mut counts: BTreeMap<ObjectKind, KindCounts> = BTreeMap::new();
     let mut remaining = Vec::new();
@@ -378,33 +366,28 @@ pub async fn heal(
             remaining.push(d.clone());
             continue;
         }
-        let Some(spec) = desired.get(&(d.kind, d.name.clone())) else {
+        let Some(declared) = desired.get(&(d.kind, d.name.clone())) else {
             continue;
-        };
-        let corrupt = |source| StoreError::Corrupt {
-            kind: "GitopsObject",
-            name: d.name.clone(),
-            source,
         };
         let outcome = match d.kind {
             ObjectKind::Cluster => {
                 let value = Cluster {
                     name: d.name.clone(),
-                    spec: serde_json::from_value(spec.clone()).map_err(corrupt)?,
+                    spec: declared.spec_as()?,
                 };
                 clusters::upsert(conn, &value, &owner).await?
             }
             ObjectKind::ExportPolicy => {
                 let value = ExportPolicy {
                     name: d.name.clone(),
-                    spec: serde_json::from_value(spec.clone()).map_err(corrupt)?,
+                    spec: declared.spec_as()?,
                 };
                 policies::upsert(conn, &value, &owner).await?
             }
             ObjectKind::Link => {
                 let value = Link {
                     name: d.name.clone(),
-                    spec: serde_json::from_value(spec.clone()).map_err(corrupt)?,
+                    spec: declared.spec_as()?,
                 };
                 links::upsert(conn, &value, &owner).await?
             }

@@ -18,7 +18,7 @@ use std::{
 use chrono::Utc;
 use linkplane_core::{GitSourceSpec, status::ObjectKind};
 use linkplane_store::{
-    Store, StoreError,
+    Store,
     git_sources::{self, SourceState, SyncStatus},
     gitops as gstore,
     sync_history::{self, KindCounts, SyncRecord},
@@ -286,12 +286,7 @@ impl Syncer {
         );
         sync_history::record(&mut tx, &record).await?;
         self.forget(source);
-        tx.commit().await.map_err(|e| {
-            Error::from(StoreError::Database {
-                action: "committing the revision",
-                source: e,
-            })
-        })?;
+        linkplane_store::commit(tx, "committing the revision").await?;
         tracing::info!(revision = %commit, objects = rev.len(), "revision applied");
         // Compare once now, after the commit: it catches an API edit that raced the apply, and
         // the no-op syncs that follow find this report under an unchanged fingerprint. (The
@@ -352,12 +347,7 @@ impl Syncer {
                 vec![],
             );
             sync_history::record(&mut tx, &record).await?;
-            tx.commit().await.map_err(|e| {
-                Error::from(StoreError::Database {
-                    action: "committing self-heal",
-                    source: e,
-                })
-            })?;
+            linkplane_store::commit(tx, "committing self-heal").await?;
             tracing::info!(healed = drift.len() - left.len(), "drift reverted");
             counts = healed;
             remaining = left.len();

@@ -32,6 +32,32 @@ pub struct AppliedObject {
     pub file: String,
 }
 
+impl AppliedObject {
+    /// The object `name` of `kind` as declared at `file`, its spec stored as JSON.
+    pub fn new<S: serde::Serialize>(
+        kind: ObjectKind,
+        name: &str,
+        spec: &S,
+        file: String,
+    ) -> Result<Self> {
+        Ok(AppliedObject {
+            kind,
+            name: name.to_string(),
+            spec: crate::spec_table::to_json(kind.as_str(), name, spec)?,
+            file,
+        })
+    }
+
+    /// The declared spec as `S` ([`StoreError::Corrupt`] when the stored JSON is not one).
+    pub fn spec_as<S: serde::de::DeserializeOwned>(&self) -> Result<S> {
+        serde_json::from_value(self.spec.clone()).map_err(|source| StoreError::Corrupt {
+            kind: "GitopsObject",
+            name: self.name.clone(),
+            source,
+        })
+    }
+}
+
 /// Replaces the source's applied objects with `objects`, all declared by `revision`.
 pub async fn replace_applied(
     conn: &mut PgConnection,
