@@ -4,8 +4,6 @@
 //! `Display`, serde (as the column spelling) and `ALL` come from one macro, so no crate spells a state by hand or compares one as
 //! a string.
 
-use std::{fmt, str::FromStr};
-
 /// A column value that names no member of its set (a newer server's, or a corrupt row).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{value:?} is not a {set}")]
@@ -48,13 +46,13 @@ macro_rules! vocabulary {
             }
         }
 
-        impl FromStr for $name {
-            type Err = UnknownValue;
+        impl ::std::str::FromStr for $name {
+            type Err = $crate::status::UnknownValue;
 
-            fn from_str(value: &str) -> Result<Self, UnknownValue> {
+            fn from_str(value: &str) -> Result<Self, $crate::status::UnknownValue> {
                 match value {
                     $($column => Ok($name::$variant),)+
-                    _ => Err(UnknownValue {
+                    _ => Err($crate::status::UnknownValue {
                         set: stringify!($name),
                         value: value.to_string(),
                     }),
@@ -63,34 +61,36 @@ macro_rules! vocabulary {
         }
 
         impl TryFrom<String> for $name {
-            type Error = UnknownValue;
+            type Error = $crate::status::UnknownValue;
 
             /// For `#[sqlx(try_from = "String")]` columns (each has a CHECK listing the set).
-            fn try_from(value: String) -> Result<Self, UnknownValue> {
+            fn try_from(value: String) -> Result<Self, $crate::status::UnknownValue> {
                 value.parse()
             }
         }
 
-        impl serde::Serialize for $name {
-            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        impl ::serde::Serialize for $name {
+            fn serialize<S: ::serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 s.serialize_str(self.as_str())
             }
         }
 
-        impl<'de> serde::Deserialize<'de> for $name {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let value = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-                value.parse().map_err(serde::de::Error::custom)
+        impl<'de> ::serde::Deserialize<'de> for $name {
+            fn deserialize<D: ::serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let value = <::std::borrow::Cow<'de, str> as ::serde::Deserialize>::deserialize(d)?;
+                value.parse().map_err(::serde::de::Error::custom)
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(self.as_str())
             }
         }
     };
 }
+
+pub(crate) use vocabulary;
 
 vocabulary! {
     /// Why a mirror is (or is not) in place. Nothing is silent: every selected service has a
@@ -251,6 +251,8 @@ vocabulary! {
 
 #[cfg(test)]
 mod tests {
+    use std::{fmt, str::FromStr};
+
     use super::*;
 
     fn round_trips<T>(all: &[T])

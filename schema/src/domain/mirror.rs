@@ -38,6 +38,7 @@ pub enum MirrorState {
 
 /// How a service is mirrored: the domain's [`linkplane_core::MirrorMode`], one-to-one.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "linkplane_core::MirrorMode")]
 pub enum MirrorMode {
     /// Hierarchical: mirror Endpoints point at the target's gateway.
     Gateway,
@@ -45,16 +46,6 @@ pub enum MirrorMode {
     RemoteDiscovery,
     /// Member of `<svc>-federated`.
     Federated,
-}
-
-impl From<linkplane_core::MirrorMode> for MirrorMode {
-    fn from(m: linkplane_core::MirrorMode) -> Self {
-        match m {
-            linkplane_core::MirrorMode::Gateway => MirrorMode::Gateway,
-            linkplane_core::MirrorMode::RemoteDiscovery => MirrorMode::RemoteDiscovery,
-            linkplane_core::MirrorMode::Federated => MirrorMode::Federated,
-        }
-    }
 }
 
 impl MirrorMode {
