@@ -24,9 +24,11 @@ WORKDIR /src
 COPY . .
 # Caches keep the registry and incremental artifacts between builds; the binary is copied out of
 # the cached target directory because cache mounts are not part of the image.
+# --no-default-features leaves out the `dev` feature (`linkplane dev`, `linkplane sim`): the image
+# links neither the Kubernetes simulator (kubesim) nor the PostgreSQL launcher.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    cargo build --release --locked -p linkplane-server --bin linkplane \
+    cargo build --release --locked -p linkplane-server --no-default-features --bin linkplane \
     && install -D -m 0755 target/release/linkplane /out/linkplane
 
 # --- runtime -----------------------------------------------------------------------------------

@@ -258,8 +258,9 @@ pub async fn wait(
                 }
                 Some(s) => {
                     let at = s.last_applied_revision.as_deref().unwrap_or_default();
+                    use ops::source_state::SyncStatus;
                     let status = wire(&s.status);
-                    if status == "FAILED" || status == "PRUNE_HELD" {
+                    if matches!(s.status, SyncStatus::FAILED | SyncStatus::PRUNE_HELD) {
                         progress.finish();
                         output::print(&format!(
                             "{} {name}: {}: {}\n",
@@ -274,7 +275,7 @@ pub async fn wait(
                     // source is behind its branch by design.
                     let applied = !at.is_empty()
                         && s.last_attempted_revision.as_deref() == Some(at)
-                        && (status == "SYNCED" || status == "OUT_OF_SYNC");
+                        && matches!(s.status, SyncStatus::SYNCED | SyncStatus::OUT_OF_SYNC);
                     if !applied || revision.is_some_and(|r| !at.starts_with(r)) {
                         waiting_for.push(format!("{name} {}", pascal(&status)));
                     }

@@ -133,8 +133,11 @@ pub async fn report(client: &Client) -> Result<StatusReport> {
         }
     }
     for s in &fleet.git_sources.nodes {
-        let status = wire(&s.status);
-        if status == "FAILED" || status == "PRUNE_HELD" {
+        if matches!(
+            s.status,
+            ops::fleet::SyncStatus::FAILED | ops::fleet::SyncStatus::PRUNE_HELD
+        ) {
+            let status = wire(&s.status);
             let err = s
                 .last_error
                 .as_deref()
@@ -528,7 +531,7 @@ pub async fn checks(client: &Client, only: Option<&str>) -> Result<Vec<Check>> {
             )),
             Some(r) => {
                 let state = word(&r.state);
-                let running = state == "Running";
+                let running = r.state == ops::fleet::ReconcilerState::RUNNING;
                 out.push(check(
                     &group,
                     "API reachable with its credentials",

@@ -16,6 +16,7 @@ pub mod plan;
 pub mod policy;
 pub mod probes;
 pub mod selector;
+pub mod status;
 pub mod validation;
 
 pub use cluster::{Cluster, ClusterSpec, CredentialsRef, GatewaySpec, ProbeSpec, SecretRef};

@@ -13,40 +13,16 @@ use crate::{
     validation::{ValidationErrors, dns1123_label},
 };
 
-/// How a service is mirrored.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum MirrorMode {
-    /// Hierarchical: mirror Endpoints point at the target's gateway.
-    Gateway,
-    /// Flat: the mesh resolves pod addresses in the target directly.
-    RemoteDiscovery,
-    /// Member of `<svc>-federated`.
-    Federated,
-}
-
-impl MirrorMode {
-    /// Every mode, in a stable order.
-    pub const ALL: [MirrorMode; 3] = [
-        MirrorMode::Gateway,
-        MirrorMode::RemoteDiscovery,
-        MirrorMode::Federated,
-    ];
-
-    /// The mode of a wire spelling (`gateway`, `remote-discovery`, `federated`).
-    pub fn parse(s: &str) -> Option<Self> {
-        MirrorMode::ALL.into_iter().find(|m| m.as_str() == s)
-    }
-
-    /// The wire spelling (`gateway`, `remote-discovery`, `federated`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MirrorMode::Gateway => "gateway",
-            MirrorMode::RemoteDiscovery => "remote-discovery",
-            MirrorMode::Federated => "federated",
-        }
+crate::status::vocabulary! {
+    /// How a service is mirrored; spelled as in manifests and the `mirrors.mode` column
+    /// (`gateway`, `remote-discovery`, `federated`).
+    pub enum MirrorMode {
+        /// Hierarchical: mirror Endpoints point at the target's gateway.
+        Gateway = "gateway",
+        /// Flat: the mesh resolves pod addresses in the target directly.
+        RemoteDiscovery = "remote-discovery",
+        /// Member of `<svc>-federated`.
+        Federated = "federated",
     }
 }
 
@@ -245,7 +221,7 @@ mod tests {
 
     #[test]
     fn modes_parse_from_their_wire_spelling() {
-        for m in MirrorMode::ALL {
+        for &m in MirrorMode::ALL {
             assert_eq!(MirrorMode::parse(m.as_str()), Some(m));
         }
         assert_eq!(MirrorMode::parse("Gateway"), None);

@@ -6,7 +6,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use linkplane_core::{Cluster, ExportPolicy, Link};
+use linkplane_core::{
+    Cluster, ExportPolicy, Link,
+    status::{DriftChange, ObjectKind, PlanChange},
+};
 use linkplane_store::{
     BulkOutcome, Owner, PgConnection, StoreError, clusters,
     gitops::{self as gstore, AppliedObject, DriftEntry, FieldDiff},
@@ -50,7 +53,7 @@ impl KindPlan {
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Plan {
     /// Per kind (`Cluster`, `ExportPolicy`, `Link`).
-    pub kinds: BTreeMap<String, KindPlan>,
+    pub kinds: BTreeMap<ObjectKind, KindPlan>,
     /// Names the revision may not take (owned by the API or another source), and prunes the
     /// database would refuse; any entry rejects the revision.
     #[serde(skip)]
@@ -59,11 +62,8 @@ pub struct Plan {
 
 impl Plan {
     /// Counts per kind for `sync_history`.
-    pub fn counts(&self) -> BTreeMap<String, KindCounts> {
-        self.kinds
-            .iter()
-            .map(|(k, p)| (k.clone(), p.counts()))
-            .collect()
+    pub fn counts(&self) -> BTreeMap<ObjectKind, KindCounts> {
+        self.kinds.iter().map(|(k, p)| (*k, p.counts())).collect()
     }
 
     /// True when nothing would be written.
@@ -80,7 +80,7 @@ fn owner_label(owner: &Owner) -> String {
 }
 
 fn diff_kind<T: PartialEq>(
-    kind: &str,
+    kind: ObjectKind,
     source: &Owner,
     desired: &BTreeMap<String, Declared<T>>,
     existing: &BTreeMap<String, (T, Owner)>,
@@ -139,15 +139,21 @@ pub fn plan_against(source: &str, rev: &Revision, live: &Live) -> Plan {
     let mut conflicts = Vec::new();
     let mut kinds = BTreeMap::new();
     let cplan = diff_kind(
-        "Cluster",
+        ObjectKind::Cluster,
         &owner,
         &rev.clusters,
         &live.clusters,
         &mut conflicts,
     );
-    let lplan = diff_kind("Link", &owner, &rev.links, &live.links, &mut conflicts);
+    let lplan = diff_kind(
+        ObjectKind::Link,
+        &owner,
+        &rev.links,
+        &live.links,
+        &mut conflicts,
+    );
     let pplan = diff_kind(
-        "ExportPolicy",
+        ObjectKind::ExportPolicy,
         &owner,
         &rev.policies,
         &live.policies,
@@ -172,9 +178,9 @@ pub fn plan_against(source: &str, rev: &Revision, live: &Live) -> Plan {
             }
         }
     }
-    kinds.insert("Cluster".to_string(), cplan);
-    kinds.insert("ExportPolicy".to_string(), pplan);
-    kinds.insert("Link".to_string(), lplan);
+    kinds.insert(ObjectKind::Cluster, cplan);
+    kinds.insert(ObjectKind::ExportPolicy, pplan);
+    kinds.insert(ObjectKind::Link, lplan);
     Plan { kinds, conflicts }
 }
 
@@ -204,11 +210,15 @@ pub async fn apply(
     revision: &str,
     rev: &Revision,
     plan: &Plan,
-) -> Result<BTreeMap<String, KindCounts>, StoreError> {
+) -> Result<BTreeMap<ObjectKind, KindCounts>, StoreError> {
     let owner = Owner::Git(source.to_string());
     let empty = KindPlan::default();
-    let kp = |k: &str| plan.kinds.get(k).unwrap_or(&empty);
-    let (cp, lp, pp) = (kp("Cluster"), kp("Link"), kp("ExportPolicy"));
+    let kp = |k: ObjectKind| plan.kinds.get(&k).unwrap_or(&empty);
+    let (cp, lp, pp) = (
+        kp(ObjectKind::Cluster),
+        kp(ObjectKind::Link),
+        kp(ObjectKind::ExportPolicy),
+    );
     let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
     let written = |o: BulkOutcome, deleted: usize| KindCounts {
         created: count(o.created),
@@ -225,9 +235,9 @@ pub async fn apply(
     gstore::replace_applied(conn, source, revision, &objects).await?;
     gstore::replace_drift(conn, source, &[]).await?;
     Ok(BTreeMap::from([
-        ("Cluster".to_string(), written(c, cd)),
-        ("ExportPolicy".to_string(), written(p, pd)),
-        ("Link".to_string(), written(l, ld)),
+        (ObjectKind::Cluster, written(c, cd)),
+        (ObjectKind::ExportPolicy, written(p, pd)),
+        (ObjectKind::Link, written(l, ld)),
     ]))
 }
 
@@ -244,44 +254,32 @@ fn changed<'a, T>(plan: &KindPlan, declared: &'a BTreeMap<String, Declared<T>>) 
         .collect()
 }
 
-fn to_json<T: serde::Serialize>(
-    kind: &'static str,
-    name: &str,
-    v: &T,
-) -> Result<serde_json::Value, StoreError> {
-    serde_json::to_value(v).map_err(|source| StoreError::Corrupt {
-        kind,
-        name: name.to_string(),
-        source,
-    })
-}
-
 fn applied_objects(rev: &Revision) -> Result<Vec<AppliedObject>, StoreError> {
     let mut out = Vec::with_capacity(rev.len());
     let at = |d: &crate::manifest::Origin| format!("{}:{}:{}", d.file, d.pos.line, d.pos.col);
     for (n, c) in &rev.clusters {
-        out.push(AppliedObject {
-            kind: "Cluster".into(),
-            name: n.clone(),
-            spec: to_json("Cluster", n, &c.value.spec)?,
-            file: at(&c.origin),
-        });
+        out.push(AppliedObject::new(
+            ObjectKind::Cluster,
+            n,
+            &c.value.spec,
+            at(&c.origin),
+        )?);
     }
     for (n, p) in &rev.policies {
-        out.push(AppliedObject {
-            kind: "ExportPolicy".into(),
-            name: n.clone(),
-            spec: to_json("ExportPolicy", n, &p.value.spec)?,
-            file: at(&p.origin),
-        });
+        out.push(AppliedObject::new(
+            ObjectKind::ExportPolicy,
+            n,
+            &p.value.spec,
+            at(&p.origin),
+        )?);
     }
     for (n, l) in &rev.links {
-        out.push(AppliedObject {
-            kind: "Link".into(),
-            name: n.clone(),
-            spec: to_json("Link", n, &l.value.spec)?,
-            file: at(&l.origin),
-        });
+        out.push(AppliedObject::new(
+            ObjectKind::Link,
+            n,
+            &l.value.spec,
+            at(&l.origin),
+        )?);
     }
     Ok(out)
 }
@@ -327,14 +325,16 @@ pub async fn detect_drift(
         .into_iter()
         .map(|d| {
             let (change, diff) = match (&d.actual, d.actual_owner.as_deref()) {
-                (None, _) => ("Deleted", vec![]),
-                (Some(a), Some(o)) if o != mine => ("OwnerChanged", json_diff(&d.desired, a)),
-                (Some(a), _) => ("Modified", json_diff(&d.desired, a)),
+                (None, _) => (DriftChange::Deleted, vec![]),
+                (Some(a), Some(o)) if o != mine => {
+                    (DriftChange::OwnerChanged, json_diff(&d.desired, a))
+                }
+                (Some(a), _) => (DriftChange::Modified, json_diff(&d.desired, a)),
             };
             DriftEntry {
                 kind: d.kind,
                 name: d.name,
-                change: change.into(),
+                change,
                 diff,
                 detected_at: now,
             }
@@ -349,59 +349,50 @@ pub async fn heal(
     conn: &mut PgConnection,
     source: &str,
     drift: &[DriftEntry],
-) -> Result<(BTreeMap<String, KindCounts>, Vec<DriftEntry>), StoreError> {
+) -> Result<(BTreeMap<ObjectKind, KindCounts>, Vec<DriftEntry>), StoreError> {
     let owner = Owner::Git(source.to_string());
-    let desired: BTreeMap<(String, String), serde_json::Value> = gstore::applied(conn, source)
+    let desired: BTreeMap<(ObjectKind, String), AppliedObject> = gstore::applied(conn, source)
         .await?
         .into_iter()
-        .map(|o| ((o.kind, o.name), o.spec))
+        .map(|o| ((o.kind, o.name.clone()), o))
         .collect();
-    let mut counts: BTreeMap<String, KindCounts> = BTreeMap::new();
+    let mut counts: BTreeMap<ObjectKind, KindCounts> = BTreeMap::new();
     let mut remaining = Vec::new();
-    // Clusters first so a recreated link finds its clusters.
+    // Clusters first so a recreated link finds its clusters (`ObjectKind`'s order).
     let mut ordered: Vec<&DriftEntry> = drift.iter().collect();
-    ordered.sort_by_key(|d| match d.kind.as_str() {
-        "Cluster" => 0,
-        "ExportPolicy" => 1,
-        _ => 2,
-    });
+    ordered.sort_by_key(|d| d.kind);
     for d in ordered {
-        if d.change == "OwnerChanged" {
+        if d.change == DriftChange::OwnerChanged {
             remaining.push(d.clone());
             continue;
         }
-        let Some(spec) = desired.get(&(d.kind.clone(), d.name.clone())) else {
+        let Some(declared) = desired.get(&(d.kind, d.name.clone())) else {
             continue;
         };
-        let corrupt = |source| StoreError::Corrupt {
-            kind: "GitopsObject",
-            name: d.name.clone(),
-            source,
-        };
-        let outcome = match d.kind.as_str() {
-            "Cluster" => {
+        let outcome = match d.kind {
+            ObjectKind::Cluster => {
                 let value = Cluster {
                     name: d.name.clone(),
-                    spec: serde_json::from_value(spec.clone()).map_err(corrupt)?,
+                    spec: declared.spec_as()?,
                 };
                 clusters::upsert(conn, &value, &owner).await?
             }
-            "ExportPolicy" => {
+            ObjectKind::ExportPolicy => {
                 let value = ExportPolicy {
                     name: d.name.clone(),
-                    spec: serde_json::from_value(spec.clone()).map_err(corrupt)?,
+                    spec: declared.spec_as()?,
                 };
                 policies::upsert(conn, &value, &owner).await?
             }
-            _ => {
+            ObjectKind::Link => {
                 let value = Link {
                     name: d.name.clone(),
-                    spec: serde_json::from_value(spec.clone()).map_err(corrupt)?,
+                    spec: declared.spec_as()?,
                 };
                 links::upsert(conn, &value, &owner).await?
             }
         };
-        let c = counts.entry(d.kind.clone()).or_default();
+        let c = counts.entry(d.kind).or_default();
         match outcome {
             linkplane_store::WriteOutcome::Created => c.created += 1,
             linkplane_store::WriteOutcome::Updated => c.updated += 1,
@@ -427,12 +418,12 @@ mod tests {
 /// What a revision does to one object: `linkplane diff --revision`'s rows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ObjectChange {
-    /// `Cluster`, `Link` or `ExportPolicy`.
-    pub kind: &'static str,
+    /// The object's kind.
+    pub kind: ObjectKind,
     /// Object name.
     pub name: String,
-    /// `Create`, `Update` or `Delete`.
-    pub change: &'static str,
+    /// What the revision does to it.
+    pub change: PlanChange,
     /// The spec fields that differ (Git's value in `desired`, the database's in `actual`;
     /// `null` for the side that does not exist).
     pub fields: Vec<FieldDiff>,
@@ -442,7 +433,7 @@ pub struct ObjectChange {
 /// `rev` against `live`), in kind then name order.
 pub fn changes_of(plan: &Plan, rev: &Revision, live: &Live) -> Vec<ObjectChange> {
     fn of<T, S: serde::Serialize>(
-        kind: &'static str,
+        kind: ObjectKind,
         k: Option<&KindPlan>,
         desired: &BTreeMap<String, Declared<T>>,
         existing: &BTreeMap<String, (T, Owner)>,
@@ -454,12 +445,12 @@ pub fn changes_of(plan: &Plan, rev: &Revision, live: &Live) -> Vec<ObjectChange>
             v.and_then(|v| serde_json::to_value(spec(v)).ok())
                 .unwrap_or(serde_json::Value::Null)
         };
-        let mut rows: Vec<(&String, &'static str)> = k
+        let mut rows: Vec<(&String, PlanChange)> = k
             .create
             .iter()
-            .map(|n| (n, "Create"))
-            .chain(k.update.iter().map(|n| (n, "Update")))
-            .chain(k.delete.iter().map(|n| (n, "Delete")))
+            .map(|n| (n, PlanChange::Create))
+            .chain(k.update.iter().map(|n| (n, PlanChange::Update)))
+            .chain(k.delete.iter().map(|n| (n, PlanChange::Delete)))
             .collect();
         rows.sort();
         for (name, change) in rows {
@@ -475,24 +466,24 @@ pub fn changes_of(plan: &Plan, rev: &Revision, live: &Live) -> Vec<ObjectChange>
     }
     let mut out = Vec::new();
     of(
-        "Cluster",
-        plan.kinds.get("Cluster"),
+        ObjectKind::Cluster,
+        plan.kinds.get(&ObjectKind::Cluster),
         &rev.clusters,
         &live.clusters,
         |c: &Cluster| &c.spec,
         &mut out,
     );
     of(
-        "ExportPolicy",
-        plan.kinds.get("ExportPolicy"),
+        ObjectKind::ExportPolicy,
+        plan.kinds.get(&ObjectKind::ExportPolicy),
         &rev.policies,
         &live.policies,
         |p: &ExportPolicy| &p.spec,
         &mut out,
     );
     of(
-        "Link",
-        plan.kinds.get("Link"),
+        ObjectKind::Link,
+        plan.kinds.get(&ObjectKind::Link),
         &rev.links,
         &live.links,
         |l: &Link| &l.spec,

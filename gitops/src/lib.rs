@@ -9,12 +9,14 @@
 //! - [`git`]: the fetch cache (bare repositories, read from the object database, crash-safe);
 //! - [`apply`]: plan and apply a revision in one transaction, prune what Git owns, detect drift;
 //! - [`sync`]: one sync of one source, with status and history;
-//! - [`runtime`]: poll loops, coalescing triggers and the public [`SyncHandle`].
+//! - [`runtime`]: poll loops, coalescing triggers and the public [`SyncHandle`];
+//! - [`push`]: which sources a push webhook concerns ([`SyncHandle::on_push`]).
 
 pub mod apply;
 pub mod git;
 pub mod manifest;
 pub mod metrics;
+pub mod push;
 pub mod reader;
 pub mod runtime;
 pub mod sync;

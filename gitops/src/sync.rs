@@ -16,9 +16,9 @@ use std::{
 };
 
 use chrono::Utc;
-use linkplane_core::GitSourceSpec;
+use linkplane_core::{GitSourceSpec, status::ObjectKind};
 use linkplane_store::{
-    Store, StoreError,
+    Store,
     git_sources::{self, SourceState, SyncStatus},
     gitops as gstore,
     sync_history::{self, KindCounts, SyncRecord},
@@ -31,68 +31,9 @@ use crate::{
     manifest::{self, Diagnostic},
 };
 
-/// Why a sync runs; stored in `sync_history.trigger`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Trigger {
-    /// The server started.
-    Startup,
-    /// The poll interval elapsed.
-    Poll,
-    /// A verified push webhook arrived.
-    Webhook,
-    /// Someone asked (API or CLI).
-    Manual,
-    /// The source's pinned revision was set or cleared.
-    Pin,
-    /// Drift was reverted.
-    SelfHeal,
-}
+pub use linkplane_core::status::Trigger;
 
-impl Trigger {
-    /// The `sync_history.trigger` value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Trigger::Startup => "startup",
-            Trigger::Poll => "poll",
-            Trigger::Webhook => "webhook",
-            Trigger::Manual => "manual",
-            Trigger::Pin => "pin",
-            Trigger::SelfHeal => "self-heal",
-        }
-    }
-}
-
-/// What a sync did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SyncResult {
-    /// The revision was applied (something was written).
-    Applied,
-    /// The revision was already applied; drift was checked.
-    Unchanged,
-    /// The revision was invalid; nothing was written.
-    Rejected,
-    /// Git or the database failed; nothing was written.
-    Failed,
-    /// The commit was rejected before and has not changed: not retried.
-    Skipped,
-    /// The revision would prune past the source's limits: held until approved; nothing was
-    /// written.
-    Held,
-}
-
-impl SyncResult {
-    /// The `sync_history.result` value (`Skipped` is never recorded).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SyncResult::Applied => "Applied",
-            SyncResult::Unchanged => "Unchanged",
-            SyncResult::Rejected => "Rejected",
-            SyncResult::Failed => "Failed",
-            SyncResult::Skipped => "Skipped",
-            SyncResult::Held => "Held",
-        }
-    }
-}
+pub use linkplane_core::status::SyncResult;
 
 /// The outcome of one sync.
 #[derive(Debug, Clone, PartialEq)]
@@ -104,7 +45,7 @@ pub struct SyncOutcome {
     /// What happened.
     pub result: SyncResult,
     /// Created/updated/deleted per kind (also for self-heal).
-    pub counts: BTreeMap<String, KindCounts>,
+    pub counts: BTreeMap<ObjectKind, KindCounts>,
     /// `file:line:col: message` errors of a rejected revision, or the failure.
     pub errors: Vec<String>,
     /// Objects found drifted after the sync (and not healed).
@@ -355,12 +296,7 @@ impl Syncer {
         );
         sync_history::record(&mut tx, &record).await?;
         self.forget(source);
-        tx.commit().await.map_err(|e| {
-            Error::from(StoreError::Database {
-                action: "committing the revision",
-                source: e,
-            })
-        })?;
+        linkplane_store::commit(tx, "committing the revision").await?;
         tracing::info!(revision = %commit, objects = rev.len(), "revision applied");
         // Compare once now, after the commit: it catches an API edit that raced the apply, and
         // the no-op syncs that follow find this report under an unchanged fingerprint. (The
@@ -421,12 +357,7 @@ impl Syncer {
                 vec![],
             );
             sync_history::record(&mut tx, &record).await?;
-            tx.commit().await.map_err(|e| {
-                Error::from(StoreError::Database {
-                    action: "committing self-heal",
-                    source: e,
-                })
-            })?;
+            linkplane_store::commit(tx, "committing self-heal").await?;
             tracing::info!(healed = drift.len() - left.len(), "drift reverted");
             counts = healed;
             remaining = left.len();
@@ -581,7 +512,7 @@ impl Syncer {
         result: SyncResult,
         started: chrono::DateTime<Utc>,
         t0: Instant,
-        counts: BTreeMap<String, KindCounts>,
+        counts: BTreeMap<ObjectKind, KindCounts>,
         errors: Vec<String>,
     ) -> SyncRecord {
         SyncRecord {
@@ -590,8 +521,8 @@ impl Syncer {
             revision: resolved.commit.clone(),
             author: resolved.author.clone(),
             message: resolved.message.clone(),
-            trigger: trigger.as_str().to_string(),
-            result: result.as_str().to_string(),
+            trigger,
+            result,
             started_at: started,
             duration_ms: i64::try_from(t0.elapsed().as_millis()).unwrap_or(i64::MAX),
             counts,

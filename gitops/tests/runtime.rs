@@ -83,7 +83,7 @@ async fn startup_sync_then_concurrent_triggers_coalesce(pool: sqlx::PgPool) {
         .await
         .unwrap()
         .into_iter()
-        .filter(|h| h.result == "Applied")
+        .filter(|h| h.result == SyncResult::Applied)
         .collect();
     assert_eq!(applied.len(), 2, "one apply per commit");
     let mut text = String::new();
@@ -143,7 +143,7 @@ async fn api_edits_are_detected_through_notifications_and_pins_resync(pool: sqlx
     wait_for("the pin sync", || async {
         let mut conn = store.acquire().await.unwrap();
         let h = sync_history::list(&mut conn, "fleet", 5).await.unwrap();
-        h.first().is_some_and(|r| r.trigger == "pin")
+        h.first().is_some_and(|r| r.trigger == Trigger::Pin)
     })
     .await;
     assert!(clusters::get(&mut conn, "west").await.unwrap().is_none());

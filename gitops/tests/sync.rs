@@ -5,6 +5,7 @@ mod support;
 
 use std::collections::BTreeSet;
 
+use linkplane_core::status::{DriftChange, ObjectKind};
 use linkplane_gitops::{SyncResult, Syncer, Trigger, git::Cache};
 use linkplane_store::{
     Owner, Store, clusters,
@@ -90,13 +91,13 @@ async fn first_sync_applies_everything_and_records_history(pool: sqlx::PgPool) {
     assert_eq!(s.last_applied_revision.as_deref(), Some(c1.as_str()));
     let h = sync_history::list(&mut conn, "fleet", 10).await.unwrap();
     assert_eq!(h.len(), 1);
-    assert_eq!(h[0].trigger, "startup");
-    assert_eq!(h[0].result, "Applied");
+    assert_eq!(h[0].trigger, Trigger::Startup);
+    assert_eq!(h[0].result, SyncResult::Applied);
     assert_eq!(h[0].message, "initial fleet");
     assert_eq!(h[0].author, "Ada Lovelace <ada@example.com>");
-    assert_eq!(h[0].counts["Cluster"].created, 2);
-    assert_eq!(h[0].counts["Link"].created, 1);
-    assert_eq!(h[0].counts["ExportPolicy"].created, 1);
+    assert_eq!(h[0].counts[&ObjectKind::Cluster].created, 2);
+    assert_eq!(h[0].counts[&ObjectKind::Link].created, 1);
+    assert_eq!(h[0].counts[&ObjectKind::ExportPolicy].created, 1);
     // A second sync of the same commit writes nothing and adds no history for a poll.
     let again = e.syncer.sync("fleet", Trigger::Poll).await.unwrap();
     assert_eq!(again.result, SyncResult::Unchanged);
@@ -156,10 +157,10 @@ async fn add_change_remove_and_prune_follow_git(pool: sqlx::PgPool) {
     );
     let out = e.syncer.sync("fleet", Trigger::Webhook).await.unwrap();
     assert_eq!(out.result, SyncResult::Applied, "{out:?}");
-    assert_eq!(out.counts["Cluster"].deleted, 1);
-    assert_eq!(out.counts["Link"].updated, 1);
-    assert_eq!(out.counts["Link"].deleted, 1);
-    assert_eq!(out.counts["ExportPolicy"].created, 1);
+    assert_eq!(out.counts[&ObjectKind::Cluster].deleted, 1);
+    assert_eq!(out.counts[&ObjectKind::Link].updated, 1);
+    assert_eq!(out.counts[&ObjectKind::Link].deleted, 1);
+    assert_eq!(out.counts[&ObjectKind::ExportPolicy].created, 1);
     assert_eq!(
         cluster_names(&e.store).await,
         set(&["api-made", "east", "west"])
@@ -253,7 +254,7 @@ async fn a_revision_that_prunes_past_the_limits_is_held_with_its_plan(pool: sqlx
     assert_eq!(s.last_applied_revision.as_deref(), Some(good.as_str()));
     assert_eq!(s.last_attempted_revision.as_deref(), Some(moved.as_str()));
     let h = sync_history::list(&mut conn, "fleet", 10).await.unwrap();
-    assert_eq!(h[0].result, "Held");
+    assert_eq!(h[0].result, SyncResult::Held);
     assert_eq!(
         cluster_names(&e.store).await,
         set(&["east", "north", "south", "west"])
@@ -338,7 +339,7 @@ async fn broken_revision_is_rejected_whole_with_locations_and_not_retried(pool: 
     assert_eq!(s.last_attempted_revision.as_deref(), Some(bad.as_str()));
     assert!(s.last_error.as_deref().unwrap().starts_with("c.yaml:8:3:"));
     let h = sync_history::list(&mut conn, "fleet", 10).await.unwrap();
-    assert_eq!(h[0].result, "Rejected");
+    assert_eq!(h[0].result, SyncResult::Rejected);
     assert_eq!(h[0].errors, out.errors);
     // Same commit again: not retried.
     let again = e.syncer.sync("fleet", Trigger::Poll).await.unwrap();
@@ -437,7 +438,7 @@ async fn pinned_revision_holds_the_source_and_history_shows_it(pool: sqlx::PgPoo
     e.syncer.sync("fleet", Trigger::Poll).await.unwrap();
     assert_eq!(cluster_names(&e.store).await, set(&["east"]));
     let h = sync_history::list(&mut conn, "fleet", 10).await.unwrap();
-    assert_eq!(h[0].trigger, "pin");
+    assert_eq!(h[0].trigger, Trigger::Pin);
     // Unpin: main's head is applied, recorded as a pin change.
     git_sources::set_pin(&mut conn, "fleet", None)
         .await
@@ -529,15 +530,15 @@ async fn drift_is_reported_without_self_heal(pool: sqlx::PgPool) {
     let drift = gstore::drift(&mut conn, "fleet").await.unwrap();
     assert_eq!(drift.len(), 2);
     assert_eq!(
-        (drift[0].kind.as_str(), drift[0].change.as_str()),
-        ("Cluster", "Modified")
+        (drift[0].kind, drift[0].change),
+        (ObjectKind::Cluster, DriftChange::Modified)
     );
     assert_eq!(drift[0].diff[0].path, "spec.clusterDomain");
     assert_eq!(drift[0].diff[0].desired, serde_json::json!("cluster.local"));
     assert_eq!(drift[0].diff[0].actual, serde_json::json!("edited.local"));
     assert_eq!(
-        (drift[1].kind.as_str(), drift[1].change.as_str()),
-        ("Link", "Deleted")
+        (drift[1].kind, drift[1].change),
+        (ObjectKind::Link, DriftChange::Deleted)
     );
     let s = git_sources::get(&mut conn, "fleet").await.unwrap().unwrap();
     assert_eq!(s.status, SyncStatus::OutOfSync);
@@ -601,7 +602,7 @@ async fn self_heal_reverts_drift_and_records_it(pool: sqlx::PgPool) {
     clusters::delete(&mut conn, "nothing").await.unwrap();
     let out = e.syncer.on_config_change("fleet").await.unwrap();
     assert_eq!(out.drifted, 0);
-    assert_eq!(out.counts["Link"].updated, 1);
+    assert_eq!(out.counts[&ObjectKind::Link].updated, 1);
     let l = links::get(&mut conn, "w-e")
         .await
         .unwrap()
@@ -611,8 +612,8 @@ async fn self_heal_reverts_drift_and_records_it(pool: sqlx::PgPool) {
     assert!(!l.spec.create_namespaces);
     let h = sync_history::list(&mut conn, "fleet", 10).await.unwrap();
     assert_eq!(
-        (h[0].trigger.as_str(), h[0].result.as_str()),
-        ("self-heal", "Applied")
+        (h[0].trigger, h[0].result),
+        (Trigger::SelfHeal, SyncResult::Applied)
     );
     assert_eq!(
         git_sources::get(&mut conn, "fleet")
@@ -710,7 +711,8 @@ async fn no_op_syncs_still_see_api_edits_deletes_and_takeovers(pool: sqlx::PgPoo
             .unwrap()
             .unwrap()
             .status;
-        let seen: Vec<(String, String)> = drift.into_iter().map(|d| (d.name, d.change)).collect();
+        let seen: Vec<(String, DriftChange)> =
+            drift.into_iter().map(|d| (d.name, d.change)).collect();
         assert_eq!(out.drifted, seen.len());
         (status, seen)
     };
@@ -730,13 +732,13 @@ async fn no_op_syncs_still_see_api_edits_deletes_and_takeovers(pool: sqlx::PgPoo
         .unwrap();
     let edited = (
         SyncStatus::OutOfSync,
-        vec![("east".to_string(), "Modified".to_string())],
+        vec![("east".to_string(), DriftChange::Modified)],
     );
     assert_eq!(poll().await, edited);
     assert_eq!(poll().await, edited, "a remembered report stays reported");
     // A deleted link, then the same name recreated by the API: the report follows each step.
     links::delete(&mut conn, "w-e").await.unwrap();
-    let deleted = ("w-e".to_string(), "Deleted".to_string());
+    let deleted = ("w-e".to_string(), DriftChange::Deleted);
     assert_eq!(poll().await.1, vec![edited.1[0].clone(), deleted]);
     links::upsert(
         &mut conn,
@@ -745,7 +747,7 @@ async fn no_op_syncs_still_see_api_edits_deletes_and_takeovers(pool: sqlx::PgPoo
     )
     .await
     .unwrap();
-    let taken = ("w-e".to_string(), "OwnerChanged".to_string());
+    let taken = ("w-e".to_string(), DriftChange::OwnerChanged);
     assert_eq!(poll().await.1, vec![edited.1[0].clone(), taken]);
 }
 
@@ -776,7 +778,7 @@ async fn no_op_syncs_do_not_hide_a_new_commit_or_a_force_push(pool: sqlx::PgPool
     assert_eq!(out.result, SyncResult::Applied);
     assert_eq!(out.revision.as_deref(), Some(c2.as_str()));
     // Counted by the database: east was left alone.
-    let c = &out.counts["Cluster"];
+    let c = &out.counts[&ObjectKind::Cluster];
     assert_eq!((c.created, c.updated, c.deleted), (1, 1, 0));
     assert_eq!(
         e.syncer.sync("fleet", Trigger::Poll).await.unwrap().result,
@@ -786,7 +788,7 @@ async fn no_op_syncs_do_not_hide_a_new_commit_or_a_force_push(pool: sqlx::PgPool
     let out = e.syncer.sync("fleet", Trigger::Poll).await.unwrap();
     assert_eq!(out.result, SyncResult::Applied);
     assert_eq!(out.revision.as_deref(), Some(c1.as_str()));
-    let c = &out.counts["Cluster"];
+    let c = &out.counts[&ObjectKind::Cluster];
     assert_eq!((c.created, c.updated, c.deleted), (0, 1, 1));
     assert_eq!(cluster_names(&e.store).await, set(&["east", "west"]));
     let out = e.syncer.sync("fleet", Trigger::Poll).await.unwrap();
@@ -862,7 +864,7 @@ async fn two_replicas_syncing_one_revision_at_once_apply_it_once(pool: sqlx::PgP
     let h = sync_history::list(&mut conn, "fleet", 10).await.unwrap();
     let applied: Vec<_> = h
         .iter()
-        .filter(|r| r.result == "Applied" && r.revision == c1)
+        .filter(|r| r.result == linkplane_core::status::SyncResult::Applied && r.revision == c1)
         .collect();
     assert_eq!(applied.len(), 1, "{h:?}");
 }

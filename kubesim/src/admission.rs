@@ -4,8 +4,8 @@
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
 
+use crate::names::{dns1035_label, dns1123_label, dns1123_subdomain, label_value, qualified_name};
 use base64::Engine;
-use linkplane_core::validation::{dns1123_label, dns1123_subdomain, label_key, label_value};
 use serde_json::{Map, Value, json};
 
 use crate::resources::{
@@ -418,8 +418,9 @@ pub(crate) fn validate(resource: usize, obj: &Value) -> ApiResult<()> {
     let rt = crate::resources::rt(resource);
     let mut causes: Vec<Cause> = Vec::new();
     let name = str_at(obj, "/metadata/name").unwrap_or("");
-    let check = |causes: &mut Vec<Cause>, field: &str, value: &str, result: Result<(), String>| {
-        if let Err(e) = result {
+    // One cause per broken rule, as `ValidateObjectMeta` appends one `field.Invalid` per message.
+    let check = |causes: &mut Vec<Cause>, field: &str, value: &str, errs: Vec<String>| {
+        for e in errs {
             causes.push(cause(
                 "FieldValueInvalid",
                 field,
@@ -434,38 +435,45 @@ pub(crate) fn validate(resource: usize, obj: &Value) -> ApiResult<()> {
             "Required value: name or generateName is required",
         ));
     } else if resource == NAMESPACES || resource == SERVICES {
-        let mut r = dns1123_label(name);
-        if r.is_ok() && resource == SERVICES && !name.starts_with(|c: char| c.is_ascii_lowercase())
-        {
-            r = Err("a DNS-1035 label must start with an alphabetic character".into());
-        }
-        check(&mut causes, "metadata.name", name, r);
+        // Namespaces: `ValidateNamespaceName` (DNS-1123 label); Services:
+        // `ValidateServiceName` (DNS-1035 label).
+        let errs = if resource == SERVICES {
+            dns1035_label(name)
+        } else {
+            dns1123_label(name)
+        };
+        check(&mut causes, "metadata.name", name, errs);
     } else if matches!(
         resource,
         ROLES | CLUSTER_ROLES | ROLE_BINDINGS | CLUSTER_ROLE_BINDINGS
     ) {
         // RBAC names are path segments (`ValidateRBACName`), so `system:controller:x` is valid.
-        check(&mut causes, "metadata.name", name, path_segment(name));
+        check(
+            &mut causes,
+            "metadata.name",
+            name,
+            path_segment(name).err().into_iter().collect(),
+        );
     } else {
         check(&mut causes, "metadata.name", name, dns1123_subdomain(name));
     }
     if let Some(Value::Object(labels)) = obj.pointer("/metadata/labels") {
         for (k, v) in labels {
-            check(&mut causes, "metadata.labels", k, label_key(k));
+            check(&mut causes, "metadata.labels", k, qualified_name(k));
             match v.as_str() {
                 Some(s) => check(&mut causes, "metadata.labels", s, label_value(s)),
                 None => check(
                     &mut causes,
                     "metadata.labels",
                     k,
-                    Err("label values must be strings".into()),
+                    vec!["label values must be strings".into()],
                 ),
             }
         }
     }
     if let Some(Value::Object(annotations)) = obj.pointer("/metadata/annotations") {
         for k in annotations.keys() {
-            check(&mut causes, "metadata.annotations", k, label_key(k));
+            check(&mut causes, "metadata.annotations", k, qualified_name(k));
         }
     }
     match resource {
@@ -645,9 +653,12 @@ fn validate_binding(obj: &Value, namespaced: bool, causes: &mut Vec<Cause>) {
         let group = str_at(subject, "/apiGroup").unwrap_or("");
         match str_at(subject, "/kind").unwrap_or("") {
             "ServiceAccount" => {
-                if !name.is_empty()
-                    && let Err(e) = dns1123_subdomain(name)
-                {
+                let errs = if name.is_empty() {
+                    Vec::new()
+                } else {
+                    dns1123_subdomain(name)
+                };
+                for e in errs {
                     causes.push(cause(
                         "FieldValueInvalid",
                         &field("name"),
@@ -749,7 +760,7 @@ fn validate_service(obj: &Value, causes: &mut Vec<Cause>) {
                 "Required value",
             ));
         } else if !name.is_empty() {
-            if let Err(e) = dns1123_label(name) {
+            for e in dns1123_label(name) {
                 causes.push(cause(
                     "FieldValueInvalid",
                     &format!("{field}.name"),

@@ -44,6 +44,7 @@ mod endpoints;
 mod faults;
 mod gateway;
 mod http;
+mod names;
 mod patch;
 mod protobuf;
 mod rbac;
@@ -237,12 +238,13 @@ impl SimInner {
     }
 
     async fn add_cluster(&self, name: &str) -> Result<SimCluster, Error> {
-        linkplane_core::validation::dns1123_label(name).map_err(|reason| {
-            Error::InvalidClusterName {
+        let errs = names::dns1123_label(name);
+        if !errs.is_empty() {
+            return Err(Error::InvalidClusterName {
                 name: name.to_string(),
-                reason,
-            }
-        })?;
+                reason: errs.join(", "),
+            });
+        }
         if self.lock().contains_key(name) {
             return Err(Error::DuplicateCluster(name.to_string()));
         }

@@ -1,6 +1,6 @@
 //! Label and field selectors in their query-string syntax (`app=web,tier in (a,b),!canary`).
 
-use linkplane_core::validation::{label_key, label_value};
+use crate::names::{label_value, qualified_name};
 
 /// One label requirement.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,13 +73,19 @@ fn split_top_level(input: &str) -> Result<Vec<&str>, String> {
 
 fn key(k: &str) -> Result<String, String> {
     let k = k.trim();
-    label_key(k).map_err(|e| format!("invalid label key {k:?}: {e}"))?;
+    let errs = qualified_name(k);
+    if !errs.is_empty() {
+        return Err(format!("invalid label key {k:?}: {}", errs.join("; ")));
+    }
     Ok(k.to_string())
 }
 
 fn value(v: &str) -> Result<String, String> {
     let v = v.trim();
-    label_value(v).map_err(|e| format!("invalid label value {v:?}: {e}"))?;
+    let errs = label_value(v);
+    if !errs.is_empty() {
+        return Err(format!("invalid label value {v:?}: {}", errs.join("; ")));
+    }
     Ok(v.to_string())
 }
 

@@ -717,9 +717,10 @@ async fn api_server_is_the_server_the_reconciler_talks_to(pool: sqlx::PgPool) {
         let mut conn = env.store.acquire().await.unwrap();
         let rows = linkplane_store::reconcilers::list(&mut conn).await.unwrap();
         let east = rows.iter().find(|r| r.cluster == "east");
-        ok_if(east.is_some_and(|r| r.state == "Failed"), || {
-            format!("{rows:?}")
-        })
+        ok_if(
+            east.is_some_and(|r| r.state == linkplane_store::reconcilers::ReconcilerState::Failed),
+            || format!("{rows:?}"),
+        )
     })
     .await;
     env.shutdown().await;

@@ -866,7 +866,10 @@ async fn one_target_cluster_down_does_not_stop_the_others(pool: sqlx::PgPool) {
             .iter()
             .find(|s| s.cluster == "north")
             .ok_or("no north status")?;
-        ok_if(north.state == "Failed", || format!("{north:?}"))
+        ok_if(
+            north.state == linkplane_store::reconcilers::ReconcilerState::Failed,
+            || format!("{north:?}"),
+        )
     })
     .await;
     eventually("north's mirrors in error, kept in place", || async {
@@ -916,7 +919,8 @@ async fn credential_change_restarts_the_cluster_reconciler(pool: sqlx::PgPool) {
             .find(|s| s.cluster == "east")
             .ok_or("no status")?;
         ok_if(
-            s.state == "Failed" && s.message.contains("/nonexistent/east.kubeconfig"),
+            s.state == linkplane_store::reconcilers::ReconcilerState::Failed
+                && s.message.contains("/nonexistent/east.kubeconfig"),
             || format!("{s:?}"),
         )
     })

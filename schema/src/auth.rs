@@ -1,12 +1,12 @@
 //! Who is asking, and the role guard every sensitive field and mutation carries.
 
 use async_graphql::{Context, Enum, Guard};
-use linkplane_store::tokens;
 
 use crate::error::ApiError;
 
 /// A token's role, as the API shows it. Ordered by privilege.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[graphql(remote = "linkplane_core::status::Role")]
 pub enum Role {
     /// Queries and subscriptions.
     Viewer,
@@ -16,23 +16,9 @@ pub enum Role {
     Admin,
 }
 
-impl From<tokens::Role> for Role {
-    fn from(r: tokens::Role) -> Self {
-        match r {
-            tokens::Role::Viewer => Role::Viewer,
-            tokens::Role::Operator => Role::Operator,
-            tokens::Role::Admin => Role::Admin,
-        }
-    }
-}
-
 impl Role {
     fn name(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Operator => "operator",
-            Role::Admin => "admin",
-        }
+        linkplane_core::status::Role::from(self).as_str()
     }
 }
 

@@ -616,7 +616,9 @@ impl GqlLoader<HistoryOf> for Loader {
                 .filter(|k| k.1 == limit)
                 .map(|k| k.0.clone())
                 .collect();
-            let rows = one!(self, |c| topology::sync_history_of(c, &sources, limit))?;
+            let rows = one!(self, |c| linkplane_store::sync_history::newest_of(
+                c, &sources, limit
+            ))?;
             for r in rows {
                 if let Some(v) = out.get_mut(&HistoryOf(r.source.clone(), limit)) {
                     v.push(r);
@@ -632,7 +634,7 @@ impl GqlLoader<DriftOf> for Loader {
     type Error = LoadError;
     async fn load(&self, keys: &[DriftOf]) -> Res<DriftOf, Self::Value> {
         let sources: Vec<String> = keys.iter().map(|k| k.0.clone()).collect();
-        let rows = one!(self, |c| topology::drift_of(c, &sources))?;
+        let rows = one!(self, |c| linkplane_store::gitops::drift_of(c, &sources))?;
         let mut out: HashMap<DriftOf, Self::Value> =
             keys.iter().map(|k| (k.clone(), Vec::new())).collect();
         for (source, entry) in rows {

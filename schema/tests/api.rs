@@ -408,8 +408,8 @@ async fn git_sources_show_status_and_history_without_url_credentials(pool: sqlx:
                 revision: format!("rev{i}"),
                 author: "Ada".into(),
                 message: "change".into(),
-                trigger: "poll".into(),
-                result: "Applied".into(),
+                trigger: linkplane_core::status::Trigger::Poll,
+                result: linkplane_core::status::SyncResult::Applied,
                 started_at: chrono::Utc::now(),
                 duration_ms: 5,
                 counts: Default::default(),
@@ -439,9 +439,9 @@ async fn git_sources_show_status_and_history_without_url_credentials(pool: sqlx:
         &mut conn,
         "fleet",
         &[linkplane_store::gitops::DriftEntry {
-            kind: "Link".into(),
+            kind: linkplane_core::status::ObjectKind::Link,
             name: "west-from-east".into(),
-            change: "Modified".into(),
+            change: linkplane_core::status::DriftChange::Modified,
             diff: vec![linkplane_store::gitops::FieldDiff {
                 path: "spec.createNamespaces".into(),
                 desired: json!(false),
@@ -482,9 +482,9 @@ async fn git_sources_show_status_and_history_without_url_credentials(pool: sqlx:
         &mut conn,
         "fleet",
         &[linkplane_store::gitops::DriftEntry {
-            kind: "Cluster".into(),
+            kind: linkplane_core::status::ObjectKind::Cluster,
             name: "east".into(),
-            change: "Modified".into(),
+            change: linkplane_core::status::DriftChange::Modified,
             diff: vec![linkplane_store::gitops::FieldDiff {
                 path: "spec.credentials.kubeconfigFile".into(),
                 desired: json!("/etc/a"),
@@ -797,7 +797,7 @@ impl SyncService for FakeEngine {
             if source == "fleet" {
                 Ok(SyncReport {
                     revision: "abc123".into(),
-                    result: "Applied".into(),
+                    result: linkplane_core::status::SyncResult::Applied,
                     message: "1 link created".into(),
                 })
             } else {

@@ -24,7 +24,9 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Token(args) => crate::cmd::token::run(args).await,
         Command::Validate(args) => crate::gitops::validate(&args),
         Command::Plan(args) => crate::gitops::plan(args).await,
+        #[cfg(feature = "dev")]
         Command::Dev(args) => crate::dev::run(args).await.map(|()| ExitCode::SUCCESS),
+        #[cfg(feature = "dev")]
         Command::Sim(args) => crate::cmd::sim::run(args).await.map(|()| ExitCode::SUCCESS),
         Command::Import(args) => crate::cmd::import::run(args)
             .await

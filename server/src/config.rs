@@ -38,8 +38,10 @@ pub enum Command {
     Validate(crate::gitops::ValidateArgs),
     /// Show what a directory of GitOps manifests would create, update and delete in the database.
     Plan(crate::gitops::PlanArgs),
+    #[cfg(feature = "dev")]
     /// Run the whole system on this machine: PostgreSQL, simulated clusters, a GitOps repo, the server.
     Dev(crate::dev::DevArgs),
+    #[cfg(feature = "dev")]
     /// Run simulated Kubernetes clusters (kubesim) until Ctrl-C and print their kubeconfigs.
     Sim(crate::cmd::sim::SimArgs),
     /// Print linkplane manifests equivalent to another tool's configuration (`import linkerd`).

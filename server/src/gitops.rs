@@ -383,7 +383,7 @@ async fn mirror_changes(
 ) -> anyhow::Result<MirrorChanges> {
     use linkplane_store::{links, mirrors, topology};
     let mut out = MirrorChanges::default();
-    let Some(lp) = plan.kinds.get("Link") else {
+    let Some(lp) = plan.kinds.get(&linkplane_core::status::ObjectKind::Link) else {
         return Ok(out);
     };
     for name in &lp.delete {

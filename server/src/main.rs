@@ -1,15 +1,8 @@
-//! The `linkplane` binary. Everything is wired in [`app`]; this file only parses the command line.
-
-mod app;
-mod cmd;
-mod config;
-mod dev;
-mod gitops;
-mod http;
-mod mirror;
-mod telemetry;
+//! The `linkplane` binary. Everything is wired in [`linkplane_server::app`]; this file only parses
+//! the command line.
 
 use clap::Parser;
+use linkplane_server::{app, causes, config, telemetry};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -24,22 +17,4 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
-}
-
-/// The error and its causes, each once: many errors repeat their source in their own message
-/// (sqlx's "error communicating with database: Connection refused"), which `{:#}` would print
-/// twice.
-fn causes(err: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in err.chain() {
-        let message = cause.to_string();
-        if message.is_empty() || out.contains(&message) {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str(": ");
-        }
-        out.push_str(&message);
-    }
-    out
 }

@@ -1,5 +1,7 @@
 //! `linkplane dev` through the binary, for what happens before anything starts.
 #![allow(clippy::unwrap_used)]
+// `linkplane dev` exists only with the (default) `dev` feature.
+#![cfg(feature = "dev")]
 
 use std::{
     io::Read,

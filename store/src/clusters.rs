@@ -1,89 +1,37 @@
 //! The `clusters` table.
 
 use linkplane_core::{Cluster, ClusterSpec};
-use sqlx::PgConnection;
 
-use crate::{
-    BulkOutcome, Owner, Result, Stored, WriteOutcome,
-    spec_table::{SpecTable, to_json},
-};
+use crate::spec_table::{SpecObject, SpecTable, spec_functions};
 
-const TABLE: SpecTable = SpecTable {
-    table: "clusters",
-    kind: "Cluster",
-};
+impl SpecObject for Cluster {
+    const TABLE: SpecTable = SpecTable {
+        table: "clusters",
+        kind: "Cluster",
+    };
+    type Spec = ClusterSpec;
 
-fn build(name: String, spec: ClusterSpec) -> Cluster {
-    Cluster { name, spec }
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn spec(&self) -> &ClusterSpec {
+        &self.spec
+    }
+
+    fn build(name: String, spec: ClusterSpec) -> Self {
+        Cluster { name, spec }
+    }
 }
 
-/// Creates or updates a cluster; an identical cluster is left untouched.
-pub async fn upsert(
-    conn: &mut PgConnection,
-    cluster: &Cluster,
-    owner: &Owner,
-) -> Result<WriteOutcome> {
-    let spec = to_json(TABLE.kind, &cluster.name, &cluster.spec)?;
-    TABLE.upsert(conn, &cluster.name, spec, owner).await
-}
-
-/// Creates a cluster; fails with `Conflict` when the name is taken.
-pub async fn create(conn: &mut PgConnection, cluster: &Cluster, owner: &Owner) -> Result<()> {
-    let spec = to_json(TABLE.kind, &cluster.name, &cluster.spec)?;
-    TABLE.create(conn, &cluster.name, spec, owner).await
-}
-
-/// One cluster by name.
-pub async fn get(conn: &mut PgConnection, name: &str) -> Result<Option<Stored<Cluster>>> {
-    TABLE
-        .get(conn, name)
-        .await?
-        .map(|r| r.decode(TABLE.kind, build))
-        .transpose()
-}
-
-/// Every cluster, by name.
-pub async fn list(conn: &mut PgConnection) -> Result<Vec<Stored<Cluster>>> {
-    TABLE
-        .list(conn)
-        .await?
-        .into_iter()
-        .map(|r| r.decode(TABLE.kind, build))
-        .collect()
-}
-
-/// Deletes a cluster; fails with `Reference` while a link still uses it.
-pub async fn delete(conn: &mut PgConnection, name: &str) -> Result<bool> {
-    TABLE.delete(conn, name).await
-}
-
-/// Creates or updates many clusters with one statement, all or nothing (the GitOps engine
-/// applies a revision's clusters this way). Identical clusters are not rewritten; one that
-/// another owner manages is never taken over ([`crate::StoreError::Owned`]); constraint errors
-/// name the offending cluster as [`upsert`] would.
-pub async fn upsert_many(
-    conn: &mut PgConnection,
-    clusters: &[&Cluster],
-    owner: &Owner,
-) -> Result<BulkOutcome> {
-    let names: Vec<&str> = clusters.iter().map(|x| x.name.as_str()).collect();
-    let specs = clusters
-        .iter()
-        .map(|x| to_json(TABLE.kind, &x.name, &x.spec))
-        .collect::<Result<Vec<_>>>()?;
-    TABLE.upsert_many(conn, &names, &specs, owner).await
-}
-
-/// Deletes those of `names` that `owner` manages, with one statement, all or nothing; returns
-/// how many went. Git prunes this way, so it never deletes what it does not own.
-pub async fn delete_many(conn: &mut PgConnection, names: &[&str], owner: &Owner) -> Result<usize> {
-    TABLE.delete_owned(conn, names, owner).await
-}
+spec_functions!(Cluster, "a cluster");
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{BulkOutcome, Owner, WriteOutcome};
     use crate::{StoreError, test_support::cluster};
+    use sqlx::PgConnection;
 
     #[sqlx::test(migrator = "crate::MIGRATOR")]
     async fn upsert_reports_created_updated_unchanged(pool: sqlx::PgPool) {

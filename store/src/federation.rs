@@ -5,77 +5,9 @@ use sqlx::{FromRow, PgConnection};
 
 use crate::{Result, StoreError};
 
-/// State of one federated Service in one source cluster.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FederatedState {
-    /// `<svc>-federated` exists and lists every member.
-    Federated,
-    /// Blocked by a user-owned `<svc>-federated`, or members disagree on ports (message says which).
-    Conflict,
-    /// The namespace does not exist in the source cluster.
-    MissingNamespace,
-    /// Members exist but none may join (e.g. all headless); nothing is written.
-    Rejected,
-    /// Writing failed.
-    Error,
-}
+pub use linkplane_core::status::FederatedState;
 
-impl FederatedState {
-    /// Column value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            FederatedState::Federated => "Federated",
-            FederatedState::Conflict => "Conflict",
-            FederatedState::MissingNamespace => "MissingNamespace",
-            FederatedState::Rejected => "Rejected",
-            FederatedState::Error => "Error",
-        }
-    }
-
-    /// Parses a column value.
-    pub fn parse(value: &str) -> Option<Self> {
-        Some(match value {
-            "Federated" => FederatedState::Federated,
-            "Conflict" => FederatedState::Conflict,
-            "MissingNamespace" => FederatedState::MissingNamespace,
-            "Rejected" => FederatedState::Rejected,
-            "Error" => FederatedState::Error,
-            _ => return None,
-        })
-    }
-}
-
-/// State of one member.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MemberState {
-    /// Listed in the discovery annotations.
-    Member,
-    /// Not admitted (e.g. a headless Service); the message says why.
-    Rejected,
-    /// Its cluster is unreachable; it stays listed until the cluster answers again.
-    Unreachable,
-}
-
-impl MemberState {
-    /// Column value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MemberState::Member => "Member",
-            MemberState::Rejected => "Rejected",
-            MemberState::Unreachable => "Unreachable",
-        }
-    }
-
-    /// Parses a column value.
-    pub fn parse(value: &str) -> Option<Self> {
-        Some(match value {
-            "Member" => MemberState::Member,
-            "Rejected" => MemberState::Rejected,
-            "Unreachable" => MemberState::Unreachable,
-            _ => return None,
-        })
-    }
-}
+pub use linkplane_core::status::MemberState;
 
 /// One member of a federated service.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -305,6 +237,40 @@ pub(crate) async fn with_members(
             },
         })
         .collect())
+}
+
+/// A federated service identified for the blast radius.
+#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+pub struct FederatedRef {
+    /// Row id.
+    pub id: i64,
+    /// Cluster holding the `<svc>-federated` Service.
+    pub source_cluster: String,
+    /// Namespace.
+    pub namespace: String,
+    /// Base service name.
+    pub service: String,
+    /// The federated Service's name.
+    pub local_name: String,
+}
+
+/// Federated services with at least one `Member` whose every `Member` is in `cluster`.
+pub async fn stranded_federated(
+    conn: &mut PgConnection,
+    cluster: &str,
+) -> Result<Vec<FederatedRef>> {
+    sqlx::query_as(
+        "SELECT fs.id, fs.source_cluster, fs.namespace, fs.service, fs.local_name FROM federated_services fs
+         WHERE EXISTS (SELECT 1 FROM federated_members m
+                       WHERE m.federated_id = fs.id AND m.state = 'Member' AND m.member_cluster = $1)
+           AND NOT EXISTS (SELECT 1 FROM federated_members m
+                           WHERE m.federated_id = fs.id AND m.state = 'Member' AND m.member_cluster <> $1)
+         ORDER BY fs.source_cluster, fs.namespace, fs.service",
+    )
+    .bind(cluster)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(StoreError::db("computing the federated blast radius"))
 }
 
 #[cfg(test)]

@@ -8,44 +8,7 @@ use crate::{Result, StoreError, WriteOutcome, spec_table::to_json};
 
 const KIND: &str = "GitSource";
 
-/// `Synced` / `OutOfSync` / `Failed`, Argo CD's vocabulary; `Unknown` before the first sync.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SyncStatus {
-    /// Never synced yet.
-    Unknown,
-    /// The database matches the applied revision.
-    Synced,
-    /// A newer revision exists, or objects drifted from Git.
-    OutOfSync,
-    /// The last attempt was rejected or failed; the last good revision stays applied.
-    Failed,
-    /// The newest revision would prune past the source's limits: held, not applied, until an
-    /// operator approves it; the last good revision stays applied.
-    PruneHeld,
-}
-
-impl SyncStatus {
-    /// Column value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SyncStatus::Unknown => "Unknown",
-            SyncStatus::Synced => "Synced",
-            SyncStatus::OutOfSync => "OutOfSync",
-            SyncStatus::Failed => "Failed",
-            SyncStatus::PruneHeld => "PruneHeld",
-        }
-    }
-
-    fn parse(value: &str) -> Self {
-        match value {
-            "Synced" => SyncStatus::Synced,
-            "OutOfSync" => SyncStatus::OutOfSync,
-            "Failed" => SyncStatus::Failed,
-            "PruneHeld" => SyncStatus::PruneHeld,
-            _ => SyncStatus::Unknown,
-        }
-    }
-}
+pub use linkplane_core::status::SyncStatus;
 
 /// A source with its status.
 #[derive(Debug, Clone, PartialEq)]
@@ -101,7 +64,7 @@ impl Row {
                 spec,
             },
             pinned_revision: self.pinned_revision,
-            status: SyncStatus::parse(&self.status),
+            status: self.status.parse().unwrap_or(SyncStatus::Unknown),
             last_applied_revision: self.last_applied_revision,
             last_attempted_revision: self.last_attempted_revision,
             last_error: self.last_error,

@@ -2,6 +2,7 @@
 //! revision declared, the drift found against them, and webhook delivery dedupe.
 
 use chrono::{DateTime, Utc};
+use linkplane_core::status::{DriftChange, ObjectKind};
 use sqlx::{FromRow, PgConnection, types::Json};
 
 use crate::{Result, StoreError};
@@ -21,14 +22,40 @@ pub async fn lock_source(conn: &mut PgConnection, source: &str) -> Result<bool> 
 /// One object as the applied revision declared it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AppliedObject {
-    /// `Cluster`, `Link` or `ExportPolicy`.
-    pub kind: String,
+    /// The object's kind.
+    pub kind: ObjectKind,
     /// Object name.
     pub name: String,
     /// The spec as declared (the same JSON the object tables store).
     pub spec: serde_json::Value,
     /// Where it was declared, `file.yaml:line:col`.
     pub file: String,
+}
+
+impl AppliedObject {
+    /// The object `name` of `kind` as declared at `file`, its spec stored as JSON.
+    pub fn new<S: serde::Serialize>(
+        kind: ObjectKind,
+        name: &str,
+        spec: &S,
+        file: String,
+    ) -> Result<Self> {
+        Ok(AppliedObject {
+            kind,
+            name: name.to_string(),
+            spec: crate::spec_table::to_json(kind.as_str(), name, spec)?,
+            file,
+        })
+    }
+
+    /// The declared spec as `S` ([`StoreError::Corrupt`] when the stored JSON is not one).
+    pub fn spec_as<S: serde::de::DeserializeOwned>(&self) -> Result<S> {
+        serde_json::from_value(self.spec.clone()).map_err(|source| StoreError::Corrupt {
+            kind: "GitopsObject",
+            name: self.name.clone(),
+            source,
+        })
+    }
 }
 
 /// Replaces the source's applied objects with `objects`, all declared by `revision`.
@@ -68,7 +95,8 @@ pub async fn replace_applied(
 
 #[derive(FromRow)]
 struct AppliedRow {
-    kind: String,
+    #[sqlx(try_from = "String")]
+    kind: ObjectKind,
     name: String,
     spec: serde_json::Value,
     file: String,
@@ -98,7 +126,8 @@ pub async fn applied(conn: &mut PgConnection, source: &str) -> Result<Vec<Applie
 #[derive(Debug, Clone, PartialEq, FromRow)]
 pub struct Divergence {
     /// Object kind.
-    pub kind: String,
+    #[sqlx(try_from = "String")]
+    pub kind: ObjectKind,
     /// Object name.
     pub name: String,
     /// The spec the applied revision declared.
@@ -181,11 +210,11 @@ pub struct FieldDiff {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DriftEntry {
     /// Object kind.
-    pub kind: String,
+    pub kind: ObjectKind,
     /// Object name.
     pub name: String,
-    /// `Modified`, `Deleted` or `OwnerChanged`.
-    pub change: String,
+    /// How it drifted.
+    pub change: DriftChange,
     /// Differing fields (empty for `Deleted`).
     pub diff: Vec<FieldDiff>,
     /// When this check found it.
@@ -194,9 +223,11 @@ pub struct DriftEntry {
 
 #[derive(FromRow)]
 struct DriftRow {
-    kind: String,
+    #[sqlx(try_from = "String")]
+    kind: ObjectKind,
     name: String,
-    change: String,
+    #[sqlx(try_from = "String")]
+    change: DriftChange,
     diff: Json<Vec<FieldDiff>>,
     detected_at: DateTime<Utc>,
 }
@@ -283,6 +314,47 @@ pub async fn record_delivery(
     Ok(done.rows_affected() == 1)
 }
 
+/// The current drift report of each of `sources` (source name, entry), by source, kind, name.
+pub async fn drift_of(
+    conn: &mut PgConnection,
+    sources: &[String],
+) -> Result<Vec<(String, DriftEntry)>> {
+    #[derive(FromRow)]
+    struct Row {
+        source: String,
+        #[sqlx(try_from = "String")]
+        kind: ObjectKind,
+        name: String,
+        #[sqlx(try_from = "String")]
+        change: DriftChange,
+        diff: Json<Vec<FieldDiff>>,
+        detected_at: DateTime<Utc>,
+    }
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT source, kind, name, change, diff, detected_at FROM gitops_drift
+         WHERE source = ANY($1) ORDER BY source, kind, name",
+    )
+    .bind(sources)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(StoreError::db("listing drift"))?;
+    Ok(rows
+        .into_iter()
+        .map(|r| {
+            (
+                r.source,
+                DriftEntry {
+                    kind: r.kind,
+                    name: r.name,
+                    change: r.change,
+                    diff: r.diff.0,
+                    detected_at: r.detected_at,
+                },
+            )
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,7 +379,7 @@ mod tests {
             let c = cluster(n);
             clusters::upsert(&mut conn, &c, &owner).await.unwrap();
             objects.push(AppliedObject {
-                kind: "Cluster".into(),
+                kind: ObjectKind::Cluster,
                 name: n.into(),
                 spec: serde_json::to_value(&c.spec).unwrap(),
                 file: "c.yaml:1:1".into(),
@@ -352,9 +424,9 @@ mod tests {
         let mut conn = pool.acquire().await.unwrap();
         setup(&mut conn).await;
         let entry = DriftEntry {
-            kind: "Link".into(),
+            kind: ObjectKind::Link,
             name: "l".into(),
-            change: "Modified".into(),
+            change: DriftChange::Modified,
             diff: vec![FieldDiff {
                 path: "spec.createNamespaces".into(),
                 desired: serde_json::json!(false),
@@ -413,7 +485,7 @@ mod tests {
             .unwrap();
         expect_moved(&mut conn, "another owner's object").await;
         let objects = [AppliedObject {
-            kind: "Cluster".into(),
+            kind: ObjectKind::Cluster,
             name: "b".into(),
             spec: serde_json::to_value(&b.spec).unwrap(),
             file: "c.yaml:1:1".into(),

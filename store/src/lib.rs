@@ -169,6 +169,12 @@ impl Store {
     }
 }
 
+/// Commits a transaction from [`Store::begin`]; a failure is [`StoreError::Database`] naming
+/// `action` (e.g. "committing the revision"), so callers never build the store's errors.
+pub async fn commit(tx: Transaction<'_, Postgres>, action: &'static str) -> Result<()> {
+    tx.commit().await.map_err(StoreError::db(action))
+}
+
 /// `host:port` of a connection's options (the socket directory for Unix sockets).
 fn address_of(options: &PgConnectOptions) -> String {
     format!("{}:{}", options.get_host(), options.get_port())

@@ -5,45 +5,7 @@ use sqlx::{FromRow, PgConnection};
 
 use crate::{Result, StoreError};
 
-/// Why a mirror is (or is not) in place. Nothing is silent: every selected service has a state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MirrorState {
-    /// The mirror exists and matches the remote service.
-    Mirrored,
-    /// A local object we do not own blocks the mirror.
-    Conflict,
-    /// The local namespace does not exist (and the link does not create namespaces).
-    MissingNamespace,
-    /// An export policy forbids this export.
-    PolicyDenied,
-    /// Writing failed; the message says why.
-    Error,
-}
-
-impl MirrorState {
-    /// Column value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MirrorState::Mirrored => "Mirrored",
-            MirrorState::Conflict => "Conflict",
-            MirrorState::MissingNamespace => "MissingNamespace",
-            MirrorState::PolicyDenied => "PolicyDenied",
-            MirrorState::Error => "Error",
-        }
-    }
-
-    /// Parses a column value.
-    pub fn parse(value: &str) -> Option<Self> {
-        Some(match value {
-            "Mirrored" => MirrorState::Mirrored,
-            "Conflict" => MirrorState::Conflict,
-            "MissingNamespace" => MirrorState::MissingNamespace,
-            "PolicyDenied" => MirrorState::PolicyDenied,
-            "Error" => MirrorState::Error,
-            _ => return None,
-        })
-    }
-}
+pub use linkplane_core::status::MirrorState;
 
 /// One mirror's state as the reconciler reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]

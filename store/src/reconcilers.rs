@@ -5,55 +5,16 @@ use sqlx::{FromRow, PgConnection};
 
 use crate::{Result, StoreError};
 
-/// A reconciler's lifecycle state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReconcilerState {
-    /// Connecting and listing.
-    Starting,
-    /// Watches synced, events flowing.
-    Running,
-    /// Running with errors (e.g. some writes failing).
-    Degraded,
-    /// Cannot reach or authenticate to the API server; retrying with backoff.
-    Failed,
-    /// Stopped because the cluster has no links.
-    Stopped,
-}
-
-impl ReconcilerState {
-    /// Every state.
-    pub const ALL: [ReconcilerState; 5] = [
-        ReconcilerState::Starting,
-        ReconcilerState::Running,
-        ReconcilerState::Degraded,
-        ReconcilerState::Failed,
-        ReconcilerState::Stopped,
-    ];
-
-    /// The state of a column value.
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|r| r.as_str() == s)
-    }
-
-    /// Column value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ReconcilerState::Starting => "Starting",
-            ReconcilerState::Running => "Running",
-            ReconcilerState::Degraded => "Degraded",
-            ReconcilerState::Failed => "Failed",
-            ReconcilerState::Stopped => "Stopped",
-        }
-    }
-}
+pub use linkplane_core::status::ReconcilerState;
 
 /// A stored reconciler status row.
 #[derive(Debug, Clone, PartialEq, FromRow)]
 pub struct ReconcilerStatus {
     /// Cluster name.
     pub cluster: String,
-    /// One of [`ReconcilerState`]'s column values.
-    pub state: String,
+    /// Lifecycle state.
+    #[sqlx(try_from = "String")]
+    pub state: ReconcilerState,
     /// Detail, e.g. the connection error.
     pub message: String,
     /// True once every watch listed once.

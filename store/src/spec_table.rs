@@ -58,6 +58,151 @@ pub(crate) fn to_json<S: Serialize>(
     })
 }
 
+/// A domain object stored in a [`SpecTable`]: its name and spec are the row. Clusters and export
+/// policies implement it; [`spec_functions!`] gives each its module's functions, so the two
+/// modules are one implementation.
+pub(crate) trait SpecObject: Sized {
+    /// The object's table.
+    const TABLE: SpecTable;
+    /// The `spec` column's type.
+    type Spec: Serialize + DeserializeOwned;
+    /// The object's name.
+    fn name(&self) -> &str;
+    /// The object's spec.
+    fn spec(&self) -> &Self::Spec;
+    /// The object from a row's name and spec.
+    fn build(name: String, spec: Self::Spec) -> Self;
+}
+
+/// The generic functions behind [`spec_functions!`].
+pub(crate) mod object {
+    use super::*;
+
+    pub(crate) async fn upsert<T: SpecObject>(
+        conn: &mut PgConnection,
+        value: &T,
+        owner: &Owner,
+    ) -> Result<WriteOutcome> {
+        let spec = to_json(T::TABLE.kind, value.name(), value.spec())?;
+        T::TABLE.upsert(conn, value.name(), spec, owner).await
+    }
+
+    pub(crate) async fn create<T: SpecObject>(
+        conn: &mut PgConnection,
+        value: &T,
+        owner: &Owner,
+    ) -> Result<()> {
+        let spec = to_json(T::TABLE.kind, value.name(), value.spec())?;
+        T::TABLE.create(conn, value.name(), spec, owner).await
+    }
+
+    pub(crate) async fn get<T: SpecObject>(
+        conn: &mut PgConnection,
+        name: &str,
+    ) -> Result<Option<Stored<T>>> {
+        T::TABLE
+            .get(conn, name)
+            .await?
+            .map(|r| r.decode(T::TABLE.kind, T::build))
+            .transpose()
+    }
+
+    pub(crate) async fn list<T: SpecObject>(conn: &mut PgConnection) -> Result<Vec<Stored<T>>> {
+        T::TABLE
+            .list(conn)
+            .await?
+            .into_iter()
+            .map(|r| r.decode(T::TABLE.kind, T::build))
+            .collect()
+    }
+
+    pub(crate) async fn upsert_many<T: SpecObject>(
+        conn: &mut PgConnection,
+        values: &[&T],
+        owner: &Owner,
+    ) -> Result<BulkOutcome> {
+        let names: Vec<&str> = values.iter().map(|x| x.name()).collect();
+        let specs = values
+            .iter()
+            .map(|x| to_json(T::TABLE.kind, x.name(), x.spec()))
+            .collect::<Result<Vec<_>>>()?;
+        T::TABLE.upsert_many(conn, &names, &specs, owner).await
+    }
+}
+
+/// The public functions of a spec-table module (`clusters`, `policies`) for the object `$ty`,
+/// which implements [`SpecObject`]. `$what` names one object in the docs.
+macro_rules! spec_functions {
+    ($ty:ty, $what:literal) => {
+        #[doc = concat!("Creates or updates ", $what, "; an identical one is left untouched.")]
+        pub async fn upsert(
+            conn: &mut sqlx::PgConnection,
+            value: &$ty,
+            owner: &$crate::Owner,
+        ) -> $crate::Result<$crate::WriteOutcome> {
+            $crate::spec_table::object::upsert(conn, value, owner).await
+        }
+
+        #[doc = concat!("Creates ", $what, "; fails with `Conflict` when the name is taken.")]
+        pub async fn create(
+            conn: &mut sqlx::PgConnection,
+            value: &$ty,
+            owner: &$crate::Owner,
+        ) -> $crate::Result<()> {
+            $crate::spec_table::object::create(conn, value, owner).await
+        }
+
+        #[doc = concat!("One ", $what, " by name.")]
+        pub async fn get(
+            conn: &mut sqlx::PgConnection,
+            name: &str,
+        ) -> $crate::Result<Option<$crate::Stored<$ty>>> {
+            $crate::spec_table::object::get(conn, name).await
+        }
+
+        #[doc = concat!("Every ", $what, ", by name.")]
+        pub async fn list(
+            conn: &mut sqlx::PgConnection,
+        ) -> $crate::Result<Vec<$crate::Stored<$ty>>> {
+            $crate::spec_table::object::list(conn).await
+        }
+
+        #[doc = concat!("Deletes ", $what, "; fails with `Reference` while a row still refers to it.")]
+        pub async fn delete(conn: &mut sqlx::PgConnection, name: &str) -> $crate::Result<bool> {
+            <$ty as $crate::spec_table::SpecObject>::TABLE
+                .delete(conn, name)
+                .await
+        }
+
+        #[doc = concat!(
+            "Creates or updates many (", $what, ") with one statement, all or nothing (the GitOps \
+             engine applies a revision this way). Identical ones are not rewritten; one that \
+             another owner manages is never taken over ([`crate::StoreError::Owned`]); \
+             constraint errors name the offending object as [`upsert`] would."
+        )]
+        pub async fn upsert_many(
+            conn: &mut sqlx::PgConnection,
+            values: &[&$ty],
+            owner: &$crate::Owner,
+        ) -> $crate::Result<$crate::BulkOutcome> {
+            $crate::spec_table::object::upsert_many(conn, values, owner).await
+        }
+
+        /// Deletes those of `names` that `owner` manages, with one statement, all or nothing;
+        /// returns how many went. Git prunes this way, so it never deletes what it does not own.
+        pub async fn delete_many(
+            conn: &mut sqlx::PgConnection,
+            names: &[&str],
+            owner: &$crate::Owner,
+        ) -> $crate::Result<usize> {
+            <$ty as $crate::spec_table::SpecObject>::TABLE
+                .delete_owned(conn, names, owner)
+                .await
+        }
+    };
+}
+pub(crate) use spec_functions;
+
 impl SpecTable {
     /// Insert, or update when spec or owner differ; identical rows are not rewritten.
     pub async fn upsert(

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use sqlx::{FromRow, PgConnection, types::Json};
 
+use linkplane_core::status::{ObjectKind, SyncResult, Trigger};
+
 use crate::{Result, StoreError};
 
 /// How many attempts are kept per source (Argo CD keeps 10, Flux 5; 50 covers a busy day).
@@ -34,16 +36,16 @@ pub struct SyncRecord {
     pub author: String,
     /// Commit message (first line is enough for display).
     pub message: String,
-    /// `startup`, `poll`, `webhook`, `manual`, `pin` or `self-heal`.
-    pub trigger: String,
-    /// `Applied`, `Unchanged`, `Rejected` or `Failed`.
-    pub result: String,
+    /// What started it.
+    pub trigger: Trigger,
+    /// What it did (never `Skipped`).
+    pub result: SyncResult,
     /// When the attempt began.
     pub started_at: DateTime<Utc>,
     /// How long it took.
     pub duration_ms: i64,
     /// Per kind counts.
-    pub counts: BTreeMap<String, KindCounts>,
+    pub counts: BTreeMap<ObjectKind, KindCounts>,
     /// `path/file.yaml:line:col: message` errors.
     pub errors: Vec<String>,
 }
@@ -69,11 +71,13 @@ pub(crate) struct Row {
     revision: String,
     author: String,
     message: String,
-    trigger: String,
-    result: String,
+    #[sqlx(try_from = "String")]
+    trigger: Trigger,
+    #[sqlx(try_from = "String")]
+    result: SyncResult,
     started_at: DateTime<Utc>,
     duration_ms: i64,
-    counts: Json<BTreeMap<String, KindCounts>>,
+    counts: Json<BTreeMap<ObjectKind, KindCounts>>,
     errors: Json<Vec<String>>,
 }
 
@@ -107,8 +111,8 @@ pub async fn record(conn: &mut PgConnection, rec: &SyncRecord) -> Result<i64> {
     .bind(&rec.revision)
     .bind(&rec.author)
     .bind(&rec.message)
-    .bind(&rec.trigger)
-    .bind(&rec.result)
+    .bind(rec.trigger.as_str())
+    .bind(rec.result.as_str())
     .bind(rec.started_at)
     .bind(rec.duration_ms)
     .bind(totals.created)
@@ -145,6 +149,26 @@ pub async fn list(conn: &mut PgConnection, source: &str, limit: i64) -> Result<V
     Ok(rows.into_iter().map(SyncRecord::from).collect())
 }
 
+/// The newest `limit` sync attempts of each of `sources`, newest first per source.
+pub async fn newest_of(
+    conn: &mut PgConnection,
+    sources: &[String],
+    limit: i64,
+) -> Result<Vec<SyncRecord>> {
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT id, source, revision, author, message, trigger, result, started_at, duration_ms, counts, errors
+         FROM (SELECT h.*, row_number() OVER (PARTITION BY source ORDER BY id DESC) AS rn
+               FROM sync_history h WHERE source = ANY($1)) newest
+         WHERE rn <= $2 ORDER BY source, id DESC",
+    )
+    .bind(sources)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(StoreError::db("listing sync history"))?;
+    Ok(rows.into_iter().map(SyncRecord::from).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,12 +182,12 @@ mod tests {
             revision: format!("rev{i}"),
             author: "Ada <ada@example.com>".into(),
             message: "add link".into(),
-            trigger: "webhook".into(),
-            result: "Applied".into(),
+            trigger: Trigger::Webhook,
+            result: SyncResult::Applied,
             started_at: Utc::now(),
             duration_ms: 12,
             counts: BTreeMap::from([(
-                "Link".to_string(),
+                ObjectKind::Link,
                 KindCounts {
                     created: 1,
                     updated: 2,
@@ -190,7 +214,7 @@ mod tests {
         assert_eq!(all[0].revision, "rev54");
         assert_eq!(all[49].revision, "rev5");
         assert_eq!(
-            all[0].counts["Link"],
+            all[0].counts[&ObjectKind::Link],
             KindCounts {
                 created: 1,
                 updated: 2,
@@ -208,11 +232,19 @@ mod tests {
             spec: serde_json::from_value(serde_json::json!({"url": "/x"})).unwrap(),
         };
         git_sources::upsert(&mut conn, &src).await.unwrap();
-        let mut r = rec(0);
-        r.trigger = "cron".into();
+        // A `Trigger` cannot spell "cron"; the column's CHECK refuses it from any other writer.
+        assert!("cron".parse::<Trigger>().is_err());
+        let err = sqlx::query(
+            "INSERT INTO sync_history (source, revision, author, message, trigger, result,
+                                       started_at, duration_ms, created, updated, deleted, counts, errors)
+             VALUES ('fleet', 'r', '', '', 'cron', 'Applied', now(), 0, 0, 0, 0, '{}', '[]')",
+        )
+        .execute(&mut *conn)
+        .await
+        .unwrap_err();
         assert!(matches!(
-            record(&mut conn, &r).await,
-            Err(StoreError::Invalid { .. })
+            StoreError::from_sqlx("GitSource", "fleet", "recording sync history", err),
+            StoreError::Invalid { .. }
         ));
     }
 }

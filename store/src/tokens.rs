@@ -14,37 +14,7 @@ use crate::{Result, StoreError};
 /// Every token starts with this, so leaked tokens are easy to grep for in logs and repositories.
 pub const TOKEN_PREFIX: &str = "lpt_";
 
-/// What a token may do. Ordered: a higher role includes every lower one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Role {
-    /// Read-only queries and subscriptions.
-    Viewer,
-    /// Viewer plus operational mutations (sync, pause, credentials).
-    Operator,
-    /// Operator plus token management.
-    Admin,
-}
-
-impl Role {
-    /// Column and CLI spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Viewer => "viewer",
-            Role::Operator => "operator",
-            Role::Admin => "admin",
-        }
-    }
-
-    /// Parses the column / CLI spelling.
-    pub fn parse(value: &str) -> Option<Self> {
-        Some(match value {
-            "viewer" => Role::Viewer,
-            "operator" => Role::Operator,
-            "admin" => Role::Admin,
-            _ => return None,
-        })
-    }
-}
+pub use linkplane_core::status::Role;
 
 /// A token's metadata (never its secret or hash).
 #[derive(Debug, Clone, PartialEq)]

@@ -1,17 +1,17 @@
-//! Read-side queries for the API: mirror rows batched by many parents at once, grouped into
-//! exported services, counted by state, and the blast radius of a cluster failure.
+//! Read-side queries of the `mirrors` table for the API: mirror rows batched by many parents at
+//! once, grouped into exported services, counted by state, and the mirrors a cluster failure
+//! strands. Other tables' batched reads live in their own modules
+//! ([`crate::sync_history::newest_of`], [`crate::gitops::drift_of`],
+//! [`crate::federation::stranded_federated`]).
 //!
 //! Every function here is exactly one SQL statement and takes a *set* of keys, so the GraphQL
 //! DataLoaders answer a whole level of a query with one round trip whatever the fleet size.
 
-use chrono::{DateTime, Utc};
-use sqlx::{FromRow, PgConnection, types::Json};
+use sqlx::PgConnection;
 
 use crate::{
     Result, StoreError,
-    gitops::{DriftEntry, FieldDiff},
     mirrors::{MirrorRow, MirrorState},
-    sync_history::SyncRecord,
 };
 
 /// Which column of `mirrors` a batched query groups by.
@@ -244,102 +244,10 @@ pub async fn stranded_mirrors(
     Ok(rows.into_iter().map(MirrorRow::from).collect())
 }
 
-/// A federated service identified for the blast radius.
-#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
-pub struct FederatedRef {
-    /// Row id.
-    pub id: i64,
-    /// Cluster holding the `<svc>-federated` Service.
-    pub source_cluster: String,
-    /// Namespace.
-    pub namespace: String,
-    /// Base service name.
-    pub service: String,
-    /// The federated Service's name.
-    pub local_name: String,
-}
-
-/// Federated services with at least one `Member` whose every `Member` is in `cluster`.
-pub async fn stranded_federated(
-    conn: &mut PgConnection,
-    cluster: &str,
-) -> Result<Vec<FederatedRef>> {
-    sqlx::query_as(
-        "SELECT fs.id, fs.source_cluster, fs.namespace, fs.service, fs.local_name FROM federated_services fs
-         WHERE EXISTS (SELECT 1 FROM federated_members m
-                       WHERE m.federated_id = fs.id AND m.state = 'Member' AND m.member_cluster = $1)
-           AND NOT EXISTS (SELECT 1 FROM federated_members m
-                           WHERE m.federated_id = fs.id AND m.state = 'Member' AND m.member_cluster <> $1)
-         ORDER BY fs.source_cluster, fs.namespace, fs.service",
-    )
-    .bind(cluster)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(StoreError::db("computing the federated blast radius"))
-}
-
-/// The newest `limit` sync attempts of each of `sources`, newest first per source.
-pub async fn sync_history_of(
-    conn: &mut PgConnection,
-    sources: &[String],
-    limit: i64,
-) -> Result<Vec<SyncRecord>> {
-    let rows: Vec<crate::sync_history::Row> = sqlx::query_as(
-        "SELECT id, source, revision, author, message, trigger, result, started_at, duration_ms, counts, errors
-         FROM (SELECT h.*, row_number() OVER (PARTITION BY source ORDER BY id DESC) AS rn
-               FROM sync_history h WHERE source = ANY($1)) newest
-         WHERE rn <= $2 ORDER BY source, id DESC",
-    )
-    .bind(sources)
-    .bind(limit)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(StoreError::db("listing sync history"))?;
-    Ok(rows.into_iter().map(SyncRecord::from).collect())
-}
-
-/// The current drift report of each of `sources` (source name, entry), by source, kind, name.
-pub async fn drift_of(
-    conn: &mut PgConnection,
-    sources: &[String],
-) -> Result<Vec<(String, DriftEntry)>> {
-    #[derive(FromRow)]
-    struct Row {
-        source: String,
-        kind: String,
-        name: String,
-        change: String,
-        diff: Json<Vec<FieldDiff>>,
-        detected_at: DateTime<Utc>,
-    }
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT source, kind, name, change, diff, detected_at FROM gitops_drift
-         WHERE source = ANY($1) ORDER BY source, kind, name",
-    )
-    .bind(sources)
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(StoreError::db("listing drift"))?;
-    Ok(rows
-        .into_iter()
-        .map(|r| {
-            (
-                r.source,
-                DriftEntry {
-                    kind: r.kind,
-                    name: r.name,
-                    change: r.change,
-                    diff: r.diff.0,
-                    detected_at: r.detected_at,
-                },
-            )
-        })
-        .collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::federation::stranded_federated;
     use crate::mirrors::MirrorStatus;
     use crate::{
         Owner, clusters,

@@ -48,17 +48,18 @@ pub enum ClusterHealth {
 
 /// The health rule, pure so it is tested without a database.
 pub(crate) fn health(
-    reconciler: Option<&str>,
+    reconciler: Option<linkplane_core::status::ReconcilerState>,
     probes: &[Option<bool>],
     held: &Counts,
 ) -> ClusterHealth {
     let probed: Vec<bool> = probes.iter().flatten().copied().collect();
     let all_dead = !probed.is_empty() && probed.iter().all(|alive| !alive);
+    use linkplane_core::status::ReconcilerState as S;
     match reconciler {
-        Some("Failed") => ClusterHealth::Down,
+        Some(S::Failed) => ClusterHealth::Down,
         _ if all_dead => ClusterHealth::Down,
-        None | Some("Starting") | Some("Stopped") => ClusterHealth::Unknown,
-        Some("Degraded") => ClusterHealth::Degraded,
+        None | Some(S::Starting) | Some(S::Stopped) => ClusterHealth::Unknown,
+        Some(S::Degraded) => ClusterHealth::Degraded,
         _ if probed.iter().any(|alive| !alive) || held.conflict + held.error > 0 => {
             ClusterHealth::Degraded
         }
@@ -79,6 +80,7 @@ pub enum CredentialsSource {
 
 /// A reconciler's lifecycle state (the store's `ReconcilerState`, one-to-one).
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "linkplane_core::status::ReconcilerState")]
 pub enum ReconcilerState {
     /// Connecting and listing.
     Starting,
@@ -90,24 +92,6 @@ pub enum ReconcilerState {
     Failed,
     /// Stopped because the cluster has no links.
     Stopped,
-}
-
-impl ReconcilerState {
-    /// The state of a stored value; an unknown one (a newer server's) reads as `DEGRADED`.
-    pub(crate) fn of_column(s: &str) -> Self {
-        use linkplane_store::reconcilers::ReconcilerState as S;
-        match S::parse(s) {
-            Some(S::Starting) => ReconcilerState::Starting,
-            Some(S::Running) => ReconcilerState::Running,
-            Some(S::Degraded) => ReconcilerState::Degraded,
-            Some(S::Failed) => ReconcilerState::Failed,
-            Some(S::Stopped) => ReconcilerState::Stopped,
-            None => {
-                tracing::warn!(state = s, "a reconciler status row has an unknown state");
-                ReconcilerState::Degraded
-            }
-        }
-    }
 }
 
 /// A cluster's reconciler status.
@@ -141,7 +125,7 @@ impl Plain for ReconcilerInfo {
 impl From<&ReconcilerStatus> for ReconcilerInfo {
     fn from(r: &ReconcilerStatus) -> Self {
         ReconcilerInfo {
-            state: ReconcilerState::of_column(&r.state),
+            state: r.state.into(),
             message: r.message.clone(),
             watches_synced: r.watches_synced,
             last_sync_at: r.last_sync_at,
@@ -214,7 +198,7 @@ impl ClusterNode {
         probes: &[&GatewayHealth],
         counts: &CountTable,
     ) -> ClusterHealth {
-        let reconciler = reconcilers.get(self.name()).map(|r| r.state.as_str());
+        let reconciler = reconcilers.get(self.name()).map(|r| r.state);
         let alive: Vec<Option<bool>> = probes.iter().map(|p| Some(p.alive)).collect();
         let held = counts.get(MirrorParent::SourceCluster, self.name());
         health(reconciler, &alive, &held)
@@ -585,29 +569,30 @@ mod tests {
 
     #[test]
     fn health_rule() {
+        use linkplane_core::status::ReconcilerState as S;
         let ok = Counts::default();
         let bad = Counts {
             error: 1,
             ..Counts::default()
         };
         assert_eq!(health(None, &[], &ok), ClusterHealth::Unknown);
-        assert_eq!(health(Some("Running"), &[], &ok), ClusterHealth::Healthy);
+        assert_eq!(health(Some(S::Running), &[], &ok), ClusterHealth::Healthy);
         assert_eq!(
-            health(Some("Running"), &[Some(true)], &bad),
+            health(Some(S::Running), &[Some(true)], &bad),
             ClusterHealth::Degraded
         );
         assert_eq!(
-            health(Some("Running"), &[Some(true), Some(false)], &ok),
+            health(Some(S::Running), &[Some(true), Some(false)], &ok),
             ClusterHealth::Degraded
         );
         assert_eq!(
-            health(Some("Running"), &[Some(false)], &ok),
+            health(Some(S::Running), &[Some(false)], &ok),
             ClusterHealth::Down
         );
         assert_eq!(
-            health(Some("Failed"), &[Some(true)], &ok),
+            health(Some(S::Failed), &[Some(true)], &ok),
             ClusterHealth::Down
         );
-        assert_eq!(health(Some("Degraded"), &[], &ok), ClusterHealth::Degraded);
+        assert_eq!(health(Some(S::Degraded), &[], &ok), ClusterHealth::Degraded);
     }
 }

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use async_graphql::{Context, Enum, SimpleObject, Subscription};
 use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt as _};
+use linkplane_core::status;
 use linkplane_store::{
     Store,
     changes::{Change, EVENTS_CHANNEL},
@@ -82,26 +83,13 @@ pub struct TopologyEvent {
     pub received_at: DateTime<Utc>,
 }
 
-fn mirror_state(s: &str) -> Option<MirrorState> {
-    Some(match s {
-        "Mirrored" => MirrorState::Mirrored,
-        "Conflict" => MirrorState::Conflict,
-        "MissingNamespace" => MirrorState::MissingNamespace,
-        "PolicyDenied" => MirrorState::PolicyDenied,
-        "Error" => MirrorState::Error,
-        _ => return None,
-    })
-}
-
-fn federation_state(s: &str) -> Option<FederationState> {
-    Some(match s {
-        "Federated" => FederationState::Federated,
-        "Conflict" => FederationState::Conflict,
-        "MissingNamespace" => FederationState::MissingNamespace,
-        "Rejected" => FederationState::Rejected,
-        "Error" => FederationState::Error,
-        _ => return None,
-    })
+/// A payload value of the core set `C`, as the API's enum `T`; `None` when absent or unknown.
+fn column<C, T>(value: Option<&str>) -> Option<T>
+where
+    C: std::str::FromStr,
+    T: From<C>,
+{
+    value?.parse::<C>().ok().map(T::from)
 }
 
 /// Decodes a `linkplane_events` payload; `None` for payloads of unknown kinds.
@@ -125,20 +113,20 @@ pub(crate) fn decode(payload: &Value) -> Option<TopologyEvent> {
         namespace: s("namespace"),
         name: s("name"),
         state: (kind == EventKind::Mirror)
-            .then(|| state.and_then(mirror_state))
+            .then(|| column::<status::MirrorState, MirrorState>(state))
             .flatten(),
         federation_state: (kind == EventKind::Federated)
-            .then(|| state.and_then(federation_state))
+            .then(|| column::<status::FederatedState, FederationState>(state))
             .flatten(),
         reconciler_state: (kind == EventKind::Cluster)
-            .then(|| state.map(ReconcilerState::of_column))
+            .then(|| column::<status::ReconcilerState, ReconcilerState>(state))
             .flatten(),
         deleted,
         message: s("message"),
         alive: payload.get("alive").and_then(Value::as_bool),
         source: s("source"),
         revision: s("revision"),
-        result: s("result").map(|r| SyncResult::of_column(&r)),
+        result: column::<status::SyncResult, SyncResult>(s("result").as_deref()),
         received_at: Utc::now(),
     })
 }

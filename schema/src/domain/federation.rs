@@ -16,6 +16,7 @@ use crate::{
 
 /// A federated service's state.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "linkplane_core::status::FederatedState")]
 pub enum FederationState {
     /// Written and current.
     Federated,
@@ -31,6 +32,7 @@ pub enum FederationState {
 
 /// A member's state.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "linkplane_core::status::MemberState")]
 pub enum MemberStatus {
     /// Serving endpoints through the federated service.
     Member,

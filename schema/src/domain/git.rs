@@ -76,12 +76,12 @@ pub struct PlannedRevision {
 /// One object of a [`PlannedRevision`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedObject {
-    /// `Cluster`, `Link` or `ExportPolicy`.
-    pub kind: String,
+    /// The object's kind.
+    pub kind: linkplane_core::status::ObjectKind,
     /// Name.
     pub name: String,
-    /// `Create`, `Update` or `Delete`.
-    pub change: String,
+    /// What the revision does to it.
+    pub change: linkplane_core::status::PlanChange,
     /// (path, desired JSON, actual JSON).
     pub fields: Vec<(String, serde_json::Value, serde_json::Value)>,
 }
@@ -91,8 +91,8 @@ pub struct PlannedObject {
 pub struct SyncReport {
     /// Revision tried.
     pub revision: String,
-    /// `Applied`, `Unchanged`, `Rejected` or `Failed`.
-    pub result: String,
+    /// What the sync did.
+    pub result: linkplane_core::status::SyncResult,
     /// Human-readable summary (errors with file:line for rejected revisions).
     pub message: String,
 }
@@ -116,6 +116,7 @@ pub enum SyncError {
 
 /// Argo CD's vocabulary; `UNKNOWN` before the first sync.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "linkplane_core::status::SyncStatus")]
 pub enum SyncStatus {
     /// Never synced.
     Unknown,
@@ -130,20 +131,9 @@ pub enum SyncStatus {
     PruneHeld,
 }
 
-impl From<StoreStatus> for SyncStatus {
-    fn from(s: StoreStatus) -> Self {
-        match s {
-            StoreStatus::Unknown => SyncStatus::Unknown,
-            StoreStatus::Synced => SyncStatus::Synced,
-            StoreStatus::OutOfSync => SyncStatus::OutOfSync,
-            StoreStatus::Failed => SyncStatus::Failed,
-            StoreStatus::PruneHeld => SyncStatus::PruneHeld,
-        }
-    }
-}
-
 /// What a sync attempt did (`sync_history.result`, the GitOps engine's `SyncResult`).
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "linkplane_core::status::SyncResult")]
 pub enum SyncResult {
     /// The revision was applied (something was written).
     Applied,
@@ -160,26 +150,9 @@ pub enum SyncResult {
     Held,
 }
 
-impl SyncResult {
-    /// The result of a stored or reported value (`Applied`, …); an unknown one is `FAILED`.
-    pub(crate) fn of_column(s: &str) -> Self {
-        match s {
-            "Applied" => SyncResult::Applied,
-            "Unchanged" => SyncResult::Unchanged,
-            "Rejected" => SyncResult::Rejected,
-            "Skipped" => SyncResult::Skipped,
-            "Held" => SyncResult::Held,
-            "Failed" => SyncResult::Failed,
-            other => {
-                tracing::warn!(result = other, "unknown sync result");
-                SyncResult::Failed
-            }
-        }
-    }
-}
-
 /// What started a sync attempt (`sync_history.trigger`).
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "linkplane_core::status::Trigger")]
 pub enum SyncTrigger {
     /// The server started.
     Startup,
@@ -195,26 +168,9 @@ pub enum SyncTrigger {
     SelfHeal,
 }
 
-impl SyncTrigger {
-    /// The trigger of a stored value (`startup`, …, `self-heal`); an unknown one is `MANUAL`.
-    pub(crate) fn of_column(s: &str) -> Self {
-        match s {
-            "startup" => SyncTrigger::Startup,
-            "poll" => SyncTrigger::Poll,
-            "webhook" => SyncTrigger::Webhook,
-            "pin" => SyncTrigger::Pin,
-            "self-heal" => SyncTrigger::SelfHeal,
-            "manual" => SyncTrigger::Manual,
-            other => {
-                tracing::warn!(trigger = other, "unknown sync trigger");
-                SyncTrigger::Manual
-            }
-        }
-    }
-}
-
 /// The kinds of object a Git source declares.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "linkplane_core::status::ObjectKind")]
 pub enum ObjectKind {
     /// A `Cluster`.
     Cluster,
@@ -224,20 +180,9 @@ pub enum ObjectKind {
     ExportPolicy,
 }
 
-impl ObjectKind {
-    /// The kind of a stored value (`Cluster`, `Link`, `ExportPolicy`).
-    pub(crate) fn of_column(s: &str) -> Option<Self> {
-        match s {
-            "Cluster" => Some(ObjectKind::Cluster),
-            "Link" => Some(ObjectKind::Link),
-            "ExportPolicy" => Some(ObjectKind::ExportPolicy),
-            _ => None,
-        }
-    }
-}
-
 /// How an object drifted from Git.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "linkplane_core::status::DriftChange")]
 pub enum DriftChange {
     /// Its spec differs from what Git declares.
     Modified,
@@ -292,17 +237,15 @@ impl From<StoreRecord> for SyncAttempt {
             counts: r
                 .counts
                 .iter()
-                .filter_map(|(kind, c)| {
-                    Some(KindCount {
-                        kind: ObjectKind::of_column(kind)?,
-                        created: c.created,
-                        updated: c.updated,
-                        deleted: c.deleted,
-                    })
+                .map(|(kind, c)| KindCount {
+                    kind: (*kind).into(),
+                    created: c.created,
+                    updated: c.updated,
+                    deleted: c.deleted,
                 })
                 .collect(),
-            trigger: SyncTrigger::of_column(&r.trigger),
-            result: SyncResult::of_column(&r.result),
+            trigger: r.trigger.into(),
+            result: r.result.into(),
             revision: r.revision,
             author: r.author,
             message: r.message,
@@ -378,7 +321,7 @@ pub struct DriftItem(pub DriftEntry);
 impl DriftItem {
     /// The kind (`null` only for a kind this server does not know).
     async fn kind(&self) -> Option<ObjectKind> {
-        ObjectKind::of_column(&self.0.kind)
+        Some(self.0.kind.into())
     }
     /// Object name.
     async fn name(&self) -> &str {
@@ -386,11 +329,7 @@ impl DriftItem {
     }
     /// How it drifted.
     async fn change(&self) -> DriftChange {
-        match self.0.change.as_str() {
-            "Deleted" => DriftChange::Deleted,
-            "OwnerChanged" => DriftChange::OwnerChanged,
-            _ => DriftChange::Modified,
-        }
+        self.0.change.into()
     }
     /// When the engine found it.
     async fn detected_at(&self) -> DateTime<Utc> {
@@ -537,12 +476,8 @@ impl GitSourceNode {
             .changes
             .into_iter()
             .map(|c| PlannedChange {
-                kind: ObjectKind::of_column(&c.kind),
-                change: match c.change.as_str() {
-                    "Create" => PlanChange::Create,
-                    "Delete" => PlanChange::Delete,
-                    _ => PlanChange::Update,
-                },
+                kind: Some(c.kind.into()),
+                change: c.change.into(),
                 name: c.name,
                 fields: c
                     .fields
@@ -968,7 +903,7 @@ async fn sync_now(ctx: &Context<'_>, source: String) -> ApiResult<SyncNowResult>
         Ok(r) => Ok(SyncNowResult {
             source,
             revision: r.revision,
-            result: SyncResult::of_column(&r.result),
+            result: r.result.into(),
             message: r.message,
         }),
         Err(SyncError::UnknownSource(s)) => {
@@ -990,6 +925,7 @@ fn sync_error(e: SyncError) -> ApiError {
 
 /// How a revision changes one object (`GitSource.plan`).
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "linkplane_core::status::PlanChange")]
 pub enum PlanChange {
     /// Declared, not in the database yet.
     Create,

@@ -25,6 +25,7 @@ use crate::{
 
 /// Why a mirror is (or is not) in place.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "linkplane_core::status::MirrorState")]
 pub enum MirrorState {
     /// The mirror exists and matches the remote service.
     Mirrored,
@@ -38,32 +39,9 @@ pub enum MirrorState {
     Error,
 }
 
-impl From<mirrors::MirrorState> for MirrorState {
-    fn from(s: mirrors::MirrorState) -> Self {
-        match s {
-            mirrors::MirrorState::Mirrored => MirrorState::Mirrored,
-            mirrors::MirrorState::Conflict => MirrorState::Conflict,
-            mirrors::MirrorState::MissingNamespace => MirrorState::MissingNamespace,
-            mirrors::MirrorState::PolicyDenied => MirrorState::PolicyDenied,
-            mirrors::MirrorState::Error => MirrorState::Error,
-        }
-    }
-}
-
-impl From<MirrorState> for mirrors::MirrorState {
-    fn from(s: MirrorState) -> Self {
-        match s {
-            MirrorState::Mirrored => mirrors::MirrorState::Mirrored,
-            MirrorState::Conflict => mirrors::MirrorState::Conflict,
-            MirrorState::MissingNamespace => mirrors::MirrorState::MissingNamespace,
-            MirrorState::PolicyDenied => mirrors::MirrorState::PolicyDenied,
-            MirrorState::Error => mirrors::MirrorState::Error,
-        }
-    }
-}
-
 /// How a service is mirrored: the domain's [`linkplane_core::MirrorMode`], one-to-one.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
+#[graphql(remote = "linkplane_core::MirrorMode")]
 pub enum MirrorMode {
     /// Hierarchical: mirror Endpoints point at the target's gateway.
     Gateway,
@@ -71,16 +49,6 @@ pub enum MirrorMode {
     RemoteDiscovery,
     /// Member of `<svc>-federated`.
     Federated,
-}
-
-impl From<linkplane_core::MirrorMode> for MirrorMode {
-    fn from(m: linkplane_core::MirrorMode) -> Self {
-        match m {
-            linkplane_core::MirrorMode::Gateway => MirrorMode::Gateway,
-            linkplane_core::MirrorMode::RemoteDiscovery => MirrorMode::RemoteDiscovery,
-            linkplane_core::MirrorMode::Federated => MirrorMode::Federated,
-        }
-    }
 }
 
 impl MirrorMode {

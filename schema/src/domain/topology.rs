@@ -188,15 +188,17 @@ impl TopologyQuery {
         let federated = if gateway_only {
             Vec::new()
         } else {
-            one!(db, |c| store_topology::stranded_federated(c, &cluster))?
-                .into_iter()
-                .map(|f| StrandedFederatedService {
-                    source_cluster: f.source_cluster,
-                    namespace: f.namespace,
-                    service: f.service,
-                    local_name: f.local_name,
-                })
-                .collect()
+            one!(db, |c| linkplane_store::federation::stranded_federated(
+                c, &cluster
+            ))?
+            .into_iter()
+            .map(|f| StrandedFederatedService {
+                source_cluster: f.source_cluster,
+                namespace: f.namespace,
+                service: f.service,
+                local_name: f.local_name,
+            })
+            .collect()
         };
         Ok(BlastRadius {
             cluster,

@@ -11,6 +11,7 @@ use secrecy::SecretString;
 /// `linkplane import`.
 #[derive(Debug, Clone, Args)]
 pub struct ImportArgs {
+    /// What to import from.
     #[command(subcommand)]
     pub from: ImportFrom,
 }

@@ -2,5 +2,6 @@
 
 pub mod completion;
 pub mod import;
+#[cfg(feature = "dev")]
 pub mod sim;
 pub mod token;

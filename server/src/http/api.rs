@@ -56,7 +56,7 @@ impl SyncService for GitopsSync {
             match self.0.sync_now(source).await {
                 Ok(o) => Ok(SyncReport {
                     revision: o.revision.unwrap_or_default(),
-                    result: o.result.as_str().to_string(),
+                    result: o.result,
                     message: if o.errors.is_empty() {
                         format!("{} object(s) drifted", o.drifted)
                     } else {
@@ -131,9 +131,9 @@ async fn plan_revision(
             plan.changes
                 .into_iter()
                 .map(|c| PlannedObject {
-                    kind: c.kind.to_string(),
+                    kind: c.kind,
                     name: c.name,
-                    change: c.change.to_string(),
+                    change: c.change,
                     fields: c
                         .fields
                         .into_iter()
@@ -169,7 +169,7 @@ async fn check_remote(
 
 /// Loads the key sealing stored kubeconfigs, once per process: the API writes with it and the
 /// mirror reads with it.
-pub(crate) fn credentials_key(args: &ApiArgs) -> anyhow::Result<Option<Arc<CredentialsKey>>> {
+pub fn credentials_key(args: &ApiArgs) -> anyhow::Result<Option<Arc<CredentialsKey>>> {
     let text = match (&args.credentials_key_file, &args.credentials_key) {
         (Some(path), _) => std::fs::read_to_string(path).with_context(|| {
             format!(
@@ -329,7 +329,3 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
             .max_age(Duration::from_secs(600)),
     )
 }
-
-#[cfg(test)]
-#[path = "api_tests.rs"]
-mod tests;

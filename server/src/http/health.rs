@@ -60,7 +60,6 @@ impl Health {
     }
 
     /// Whether a refused push still waits for the database to return.
-    #[cfg(test)]
     pub fn missed_push_pending(&self) -> bool {
         self.missed_push.load(Ordering::Relaxed)
     }

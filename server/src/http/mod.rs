@@ -7,7 +7,7 @@ mod graphiql;
 mod graphql;
 pub mod health;
 mod metrics;
-mod tls;
+pub mod tls;
 mod web;
 pub mod webhooks;
 

@@ -8,9 +8,10 @@
 //! - GitLab: `X-Gitlab-Token` equal to the secret, compared in constant time.
 //!
 //! Missing, malformed or wrong signatures, and a server without a configured secret, answer
-//! 401 and change nothing. A push names its repository and ref; sources whose URL and
-//! branch/tag match are triggered. A payload without a repository URL triggers every source.
-//! Provider retries (same `X-GitHub-Delivery` / `X-Gitlab-Event-UUID`) are acknowledged once.
+//! 401 and change nothing. A verified push goes to the GitOps engine
+//! ([`linkplane_gitops::SyncHandle::on_push`]), which decides what it concerns: sources whose URL
+//! and branch/tag match are triggered, a payload without a repository URL triggers every source,
+//! and provider retries (same `X-GitHub-Delivery` / `X-Gitlab-Event-UUID`) are acknowledged once.
 
 use axum::{
     Json, Router,
@@ -21,9 +22,7 @@ use axum::{
     routing::post,
 };
 use hmac::{Hmac, Mac};
-use linkplane_core::GitRef;
-use linkplane_gitops::Trigger;
-use linkplane_store::{git_sources, gitops as gstore};
+use linkplane_gitops::push::{Push, PushOutcome};
 use secrecy::ExposeSecret;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
@@ -140,81 +139,6 @@ fn ignored(event: &str) -> Response {
         .into_response()
 }
 
-/// What a push says about itself (all optional: unknown shapes trigger every source).
-#[derive(Debug, Default, PartialEq)]
-pub struct Push {
-    /// Repository URLs in any form the provider sends.
-    pub urls: Vec<String>,
-    /// `refs/heads/<branch>` or `refs/tags/<tag>`.
-    pub git_ref: Option<String>,
-}
-
-impl Push {
-    /// Reads URLs under `object` (`repository` / `project`) and the top-level `ref`.
-    pub fn parse(body: &[u8], url_fields: &[&str], object: &str) -> Self {
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(body) else {
-            return Push::default();
-        };
-        let urls = v
-            .get(object)
-            .map(|o| {
-                url_fields
-                    .iter()
-                    .filter_map(|f| o.get(*f).and_then(|u| u.as_str()))
-                    .map(str::to_string)
-                    .collect()
-            })
-            .unwrap_or_default();
-        Push {
-            urls,
-            git_ref: v.get("ref").and_then(|r| r.as_str()).map(str::to_string),
-        }
-    }
-
-    /// True when a source with `url` and `git_ref` is concerned by this push.
-    pub fn concerns(&self, url: &str, git_ref: &GitRef) -> bool {
-        if self.urls.is_empty() {
-            return true;
-        }
-        let target = normalize_url(url);
-        if !self.urls.iter().any(|u| normalize_url(u) == target) {
-            return false;
-        }
-        match (&self.git_ref, git_ref) {
-            (None, _) | (_, GitRef::Commit(_)) => true,
-            (Some(r), GitRef::Branch(b)) => r == &format!("refs/heads/{b}"),
-            (Some(r), GitRef::Tag(t)) => r == &format!("refs/tags/{t}"),
-        }
-    }
-}
-
-/// `https://user@GitHub.com/org/repo.git/` and `git@github.com:org/repo` → `github.com/org/repo`.
-pub fn normalize_url(url: &str) -> String {
-    let mut u = url.trim();
-    if let Some((_, rest)) = u.split_once("://") {
-        u = rest;
-    }
-    let u = match u.split_once('@') {
-        Some((user, rest)) if !user.contains('/') => rest,
-        _ => u,
-    };
-    // scp-like `host:org/repo` → `host/org/repo`.
-    let u = match u.split_once(':') {
-        Some((host, rest))
-            if !host.contains('/') && !rest.starts_with(|c: char| c.is_ascii_digit()) =>
-        {
-            format!("{host}/{rest}")
-        }
-        _ => u.to_string(),
-    };
-    let u = u.trim_end_matches('/');
-    let u = u.strip_suffix(".git").unwrap_or(u);
-    match u.split_once('/') {
-        Some((host, path)) => format!("{}/{path}", host.to_ascii_lowercase()),
-        None => u.to_ascii_lowercase(),
-    }
-}
-
 async fn handle(state: AppState, provider: &str, delivery: Option<&str>, push: Push) -> Response {
     // While the database is away, answer at once (GitHub gives up on a delivery after 10 s)
     // and remember the push: neither GitHub nor GitLab redelivers a failed delivery by itself,
@@ -251,38 +175,17 @@ async fn handle(state: AppState, provider: &str, delivery: Option<&str>, push: P
         )
             .into_response();
     };
-    let mut conn = match state.store.acquire().await {
-        Ok(c) => c,
-        Err(e) => return failed(&e, e.is_unavailable()),
-    };
-    if let Some(id) = delivery.filter(|d| !d.is_empty() && d.len() <= 200) {
-        match gstore::record_delivery(&mut conn, provider, id).await {
-            Ok(true) => {}
-            Ok(false) => {
-                return (StatusCode::OK, Json(serde_json::json!({ "duplicate": id })))
-                    .into_response();
-            }
-            Err(e) => return failed(&e, e.is_unavailable()),
+    let triggered = match sync.on_push(provider, delivery, &push).await {
+        Ok(PushOutcome::Triggered(names)) => names,
+        Ok(PushOutcome::Duplicate(id)) => {
+            return (StatusCode::OK, Json(serde_json::json!({ "duplicate": id }))).into_response();
         }
-    }
-    let sources = match git_sources::list(&mut conn).await {
-        Ok(s) => s,
-        Err(e) => return failed(&e, e.is_unavailable()),
-    };
-    drop(conn);
-    let mut triggered = Vec::new();
-    for s in sources {
-        if push.concerns(&s.source.spec.url, &s.source.spec.git_ref) {
-            match sync.trigger(&s.source.name, Trigger::Webhook).await {
-                Ok(()) => triggered.push(s.source.name),
-                Err(e) => {
-                    let database_down =
-                        matches!(&e, linkplane_gitops::Error::Store(s) if s.is_unavailable());
-                    return failed(&e, database_down);
-                }
-            }
+        Err(e) => {
+            let database_down =
+                matches!(&e, linkplane_gitops::Error::Store(s) if s.is_unavailable());
+            return failed(&e, database_down);
         }
-    }
+    };
     tracing::info!(provider, ?triggered, "push webhook accepted");
     (
         StatusCode::ACCEPTED,
@@ -324,39 +227,5 @@ mod tests {
         assert!(!verify_gitlab(b"tok", Some("tok2")));
         assert!(!verify_gitlab(b"tok", None));
         assert!(!verify_gitlab(b"", Some("")));
-    }
-
-    #[test]
-    fn urls_normalize_across_forms() {
-        let want = "github.com/acme/fleet";
-        for u in [
-            "https://github.com/acme/fleet.git",
-            "https://x-access-token@GitHub.com/acme/fleet/",
-            "git@github.com:acme/fleet.git",
-            "ssh://git@github.com/acme/fleet",
-        ] {
-            assert_eq!(normalize_url(u), want, "{u}");
-        }
-        assert_eq!(normalize_url("file:///srv/git/fleet"), "/srv/git/fleet");
-    }
-
-    #[test]
-    fn push_matches_repository_and_ref() {
-        let push = Push::parse(
-            br#"{"ref":"refs/heads/main","repository":{"clone_url":"https://github.com/acme/fleet.git"}}"#,
-            &["clone_url"],
-            "repository",
-        );
-        let url = "https://github.com/acme/fleet";
-        assert!(push.concerns(url, &GitRef::Branch("main".into())));
-        assert!(!push.concerns(url, &GitRef::Branch("dev".into())));
-        assert!(!push.concerns(url, &GitRef::Tag("main".into())));
-        assert!(!push.concerns(
-            "https://github.com/acme/other",
-            &GitRef::Branch("main".into())
-        ));
-        // No repository in the payload: every source.
-        let anon = Push::parse(b"{}", &["clone_url"], "repository");
-        assert!(anon.concerns(url, &GitRef::Branch("dev".into())));
     }
 }

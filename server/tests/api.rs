@@ -13,8 +13,12 @@ use secrecy::ExposeSecret as _;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest as _};
 
-use super::{super::AppState, build};
-use crate::http::config::ApiArgs;
+use linkplane_server::http::{
+    AppState,
+    api::{build, credentials_key},
+    config::ApiArgs,
+    health, router, tls,
+};
 
 #[derive(Parser)]
 struct Flags {
@@ -37,13 +41,13 @@ async fn spawn(pool: sqlx::PgPool, flags: &[&str]) -> Running {
         &store,
         &args,
         None,
-        super::credentials_key(&args).unwrap(),
+        credentials_key(&args).unwrap(),
         None,
         Registry::default(),
     )
     .await
     .unwrap();
-    let health = std::sync::Arc::new(super::super::health::Health::default());
+    let health = std::sync::Arc::new(health::Health::default());
     health.spawn_checker(store.clone(), None);
     let state = AppState {
         store: store.clone(),
@@ -55,10 +59,10 @@ async fn spawn(pool: sqlx::PgPool, flags: &[&str]) -> Running {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let tls = state.api.tls.clone();
-    let router = super::super::router(state);
+    let router = router(state);
     match tls {
         Some(tls) => {
-            tokio::spawn(super::super::tls::serve(
+            tokio::spawn(tls::serve(
                 listener,
                 router,
                 tls,
@@ -361,9 +365,8 @@ async fn graphiqls_introspection_passes_through_http_at_default_limits(pool: sql
     let viewer = token(&s.store, tokens::Role::Viewer).await;
     // What GraphiQL 4 sends: graphql-js 16's getIntrospectionQuery with inputValueDeprecation
     // and schemaDescription (fixture shared with the schema tests).
-    let query = include_str!(
-        "../../../schema/tests/fixtures/introspection-graphql-js-16-all-options.graphql"
-    );
+    let query =
+        include_str!("../../schema/tests/fixtures/introspection-graphql-js-16-all-options.graphql");
     let resp = reqwest::Client::new()
         .post(format!("{}/graphql", s.url))
         .bearer_auth(&viewer)
@@ -750,14 +753,14 @@ fn credentials_key_file_is_loaded_and_a_bad_one_is_refused() {
     let args = Flags::try_parse_from(["t", "--credentials-key-file", good.to_str().unwrap()])
         .unwrap()
         .api;
-    assert!(super::credentials_key(&args).unwrap().is_some());
+    assert!(credentials_key(&args).unwrap().is_some());
     let bad = Flags::try_parse_from(["t", "--credentials-key", "short"])
         .unwrap()
         .api;
-    let err = super::credentials_key(&bad).unwrap_err();
+    let err = credentials_key(&bad).unwrap_err();
     assert!(format!("{err:#}").contains("32 bytes"), "{err:#}");
     let none = Flags::try_parse_from(["t"]).unwrap().api;
-    assert!(super::credentials_key(&none).unwrap().is_none());
+    assert!(credentials_key(&none).unwrap().is_none());
 }
 
 #[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
@@ -835,7 +838,7 @@ async fn an_unreachable_database_gets_fast_503s_from_readyz_and_webhooks(pool: s
         &store,
         &args,
         None,
-        super::credentials_key(&args).unwrap(),
+        credentials_key(&args).unwrap(),
         None,
         Registry::default(),
     )
@@ -848,7 +851,7 @@ async fn an_unreachable_database_gets_fast_503s_from_readyz_and_webhooks(pool: s
             .connect_lazy("postgres://linkplane@127.0.0.1:1/linkplane")
             .unwrap(),
     );
-    let health = std::sync::Arc::new(super::super::health::Health::default());
+    let health = std::sync::Arc::new(health::Health::default());
     health.spawn_checker(dead.clone(), None);
     let secret = "hook-secret";
     let state = AppState {
@@ -860,7 +863,7 @@ async fn an_unreachable_database_gets_fast_503s_from_readyz_and_webhooks(pool: s
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let router = super::super::router(state);
+    let router = router(state);
     tokio::spawn(async move { axum::serve(listener, router).await });
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while health.database_up() {
