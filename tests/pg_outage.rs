@@ -1,6 +1,7 @@
-//! PostgreSQL stopped under load (issue 15): the clusters keep being reconciled while the
-//! database is away, and once it is back the API (Postgres) equals the clusters within seconds —
-//! mirror states produced during the outage are written, not dropped.
+//! PostgreSQL stopped under load (issue 15, with issue 19's leases): changes made while the
+//! database is away are mirrored until the replica's leases lapse, then held back (a replica
+//! that cannot renew its lease writes nothing), and once the database is back the clusters and
+//! the API (Postgres) agree within seconds — nothing produced during the outage is dropped.
 //!
 //! The database is a server of this test's own ([`PrivatePostgres`]), stopped the way an
 //! administrator or a failover does (`pg_ctl stop -m fast`: sessions terminated, new connections
@@ -31,6 +32,19 @@ async fn readyz(env: &DevEnv) -> Option<u16> {
     Some(res.status().as_u16())
 }
 
+/// Sets (`true`) or removes the export label of `names` in east/demo.
+fn export(env: &DevEnv, names: &[String], on: bool) {
+    let mut args = vec!["label", "services", "-n", "demo", "--overwrite"];
+    args.extend(names.iter().map(String::as_str));
+    args.push(if on {
+        "mirror.linkerd.io/exported=true"
+    } else {
+        "mirror.linkerd.io/exported-"
+    });
+    let (ok, out) = env.kubectl("east", &args);
+    assert!(ok, "kubectl label: {out}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mirror_states_made_while_postgres_is_stopped_reach_the_api_when_it_returns() {
     let outage = Duration::from_secs(
@@ -48,26 +62,39 @@ async fn mirror_states_made_while_postgres_is_stopped_reach_the_api_when_it_retu
     pg.stop().expect("pg_ctl stop -m fast");
     let stopped = Instant::now();
 
-    // During the outage: export the new services and withdraw web, so the writer owes Postgres
-    // both new rows and deletions.
-    let mut label = vec!["label", "services", "-n", "demo", "--overwrite"];
-    let names: Vec<String> = (0..BULK).map(|i| format!("outage-{i}")).collect();
-    label.extend(names.iter().map(String::as_str));
-    label.push("mirror.linkerd.io/exported=true");
-    let (ok, out) = env.kubectl("east", &label);
-    assert!(ok, "kubectl label: {out}");
-    let (ok, out) = env.kubectl(
-        "east",
-        &[
-            "label",
-            "services",
-            "-n",
-            "demo",
-            "web",
-            "mirror.linkerd.io/exported-",
-        ],
-    );
-    assert!(ok, "kubectl label web: {out}");
+    // At once: export the first half, while this replica's leases are still current (the
+    // writer owes Postgres these states if they are mirrored before the leases lapse).
+    let first: Vec<String> = (0..BULK / 2).map(|i| format!("outage-{i}")).collect();
+    export(&env, &first, true);
+    // Kubernetes' readiness contract: a replica that cannot reach its database is taken out
+    // of the Service's endpoints (503), and the probe still answers within kubelet's 1 s.
+    let during = eventually(
+        Duration::from_secs(10),
+        "/readyz reports the database outage",
+        || async { readyz(&env).await.filter(|s| *s == 503) },
+    )
+    .await;
+    assert_eq!(during, 503);
+
+    // Past the lease (3 s under `linkplane dev`, fenced a fifth earlier): the replica cannot prove
+    // it still owns its clusters, so it must write nothing — client-go leader election's rule
+    // (stop leading when the lease cannot be renewed before RenewDeadline) applied to fencing.
+    tokio::time::sleep(Duration::from_secs(6).saturating_sub(stopped.elapsed())).await;
+    let second: Vec<String> = (BULK / 2..BULK).map(|i| format!("outage-{i}")).collect();
+    export(&env, &second, true);
+    export(&env, &["web".to_string()], false);
+    let fenced_until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < fenced_until {
+        let west = env.mirrored_services("west", "demo", "east");
+        assert!(
+            west.contains("web-east")
+                && !west
+                    .iter()
+                    .any(|m| second.iter().any(|s| *m == format!("{s}-east"))),
+            "a replica whose leases lapsed wrote into a cluster: {west:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
     // web is withdrawn; east's other sample export stays.
     let want: BTreeSet<String> = (0..BULK)
         .map(|i| format!("outage-{i}-east"))
@@ -79,10 +106,13 @@ async fn mirror_states_made_while_postgres_is_stopped_reach_the_api_when_it_retu
         )
         .collect();
 
-    // Reconciling does not wait for the database: the clusters converge during the outage.
+    tokio::time::sleep(outage.saturating_sub(stopped.elapsed())).await;
+    pg.resume().expect("PostgreSQL starts again");
+    let back = Instant::now();
+
     eventually(
-        outage,
-        "the clusters converge while PostgreSQL is stopped",
+        Duration::from_secs(30),
+        "the clusters hold what the exports ask for, after the outage",
         || async {
             (env.mirrored_services("west", "demo", "east") == want
                 && env.mirrored_services("north", "demo", "east") == want)
@@ -90,20 +120,6 @@ async fn mirror_states_made_while_postgres_is_stopped_reach_the_api_when_it_retu
         },
     )
     .await;
-    // Kubernetes' readiness contract: a replica that cannot reach its database is taken out
-    // of the Service's endpoints (503), and the probe still answers within kubelet's 1 s.
-    let during = eventually(
-        Duration::from_secs(10),
-        "/readyz reports the database outage",
-        || async { readyz(&env).await.filter(|s| *s == 503) },
-    )
-    .await;
-    assert_eq!(during, 503);
-
-    tokio::time::sleep(outage.saturating_sub(stopped.elapsed())).await;
-    pg.resume().expect("PostgreSQL starts again");
-    let back = Instant::now();
-
     eventually(
         Duration::from_secs(30),
         "the API (Postgres) equals the clusters, one row per mirror, after the outage",
@@ -116,7 +132,6 @@ async fn mirror_states_made_while_postgres_is_stopped_reach_the_api_when_it_retu
     )
     .await;
     let caught_up = back.elapsed();
-    // The clusters were not disturbed by the database's return.
     assert_eq!(env.mirrored_services("west", "demo", "east"), want);
     assert_eq!(env.mirrored_services("north", "demo", "east"), want);
     assert_eq!(
