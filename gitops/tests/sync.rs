@@ -328,7 +328,7 @@ async fn broken_revision_is_rejected_whole_with_locations_and_not_retried(pool: 
         [
             "c.yaml:8:3: spec.paused: unknown field `paused`, expected one of `source`, `target`, `selector`, \
           `remoteDiscoverySelector`, `federatedServiceSelector`, `excludedLabels`, `excludedAnnotations`, \
-          `createNamespaces`, `enableHeadlessServices`, `cleanupOnUnlink`, `adoptLinkerdMirrors`"
+          `createNamespaces`, `enableHeadlessServices`, `cleanupOnUnlink`, `adoptLinkerdMirrors`, `mcs`"
         ]
     );
     assert_eq!(cluster_names(&e.store).await, set(&["east", "west"]));
