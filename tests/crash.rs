@@ -97,9 +97,10 @@ async fn kill_9_at_random_moments_converges_exactly() {
         // by final value.
         export.retain(|n| exported[n["bulk-".len()..].parse::<usize>().unwrap_or(0)]);
         unexport.retain(|n| !exported[n["bulk-".len()..].parse::<usize>().unwrap_or(0)]);
-        // Keep the server up 5 s between kills: `linkplane dev` (like a crash-looping pod) gives
-        // up after three crashes within 5 s of starting.
-        let settle = Duration::from_millis(4_000 + rng.below(1_000));
+        // Keep the server up over 5 s between kills: `linkplane dev` (like a crash-looping pod)
+        // gives up after three crashes within 5 s of starting. `up_since` is taken when the new
+        // pid is seen, after the spawn, so the margin covers the gap.
+        let settle = Duration::from_millis(5_500 + rng.below(1_000));
         tokio::time::sleep(settle.saturating_sub(up_since.elapsed())).await;
         for (names, label) in [
             (&export, "mirror.linkerd.io/exported=true"),
