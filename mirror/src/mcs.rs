@@ -97,6 +97,8 @@ pub(crate) struct Mcs {
     /// Last written object per `(cluster, kind, namespace, name)` (skip identical writes).
     written: Mutex<HashMap<WrittenKey, Value>>,
     wake: Notify,
+    /// Some unpaused link has MCS on: only then do watch events need a pass.
+    active: std::sync::atomic::AtomicBool,
 }
 
 impl Mcs {
@@ -112,6 +114,26 @@ impl Mcs {
     /// Asks for a reconcile pass.
     pub(crate) fn wake(&self) {
         self.wake.notify_one();
+    }
+
+    /// A watch event: asks for a pass only while some link has MCS on, so fleets without MCS
+    /// pay nothing per event.
+    pub(crate) fn on_event(&self) {
+        if self.active.load(std::sync::atomic::Ordering::Relaxed) {
+            self.wake();
+        }
+    }
+
+    /// After a configuration reload: records whether any unpaused link has MCS on and asks for
+    /// a pass (which also removes what links no longer ask for).
+    pub(crate) fn on_reload(&self, snap: &crate::runtime::Snapshot) {
+        let active = snap
+            .links
+            .values()
+            .any(|l| !l.paused && l.link.spec.mcs_enabled().is_some());
+        self.active
+            .store(active, std::sync::atomic::Ordering::Relaxed);
+        self.wake();
     }
 
     fn synced(&self, cluster: &str) -> bool {

@@ -298,7 +298,7 @@ impl Shared {
         labels: &BTreeMap<String, String>,
     ) {
         let snap = self.snapshot();
-        self.mcs.wake();
+        self.mcs.on_event();
         match kind {
             Kind::Service | Kind::Endpoints => {
                 if kind == Kind::Service {
@@ -339,7 +339,7 @@ impl Shared {
     /// Every watch of `cluster` (re)listed: full resync of each link touching it.
     pub fn on_synced(&self, cluster: &str) {
         crate::federation::on_cluster(self, cluster);
-        self.mcs.wake();
+        self.mcs.on_event();
         let snap = self.snapshot();
         for entry in snap.links.values() {
             let touches = entry.link.spec.source == cluster || entry.link.spec.target == cluster;

@@ -388,7 +388,7 @@ async fn reload(shared: &Arc<Shared>, probes: &mut Probes) {
     *shared.config.write().unwrap_or_else(|e| e.into_inner()) = new.clone();
     crate::federation::on_reload(shared, &old, &new);
     crate::remote_access::on_reload(shared, &new);
-    shared.mcs.wake();
+    shared.mcs.on_reload(&new);
 
     // Cluster runtimes: one per cluster some link touches. With leases, only those this replica
     // owns, and the targets of links into them (their watches feed the plans; nothing is
