@@ -344,6 +344,20 @@ pub(crate) async fn mirror_window(
     last: Option<i32>,
     before: Option<String>,
 ) -> ApiResult<FastConnection<Mirror, MirrorTotal>> {
+    let MirrorTotal(filter) = MirrorTotal::of(by, parent, namespace, state);
+    mirror_page(ctx, filter, first, after, last, before).await
+}
+
+/// One page of the mirrors `filter` matches, ordered by id, either direction, with its
+/// `totalCount`: the fleet-wide `mirrors` and every parent's `mirrors` alike.
+async fn mirror_page(
+    ctx: &Context<'_>,
+    filter: MirrorFilter,
+    first: Option<i32>,
+    after: Option<String>,
+    last: Option<i32>,
+    before: Option<String>,
+) -> ApiResult<FastConnection<Mirror, MirrorTotal>> {
     let paging = Paging::new(
         first,
         after.as_deref(),
@@ -351,14 +365,13 @@ pub(crate) async fn mirror_window(
         before.as_deref(),
         relay::id_cursor,
     )?;
-    let total = MirrorTotal::of(by, parent, namespace, state);
     let window = paging.window();
-    let rows = one!(db(ctx)?, |c| windows::mirrors(c, &total.0, &window))?;
+    let rows = one!(db(ctx)?, |c| windows::mirrors(c, &filter, &window))?;
     Ok(FastConnection(with_fields(
         paging.connection(rows.into_iter().map(Mirror).collect(), |m| {
             m.0.id.to_string()
         }),
-        total,
+        MirrorTotal(filter),
     )))
 }
 
@@ -385,13 +398,6 @@ impl MirrorQuery {
         last: Option<i32>,
         before: Option<String>,
     ) -> ApiResult<FastConnection<Mirror, MirrorTotal>> {
-        let paging = Paging::new(
-            first,
-            after.as_deref(),
-            last,
-            before.as_deref(),
-            relay::id_cursor,
-        )?;
         let filter = MirrorFilter {
             source_cluster: cluster,
             target_cluster,
@@ -399,14 +405,7 @@ impl MirrorQuery {
             state: state.map(Into::into),
             link,
         };
-        let window = paging.window();
-        let rows = one!(db(ctx)?, |c| windows::mirrors(c, &filter, &window))?;
-        Ok(FastConnection(with_fields(
-            paging.connection(rows.into_iter().map(Mirror).collect(), |m| {
-                m.0.id.to_string()
-            }),
-            MirrorTotal(filter),
-        )))
+        mirror_page(ctx, filter, first, after, last, before).await
     }
 
     /// Exported services with their consumers, derived from mirrors grouped by
