@@ -17,7 +17,6 @@ use kube::api::{
     PatchParams, PostParams, WatchEvent, WatchParams,
 };
 use kube::{Client, ResourceExt};
-use kubesim::{SimCluster, SimOptions, Simulator};
 use serde_json::{Value, json};
 
 const SERVICE_EXPORT_CRD: &str =
@@ -25,18 +24,8 @@ const SERVICE_EXPORT_CRD: &str =
 const SERVICE_IMPORT_CRD: &str =
     include_str!("../../mirror/crds/serviceimports.multicluster.x-k8s.io.yaml");
 
-async fn sim() -> (Simulator, SimCluster, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let sim = Simulator::start(SimOptions {
-        clusters: vec!["east".into()],
-        dir: dir.path().to_path_buf(),
-        ..SimOptions::default()
-    })
-    .await
-    .unwrap();
-    let east = sim.cluster("east").unwrap();
-    (sim, east, dir)
-}
+mod support;
+use support::sim;
 
 fn widget_crd() -> Value {
     json!({

@@ -11,21 +11,13 @@ use kube::api::{
 };
 use kube::core::{Status, response::StatusSummary};
 use kube::{Client, ResourceExt};
-use kubesim::{SimCluster, SimOptions, Simulator, WriteFailure};
+use kubesim::{SimCluster, Simulator, WriteFailure};
 use serde_json::json;
 
+mod support;
+
 async fn sim() -> (Simulator, SimCluster, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let sim = Simulator::start(SimOptions {
-        clusters: vec!["east".into()],
-        dir: dir.path().to_path_buf(),
-        event_window: 50,
-        ..SimOptions::default()
-    })
-    .await
-    .unwrap();
-    let east = sim.cluster("east").unwrap();
-    (sim, east, dir)
+    support::sim_with_window(50).await
 }
 
 /// A client that does not retry 429s by itself, so tests see them.

@@ -8,22 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use kubesim::{SimCluster, SimOptions, Simulator};
 use tokio::io::AsyncBufReadExt;
 use tokio::process::Command;
 
-async fn sim() -> (Simulator, SimCluster, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let sim = Simulator::start(SimOptions {
-        clusters: vec!["east".into()],
-        dir: dir.path().to_path_buf(),
-        ..SimOptions::default()
-    })
-    .await
-    .unwrap();
-    let east = sim.cluster("east").unwrap();
-    (sim, east, dir)
-}
+mod support;
+use support::sim;
 
 fn kubectl_cmd(kubeconfig: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new("kubectl");

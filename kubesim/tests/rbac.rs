@@ -13,21 +13,11 @@ use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBind
 use kube::api::{Api, DeleteParams, ListParams, PostParams, WatchEvent, WatchParams};
 use kube::core::Status;
 use kube::{Client, ResourceExt};
-use kubesim::{SimCluster, SimOptions, Simulator};
+use kubesim::SimCluster;
 use serde_json::{Value, json};
 
-async fn sim() -> (Simulator, SimCluster, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let sim = Simulator::start(SimOptions {
-        clusters: vec!["east".into()],
-        dir: dir.path().to_path_buf(),
-        ..SimOptions::default()
-    })
-    .await
-    .unwrap();
-    let east = sim.cluster("east").unwrap();
-    (sim, east, dir)
-}
+mod support;
+use support::sim;
 
 /// A client that authenticates with `token` instead of the kubeconfig's admin token, without
 /// retries so tests see every error.

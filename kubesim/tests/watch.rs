@@ -16,22 +16,10 @@ use kube::api::{
     Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
 };
 use kube::runtime::{WatchStreamExt, reflector, watcher};
-use kubesim::{SimCluster, SimOptions, Simulator};
 use serde_json::json;
 
-async fn sim(window: usize) -> (Simulator, SimCluster, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let sim = Simulator::start(SimOptions {
-        clusters: vec!["east".into()],
-        dir: dir.path().to_path_buf(),
-        event_window: window,
-        ..SimOptions::default()
-    })
-    .await
-    .unwrap();
-    let east = sim.cluster("east").unwrap();
-    (sim, east, dir)
-}
+mod support;
+use support::sim_with_window as sim;
 
 fn service(name: &str, app: &str) -> Service {
     serde_json::from_value(json!({
