@@ -100,11 +100,6 @@ pub(crate) fn page_sorted_both<T: async_graphql::OutputType>(
     Ok(paging.page_sorted(items.into_iter().collect(), &cursor, &cursor))
 }
 
-/// Complexity of a paged field paged by `first` or `last`.
-pub(crate) fn paged_complexity_both(first: Option<i32>, last: Option<i32>, child: usize) -> usize {
-    crate::relay::complexity(first, last, child)
-}
-
 /// Builds a connection from rows fetched with one look-ahead row.
 pub(crate) fn page_fetched<T: async_graphql::OutputType>(
     mut rows: Vec<T>,

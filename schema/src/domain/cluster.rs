@@ -18,10 +18,7 @@ use secrecy::SecretString;
 use crate::{
     ApiContext,
     auth::{Role, RoleGuard},
-    common::{
-        Label, Total, db, labels, loader, page_sorted_both, paged_complexity_both, tables,
-        with_fields,
-    },
+    common::{Label, Total, db, labels, loader, page_sorted_both, tables, with_fields},
     db::{CountTable, Counts, GatewayTable, LinkTable, ReconcilerTable, ServicesOf, one},
     domain::{
         link::{GatewayProbe, LinkNode, mirror_page},
@@ -428,7 +425,7 @@ impl ClusterNode {
         Ok(c.into())
     }
     /// Mirrors this cluster holds, ordered by id.
-    #[graphql(complexity = "paged_complexity_both(first, last, child_complexity)")]
+    #[graphql(complexity = "crate::relay::complexity(first, last, child_complexity)")]
     #[allow(clippy::too_many_arguments)]
     async fn mirrors(
         &self,
@@ -462,7 +459,7 @@ pub struct ClusterQuery;
 #[Object]
 impl ClusterQuery {
     /// Every cluster, by name (`first`/`after` forward, `last`/`before` backward).
-    #[graphql(complexity = "paged_complexity_both(first, last, child_complexity)")]
+    #[graphql(complexity = "crate::relay::complexity(first, last, child_complexity)")]
     async fn clusters(
         &self,
         ctx: &Context<'_>,

@@ -14,7 +14,7 @@ use linkplane_store::{
 use crate::{
     ApiContext,
     auth::{Role, RoleGuard},
-    common::{Total, db, loader, page_sorted_both, paged_complexity_both, with_fields},
+    common::{Total, db, loader, page_sorted_both, with_fields},
     db::{DriftOf, HistoryOf, one},
     error::{ApiError, ApiResult},
 };
@@ -575,7 +575,7 @@ pub struct GitQuery;
 #[Object]
 impl GitQuery {
     /// Every Git source, by name (`first`/`after` forward, `last`/`before` backward).
-    #[graphql(complexity = "paged_complexity_both(first, last, child_complexity)")]
+    #[graphql(complexity = "crate::relay::complexity(first, last, child_complexity)")]
     async fn git_sources(
         &self,
         ctx: &Context<'_>,

@@ -14,7 +14,7 @@ use crate::{
     auth::{Role, RoleGuard},
     common::{
         LabelSelector, Total, db, id_cursor, loader, page_fetched, page_size, page_sorted_both,
-        paged_complexity_both, tables, with_fields,
+        tables, with_fields,
     },
     db::{MirrorPageOf, one},
     domain::{
@@ -349,7 +349,7 @@ impl LinkNode {
         Ok(c.into())
     }
     /// This link's mirrors, ordered by id.
-    #[graphql(complexity = "paged_complexity_both(first, last, child_complexity)")]
+    #[graphql(complexity = "crate::relay::complexity(first, last, child_complexity)")]
     #[allow(clippy::too_many_arguments)]
     async fn mirrors(
         &self,
@@ -429,7 +429,7 @@ pub struct LinkQuery;
 #[Object]
 impl LinkQuery {
     /// Every link, by name (`first`/`after` forward, `last`/`before` backward).
-    #[graphql(complexity = "paged_complexity_both(first, last, child_complexity)")]
+    #[graphql(complexity = "crate::relay::complexity(first, last, child_complexity)")]
     async fn links(
         &self,
         ctx: &Context<'_>,

@@ -6,7 +6,7 @@ use linkplane_core::ExportPolicy;
 use linkplane_store::{Stored, policies};
 
 use crate::{
-    common::{LabelSelector, Total, db, page_sorted_both, paged_complexity_both, with_fields},
+    common::{LabelSelector, Total, db, page_sorted_both, with_fields},
     db::one,
     error::ApiResult,
 };
@@ -94,7 +94,7 @@ pub struct PolicyQuery;
 #[Object]
 impl PolicyQuery {
     /// Every export policy, by name (`first`/`after` forward, `last`/`before` backward).
-    #[graphql(complexity = "paged_complexity_both(first, last, child_complexity)")]
+    #[graphql(complexity = "crate::relay::complexity(first, last, child_complexity)")]
     async fn export_policies(
         &self,
         ctx: &Context<'_>,
