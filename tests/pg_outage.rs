@@ -3,19 +3,17 @@
 //! that cannot renew its lease writes nothing), and once the database is back the clusters and
 //! the API (Postgres) agree within seconds — nothing produced during the outage is dropped.
 //!
-//! The database is a server of this test's own ([`PrivatePostgres`]), stopped the way an
-//! administrator or a failover does (`pg_ctl stop -m fast`: sessions terminated, new connections
-//! refused), not a proxy cut. `LINKPLANE_OUTAGE_SECS` sets the outage (15 here).
+//! The database is a server of this test's own (the launcher `linkplane dev` uses), stopped the
+//! way an administrator or a failover does (`pg_ctl stop -m fast`: sessions terminated, new
+//! connections refused), not a proxy cut. `LINKPLANE_OUTAGE_SECS` sets the outage (15 here).
 
 use std::{
     collections::BTreeSet,
     time::{Duration, Instant},
 };
 
-use linkplane_e2e::{
-    dev::{DevEnv, EAST_SAMPLE_MIRRORS, eventually},
-    postgres::PrivatePostgres,
-};
+use linkplane_e2e::dev::{DevEnv, EAST_SAMPLE_MIRRORS, eventually};
+use linkplane_server::dev::postgres::Postgres;
 
 const BULK: usize = 8;
 
@@ -53,13 +51,17 @@ async fn mirror_states_made_while_postgres_is_stopped_reach_the_api_when_it_retu
             .and_then(|v| v.parse().ok())
             .unwrap_or(15),
     );
-    let pg = PrivatePostgres::start().expect("a private PostgreSQL starts");
-    let env = DevEnv::start_on(&pg.url());
+    let dir = tempfile::Builder::new()
+        .prefix("linkplane-pg.")
+        .tempdir()
+        .expect("temp dir");
+    let mut pg = Postgres::start(dir.path()).expect("a private PostgreSQL starts");
+    let env = DevEnv::start_on(pg.url());
     env.wait_for_web_east_in("west").await;
     env.create_demo_services("east", "outage", BULK);
 
     let server_pid = env.reload_facts().server_pid;
-    pg.stop().expect("pg_ctl stop -m fast");
+    pg.stop();
     let stopped = Instant::now();
 
     // At once: export the first half, while this replica's leases are still current (the

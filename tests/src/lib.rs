@@ -12,7 +12,6 @@ pub mod binary;
 pub mod cmd;
 pub mod dev;
 pub mod manifests;
-pub mod postgres;
 pub mod tools;
 
 use std::path::PathBuf;

@@ -6,7 +6,7 @@
 //! environment variables — the same way the Helm chart configures it. It prints a banner, writes the
 //! same facts to `<state-dir>/dev.json`, and on Ctrl-C/SIGTERM stops everything it started.
 
-mod postgres;
+pub mod postgres;
 mod repo;
 mod workloads;
 

@@ -12,11 +12,14 @@ use std::{
 
 use anyhow::{Context, bail};
 
-/// A running PostgreSQL server; stopped by [`Postgres::stop`] (and on drop, best effort).
+/// A running PostgreSQL server; stopped by [`Postgres::stop`] (and on drop, best effort),
+/// started again on the same port and data by [`Postgres::resume`].
 pub struct Postgres {
     bin: PathBuf,
+    dir: PathBuf,
     data: PathBuf,
     run_as_postgres: bool,
+    port: u16,
     url: String,
     stopped: bool,
 }
@@ -47,15 +50,35 @@ impl Postgres {
             }
         }
         let port = free_port()?;
+        let mut pg = Self {
+            bin,
+            dir: dir.to_path_buf(),
+            data,
+            run_as_postgres,
+            port,
+            url: format!("postgres://linkplane@127.0.0.1:{port}/postgres"),
+            stopped: true,
+        };
+        pg.resume()?;
+        Ok(pg)
+    }
+
+    /// Starts the server on its port and data (after [`stop`](Self::stop): the way an
+    /// administrator brings a stopped database back); a no-op while it runs.
+    pub fn resume(&mut self) -> anyhow::Result<()> {
+        if !self.stopped {
+            return Ok(());
+        }
         let options = format!(
-            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off \
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off \
              -c synchronous_commit=off",
-            dir.display()
+            self.port,
+            self.dir.display()
         );
-        let log = dir.join("postgres.log");
-        let status = command(run_as_postgres, &bin.join("pg_ctl"))
+        let log = self.dir.join("postgres.log");
+        let status = command(self.run_as_postgres, &self.bin.join("pg_ctl"))
             .arg("-D")
-            .arg(&data)
+            .arg(&self.data)
             .arg("-l")
             .arg(&log)
             .args(["-w", "-t", "60", "-o", &options, "start"])
@@ -66,13 +89,8 @@ impl Postgres {
             let tail = std::fs::read_to_string(&log).unwrap_or_default();
             bail!("PostgreSQL did not start; its log says:\n{tail}");
         }
-        Ok(Self {
-            bin,
-            data,
-            run_as_postgres,
-            url: format!("postgres://linkplane@127.0.0.1:{port}/postgres"),
-            stopped: false,
-        })
+        self.stopped = false;
+        Ok(())
     }
 
     /// Connection URL (trust auth on loopback, no password).
@@ -80,7 +98,8 @@ impl Postgres {
         &self.url
     }
 
-    /// Stops the server (fast shutdown); idempotent.
+    /// Stops the server (`pg_ctl stop -m fast`: sessions terminated, new connections refused);
+    /// idempotent.
     pub fn stop(&mut self) {
         if self.stopped {
             return;
