@@ -288,6 +288,9 @@ async fn three_replicas_own_every_cluster_once_evenly_and_rebalance_on_leave_and
 /// A replica whose lease rounds stall (SIGSTOP, a partition from PostgreSQL) while its writers
 /// keep running: the fence stops its writes at its local deadline, before the lease expires in
 /// the database and the peer takes over; once rounds resume it writes only after re-acquiring.
+/// Upstream rule: client-go's `leaderelection` requires `RenewDeadline < LeaseDuration`, so a
+/// leader that cannot renew stops acting before anyone else may acquire; linkplane's fence is the
+/// same rule per cluster (deadline = renewal sent + duration − a fifth).
 #[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
 async fn a_replica_past_its_lease_writes_nothing_until_it_holds_one_again(pool: sqlx::PgPool) {
     let env = Env::start_idle(pool, &CLUSTERS).await;
