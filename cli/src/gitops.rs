@@ -229,9 +229,11 @@ pub async fn sync(args: SyncArgs) -> Result<ExitCode> {
 }
 
 /// Polls until every named source is `SYNCED` (at `revision` when given, a prefix of the full
-/// id) and the fleet's mirror counts have stayed the same for three polls in a row with every
-/// reconciler's watches listed. Mirrors are written by the clusters' reconcilers after the
-/// database changed, so a settled count is what "converged" can mean from outside.
+/// id), no removed link's mirrors are still being deleted, and the fleet's mirror counts have
+/// stayed the same for three polls in a row with every reconciler's watches listed. Mirrors are
+/// written by the clusters' reconcilers after the database changed, so a settled count is what
+/// "converged" can mean from outside; an unlinked pair's rows go with its link at once, so its
+/// deletion is followed through the pending clean-ups instead.
 pub async fn wait(
     client: &Client,
     names: &[String],
@@ -303,7 +305,7 @@ pub async fn wait(
             .nodes
             .iter()
             .any(|c| c.reconciler.as_ref().is_some_and(|r| !r.watches_synced));
-        if last.as_ref() == Some(&counts) && !listing {
+        if last.as_ref() == Some(&counts) && !listing && state.pending_link_cleanups == 0 {
             stable += 1;
         } else {
             stable = 0;

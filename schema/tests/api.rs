@@ -1342,3 +1342,28 @@ async fn replicas_and_cluster_leases_show_who_runs_what(pool: sqlx::PgPool) {
     assert_eq!(d["b"]["lease"], json!({ "replica": "pod-a-1", "epoch": 2 }));
     assert_eq!(d["c"]["lease"], Value::Null);
 }
+
+/// `pendingLinkCleanups` counts removed links whose mirrors are still to be deleted from the
+/// clusters (the durable clean-up a link's deletion records in its own transaction), so a client
+/// waiting for convergence (`linkplane sync --wait`) can follow deletions that the mirror counts
+/// cannot show: the rows go with the link at once.
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn pending_link_cleanups_follow_removed_links(pool: sqlx::PgPool) {
+    let mut conn = pool.acquire().await.unwrap();
+    seed_fleet(&mut conn, 3, 0).await;
+    let api = api(pool.clone());
+    let q = "{ pendingLinkCleanups links(first: 10) { nodes { name } } }";
+    let resp = run(&api, Some(Role::Viewer), q).await;
+    assert_eq!(data(&resp)["pendingLinkCleanups"], 0, "{resp}");
+    let name = data(&resp)["links"]["nodes"][0]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        linkplane_store::links::delete(&mut conn, &name)
+            .await
+            .unwrap()
+    );
+    let resp = run(&api, Some(Role::Viewer), q).await;
+    assert_eq!(data(&resp)["pendingLinkCleanups"], 1, "{resp}");
+}

@@ -37,6 +37,14 @@ pub async fn list(conn: &mut PgConnection) -> Result<Vec<LinkCleanup>> {
     .map_err(StoreError::db("listing pending link clean-ups"))
 }
 
+/// How many clean-ups are pending: unlinked mirrors still to delete from the clusters.
+pub async fn count(conn: &mut PgConnection) -> Result<i64> {
+    sqlx::query_scalar("SELECT count(*) FROM link_cleanups")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(StoreError::db("counting pending link clean-ups"))
+}
+
 /// Marks a clean-up done. Only the request as read is removed (`requested_at` must match): a
 /// link removed again meanwhile leaves a newer request that still runs.
 pub async fn complete(conn: &mut PgConnection, cleanup: &LinkCleanup) -> Result<bool> {

@@ -453,6 +453,13 @@ impl LinkQuery {
         .map(|page| FastConnection(with_fields(page, total)))
     }
 
+    /// Removed links whose mirrors are still being deleted from the clusters (durable clean-ups
+    /// of `cleanupOnUnlink` links, retried while a source is unreachable). A link's mirror rows
+    /// go with the link at once; the clusters follow when this is back to 0.
+    async fn pending_link_cleanups(&self, ctx: &Context<'_>) -> ApiResult<i64> {
+        one!(db(ctx)?, |c| linkplane_store::link_cleanups::count(c))
+    }
+
     /// One link by name.
     async fn link(
         &self,
