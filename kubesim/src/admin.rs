@@ -7,6 +7,9 @@
 //! - `POST /clusters/NAME/latency?ms=N`
 //! - `POST /clusters/NAME/fail-writes?fraction=F&code=500|429`
 //! - `POST /clusters/NAME/gateway?mode=healthy|failing|hanging`
+//! - `GET  /clusters/NAME/requests?since=SEQ` — the request log from `SEQ` on (default 0), each
+//!   entry shaped like an `audit.k8s.io/v1` Event at the `Metadata` level, and `next`, the mark
+//!   to pass next time; how tests of a separate process read who wrote what, and when
 //!
 //! It listens on loopback only and carries no credentials in its answers (kubeconfig paths,
 //! not tokens).
@@ -84,6 +87,26 @@ fn reply(code: StatusCode, body: Value) -> Response<Full<Bytes>> {
     resp
 }
 
+/// A logged request in the field names of `audit.k8s.io/v1` `Event` (`Metadata` level: no
+/// bodies, so no credentials), plus kubesim's sequence number.
+fn audit_event(r: &crate::LoggedRequest) -> Value {
+    json!({
+        "seq": r.seq,
+        "verb": r.verb,
+        "user": {"username": r.user},
+        "userAgent": r.user_agent,
+        "objectRef": {
+            "apiGroup": r.group,
+            "resource": r.resource,
+            "subresource": r.subresource,
+            "namespace": r.namespace,
+            "name": r.name,
+        },
+        "responseStatus": {"code": r.code},
+        "requestReceivedTimestamp": r.received_at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+    })
+}
+
 fn param<'a>(query: &'a str, key: &str) -> Option<&'a str> {
     query
         .split('&')
@@ -130,6 +153,26 @@ async fn handle<B>(sim: &SimInner, req: Request<B>) -> Response<Full<Bytes>> {
                 ),
                 Err(e) => bad(e.to_string()),
             }
+        }
+        (&Method::GET, ["clusters", name, "requests"]) => {
+            let Some(cluster) = sim.cluster(name) else {
+                return reply(
+                    StatusCode::NOT_FOUND,
+                    json!({"error": format!("no cluster {name:?}")}),
+                );
+            };
+            let since = match param(&query, "since").map(str::parse::<u64>) {
+                None => 0,
+                Some(Ok(n)) => n,
+                Some(Err(_)) => return bad("since must be a request sequence number".into()),
+            };
+            // The mark is taken first, so `next` skips nothing recorded while the log is read:
+            // whatever came in between is either in `items` or at or after the mark.
+            let mark = cluster.request_mark();
+            let log = cluster.requests_since(since);
+            let next = log.last().map_or(mark, |r| (r.seq + 1).max(mark));
+            let items: Vec<Value> = log.iter().map(audit_event).collect();
+            reply(StatusCode::OK, json!({"next": next, "items": items}))
         }
         (&Method::POST, ["clusters", name, action]) => {
             let Some(cluster) = sim.cluster(name) else {

@@ -1,10 +1,13 @@
 //! The request log: every resource request a cluster answered (verb, resource, namespace, name,
-//! user, status code), as an API server's audit log records them at the `Metadata` level.
-//! Tests and benchmarks read it to count what a client really sent, e.g. that a controller
-//! restarted against an unchanged cluster writes nothing.
+//! user, user agent, status code, time received), as an API server's audit log records them at
+//! the `Metadata` level. Tests and benchmarks read it to count what a client really sent, e.g.
+//! that a controller restarted against an unchanged cluster writes nothing, or that a paused
+//! replica wrote nothing between resuming and re-acquiring its lease.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
 
 /// Entries kept per cluster; older ones are dropped (a long `linkplane sim` run stays bounded).
 const CAPACITY: usize = 200_000;
@@ -33,6 +36,10 @@ pub struct LoggedRequest {
     /// The client's `User-Agent` header, as the audit log's `userAgent` records it (tells apart
     /// processes that share one credential, e.g. the replicas of one controller).
     pub user_agent: Option<String>,
+    /// When the request arrived, before any injected latency (the audit Event's
+    /// `requestReceivedTimestamp`): lets a test order a client's writes against events outside
+    /// the API server, such as a process resuming or a lease being taken in PostgreSQL.
+    pub received_at: DateTime<Utc>,
 }
 
 impl LoggedRequest {
@@ -105,6 +112,7 @@ mod tests {
             user: "kubernetes-admin".into(),
             code: 200,
             user_agent: Some("linkplane/0.1.0 (replica a)".into()),
+            received_at: Utc::now(),
         }
     }
 

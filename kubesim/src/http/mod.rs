@@ -201,6 +201,7 @@ fn request_attributes(
 }
 
 async fn handle(cluster: Arc<ClusterInner>, req: Request<Incoming>) -> Response<Body> {
+    let received_at = chrono::Utc::now();
     let latency = cluster.faults.latency();
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
@@ -263,6 +264,7 @@ async fn handle(cluster: Arc<ClusterInner>, req: Request<Incoming>) -> Response<
         user: user.name,
         code: resp.status().as_u16(),
         user_agent,
+        received_at,
     });
     resp
 }
