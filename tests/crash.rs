@@ -15,24 +15,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use linkplane_e2e::dev::{DevEnv, EAST_SAMPLE_MIRRORS, eventually};
+use linkplane_e2e::{
+    dev::{DevEnv, EAST_SAMPLE_MIRRORS, eventually},
+    rng::Rng,
+};
 
 const BULK: usize = 10;
-
-/// xorshift64*: reproducible from the printed seed, no dependency.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn mesh_without(mesh: &str, link: &str) -> String {
     mesh.split("\n---\n")
@@ -57,17 +45,9 @@ async fn kill_9_at_random_moments_converges_exactly() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
-    let seed: u64 = std::env::var("LINKPLANE_KILL_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64 | 1)
-                .unwrap_or(0x9e37_79b9_7f4a_7c15)
-        });
+    let seed = Rng::seed_from_env("LINKPLANE_KILL_SEED");
     println!("LINKPLANE_KILL_SEED={seed} LINKPLANE_KILL_ROUNDS={rounds}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
 
     let env = DevEnv::start();
     env.wait_for_web_east_in("north").await;

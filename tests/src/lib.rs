@@ -12,6 +12,8 @@ pub mod binary;
 pub mod cmd;
 pub mod dev;
 pub mod manifests;
+pub mod replicas;
+pub mod rng;
 pub mod tools;
 
 use std::path::PathBuf;
