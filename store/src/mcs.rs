@@ -338,25 +338,6 @@ pub async fn replace_imports(
     Ok(())
 }
 
-/// How many exports there are in each state (for `linkplane check` and the status screen).
-pub async fn count_exports_by_state(conn: &mut PgConnection) -> Result<Vec<(McsExportState, i64)>> {
-    let rows: Vec<(String, i64)> =
-        sqlx::query_as("SELECT state, count(*) FROM mcs_exports GROUP BY state")
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(StoreError::db("counting MCS exports"))?;
-    Ok(McsExportState::ALL
-        .iter()
-        .map(|s| {
-            let n = rows
-                .iter()
-                .find(|(k, _)| k == s.as_str())
-                .map_or(0, |(_, n)| *n);
-            (*s, n)
-        })
-        .collect())
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -489,10 +470,6 @@ mod tests {
                 .unwrap(),
             1
         );
-        let by_state = count_exports_by_state(&mut conn).await.unwrap();
-        assert!(by_state.contains(&(McsExportState::Conflict, 1)));
-        assert!(by_state.contains(&(McsExportState::Exported, 1)));
-        assert!(by_state.contains(&(McsExportState::Invalid, 0)));
     }
 
     #[sqlx::test(migrator = "crate::MIGRATOR")]
