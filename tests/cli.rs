@@ -316,6 +316,77 @@ async fn client_commands_read_the_fleet_as_tables_json_and_yaml() {
             .iter()
             .all(|f| f["STATE"] == "Federated" && f["NAME"] == "checkout-federated")
     );
+    // Kubernetes MCS (KEP-1645, issue 20): the dev sample's ServiceExport of demo/cart in east is
+    // Valid, Ready (imported by both consumers) and not in conflict; each consumer holds a
+    // ClusterSetIP ServiceImport of it from east. The rows trail the clusters by one MCS pass.
+    let exports = eventually(
+        CONVERGE,
+        "east's cart export recorded as Exported",
+        || async {
+            let rows = table(&cli.run(&["get", "mcs-exports"]).ok().stdout);
+            rows.iter()
+                .any(|r| r["NAME"] == "cart" && r["STATE"] == "Exported")
+                .then_some(rows)
+        },
+    )
+    .await;
+    assert_eq!(exports.len(), 1, "{exports:?}");
+    let cart = &exports[0];
+    assert_eq!(
+        (
+            cart["CLUSTER"].as_str(),
+            cart["NAMESPACE"].as_str(),
+            cart["VALID"].as_str(),
+            cart["READY"].as_str(),
+            cart["CONFLICT"].as_str(),
+            cart["IMPORTED BY"].as_str()
+        ),
+        ("east", "demo", "True", "True", "False", "north,west"),
+        "{cart:?}"
+    );
+    let imports = cli
+        .run(&["get", "serviceimports", "cart", "-o", "json"])
+        .ok()
+        .json();
+    let mut consumers: Vec<(String, String, String)> = imports
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|i| {
+            (
+                i["cluster"].as_str().unwrap_or("").to_string(),
+                i["type"].as_str().unwrap_or("").to_string(),
+                i["sourceClusters"].to_string(),
+            )
+        })
+        .collect();
+    consumers.sort();
+    assert_eq!(
+        consumers,
+        [
+            (
+                "north".into(),
+                "CLUSTER_SET_IP".into(),
+                r#"["east"]"#.into()
+            ),
+            ("west".into(), "CLUSTER_SET_IP".into(), r#"["east"]"#.into())
+        ],
+        "{imports}"
+    );
+    let in_conflict = cli.run(&["get", "mcs-exports", "--state", "conflict"]).ok();
+    assert!(
+        in_conflict.stdout.contains("No MCS exports found."),
+        "{}",
+        in_conflict.stdout
+    );
+    let bogus = cli.run(&["get", "mcs-imports", "--state", "exported"]);
+    assert_eq!(bogus.code, 2);
+    assert!(
+        bogus.stderr.contains("unknown MCS import state"),
+        "{}",
+        bogus.stderr
+    );
     let sources = cli
         .run(&["get", "sources", "dev", "-o", "json"])
         .ok()

@@ -1,4 +1,4 @@
-//! `linkplane get clusters|links|policies|mirrors|federated|sources|tokens [NAME]`.
+//! `linkplane get clusters|links|policies|mirrors|federated|mcs-exports|mcs-imports|sources|tokens [NAME]`.
 
 use std::{process::ExitCode, time::Duration};
 
@@ -8,8 +8,8 @@ use serde::Serialize;
 use crate::{
     Client, Conn, Error, Result,
     ops::{
-        self, Clusters, Federated, Links, Mirrors, Policies, Sources, Tokens, kebab, pascal, wire,
-        word,
+        self, Clusters, Federated, Links, McsExports, McsImports, Mirrors, Policies, Sources,
+        Tokens, kebab, pascal, wire, word,
     },
     output::{self, Format, Style, Table, age, or_dash, short_rev},
 };
@@ -32,6 +32,20 @@ pub enum Kind {
     /// Federated services and their members.
     #[value(alias = "federatedservices")]
     Federated,
+    /// Kubernetes MCS `ServiceExport`s with their KEP-1645 conditions.
+    #[value(
+        alias = "serviceexports",
+        alias = "serviceexport",
+        alias = "mcs-export"
+    )]
+    McsExports,
+    /// Kubernetes MCS `ServiceImport`s written into consumer clusters.
+    #[value(
+        alias = "serviceimports",
+        alias = "serviceimport",
+        alias = "mcs-import"
+    )]
+    McsImports,
     /// Git sources with sync status.
     #[value(alias = "source", alias = "gitsources")]
     Sources,
@@ -46,17 +60,20 @@ pub struct GetArgs {
     /// What to list.
     #[arg(value_enum)]
     pub kind: Kind,
-    /// Only this object (mirrors and federated services: the service name).
+    /// Only this object (mirrors, federated services, MCS exports and imports: the service
+    /// name).
     pub name: Option<String>,
     /// Only objects of this cluster (links: source or target; mirrors: the consumer;
-    /// federated: the cluster holding the federated service).
+    /// federated: the cluster holding the federated service; MCS exports: the exporting cluster;
+    /// MCS imports: the consumer).
     #[arg(long)]
     pub cluster: Option<String>,
-    /// Only this namespace (mirrors, federated).
+    /// Only this namespace (mirrors, federated, MCS exports and imports).
     #[arg(long, short = 'n')]
     pub namespace: Option<String>,
     /// Only this state: cluster health (`down`), mirror state (`error`, `missing-namespace`),
-    /// federation state, source status (`out-of-sync`).
+    /// federation state, MCS export state (`conflict`, `pending`, `invalid`), MCS import state,
+    /// source status (`out-of-sync`).
     #[arg(long)]
     pub state: Option<String>,
     /// Output format.
@@ -87,7 +104,7 @@ fn check_filters(args: &GetArgs) -> Result<()> {
         Kind::Clusters => (false, false, true),
         Kind::Links => (true, false, false),
         Kind::Policies | Kind::Tokens => (false, false, false),
-        Kind::Mirrors | Kind::Federated => (true, true, true),
+        Kind::Mirrors | Kind::Federated | Kind::McsExports | Kind::McsImports => (true, true, true),
         Kind::Sources => (false, false, true),
     };
     let kind = kind_name(args.kind);
@@ -110,6 +127,8 @@ fn kind_name(kind: Kind) -> &'static str {
         Kind::Policies => "policies",
         Kind::Mirrors => "mirrors",
         Kind::Federated => "federated",
+        Kind::McsExports => "mcs-exports",
+        Kind::McsImports => "mcs-imports",
         Kind::Sources => "sources",
         Kind::Tokens => "tokens",
     }
@@ -148,6 +167,8 @@ pub async fn render(client: &Client, args: &GetArgs, style: Style) -> Result<Str
         Kind::Policies => policies(client, args).await,
         Kind::Mirrors => mirrors(client, args, style).await,
         Kind::Federated => federated(client, args, style).await,
+        Kind::McsExports => mcs_exports(client, args, style).await,
+        Kind::McsImports => mcs_imports(client, args, style).await,
         Kind::Sources => sources(client, args, style).await,
         Kind::Tokens => tokens(client, args).await,
     }
@@ -191,6 +212,8 @@ fn kind_plural(kind: &str) -> String {
     match kind {
         "policy" => "policies".into(),
         "federated service" => "federated services".into(),
+        "MCS export" => "MCS exports".into(),
+        "MCS import" => "MCS imports".into(),
         "Git source" => "Git sources".into(),
         k => format!("{k}s"),
     }
@@ -228,6 +251,8 @@ const FEDERATION_STATES: &[&str] = &[
     "REJECTED",
     "ERROR",
 ];
+const MCS_EXPORT_STATES: &[&str] = &["EXPORTED", "CONFLICT", "PENDING", "INVALID"];
+const MCS_IMPORT_STATES: &[&str] = &["IMPORTED", "CONFLICT", "ERROR"];
 const SYNC_STATUSES: &[&str] = &["UNKNOWN", "SYNCED", "OUT_OF_SYNC", "FAILED", "PRUNE_HELD"];
 
 async fn clusters(client: &Client, args: &GetArgs, style: Style) -> Result<String> {
@@ -604,6 +629,169 @@ async fn federated(client: &Client, args: &GetArgs, style: Style) -> Result<Stri
                     f.service.clone(),
                     if f.local_discovery { "yes" } else { "no" }.into(),
                     or_dash(&f.message),
+                ]);
+            }
+            t.row(row);
+        }
+        t
+    })
+}
+
+/// ServiceExports: one row per export, its three KEP-1645 conditions as columns (`True`,
+/// `False`; wide adds the reason of each that is not as wished).
+async fn mcs_exports(client: &Client, args: &GetArgs, style: Style) -> Result<String> {
+    known_states(args.state.as_ref(), MCS_EXPORT_STATES, "MCS export state")?;
+    let state: Option<ops::mcs_exports::McsExportState> = args
+        .state
+        .as_deref()
+        .and_then(|s| ops::parse_enum(s, MCS_EXPORT_STATES));
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let page = client
+            .run::<McsExports>(ops::mcs_exports::Variables {
+                cluster: args.cluster.clone(),
+                namespace: args.namespace.clone(),
+                state: state.clone(),
+                after,
+            })
+            .await?
+            .mcs_exports;
+        all.extend(page.nodes);
+        match (page.page_info.has_next_page, page.page_info.end_cursor) {
+            (true, Some(c)) => after = Some(c),
+            _ => break,
+        }
+    }
+    all.retain(|e| args.name.as_ref().is_none_or(|n| &e.service == n));
+    all.sort_by(|a, b| {
+        (&a.cluster, &a.namespace, &a.service).cmp(&(&b.cluster, &b.namespace, &b.service))
+    });
+    let wide = args.output == Format::Wide;
+    emit(all, args, "MCS export", |items| {
+        let mut headers = vec![
+            "CLUSTER",
+            "NAMESPACE",
+            "NAME",
+            "STATE",
+            "VALID",
+            "READY",
+            "CONFLICT",
+            "IMPORTED BY",
+            "AGE",
+        ];
+        if wide {
+            headers.extend(["LINKS", "REASONS"]);
+        }
+        let mut t = Table::new(&headers);
+        for e in items {
+            let cond = |ty: &str| {
+                e.conditions
+                    .iter()
+                    .find(|c| wire(&c.type_) == ty)
+                    .map(|c| pascal(&wire(&c.status)))
+                    .unwrap_or_else(|| "-".into())
+            };
+            let mut row = vec![
+                e.cluster.clone(),
+                e.namespace.clone(),
+                e.service.clone(),
+                style.state(&pascal(&wire(&e.state))),
+                cond("VALID"),
+                cond("READY"),
+                cond("CONFLICT"),
+                or_dash(&e.imported_by.join(",")),
+                age(Some(&e.last_transition)),
+            ];
+            if wide {
+                // The conditions not as wished: Valid or Ready false, Conflict true.
+                let reasons: Vec<String> = e
+                    .conditions
+                    .iter()
+                    .filter(|c| (wire(&c.status) == "TRUE") == (wire(&c.type_) == "CONFLICT"))
+                    .map(|c| format!("{}: {}", c.reason, c.message))
+                    .collect();
+                row.extend([or_dash(&e.links.join(",")), or_dash(&reasons.join("; "))]);
+            }
+            t.row(row);
+        }
+        t
+    })
+}
+
+/// ServiceImports, by consumer cluster.
+async fn mcs_imports(client: &Client, args: &GetArgs, style: Style) -> Result<String> {
+    known_states(args.state.as_ref(), MCS_IMPORT_STATES, "MCS import state")?;
+    let state: Option<ops::mcs_imports::McsImportState> = args
+        .state
+        .as_deref()
+        .and_then(|s| ops::parse_enum(s, MCS_IMPORT_STATES));
+    let mut all = Vec::new();
+    let mut after = None;
+    loop {
+        let page = client
+            .run::<McsImports>(ops::mcs_imports::Variables {
+                cluster: args.cluster.clone(),
+                namespace: args.namespace.clone(),
+                state: state.clone(),
+                after,
+            })
+            .await?
+            .mcs_imports;
+        all.extend(page.nodes);
+        match (page.page_info.has_next_page, page.page_info.end_cursor) {
+            (true, Some(c)) => after = Some(c),
+            _ => break,
+        }
+    }
+    all.retain(|i| args.name.as_ref().is_none_or(|n| &i.service == n));
+    all.sort_by(|a, b| {
+        (&a.cluster, &a.namespace, &a.service).cmp(&(&b.cluster, &b.namespace, &b.service))
+    });
+    let wide = args.output == Format::Wide;
+    emit(all, args, "MCS import", |items| {
+        let mut headers = vec![
+            "CLUSTER",
+            "NAMESPACE",
+            "NAME",
+            "TYPE",
+            "PORTS",
+            "SOURCES",
+            "SLICES",
+            "STATE",
+            "AGE",
+        ];
+        if wide {
+            headers.extend(["READY ENDPOINTS", "AFFINITY", "MESSAGE"]);
+        }
+        let mut t = Table::new(&headers);
+        for i in items {
+            let ports: Vec<String> = i
+                .ports
+                .iter()
+                .map(|p| format!("{}/{}", p.port, p.protocol))
+                .collect();
+            // KEP-1645 spells the type `ClusterSetIP`; the wire enum is `CLUSTER_SET_IP`.
+            let ty = match wire(&i.type_).as_str() {
+                "CLUSTER_SET_IP" => "ClusterSetIP".to_string(),
+                other => pascal(other),
+            };
+            let mut row = vec![
+                i.cluster.clone(),
+                i.namespace.clone(),
+                i.service.clone(),
+                ty,
+                or_dash(&ports.join(",")),
+                or_dash(&i.source_clusters.join(",")),
+                i.endpoint_slices.to_string(),
+                style.state(&pascal(&wire(&i.state))),
+                age(Some(&i.last_transition)),
+            ];
+            if wide {
+                row.extend([
+                    i.ready_endpoints.to_string(),
+                    i.session_affinity.clone(),
+                    or_dash(&i.message),
                 ]);
             }
             t.row(row);

@@ -33,6 +33,8 @@ operation!(Links, "graphql/links.graphql");
 operation!(Policies, "graphql/policies.graphql");
 operation!(Mirrors, "graphql/mirrors.graphql");
 operation!(Federated, "graphql/federated.graphql");
+operation!(McsExports, "graphql/mcs_exports.graphql");
+operation!(McsImports, "graphql/mcs_imports.graphql");
 operation!(Sources, "graphql/sources.graphql");
 operation!(Tokens, "graphql/tokens.graphql");
 operation!(Events, "graphql/events.graphql");

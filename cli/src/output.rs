@@ -89,10 +89,11 @@ impl Style {
     pub fn state(&self, word: &str) -> String {
         match crate::ops::normalize(word).as_str() {
             "healthy" | "mirrored" | "synced" | "running" | "federated" | "member" | "alive"
-            | "applied" | "unchanged" | "yes" => self.green(word),
-            "down" | "error" | "failed" | "conflict" | "dead" | "rejected" | "pruneheld" => {
-                self.red(word)
+            | "applied" | "unchanged" | "yes" | "exported" | "imported" | "true" => {
+                self.green(word)
             }
+            "down" | "error" | "failed" | "conflict" | "dead" | "rejected" | "pruneheld"
+            | "invalid" => self.red(word),
             "-" | "unknown" => word.to_string(),
             _ => self.yellow(word),
         }

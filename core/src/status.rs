@@ -155,6 +155,68 @@ vocabulary! {
 }
 
 vocabulary! {
+    /// `ServiceImport.spec.type` (KEP-1645), also `mcs_imports.type`.
+    pub enum McsImportType {
+        /// A cluster-set virtual IP.
+        ClusterSetIp = "ClusterSetIP",
+        /// No virtual IP: DNS returns the endpoints.
+        Headless = "Headless",
+    }
+}
+
+vocabulary! {
+    /// A Kubernetes condition's status (`metav1.ConditionStatus`).
+    pub enum ConditionStatus {
+        /// The condition holds.
+        True = "True",
+        /// It does not.
+        False = "False",
+        /// Not known yet.
+        Unknown = "Unknown",
+    }
+}
+
+vocabulary! {
+    /// A KEP-1645 `ServiceExport` condition type (`mcs_exports.conditions[].type`).
+    pub enum McsConditionType {
+        /// The export is valid: the Service exists and may be exported.
+        Valid = "Valid",
+        /// The export is imported into every MCS consumer linked to its cluster.
+        Ready = "Ready",
+        /// The export conflicts with another cluster's export of the service.
+        Conflict = "Conflict",
+    }
+}
+
+vocabulary! {
+    /// One word for a `ServiceExport`'s three conditions (`mcs_exports.state`), so that lists
+    /// can be filtered and counted by it. Precedence, first that applies: `Invalid`,
+    /// `Conflict`, `Exported`, `Pending`.
+    pub enum McsExportState {
+        /// `Valid=True`, `Ready=True`, `Conflict=False`.
+        Exported = "Exported",
+        /// `Valid=True`, `Conflict=True`: imported with the oldest export's definition.
+        Conflict = "Conflict",
+        /// `Valid=True`, `Ready=False`: not imported into every consumer (or into none).
+        Pending = "Pending",
+        /// `Valid=False`: no Service of that name, or one that cannot be exported.
+        Invalid = "Invalid",
+    }
+}
+
+vocabulary! {
+    /// State of a `ServiceImport` in a consumer cluster (`mcs_imports.state`).
+    pub enum McsImportState {
+        /// The ServiceImport and its EndpointSlices are written and current.
+        Imported = "Imported",
+        /// Written, but the exports disagree (type or ports); the oldest export's shape is used.
+        Conflict = "Conflict",
+        /// Writing the ServiceImport or one of its EndpointSlices failed; the message says why.
+        Error = "Error",
+    }
+}
+
+vocabulary! {
     /// A Git source's sync status (`git_sources.status`), Argo CD's vocabulary.
     pub enum SyncStatus {
         /// Never synced.
@@ -289,6 +351,11 @@ mod tests {
         round_trips(DriftChange::ALL);
         round_trips(PlanChange::ALL);
         round_trips(Role::ALL);
+        round_trips(McsImportType::ALL);
+        round_trips(ConditionStatus::ALL);
+        round_trips(McsConditionType::ALL);
+        round_trips(McsExportState::ALL);
+        round_trips(McsImportState::ALL);
     }
 
     #[test]
@@ -298,6 +365,8 @@ mod tests {
         assert_eq!(MirrorState::MissingNamespace.as_str(), "MissingNamespace");
         assert_eq!(SyncStatus::PruneHeld.as_str(), "PruneHeld");
         assert_eq!(Role::Admin.as_str(), "admin");
+        // KEP-1645 spells the type `ClusterSetIP`, not the Rust variant's `ClusterSetIp`.
+        assert_eq!(McsImportType::ClusterSetIp.as_str(), "ClusterSetIP");
     }
 
     #[test]

@@ -16,6 +16,11 @@
 //! `ServiceExport` change re-plans the key through `Shared::on_change`, and watch events of
 //! Services/Endpoints wake this module's reconcile pass ([`Mcs::wake`]). The pass is a full
 //! pass over MCS links (their exports are few); it also runs every [`RESYNC`] as a safety net.
+//!
+//! After a pass, each cluster's exports (with the conditions written) and imports (as written)
+//! go to Postgres (`mcs_exports`, `mcs_imports`) for the API, through the durable state writer
+//! the mirror states use: rows of a cluster are replaced as a whole, by the replica holding its
+//! lease, and only when they changed.
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
@@ -36,12 +41,22 @@ use linkplane_core::plan::{
     MirrorContext, Plan,
     mcs::{
         DesiredImport, MANAGED_BY, MANAGED_BY_LABEL, Member, SERVICE_NAME_LABEL,
-        SOURCE_CLUSTER_LABEL, plan_import,
+        SOURCE_CLUSTER_LABEL, export_state, plan_import,
     },
     mirror::plan_service,
 };
+use linkplane_store::{
+    Store,
+    mcs::{
+        ConditionStatus, McsCondition, McsConditionType, McsExportState, McsExportStatus,
+        McsImportState, McsImportStatus, McsPort,
+    },
+};
 use serde_json::{Value, json};
-use tokio::{sync::Notify, task::JoinHandle};
+use tokio::{
+    sync::{Notify, mpsc},
+    task::JoinHandle,
+};
 use tracing::Instrument;
 
 use crate::runtime::{Kind, Shared};
@@ -99,6 +114,8 @@ pub(crate) struct Mcs {
     wake: Notify,
     /// Some unpaused link has MCS on: only then do watch events need a pass.
     active: std::sync::atomic::AtomicBool,
+    /// The state rows last sent to Postgres per cluster (skip identical replaces).
+    recorded: Mutex<HashMap<StateKey, StateRows>>,
 }
 
 impl Mcs {
@@ -173,6 +190,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
         }
     }
     let _guard = StopWatchers(shared.clone());
+    let sink = spawn_state_writer(shared.store.clone(), shared.options.status_flush);
     let mut tick = tokio::time::interval(RESYNC);
     loop {
         tokio::select! {
@@ -185,16 +203,18 @@ pub(crate) async fn run(shared: Arc<Shared>) {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
-        pass(&shared)
+        pass(&shared, &sink)
             .instrument(tracing::info_span!("mcs_pass"))
             .await;
     }
 }
 
-/// What a consumer decided about one export: imported, or why not.
-type Verdicts = HashMap<(String, String, String), Vec<(String, Result<(), String>)>>;
+/// One link's decision about one export: `(link, consumer, imported or why not)`.
+type Verdict = (String, String, Result<(), String>);
+/// Every link's decision about each `(exporter, namespace, name)`.
+type Verdicts = HashMap<(String, String, String), Vec<Verdict>>;
 
-async fn pass(shared: &Arc<Shared>) {
+async fn pass(shared: &Arc<Shared>, sink: &StateSink) {
     let snap = shared.snapshot();
     let links: Vec<_> = snap
         .links
@@ -247,7 +267,8 @@ async fn pass(shared: &Arc<Shared>) {
                 keys.entry(key).or_default().push(l);
             }
         }
-        let mut desired: Vec<DesiredImport> = Vec::new();
+        let mut desired: Vec<(DesiredImport, Option<linkplane_core::plan::mcs::Conflict>)> =
+            Vec::new();
         for ((ns, name), entries) in &keys {
             let mut owned = Vec::new();
             for entry in entries {
@@ -272,10 +293,11 @@ async fn pass(shared: &Arc<Shared>) {
                     .and_then(|e| e.created);
                 let key3 = (spec.target.clone(), ns.clone(), name.clone());
                 let Some(mut svc) = svc else {
-                    verdicts
-                        .entry(key3)
-                        .or_default()
-                        .push((consumer.clone(), Err("the Service does not exist".into())));
+                    verdicts.entry(key3).or_default().push((
+                        entry.link.name.clone(),
+                        consumer.clone(),
+                        Err("the Service does not exist".into()),
+                    ));
                     continue;
                 };
                 svc.service_export = true;
@@ -290,14 +312,16 @@ async fn pass(shared: &Arc<Shared>) {
                 let ns_exists = crt.index().has_namespace(ns);
                 match plan_service(&ctx, Some(&svc), eps.as_ref(), ns_exists) {
                     Plan::Mirror(_) => {
-                        verdicts
-                            .entry(key3)
-                            .or_default()
-                            .push((consumer.clone(), Ok(())));
+                        verdicts.entry(key3).or_default().push((
+                            entry.link.name.clone(),
+                            consumer.clone(),
+                            Ok(()),
+                        ));
                         owned.push((spec.target.clone(), svc, eps, exported_at));
                     }
                     Plan::Absent { outcome, .. } | Plan::Hold { outcome, .. } => {
                         verdicts.entry(key3).or_default().push((
+                            entry.link.name.clone(),
                             consumer.clone(),
                             Err(format!("not imported into {consumer}: {outcome:?}")),
                         ));
@@ -324,19 +348,63 @@ async fn pass(shared: &Arc<Shared>) {
             if let Some(import) = plan.import {
                 let slot = conflicts.entry((ns.clone(), name.clone())).or_insert(None);
                 if slot.is_none() {
-                    *slot = plan.conflict;
+                    *slot = plan.conflict.clone();
                 }
-                desired.push(import);
+                desired.push((import, plan.conflict));
             }
         }
         // With leases, each cluster's imports are written by the replica holding its lease.
         if shared.leases.may_write(consumer) {
-            write_consumer(shared, consumer, &client, &desired, complete).await;
+            let imports: Vec<DesiredImport> = desired.iter().map(|(d, _)| d.clone()).collect();
+            let failed = write_consumer(shared, consumer, &client, &imports, complete).await;
+            // A partial view (some exporter not listed yet) would drop rows that still hold.
+            if complete {
+                let rows = desired
+                    .iter()
+                    .map(|(d, c)| {
+                        import_status(
+                            consumer,
+                            d,
+                            c.as_ref(),
+                            failed.get(&(d.namespace.clone(), d.name.clone())),
+                        )
+                    })
+                    .collect();
+                record(
+                    shared,
+                    sink,
+                    StateKey::Imports(consumer.clone()),
+                    StateRows::Imports(rows),
+                );
+            }
         }
     }
     for exporter in &exporters {
-        write_export_status(shared, exporter, &verdicts, &conflicts, &exporters_of).await;
+        write_export_status(shared, sink, exporter, &verdicts, &conflicts, &exporters_of).await;
     }
+    // Clusters no MCS link involves any more hold no rows (their lease holder clears them).
+    for cluster in snap.clusters.keys() {
+        if !shared.leases.may_write(cluster) {
+            continue;
+        }
+        if !exporters.contains(cluster) {
+            record(
+                shared,
+                sink,
+                StateKey::Exports(cluster.clone()),
+                StateRows::Exports(vec![]),
+            );
+        }
+        if !consumers.contains(cluster) {
+            record(
+                shared,
+                sink,
+                StateKey::Imports(cluster.clone()),
+                StateRows::Imports(vec![]),
+            );
+        }
+    }
+    record_metrics(shared);
 }
 
 /// Installs both CRDs into `cluster` once (server-side apply, so a newer shape is kept in
@@ -585,7 +653,7 @@ fn slice_body(d: &DesiredImport, s: &linkplane_core::plan::mcs::DesiredSlice) ->
     })
 }
 
-/// Applies `body` unless it is what was last written.
+/// Applies `body` unless it is what was last written; `Err` says why the write failed.
 async fn apply_if_changed(
     shared: &Shared,
     api: &Api<DynamicObject>,
@@ -593,7 +661,7 @@ async fn apply_if_changed(
     kind: &'static str,
     body: Value,
     status: bool,
-) {
+) -> Result<(), String> {
     let ns = body["metadata"]["namespace"]
         .as_str()
         .unwrap_or("")
@@ -608,7 +676,7 @@ async fn apply_if_changed(
         .get(&key)
         == Some(&body)
     {
-        return;
+        return Ok(());
     }
     let pp = PatchParams::apply(MANAGER).force();
     let res = if status {
@@ -625,8 +693,12 @@ async fn apply_if_changed(
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .insert(key, body);
+            Ok(())
         }
-        Err(e) => tracing::warn!(cluster, kind, name = %name, error = %e, "MCS write failed"),
+        Err(e) => {
+            tracing::warn!(cluster, kind, name = %name, error = %e, "MCS write failed");
+            Err(format!("writing {kind} {name}: {e}"))
+        }
     }
 }
 
@@ -640,29 +712,32 @@ fn forget(shared: &Shared, cluster: &str, kind: &'static str, ns: &str, name: &s
 }
 
 /// Writes the consumer's imports and slices, and (when every exporter listed) deletes ours
-/// that are no longer desired.
+/// that are no longer desired. Returns the first failed write of each import, by key.
 async fn write_consumer(
     shared: &Shared,
     consumer: &str,
     client: &Client,
     desired: &[DesiredImport],
     complete: bool,
-) {
+) -> HashMap<ExportKey, String> {
+    let mut failed: HashMap<ExportKey, String> = HashMap::new();
     let slice_ar = ApiResource::erase::<EndpointSlice>(&());
     let mut want_imports = BTreeSet::new();
     let mut want_slices = BTreeSet::new();
     for d in desired {
         let imports: Api<DynamicObject> =
             Api::namespaced_with(client.clone(), &d.namespace, &service_import());
-        apply_if_changed(
-            shared,
-            &imports,
-            consumer,
-            "ServiceImport",
-            import_body(d),
-            false,
-        )
-        .await;
+        let mut results = vec![
+            apply_if_changed(
+                shared,
+                &imports,
+                consumer,
+                "ServiceImport",
+                import_body(d),
+                false,
+            )
+            .await,
+        ];
         let clusters: Vec<Value> = d.clusters.iter().map(|c| json!({"cluster": c})).collect();
         let status = json!({
             "apiVersion": format!("{GROUP}/{VERSION}"),
@@ -670,33 +745,40 @@ async fn write_consumer(
             "metadata": {"name": d.name, "namespace": d.namespace},
             "status": {"clusters": clusters},
         });
-        apply_if_changed(
-            shared,
-            &imports,
-            consumer,
-            "ServiceImport/status",
-            status,
-            true,
-        )
-        .await;
+        results.push(
+            apply_if_changed(
+                shared,
+                &imports,
+                consumer,
+                "ServiceImport/status",
+                status,
+                true,
+            )
+            .await,
+        );
         want_imports.insert((d.namespace.clone(), d.name.clone()));
         let slices: Api<DynamicObject> =
             Api::namespaced_with(client.clone(), &d.namespace, &slice_ar);
         for s in &d.slices {
-            apply_if_changed(
-                shared,
-                &slices,
-                consumer,
-                "EndpointSlice",
-                slice_body(d, s),
-                false,
-            )
-            .await;
+            results.push(
+                apply_if_changed(
+                    shared,
+                    &slices,
+                    consumer,
+                    "EndpointSlice",
+                    slice_body(d, s),
+                    false,
+                )
+                .await,
+            );
             want_slices.insert((d.namespace.clone(), s.name.clone()));
+        }
+        if let Some(Err(e)) = results.into_iter().find(Result::is_err) {
+            failed.insert((d.namespace.clone(), d.name.clone()), e);
         }
     }
     if !complete {
-        return;
+        return failed;
     }
     let lp = ListParams::default().labels(&format!("app.kubernetes.io/managed-by={MANAGED_BY}"));
     let all_imports: Api<DynamicObject> = Api::all_with(client.clone(), &service_import());
@@ -733,6 +815,7 @@ async fn write_consumer(
             }
         }
     }
+    failed
 }
 
 /// A condition, keeping `lastTransitionTime` when the status did not change.
@@ -764,7 +847,7 @@ fn export_conditions(
     old: &Export,
     has_service: bool,
     external_name: bool,
-    verdicts: &[(String, Result<(), String>)],
+    verdicts: &[Verdict],
     conflict: Option<&linkplane_core::plan::mcs::Conflict>,
 ) -> Vec<Value> {
     let g = old.generation;
@@ -792,12 +875,12 @@ fn export_conditions(
     };
     let failed: Vec<&str> = verdicts
         .iter()
-        .filter_map(|(_, r)| r.as_ref().err().map(String::as_str))
+        .filter_map(|(_, _, r)| r.as_ref().err().map(String::as_str))
         .collect();
     let imported: Vec<&str> = verdicts
         .iter()
-        .filter(|(_, r)| r.is_ok())
-        .map(|(c, _)| c.as_str())
+        .filter(|(_, _, r)| r.is_ok())
+        .map(|(_, c, _)| c.as_str())
         .collect();
     let ready = if has_service && !verdicts.is_empty() && failed.is_empty() {
         condition(
@@ -825,6 +908,7 @@ fn export_conditions(
 
 async fn write_export_status(
     shared: &Shared,
+    sink: &StateSink,
     exporter: &str,
     verdicts: &Verdicts,
     conflicts: &HashMap<(String, String), Option<linkplane_core::plan::mcs::Conflict>>,
@@ -834,9 +918,11 @@ async fn write_export_status(
         return;
     };
     let Some(client) = rt.client() else { return };
-    if !rt.is_synced() || !shared.leases.may_write(exporter) {
+    // Until its ServiceExports listed, the cluster's rows stay as they are.
+    if !rt.is_synced() || !shared.leases.may_write(exporter) || !shared.mcs.synced(exporter) {
         return;
     }
+    let mut rows = Vec::new();
     for ((ns, name), export) in shared.mcs.exports_of(exporter) {
         let (has_service, external_name) = {
             let idx = rt.index();
@@ -854,6 +940,14 @@ async fn write_export_status(
             .and_then(|_| conflicts.get(&(ns.clone(), name.clone())))
             .and_then(Option::as_ref);
         let conditions = export_conditions(&export, has_service, external_name, &v, conflict);
+        rows.push(export_status(
+            exporter,
+            &ns,
+            &name,
+            &export,
+            &conditions,
+            &v,
+        ));
         let same = conditions.len() == export.conditions.len()
             && conditions.iter().all(|c| {
                 export.conditions.iter().any(|o| {
@@ -873,7 +967,211 @@ async fn write_export_status(
             "status": {"conditions": conditions},
         });
         forget(shared, exporter, "ServiceExport/status", &ns, &name);
-        apply_if_changed(shared, &api, exporter, "ServiceExport/status", body, true).await;
+        // A failed write is logged there and retried on the next pass.
+        let _ = apply_if_changed(shared, &api, exporter, "ServiceExport/status", body, true).await;
+    }
+    record(
+        shared,
+        sink,
+        StateKey::Exports(exporter.to_string()),
+        StateRows::Exports(rows),
+    );
+}
+
+/// Whose rows a state write replaces.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum StateKey {
+    /// The exports of this cluster (`mcs_exports`).
+    Exports(String),
+    /// The imports written into this consumer (`mcs_imports`).
+    Imports(String),
+}
+
+/// A cluster's whole set of rows of one table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum StateRows {
+    Exports(Vec<McsExportStatus>),
+    Imports(Vec<McsImportStatus>),
+}
+
+/// One replace, the unit the durable writer keeps (newest per key) across outages.
+#[derive(Debug)]
+struct StateWrite(StateKey, StateRows);
+
+/// Sender side of the MCS state writer.
+struct StateSink(mpsc::UnboundedSender<StateWrite>);
+
+fn spawn_state_writer(store: Store, flush: Duration) -> StateSink {
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(crate::status::run_durable(
+        store,
+        flush,
+        rx,
+        "committing MCS states",
+        crate::status::AsIs,
+    ));
+    StateSink(tx)
+}
+
+impl crate::status::StateOp for StateWrite {
+    type Key = StateKey;
+
+    fn key(&self) -> StateKey {
+        self.0.clone()
+    }
+
+    fn apply<'a>(
+        &'a self,
+        conn: &'a mut linkplane_store::PgConnection,
+    ) -> futures::future::BoxFuture<'a, linkplane_store::Result<()>> {
+        Box::pin(async move {
+            match (&self.0, &self.1) {
+                (StateKey::Exports(c), StateRows::Exports(rows)) => {
+                    linkplane_store::mcs::replace_exports(conn, c, rows).await
+                }
+                (StateKey::Imports(c), StateRows::Imports(rows)) => {
+                    linkplane_store::mcs::replace_imports(conn, c, rows).await
+                }
+                // `record` pairs keys and rows of one kind; nothing else is ever sent.
+                _ => Ok(()),
+            }
+        })
+    }
+}
+
+/// Sends a cluster's rows to the writer unless they are what was last sent.
+fn record(shared: &Shared, sink: &StateSink, key: StateKey, mut rows: StateRows) {
+    match &mut rows {
+        StateRows::Exports(r) => {
+            r.sort_by(|a, b| (&a.namespace, &a.service).cmp(&(&b.namespace, &b.service)))
+        }
+        StateRows::Imports(r) => {
+            r.sort_by(|a, b| (&a.namespace, &a.service).cmp(&(&b.namespace, &b.service)))
+        }
+    }
+    let mut recorded = shared
+        .mcs
+        .recorded
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if recorded.get(&key) == Some(&rows) {
+        return;
+    }
+    recorded.insert(key.clone(), rows.clone());
+    // The writer lives as long as the MCS task; a send after shutdown is moot.
+    let _ = sink.0.send(StateWrite(key, rows));
+}
+
+/// Sets `linkplane_mcs_exports{cluster, state}` and `linkplane_mcs_imports{cluster, state}`
+/// from the rows last recorded by this replica (the clusters it holds).
+fn record_metrics(shared: &Shared) {
+    let recorded = shared
+        .mcs
+        .recorded
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    for (key, rows) in recorded.iter() {
+        match (key, rows) {
+            (StateKey::Exports(c), StateRows::Exports(rows)) => {
+                for st in McsExportState::ALL {
+                    let n = rows.iter().filter(|r| r.state == *st).count();
+                    shared.metrics.set_mcs_exports(c, st.as_str(), n);
+                }
+            }
+            (StateKey::Imports(c), StateRows::Imports(rows)) => {
+                for st in McsImportState::ALL {
+                    let n = rows.iter().filter(|r| r.state == *st).count();
+                    shared.metrics.set_mcs_imports(c, st.as_str(), n);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The row of one export: its conditions as written, summed up in a state.
+fn export_status(
+    exporter: &str,
+    ns: &str,
+    name: &str,
+    export: &Export,
+    conditions: &[Value],
+    verdicts: &[Verdict],
+) -> McsExportStatus {
+    let conditions: Vec<McsCondition> = conditions
+        .iter()
+        .filter_map(|c| serde_json::from_value(c.clone()).ok())
+        .collect();
+    let holds = |kind| {
+        conditions
+            .iter()
+            .any(|c| c.kind == kind && c.status == ConditionStatus::True)
+    };
+    let state = export_state(
+        holds(McsConditionType::Valid),
+        holds(McsConditionType::Ready),
+        holds(McsConditionType::Conflict),
+    );
+    let links: BTreeSet<String> = verdicts.iter().map(|(l, _, _)| l.clone()).collect();
+    let imported_by: BTreeSet<String> = verdicts
+        .iter()
+        .filter(|(_, _, r)| r.is_ok())
+        .map(|(_, c, _)| c.clone())
+        .collect();
+    McsExportStatus {
+        cluster: exporter.to_string(),
+        namespace: ns.to_string(),
+        service: name.to_string(),
+        state,
+        conditions,
+        links: links.into_iter().collect(),
+        imported_by: imported_by.into_iter().collect(),
+        exported_at: export.created,
+    }
+}
+
+/// The row of one import written into `consumer`.
+fn import_status(
+    consumer: &str,
+    d: &DesiredImport,
+    conflict: Option<&linkplane_core::plan::mcs::Conflict>,
+    failed: Option<&String>,
+) -> McsImportStatus {
+    let (state, message) = match (failed, conflict) {
+        (Some(e), _) => (McsImportState::Error, e.clone()),
+        (None, Some(c)) => (
+            McsImportState::Conflict,
+            format!("{}: {}", c.reason, c.message),
+        ),
+        (None, None) => (McsImportState::Imported, String::new()),
+    };
+    let count = |n: usize| i32::try_from(n).unwrap_or(i32::MAX);
+    McsImportStatus {
+        cluster: consumer.to_string(),
+        namespace: d.namespace.clone(),
+        service: d.name.clone(),
+        ty: d.ty,
+        ports: d
+            .ports
+            .iter()
+            .map(|p| McsPort {
+                name: p.name.clone(),
+                protocol: p.protocol.clone(),
+                port: p.port,
+            })
+            .collect(),
+        session_affinity: d.session_affinity.clone(),
+        source_clusters: d.clusters.clone(),
+        endpoint_slices: count(d.slices.len()),
+        ready_endpoints: count(
+            d.slices
+                .iter()
+                .flat_map(|s| &s.endpoints)
+                .filter(|e| e.ready)
+                .count(),
+        ),
+        state,
+        message,
     }
 }
 
@@ -903,7 +1201,7 @@ mod tests {
             &export(vec![]),
             true,
             false,
-            &[("west".into(), Ok(()))],
+            &[("west-from-east".into(), "west".into(), Ok(()))],
             Some(&linkplane_core::plan::mcs::Conflict {
                 reason: "PortConflict",
                 message: "m".into(),
@@ -922,7 +1220,13 @@ mod tests {
         // lastTransitionTime is kept while the status stays.
         let mut old = ok.clone();
         old[0]["lastTransitionTime"] = json!("2000-01-01T00:00:00Z");
-        let again = export_conditions(&export(old), true, false, &[("west".into(), Ok(()))], None);
+        let again = export_conditions(
+            &export(old),
+            true,
+            false,
+            &[("west-from-east".into(), "west".into(), Ok(()))],
+            None,
+        );
         assert_eq!(again[0]["lastTransitionTime"], "2000-01-01T00:00:00Z");
         assert_eq!(again[2]["reason"], "NoConflicts");
     }

@@ -65,6 +65,11 @@ pub struct Metrics {
     pub lease_remaining: Family<Labels, Gauge<f64, AtomicU64>>,
     /// `linkplane_replicas_alive`: replicas with a fresh heartbeat, this one included.
     pub replicas_alive: Gauge,
+    /// `linkplane_mcs_exports{cluster, state}`: ServiceExports by state, in the clusters this
+    /// replica holds.
+    pub mcs_exports: Family<Labels, Gauge>,
+    /// `linkplane_mcs_imports{cluster, state}`: ServiceImports written, by state.
+    pub mcs_imports: Family<Labels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -89,6 +94,8 @@ impl Default for Metrics {
             lease_epoch: Family::default(),
             lease_remaining: Family::default(),
             replicas_alive: Gauge::default(),
+            mcs_exports: Family::default(),
+            mcs_imports: Family::default(),
         }
     }
 }
@@ -183,6 +190,36 @@ impl Metrics {
             "linkplane replicas with a fresh heartbeat in the database",
             self.replicas_alive.clone(),
         );
+        r.register(
+            "linkplane_mcs_exports",
+            "Multi-Cluster Services ServiceExports by cluster and state (Exported, Conflict, Pending, Invalid)",
+            self.mcs_exports.clone(),
+        );
+        r.register(
+            "linkplane_mcs_imports",
+            "Multi-Cluster Services ServiceImports written, by consumer cluster and state",
+            self.mcs_imports.clone(),
+        );
+    }
+
+    /// Sets `linkplane_mcs_exports{cluster, state}`.
+    pub(crate) fn set_mcs_exports(&self, cluster: &str, state: &str, n: usize) {
+        self.mcs_exports
+            .get_or_create(&vec![
+                ("cluster", cluster.to_string()),
+                ("state", state.to_string()),
+            ])
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
+    }
+
+    /// Sets `linkplane_mcs_imports{cluster, state}`.
+    pub(crate) fn set_mcs_imports(&self, cluster: &str, state: &str, n: usize) {
+        self.mcs_imports
+            .get_or_create(&vec![
+                ("cluster", cluster.to_string()),
+                ("state", state.to_string()),
+            ])
+            .set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// Sets the lease gauges from what this replica holds now (`lost`: remove their series).

@@ -124,6 +124,33 @@ async fn wait_import(
     import_of(client, ns, name).await.unwrap().data
 }
 
+/// The MCS rows the API reads (`mcs_exports`, `mcs_imports`), as recorded by the reconciler.
+async fn recorded(
+    env: &Env,
+) -> (
+    Vec<linkplane_store::mcs::McsExportStatus>,
+    Vec<linkplane_store::mcs::McsImportStatus>,
+) {
+    use linkplane_store::{mcs, windows};
+    let window = windows::Window {
+        after: None,
+        before: None,
+        backward: false,
+        limit: 100,
+    };
+    let mut conn = env.store.acquire().await.unwrap();
+    let exports = windows::mcs_exports(&mut conn, &mcs::McsExportFilter::default(), &window)
+        .await
+        .unwrap();
+    let imports = windows::mcs_imports(&mut conn, &mcs::McsImportFilter::default(), &window)
+        .await
+        .unwrap();
+    (
+        exports.into_iter().map(|r| r.status).collect(),
+        imports.into_iter().map(|r| r.status).collect(),
+    )
+}
+
 /// Conformance "ServiceExport → ServiceImport": exporting a Service creates a ServiceImport
 /// of the same name in the same namespace of the consumer (type ClusterSetIP, the Service's
 /// ports, sessionAffinity), EndpointSlices labelled with the service name, the source cluster
@@ -321,6 +348,41 @@ async fn conflicts_are_resolved_by_the_oldest_export(pool: sqlx::PgPool) {
         json!([{"name": "http", "port": 80, "protocol": "TCP"}]),
         "the oldest export's port"
     );
+    // The API's rows (issue 20): both exports are `Conflict` with the reason the KEP's condition
+    // carries, and west's import is recorded in conflict, from both clusters.
+    eventually("conflict recorded for the API", || async {
+        use linkplane_store::mcs::{McsConditionType, McsExportState, McsImportState};
+        let (exports, imports) = recorded(&env).await;
+        let conflicted: Vec<(&str, Option<&str>)> = exports
+            .iter()
+            .filter(|e| e.namespace == "shop" && e.service == "web")
+            .filter(|e| e.state == McsExportState::Conflict && e.in_conflict())
+            .map(|e| {
+                (
+                    e.cluster.as_str(),
+                    e.condition(McsConditionType::Conflict)
+                        .map(|c| c.reason.as_str()),
+                )
+            })
+            .collect();
+        let import = imports
+            .iter()
+            .find(|i| i.cluster == "west" && i.service == "web");
+        ok_if(
+            conflicted
+                == [
+                    ("east", Some("PortConflict")),
+                    ("north", Some("PortConflict")),
+                ]
+                && import.is_some_and(|i| {
+                    i.state == McsImportState::Conflict
+                        && i.source_clusters == ["east", "north"]
+                        && i.message.starts_with("PortConflict")
+                }),
+            || format!("{exports:?} {imports:?}"),
+        )
+    })
+    .await;
 
     // Type conflict: north's web becomes headless with the same port.
     delete_svc(&north, "shop", "web").await;
@@ -336,6 +398,27 @@ async fn conflicts_are_resolved_by_the_oldest_export(pool: sqlx::PgPool) {
     // Resolved: the conflicting export goes away.
     unexport(&north, "shop", "web").await;
     wait_condition(&east, "shop", "web", "Conflict", ("False", "NoConflicts")).await;
+    // …and so do its row and the conflict in the API's rows.
+    eventually("resolution recorded for the API", || async {
+        use linkplane_store::mcs::{McsExportState, McsImportState};
+        let (exports, imports) = recorded(&env).await;
+        let web: Vec<(&str, McsExportState, &[String])> = exports
+            .iter()
+            .filter(|e| e.service == "web")
+            .map(|e| (e.cluster.as_str(), e.state, e.imported_by.as_slice()))
+            .collect();
+        let import = imports
+            .iter()
+            .find(|i| i.cluster == "west" && i.service == "web");
+        ok_if(
+            web == [("east", McsExportState::Exported, &["west".to_string()][..])]
+                && import.is_some_and(|i| {
+                    i.state == McsImportState::Imported && i.source_clusters == ["east"]
+                }),
+            || format!("{exports:?} {imports:?}"),
+        )
+    })
+    .await;
     env.shutdown().await;
 }
 

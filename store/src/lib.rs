@@ -19,6 +19,7 @@ pub mod gitops;
 pub mod leases;
 pub mod link_cleanups;
 pub mod links;
+pub mod mcs;
 pub mod mirrors;
 pub mod owner;
 pub mod policies;

@@ -13,6 +13,7 @@ use crate::{
     Result, StoreError,
     audit::Entry,
     federation::{self, FederatedRow, ServiceRow},
+    mcs::{self, McsExportFilter, McsExportRow, McsImportFilter, McsImportRow},
     mirrors::{self, MirrorFilter, MirrorRow, MirrorState},
     topology::{ExportedService, ServiceKey},
 };
@@ -167,6 +168,94 @@ pub async fn count_federated(
     .fetch_one(&mut *conn)
     .await
     .map_err(StoreError::db("counting federated services"))
+}
+
+/// MCS exports matching `filter` in id order, windowed.
+pub async fn mcs_exports(
+    conn: &mut PgConnection,
+    filter: &McsExportFilter,
+    window: &Window<i64>,
+) -> Result<Vec<McsExportRow>> {
+    let sql = format!(
+        "SELECT {columns} FROM mcs_exports
+         WHERE ($1::text IS NULL OR cluster = $1) AND ($2::text IS NULL OR namespace = $2)
+           AND ($3::text IS NULL OR state = $3) AND ($4::boolean IS NULL OR conflict = $4)
+           AND ($5::bigint IS NULL OR id > $5) AND ($6::bigint IS NULL OR id < $6)
+         ORDER BY id {dir} LIMIT $7",
+        columns = mcs::EXPORT_COLUMNS,
+        dir = window.direction(),
+    );
+    let rows: Vec<mcs::ExportRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(&filter.cluster)
+        .bind(&filter.namespace)
+        .bind(filter.state.map(|s| s.as_str()))
+        .bind(filter.conflict)
+        .bind(window.after)
+        .bind(window.before)
+        .bind(window.limit)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(StoreError::db("paging MCS exports"))?;
+    Ok(rows.into_iter().map(McsExportRow::from).collect())
+}
+
+/// How many MCS exports match `filter`.
+pub async fn count_mcs_exports(conn: &mut PgConnection, filter: &McsExportFilter) -> Result<i64> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM mcs_exports
+         WHERE ($1::text IS NULL OR cluster = $1) AND ($2::text IS NULL OR namespace = $2)
+           AND ($3::text IS NULL OR state = $3) AND ($4::boolean IS NULL OR conflict = $4)",
+    )
+    .bind(&filter.cluster)
+    .bind(&filter.namespace)
+    .bind(filter.state.map(|s| s.as_str()))
+    .bind(filter.conflict)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(StoreError::db("counting MCS exports"))
+}
+
+/// MCS imports matching `filter` in id order, windowed.
+pub async fn mcs_imports(
+    conn: &mut PgConnection,
+    filter: &McsImportFilter,
+    window: &Window<i64>,
+) -> Result<Vec<McsImportRow>> {
+    let sql = format!(
+        "SELECT {columns} FROM mcs_imports
+         WHERE ($1::text IS NULL OR cluster = $1) AND ($2::text IS NULL OR namespace = $2)
+           AND ($3::text IS NULL OR state = $3)
+           AND ($4::bigint IS NULL OR id > $4) AND ($5::bigint IS NULL OR id < $5)
+         ORDER BY id {dir} LIMIT $6",
+        columns = mcs::IMPORT_COLUMNS,
+        dir = window.direction(),
+    );
+    let rows: Vec<mcs::ImportRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(&filter.cluster)
+        .bind(&filter.namespace)
+        .bind(filter.state.map(|s| s.as_str()))
+        .bind(window.after)
+        .bind(window.before)
+        .bind(window.limit)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(StoreError::db("paging MCS imports"))?;
+    Ok(rows.into_iter().map(McsImportRow::from).collect())
+}
+
+/// How many MCS imports match `filter`.
+pub async fn count_mcs_imports(conn: &mut PgConnection, filter: &McsImportFilter) -> Result<i64> {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM mcs_imports
+         WHERE ($1::text IS NULL OR cluster = $1) AND ($2::text IS NULL OR namespace = $2)
+           AND ($3::text IS NULL OR state = $3)",
+    )
+    .bind(&filter.cluster)
+    .bind(&filter.namespace)
+    .bind(filter.state.map(|s| s.as_str()))
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(StoreError::db("counting MCS imports"))
 }
 
 /// The audit log, *newest first*, windowed: `after` is an id and the window holds older

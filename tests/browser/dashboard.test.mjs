@@ -224,6 +224,36 @@ test("the list pages answer with paged tables and filters", async () => {
   await page.waitForSelector('#content g.node[data-cluster="east"][data-tone="bad"]');
 });
 
+test("the MCS page shows east's ServiceExport with its KEP-1645 conditions and the consumers' ServiceImports", async () => {
+  // The dev fleet: east exports demo/cart by a ServiceExport over links with `mcs` (full mesh), so
+  // KEP-1645 wants it Valid, Ready (imported into north and west) and not in conflict, and a
+  // ClusterSetIP ServiceImport of it, from east, in each consumer.
+  const page = adminPage;
+  await page.goto(`${URL_}/#/mcs`);
+  const exported = page.locator("table.mcs-exports tbody tr", { hasText: "cart" });
+  await exported.locator("text=EXPORTED").waitFor({ timeout: 60_000 });
+  const cells = await exported.locator("td").allTextContents();
+  assert.equal(cells[1], "east");
+  assert.equal(cells[2], "demo");
+  assert.match(cells[4], /valid True.*ready True.*conflict False/);
+  assert.equal(cells[5], "north, west");
+  const imports = page.locator("table.mcs-imports tbody tr", { hasText: "cart" });
+  await page.waitForFunction(() => document.querySelectorAll("table.mcs-imports tbody tr").length >= 2, null, { timeout: 60_000 });
+  const rows = await imports.evaluateAll((trs) => trs.map((tr) => [...tr.querySelectorAll("td")].map((td) => td.textContent)));
+  assert.deepEqual(
+    rows.map((r) => [r[1], r[3], r[5], r[7]]).sort(),
+    [
+      ["north", "ClusterSetIP", "east", "IMPORTED"],
+      ["west", "ClusterSetIP", "east", "IMPORTED"],
+    ],
+  );
+  // The state filter goes to the server: no import is in error, and the table says so.
+  await page.selectOption('select[name="importState"]', "ERROR");
+  await page.waitForSelector("#mcs-imports >> text=nothing here");
+  assert.match(page.url(), /importState=ERROR/);
+  await exported.locator("text=EXPORTED").waitFor();
+});
+
 test("a viewer sees no mutating control", async () => {
   const page = await tab();
   await signIn(page, TOKENS.viewer);

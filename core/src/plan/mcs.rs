@@ -24,6 +24,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use super::{EndpointPort, RemoteEndpoints, RemoteService};
+use crate::status::McsExportState;
 
 /// The label naming the multi-cluster service an EndpointSlice belongs to.
 pub const SERVICE_NAME_LABEL: &str = "multicluster.kubernetes.io/service-name";
@@ -47,22 +48,17 @@ pub struct Member<'a> {
     pub exported_at: Option<DateTime<Utc>>,
 }
 
-/// `ServiceImport.spec.type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ImportType {
-    /// A cluster-set virtual IP.
-    ClusterSetIp,
-    /// No virtual IP: DNS returns the endpoints.
-    Headless,
-}
+/// `ServiceImport.spec.type`, declared once in the status vocabulary (the store keeps it too).
+pub use crate::status::McsImportType as ImportType;
 
-impl ImportType {
-    /// The API spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ClusterSetIp => "ClusterSetIP",
-            Self::Headless => "Headless",
-        }
+/// The one-word state of an export from its three conditions (precedence in
+/// [`McsExportState`]'s doc): lists filter and count by it.
+pub fn export_state(valid: bool, ready: bool, conflict: bool) -> McsExportState {
+    match (valid, conflict, ready) {
+        (false, _, _) => McsExportState::Invalid,
+        (true, true, _) => McsExportState::Conflict,
+        (true, false, true) => McsExportState::Exported,
+        (true, false, false) => McsExportState::Pending,
     }
 }
 
@@ -447,5 +443,16 @@ mod tests {
         let long = slice_name(&"s".repeat(60), "cluster", 0);
         assert!(long.len() <= 63, "{long}");
         assert_ne!(long, slice_name(&"s".repeat(61), "cluster", 0));
+    }
+
+    /// The summary follows the conditions: an invalid export is `Invalid` whatever else holds
+    /// (KEP-1645 sets `Ready=False` with it anyway); a conflict shows even while imported.
+    #[test]
+    fn export_state_follows_the_conditions_by_precedence() {
+        assert_eq!(export_state(false, true, true), McsExportState::Invalid);
+        assert_eq!(export_state(true, true, true), McsExportState::Conflict);
+        assert_eq!(export_state(true, false, true), McsExportState::Conflict);
+        assert_eq!(export_state(true, true, false), McsExportState::Exported);
+        assert_eq!(export_state(true, false, false), McsExportState::Pending);
     }
 }

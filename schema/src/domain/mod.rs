@@ -6,6 +6,7 @@ pub mod events;
 pub mod federation;
 pub mod git;
 pub mod link;
+pub mod mcs;
 pub mod mirror;
 pub mod node;
 pub mod policy;

@@ -5,7 +5,7 @@ import { type Session, onUnauthenticated, startSession, token } from "./api";
 import { badge, h, mount } from "./dom";
 import { gitPage } from "./git";
 import { Live, type LiveStatus } from "./live";
-import { blastPage, clustersPage, federatedPage, gatewaysPage, linksPage, mirrorsPage, servicesPage, topologyPage } from "./pages";
+import { blastPage, clustersPage, federatedPage, gatewaysPage, linksPage, mcsPage, mirrorsPage, servicesPage, topologyPage } from "./pages";
 import type { Ctx, View } from "./view";
 
 const PAGES: { path: string; title: string; make: (c: Ctx) => View }[] = [
@@ -16,6 +16,7 @@ const PAGES: { path: string; title: string; make: (c: Ctx) => View }[] = [
   { path: "services", title: "Services", make: servicesPage },
   { path: "mirrors", title: "Mirrors", make: mirrorsPage },
   { path: "federated", title: "Federated", make: federatedPage },
+  { path: "mcs", title: "MCS", make: mcsPage },
   { path: "git", title: "Git sources", make: gitPage },
   { path: "blast", title: "Blast radius", make: blastPage },
 ];

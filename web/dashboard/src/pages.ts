@@ -1,5 +1,5 @@
 // The read-only pages: topology, clusters, links, services, mirrors, federated services,
-// gateways and blast radius. Every list is paged (`first: 50` with `after`).
+// Multi-Cluster Services exports and imports, gateways and blast radius. Every list is paged (`first: 50` with `after`).
 
 import { gql } from "./api";
 import { badge, h, link, mount, ms, norm, table, when } from "./dom";
@@ -563,6 +563,150 @@ export function federatedPage(ctx: Ctx): View {
         pager.show(fs.pageInfo, fs.nodes.length);
       })
       .catch((e) => failed(body, e));
+  };
+  refresh();
+  return { el, refresh };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Kubernetes Multi-Cluster Services: ServiceExports (KEP-1645 conditions) and ServiceImports
+
+const MCS_EXPORT_STATES = ["EXPORTED", "CONFLICT", "PENDING", "INVALID"];
+const MCS_IMPORT_STATES = ["IMPORTED", "CONFLICT", "ERROR"];
+
+interface McsCondition {
+  type: string;
+  status: string;
+  reason: string;
+  message: string;
+}
+
+function mcsStateBadge(state: string): HTMLElement {
+  const st = norm(state);
+  const tone = st === "EXPORTED" || st === "IMPORTED" ? "ok" : st === "PENDING" ? "warn" : "bad";
+  return badge(st, tone);
+}
+
+/** A condition as a chip: green when as wished (Valid/Ready true, Conflict false). */
+function conditionChip(c: McsCondition): HTMLElement {
+  const holds = norm(c.status) === "TRUE";
+  const good = norm(c.type) === "CONFLICT" ? !holds : holds;
+  return h(
+    "span",
+    { class: "chip condition", title: `${c.reason}${c.message ? `: ${c.message}` : ""}` },
+    `${norm(c.type).toLowerCase()} `,
+    badge(holds ? "True" : "False", good ? "ok" : "bad"),
+  );
+}
+
+export function mcsPage(ctx: Ctx): View {
+  const exportsBody = h("div", { id: "mcs-exports" }, h("p", { class: "muted" }, "loading…"));
+  const importsBody = h("div", { id: "mcs-imports" }, h("p", { class: "muted" }, "loading…"));
+  const exportsPager = new Pager(PAGE, () => refresh());
+  const importsPager = new Pager(PAGE, () => refresh());
+  const filters = filterBar(
+    ctx,
+    [
+      { key: "cluster", label: "cluster", kind: "cluster" },
+      { key: "namespace", label: "namespace", kind: "text" },
+      { key: "exportState", label: "export state", kind: "state", states: MCS_EXPORT_STATES },
+      { key: "importState", label: "import state", kind: "state", states: MCS_IMPORT_STATES },
+    ],
+    () => {
+      exportsPager.reset();
+      importsPager.reset();
+      refresh();
+    },
+  );
+  const el = h(
+    "div",
+    null,
+    section("Multi-Cluster Services: ServiceExports", filters.el, exportsBody, exportsPager.el),
+    section("Multi-Cluster Services: ServiceImports", importsBody, importsPager.el),
+  );
+  const fresh = changes();
+  const refresh = () => {
+    gql<{
+      mcsExports: {
+        pageInfo: { hasNextPage: boolean; endCursor: string | null };
+        nodes: { id: string; cluster: string; namespace: string; service: string; state: string; conflict: boolean; links: string[]; importedBy: string[]; lastTransition: string; conditions: McsCondition[] }[];
+      };
+      mcsImports: {
+        pageInfo: { hasNextPage: boolean; endCursor: string | null };
+        nodes: { id: string; cluster: string; namespace: string; service: string; type: string; ports: { name: string | null; protocol: string; port: number }[]; sourceClusters: string[]; endpointSlices: number; readyEndpoints: number; state: string; message: string; lastTransition: string }[];
+      };
+    }>(
+      `query($cluster: String, $namespace: String, $exportState: McsExportState, $importState: McsImportState, $first: Int, $afterExport: String, $afterImport: String) {
+        mcsExports(cluster: $cluster, namespace: $namespace, state: $exportState, first: $first, after: $afterExport) {
+          pageInfo { hasNextPage endCursor }
+          nodes { id cluster namespace service state conflict links importedBy lastTransition conditions { type status reason message } } }
+        mcsImports(cluster: $cluster, namespace: $namespace, state: $importState, first: $first, after: $afterImport) {
+          pageInfo { hasNextPage endCursor }
+          nodes { id cluster namespace service type ports { name protocol port } sourceClusters endpointSlices readyEndpoints state message lastTransition } } }`,
+      {
+        cluster: filters.value("cluster"),
+        namespace: filters.value("namespace"),
+        exportState: filters.value("exportState"),
+        importState: filters.value("importState"),
+        first: PAGE,
+        afterExport: exportsPager.after,
+        afterImport: importsPager.after,
+      },
+    )
+      .then((r) => {
+        if (!fresh(r)) return;
+        const { mcsExports: ex, mcsImports: im } = r;
+        mount(
+          exportsBody,
+          table(
+            ["service", "exported by", "namespace", "state", "conditions", "imported by", "links", "since", "why"],
+            ex.nodes.map((e) => [
+              h("code", null, e.service),
+              e.cluster,
+              e.namespace,
+              mcsStateBadge(e.state),
+              h("span", null, e.conditions.map(conditionChip)),
+              e.importedBy.join(", "),
+              e.links.join(", "),
+              when(e.lastTransition),
+              h(
+                "span",
+                { class: "message" },
+                e.conditions
+                  .filter((c) => (norm(c.status) === "TRUE") === (norm(c.type) === "CONFLICT"))
+                  .map((c) => `${c.reason}: ${c.message}`)
+                  .join("; "),
+              ),
+            ]),
+            { class: "mcs-exports" },
+          ),
+        );
+        mount(
+          importsBody,
+          table(
+            ["service", "in cluster", "namespace", "type", "ports", "from clusters", "endpoint slices", "state", "since", "message"],
+            im.nodes.map((i) => [
+              h("code", null, i.service),
+              i.cluster,
+              i.namespace,
+              norm(i.type) === "CLUSTERSETIP" ? "ClusterSetIP" : "Headless",
+              i.ports.map((p) => `${p.name ? `${p.name}:` : ""}${p.port}/${p.protocol}`).join(", "),
+              i.sourceClusters.join(", "),
+              `${i.endpointSlices} (${i.readyEndpoints} ready)`,
+              mcsStateBadge(i.state),
+              when(i.lastTransition),
+              h("span", { class: "message" }, i.message),
+            ]),
+            { class: "mcs-imports" },
+          ),
+        );
+        exportsPager.show(ex.pageInfo, ex.nodes.length);
+        importsPager.show(im.pageInfo, im.nodes.length);
+      })
+      .catch((e) => {
+        failed(exportsBody, e);
+        failed(importsBody, e);
+      });
   };
   refresh();
   return { el, refresh };
