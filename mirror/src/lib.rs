@@ -17,6 +17,9 @@
 //! `spec.mcs` as `ServiceImport`s and EndpointSlices.
 
 mod apply;
+mod backoff;
+mod cluster;
+mod config;
 mod convert;
 pub mod credentials;
 mod error;
@@ -28,17 +31,22 @@ pub mod index;
 pub mod lease;
 pub mod mcs;
 mod metrics;
+mod mirroring;
 mod ownership;
 mod queue;
 pub mod remote_access;
-mod runtime;
+mod routing;
+mod shared;
 mod slim;
 mod status;
 mod supervisor;
+mod watch;
+mod worker;
 
+pub use cluster::ClusterRuntime;
+pub use config::{LinkEntry, MirrorKey, Options, Snapshot};
 pub use credentials::{CredentialResolver, Credentials};
 pub use error::{Error, Result};
 pub use lease::{LeaseOptions, LeaseTable};
 pub use metrics::Metrics;
-pub use runtime::{ClusterRuntime, LinkEntry, MirrorKey, Options, Snapshot};
 pub use supervisor::{Supervisor, SupervisorHandle, install_crypto_provider};
