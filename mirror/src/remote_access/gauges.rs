@@ -65,7 +65,7 @@ impl RemoteAccessMetrics {
     }
 
     pub(crate) fn set_state(&self, source: &str, target: &str, state: RemoteCredentialState) {
-        for s in RemoteCredentialState::ALL {
+        for &s in RemoteCredentialState::ALL {
             let mut l = labels(source, target);
             l.push(("state", s.as_str().to_string()));
             self.state.get_or_create(&l).set(i64::from(s == state));
@@ -74,7 +74,7 @@ impl RemoteAccessMetrics {
 
     /// The current state of a pair (tests and benches).
     pub fn state_of(&self, source: &str, target: &str) -> Option<RemoteCredentialState> {
-        RemoteCredentialState::ALL.into_iter().find(|s| {
+        RemoteCredentialState::ALL.iter().copied().find(|s| {
             let mut l = labels(source, target);
             l.push(("state", s.as_str().to_string()));
             self.state.get(&l).is_some_and(|g| g.get() == 1)
@@ -82,7 +82,7 @@ impl RemoteAccessMetrics {
     }
 
     pub(crate) fn forget(&self, source: &str, target: &str) {
-        for s in RemoteCredentialState::ALL {
+        for &s in RemoteCredentialState::ALL {
             let mut l = labels(source, target);
             l.push(("state", s.as_str().to_string()));
             self.state.remove(&l);
