@@ -10,11 +10,13 @@
 //! cluster ([`gateway`]); every mirror's state lands in Postgres in batches. Which local objects
 //! may be written is decided in one place, `ownership`.
 //!
-//! Reading order: `supervisor` → `runtime` (routing of watch events to keys) → `apply` →
-//! `index` / `convert`. Federation (`<svc>-federated`) plugs in next to `apply`, reading the same
-//! indexes through [`SupervisorHandle::runtime`] / the `runtime::Shared` routing. Kubernetes
-//! Multi-Cluster Services ([`mcs`]) render the mirror planner's decisions for links with
-//! `spec.mcs` as `ServiceImport`s and EndpointSlices.
+//! Reading order: `supervisor` (wiring, configuration reloads) → `shared` (state, dispatch) and
+//! `routing` (the `Route` trait every reconciler implements) → `watch` (cluster watch loop into
+//! `cluster::ClusterRuntime`'s index) → `mirroring` (events to mirror keys) → `worker` (the
+//! generic queue worker) → `apply` → `index` / `convert`. Federation (`<svc>-federated`),
+//! Kubernetes Multi-Cluster Services ([`mcs`]: `ServiceImport`s and EndpointSlices for links with
+//! `spec.mcs`) and remote-discovery credentials ([`remote_access`]) are routes like mirroring,
+//! reading the same indexes through [`SupervisorHandle::runtime`].
 
 mod apply;
 mod backoff;
