@@ -67,6 +67,7 @@ async fn serve_io<I>(io: I, cluster: Arc<ClusterInner>)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let _open = cluster.open.connection();
     let service = hyper::service::service_fn(move |req| {
         let cluster = cluster.clone();
         async move { Ok::<_, Infallible>(handle(cluster, req).await) }
@@ -263,6 +264,7 @@ async fn handle(cluster: Arc<ClusterInner>, req: Request<Incoming>) -> Response<
         user: user.name,
         code: resp.status().as_u16(),
         user_agent,
+        at: std::time::Instant::now(),
     });
     resp
 }
