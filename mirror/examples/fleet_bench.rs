@@ -355,7 +355,7 @@ async fn run(admin: &str, dir: &std::path::Path, n: usize, s: usize, replicas: u
     {
         let mut tx = store.begin().await.unwrap();
         let refs: Vec<&Link> = all_links.iter().collect();
-        links::upsert_many(&mut *tx, &refs, &Owner::Api)
+        links::upsert_many(&mut tx, &refs, &Owner::Api)
             .await
             .unwrap();
         tx.commit().await.unwrap();
@@ -656,10 +656,13 @@ fn churn_latencies(
     let mut writes: HashMap<(usize, String), Vec<Instant>> = HashMap::new();
     for (i, (c, m)) in sims.iter().zip(marks).enumerate() {
         for r in c.requests_since(*m) {
-            if r.is_write() && r.code < 300 && r.resource == "services" && r.subresource.is_none() {
-                if let Some(name) = r.name {
-                    writes.entry((i, name)).or_default().push(r.at);
-                }
+            if r.is_write()
+                && r.code < 300
+                && r.resource == "services"
+                && r.subresource.is_none()
+                && let Some(name) = r.name
+            {
+                writes.entry((i, name)).or_default().push(r.at);
             }
         }
     }
