@@ -111,36 +111,16 @@ impl DevEnv {
             Some(path) => PathBuf::from(path),
             None => crate::binary::linkplane().expect("linkplane builds"),
         };
-        let state = tempfile::Builder::new()
-            .prefix("linkplane-e2e.")
-            .tempdir()
-            .expect("temp dir");
-        let out = std::fs::File::create(state.path().join("dev.out")).expect("dev.out");
-        let child = Command::new(bin)
-            .args(["dev", "--state-dir"])
-            .arg(state.path().join("state"))
-            .args(["--port", &free_port().to_string()])
-            .env("DATABASE_URL", database_url)
-            .env("LINKPLANE_LOG", "info")
-            .stdout(out.try_clone().expect("clone"))
-            .stderr(out)
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("linkplane dev starts");
-        let facts_path = state.path().join("state/dev.json");
-        let deadline = Instant::now() + Duration::from_secs(120);
-        let facts = loop {
-            if let Ok(text) = std::fs::read_to_string(&facts_path)
-                && let Ok(f) = serde_json::from_str::<DevFacts>(&text)
-            {
-                break f;
+        // A port picked here can be taken (by any socket's ephemeral port) before the server
+        // binds it; the server then exits with EADDRINUSE and the start is retried on another.
+        let mut attempt = 0;
+        let (child, state, facts) = loop {
+            attempt += 1;
+            match Self::spawn_once(&bin, database_url) {
+                Ok(started) => break started,
+                Err(log) if attempt < 3 && log.contains("Address already in use") => continue,
+                Err(log) => panic!("linkplane dev did not come up:\n{log}"),
             }
-            assert!(
-                Instant::now() < deadline,
-                "linkplane dev did not come up:\n{}",
-                Self::log_of(state.path())
-            );
-            std::thread::sleep(Duration::from_millis(200));
         };
         // reqwest is built without a bundled TLS provider: pick ring, as the binary does.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -153,6 +133,46 @@ impl DevEnv {
             state,
             facts,
             http,
+        }
+    }
+
+    /// One start of `linkplane dev` on a fresh port and state directory: its facts, or its log
+    /// when it exited or did not come up in time.
+    fn spawn_once(
+        bin: &Path,
+        database_url: &str,
+    ) -> Result<(Child, tempfile::TempDir, DevFacts), String> {
+        let state = tempfile::Builder::new()
+            .prefix("linkplane-e2e.")
+            .tempdir()
+            .expect("temp dir");
+        let out = std::fs::File::create(state.path().join("dev.out")).expect("dev.out");
+        let mut child = Command::new(bin)
+            .args(["dev", "--state-dir"])
+            .arg(state.path().join("state"))
+            .args(["--port", &free_port().to_string()])
+            .env("DATABASE_URL", database_url)
+            .env("LINKPLANE_LOG", "info")
+            .stdout(out.try_clone().expect("clone"))
+            .stderr(out)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("linkplane dev starts");
+        let facts_path = state.path().join("state/dev.json");
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&facts_path)
+                && let Ok(f) = serde_json::from_str::<DevFacts>(&text)
+            {
+                return Ok((child, state, f));
+            }
+            let exited = matches!(child.try_wait(), Ok(Some(_)));
+            if exited || Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(Self::log_of(state.path()));
+            }
+            std::thread::sleep(Duration::from_millis(200));
         }
     }
 
