@@ -5,7 +5,8 @@
 #   docker build -t registry.example.com/linkplane:0.1.0 .
 #
 # The migrations in migrations/ are compiled into the binary (sqlx::migrate!), so the image needs
-# nothing but the binary. The runtime image runs as UID/GID 65532 ("nonroot"), matching the Helm
+# nothing but the binary. The build needs no database: the store's checked queries take their
+# types from the committed .sqlx/ (SQLX_OFFLINE=true, set by .cargo/config.toml and here). The runtime image runs as UID/GID 65532 ("nonroot"), matching the Helm
 # chart's securityContext, and works with a read-only root filesystem (it writes only to /tmp and
 # to --git-cache-dir, which the chart mounts as an emptyDir).
 
@@ -19,7 +20,7 @@ FROM rust:${RUST_VERSION}-bookworm AS build
 RUN apt-get update \
     && apt-get install -y --no-install-recommends pkg-config libssl-dev \
     && rm -rf /var/lib/apt/lists/*
-ENV LIBZ_SYS_STATIC=1
+ENV LIBZ_SYS_STATIC=1 SQLX_OFFLINE=true
 WORKDIR /src
 COPY . .
 # Caches keep the registry and incremental artifacts between builds; the binary is copied out of

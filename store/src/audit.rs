@@ -1,7 +1,7 @@
 //! The `audit_log` table: every API mutation an authenticated caller ran or was refused.
 
 use chrono::{DateTime, Utc};
-use sqlx::{FromRow, PgConnection};
+use sqlx::PgConnection;
 
 use crate::{Result, StoreError, tokens::Role};
 
@@ -21,7 +21,7 @@ pub struct NewEntry<'a> {
 }
 
 /// A recorded mutation.
-#[derive(Debug, Clone, PartialEq, FromRow)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
     /// Row id (ascending in time).
     pub id: i64,
@@ -43,16 +43,16 @@ pub struct Entry {
 
 /// Records one mutation; the token's name is looked up in the same statement.
 pub async fn record(conn: &mut PgConnection, entry: &NewEntry<'_>) -> Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO audit_log (token_id, token_name, role, mutation, arguments, result)
          VALUES ($1, COALESCE((SELECT name FROM api_tokens WHERE id = $1), 'in-process'),
                  $2, $3, $4, $5)",
+        entry.token_id,
+        entry.role.as_str(),
+        entry.mutation,
+        &entry.arguments,
+        entry.result,
     )
-    .bind(entry.token_id)
-    .bind(entry.role.as_str())
-    .bind(entry.mutation)
-    .bind(&entry.arguments)
-    .bind(entry.result)
     .execute(&mut *conn)
     .await
     .map_err(StoreError::db("recording an audit entry"))?;
@@ -61,12 +61,13 @@ pub async fn record(conn: &mut PgConnection, entry: &NewEntry<'_>) -> Result<()>
 
 /// Up to `limit` entries older than `before` (an id; `None`: the newest), newest first.
 pub async fn list(conn: &mut PgConnection, before: Option<i64>, limit: i64) -> Result<Vec<Entry>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        Entry,
         "SELECT id, at, token_id, token_name, role, mutation, arguments, result FROM audit_log
          WHERE $1::bigint IS NULL OR id < $1 ORDER BY id DESC LIMIT $2",
+        before,
+        limit,
     )
-    .bind(before)
-    .bind(limit)
     .fetch_all(&mut *conn)
     .await
     .map_err(StoreError::db("listing the audit log"))
@@ -74,7 +75,7 @@ pub async fn list(conn: &mut PgConnection, before: Option<i64>, limit: i64) -> R
 
 /// How many entries there are.
 pub async fn count(conn: &mut PgConnection) -> Result<i64> {
-    sqlx::query_scalar("SELECT count(*) FROM audit_log")
+    sqlx::query_scalar!(r#"SELECT count(*) AS "count!" FROM audit_log"#)
         .fetch_one(&mut *conn)
         .await
         .map_err(StoreError::db("counting the audit log"))

@@ -2,11 +2,11 @@
 
 use linkplane_core::{Cluster, ClusterSpec};
 
-use crate::spec_table::{SpecObject, SpecTable, spec_functions};
+use crate::spec_table::{SpecObject, SpecTable, Table, spec_functions};
 
 impl SpecObject for Cluster {
     const TABLE: SpecTable = SpecTable {
-        table: "clusters",
+        table: Table::Clusters,
         kind: "Cluster",
     };
     type Spec = ClusterSpec;

@@ -129,15 +129,15 @@ pub async fn put(
             &mut sealed,
         )
         .map_err(|_| CredentialsError::Crypto)?;
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO cluster_credentials (cluster, nonce, ciphertext, key_fingerprint) VALUES ($1, $2, $3, $4)
          ON CONFLICT (cluster) DO UPDATE SET nonce = EXCLUDED.nonce, ciphertext = EXCLUDED.ciphertext,
              key_fingerprint = EXCLUDED.key_fingerprint, updated_at = now()",
+        cluster,
+        &nonce[..],
+        sealed,
+        key.fingerprint(),
     )
-    .bind(cluster)
-    .bind(&nonce[..])
-    .bind(&sealed)
-    .bind(key.fingerprint())
     .execute(&mut *conn)
     .await
     .map_err(|e| match StoreError::from_sqlx("Cluster", cluster, "storing credentials", e) {
@@ -153,13 +153,14 @@ pub async fn get(
     cluster: &str,
     key: &CredentialsKey,
 ) -> Result<Option<SecretString>, CredentialsError> {
-    let row: Option<(Vec<u8>, Vec<u8>, String)> = sqlx::query_as(
+    let row = sqlx::query!(
         "SELECT nonce, ciphertext, key_fingerprint FROM cluster_credentials WHERE cluster = $1",
+        cluster,
     )
-    .bind(cluster)
     .fetch_optional(&mut *conn)
     .await
-    .map_err(StoreError::db("reading credentials"))?;
+    .map_err(StoreError::db("reading credentials"))?
+    .map(|r| (r.nonce, r.ciphertext, r.key_fingerprint));
     let Some((nonce, mut sealed, fingerprint)) = row else {
         return Ok(None);
     };
@@ -185,10 +186,10 @@ pub async fn stored_for(
     conn: &mut PgConnection,
     clusters: &[String],
 ) -> Result<Vec<String>, StoreError> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "SELECT cluster FROM cluster_credentials WHERE cluster = ANY($1) ORDER BY cluster",
+        clusters,
     )
-    .bind(clusters)
     .fetch_all(&mut *conn)
     .await
     .map_err(StoreError::db("listing stored credentials"))
@@ -196,11 +197,13 @@ pub async fn stored_for(
 
 /// Forgets a cluster's stored kubeconfig. Returns whether one existed.
 pub async fn delete(conn: &mut PgConnection, cluster: &str) -> Result<bool, StoreError> {
-    let done = sqlx::query("DELETE FROM cluster_credentials WHERE cluster = $1")
-        .bind(cluster)
-        .execute(&mut *conn)
-        .await
-        .map_err(StoreError::db("deleting credentials"))?;
+    let done = sqlx::query!(
+        "DELETE FROM cluster_credentials WHERE cluster = $1",
+        cluster
+    )
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::db("deleting credentials"))?;
     Ok(done.rows_affected() > 0)
 }
 

@@ -165,6 +165,20 @@ impl StoreError {
     }
 }
 
+/// A vocabulary column's value as its enum (`linkplane_core::status`). A value outside the set
+/// (every such column has a CHECK listing it, so a newer server's value or a hand-edited row)
+/// fails as that column's decode error, as `#[sqlx(try_from = "String")]` did before the
+/// queries were checked at compile time: the checked macros only decode sqlx's own types.
+pub(crate) fn vocabulary<T>(column: &'static str, value: &str) -> Result<T, sqlx::Error>
+where
+    T: std::str::FromStr<Err = linkplane_core::status::UnknownValue>,
+{
+    value.parse().map_err(|e| sqlx::Error::ColumnDecode {
+        index: column.to_string(),
+        source: Box::new(e),
+    })
+}
+
 /// Connection-level failures, and the SQLSTATEs of a server that is going away or not ready:
 /// class 08 (connection exception), 57P01–57P03 (admin/crash shutdown, cannot connect now) and
 /// 53300 (too many connections).

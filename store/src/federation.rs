@@ -1,7 +1,7 @@
 //! The `federated_services` and `federated_members` tables: federation state for the API.
 
 use chrono::{DateTime, Utc};
-use sqlx::{FromRow, PgConnection};
+use sqlx::PgConnection;
 
 use crate::{Result, StoreError};
 
@@ -58,21 +58,19 @@ pub struct FederatedRow {
     pub last_transition: DateTime<Utc>,
 }
 
-#[derive(FromRow)]
 pub(crate) struct ServiceRow {
-    id: i64,
-    source_cluster: String,
-    namespace: String,
-    service: String,
-    local_name: String,
-    state: String,
-    message: String,
-    remote_discovery: String,
-    local_discovery: bool,
-    last_transition: DateTime<Utc>,
+    pub(crate) id: i64,
+    pub(crate) source_cluster: String,
+    pub(crate) namespace: String,
+    pub(crate) service: String,
+    pub(crate) local_name: String,
+    pub(crate) state: String,
+    pub(crate) message: String,
+    pub(crate) remote_discovery: String,
+    pub(crate) local_discovery: bool,
+    pub(crate) last_transition: DateTime<Utc>,
 }
 
-#[derive(FromRow)]
 struct MemberRow {
     federated_id: i64,
     member_cluster: String,
@@ -92,7 +90,7 @@ pub async fn upsert(conn: &mut PgConnection, s: &FederatedStatus) -> Result<()> 
             e,
         )
     };
-    let id: i64 = sqlx::query_scalar(
+    let id: i64 = sqlx::query_scalar!(
         "INSERT INTO federated_services (source_cluster, namespace, service, local_name, state, message,
                                          remote_discovery, local_discovery)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -103,15 +101,15 @@ pub async fn upsert(conn: &mut PgConnection, s: &FederatedStatus) -> Result<()> 
              last_transition = CASE WHEN federated_services.state = EXCLUDED.state
                                     THEN federated_services.last_transition ELSE now() END
          RETURNING id",
+        s.source_cluster,
+        s.namespace,
+        s.service,
+        s.local_name,
+        s.state.as_str(),
+        s.message,
+        s.remote_discovery,
+        s.local_discovery,
     )
-    .bind(&s.source_cluster)
-    .bind(&s.namespace)
-    .bind(&s.service)
-    .bind(&s.local_name)
-    .bind(s.state.as_str())
-    .bind(&s.message)
-    .bind(&s.remote_discovery)
-    .bind(s.local_discovery)
     .fetch_one(&mut *conn)
     .await
     .map_err(map)?;
@@ -120,7 +118,7 @@ pub async fn upsert(conn: &mut PgConnection, s: &FederatedStatus) -> Result<()> 
     let states: Vec<&str> = s.members.iter().map(|m| m.state.as_str()).collect();
     let messages: Vec<&str> = s.members.iter().map(|m| m.message.as_str()).collect();
     let since: Vec<Option<DateTime<Utc>>> = s.members.iter().map(|m| m.member_since).collect();
-    sqlx::query(
+    sqlx::query!(
         "WITH incoming AS (
              SELECT * FROM UNNEST($2::text[], $3::bool[], $4::text[], $5::text[], $6::timestamptz[])
                  AS t(member_cluster, is_local, state, message, member_since)),
@@ -131,13 +129,13 @@ pub async fn upsert(conn: &mut PgConnection, s: &FederatedStatus) -> Result<()> 
          SELECT $1, member_cluster, is_local, state, message, member_since FROM incoming
          ON CONFLICT (federated_id, member_cluster) DO UPDATE SET is_local = EXCLUDED.is_local,
              state = EXCLUDED.state, message = EXCLUDED.message, member_since = EXCLUDED.member_since",
+        id,
+        &clusters as &[&str],
+        &locals as &[bool],
+        &states as &[&str],
+        &messages as &[&str],
+        &since as &[Option<DateTime<Utc>>],
     )
-    .bind(id)
-    .bind(&clusters)
-    .bind(&locals)
-    .bind(&states)
-    .bind(&messages)
-    .bind(&since)
     .execute(&mut *conn)
     .await
     .map_err(map)?;
@@ -152,10 +150,11 @@ pub async fn delete(
     service: &str,
 ) -> Result<bool> {
     let done =
-        sqlx::query("DELETE FROM federated_services WHERE source_cluster = $1 AND namespace = $2 AND service = $3")
-            .bind(source_cluster)
-            .bind(namespace)
-            .bind(service)
+        sqlx::query!("DELETE FROM federated_services WHERE source_cluster = $1 AND namespace = $2 AND service = $3",
+            source_cluster,
+            namespace,
+            service,
+        )
             .execute(&mut *conn)
             .await
             .map_err(StoreError::db("deleting federation state"))?;
@@ -172,26 +171,35 @@ pub async fn list(
     after_id: i64,
     limit: i64,
 ) -> Result<Vec<FederatedRow>> {
-    let services: Vec<ServiceRow> = sqlx::query_as(
-        "SELECT id, source_cluster, namespace, service, local_name, state, message, remote_discovery,
-                local_discovery, last_transition
-         FROM federated_services
+    let services: Vec<ServiceRow> = select_services!(
+        "FROM federated_services
          WHERE ($1::text IS NULL OR source_cluster = $1) AND ($2::text IS NULL OR namespace = $2) AND id > $3
          ORDER BY id LIMIT $4",
+        source_cluster,
+        namespace,
+        after_id,
+        limit,
     )
-    .bind(source_cluster)
-    .bind(namespace)
-    .bind(after_id)
-    .bind(limit)
     .fetch_all(&mut *conn)
     .await
     .map_err(StoreError::db("listing federated services"))?;
     with_members(conn, services).await
 }
 
-/// The columns [`ServiceRow`] decodes, in order.
-pub(crate) const SERVICE_COLUMNS: &str = "id, source_cluster, namespace, service, local_name, state, \
-     message, remote_discovery, local_discovery, last_transition";
+/// A checked `query_as!` of [`ServiceRow`]s: their select list followed by the statement's rest
+/// (`FROM …`) as `+`-joined string literals, then the arguments (see `mirrors::select_rows!`).
+macro_rules! select_services {
+    ($rest:expr $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            $crate::federation::ServiceRow,
+            "SELECT id, source_cluster, namespace, service, local_name, state, message, \
+             remote_discovery, local_discovery, last_transition "
+                + $rest
+            $(, $arg)*
+        )
+    };
+}
+pub(crate) use select_services;
 
 /// `services` with their members (one statement), in the order given.
 pub(crate) async fn with_members(
@@ -199,12 +207,13 @@ pub(crate) async fn with_members(
     services: Vec<ServiceRow>,
 ) -> Result<Vec<FederatedRow>> {
     let ids: Vec<i64> = services.iter().map(|s| s.id).collect();
-    let members: Vec<MemberRow> = sqlx::query_as(
+    let members: Vec<MemberRow> = sqlx::query_as!(
+        MemberRow,
         "SELECT federated_id, member_cluster, is_local, state, message, member_since FROM federated_members
          WHERE federated_id = ANY($1)
          ORDER BY federated_id, is_local DESC, member_since NULLS LAST, member_cluster",
+        &ids,
     )
-    .bind(&ids)
     .fetch_all(&mut *conn)
     .await
     .map_err(StoreError::db("listing federated members"))?;
@@ -240,7 +249,7 @@ pub(crate) async fn with_members(
 }
 
 /// A federated service identified for the blast radius.
-#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FederatedRef {
     /// Row id.
     pub id: i64,
@@ -259,15 +268,16 @@ pub async fn stranded_federated(
     conn: &mut PgConnection,
     cluster: &str,
 ) -> Result<Vec<FederatedRef>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        FederatedRef,
         "SELECT fs.id, fs.source_cluster, fs.namespace, fs.service, fs.local_name FROM federated_services fs
          WHERE EXISTS (SELECT 1 FROM federated_members m
                        WHERE m.federated_id = fs.id AND m.state = 'Member' AND m.member_cluster = $1)
            AND NOT EXISTS (SELECT 1 FROM federated_members m
                            WHERE m.federated_id = fs.id AND m.state = 'Member' AND m.member_cluster <> $1)
          ORDER BY fs.source_cluster, fs.namespace, fs.service",
+        cluster,
     )
-    .bind(cluster)
     .fetch_all(&mut *conn)
     .await
     .map_err(StoreError::db("computing the federated blast radius"))

@@ -1,12 +1,12 @@
 //! The `gateway_health` table: the latest probe result per link.
 
 use chrono::{DateTime, Utc};
-use sqlx::{FromRow, PgConnection};
+use sqlx::PgConnection;
 
 use crate::{Result, StoreError};
 
 /// Latest probe outcome for one link's view of its target gateway.
-#[derive(Debug, Clone, PartialEq, FromRow)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GatewayHealth {
     /// Link name.
     pub link: String,
@@ -33,7 +33,7 @@ pub async fn record(
     consecutive_failures: i32,
     last_error: Option<&str>,
 ) -> Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO gateway_health (link, alive, latency_ms, consecutive_failures, last_error, last_probe_at)
          VALUES ($1, $2, $3, $4, $5, now())
          ON CONFLICT (link) DO UPDATE SET alive = EXCLUDED.alive,
@@ -42,12 +42,12 @@ pub async fn record(
              last_probe_at = now(),
              last_transition = CASE WHEN gateway_health.alive = EXCLUDED.alive
                                     THEN gateway_health.last_transition ELSE now() END",
+        link,
+        alive,
+        latency_ms,
+        consecutive_failures,
+        last_error,
     )
-    .bind(link)
-    .bind(alive)
-    .bind(latency_ms)
-    .bind(consecutive_failures)
-    .bind(last_error)
     .execute(&mut *conn)
     .await
     .map_err(|e| StoreError::from_sqlx("Link", link, "recording gateway health", e))?;
@@ -56,7 +56,8 @@ pub async fn record(
 
 /// Every link's gateway health.
 pub async fn list(conn: &mut PgConnection) -> Result<Vec<GatewayHealth>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        GatewayHealth,
         "SELECT link, alive, latency_ms, consecutive_failures, last_error, last_probe_at, last_transition
          FROM gateway_health ORDER BY link",
     )

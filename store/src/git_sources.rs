@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use linkplane_core::{GitSource, GitSourceSpec};
-use sqlx::{FromRow, PgConnection};
+use sqlx::PgConnection;
 
 use crate::{Result, StoreError, WriteOutcome, spec_table::to_json};
 
@@ -35,7 +35,6 @@ pub struct SourceState {
     pub declared_by_flags: bool,
 }
 
-#[derive(FromRow)]
 struct Row {
     name: String,
     spec: serde_json::Value,
@@ -76,20 +75,30 @@ impl Row {
     }
 }
 
-const COLUMNS: &str = "name, spec, pinned_revision, status, last_applied_revision, last_attempted_revision, \
-                       last_error, last_synced_at, prune_approved_revision, suspended, declared_by";
+/// A checked `query_as!` of [`Row`]s: their select list, then the statement's rest (`FROM …`).
+macro_rules! select_rows {
+    ($rest:literal $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            Row,
+            "SELECT name, spec, pinned_revision, status, last_applied_revision, last_attempted_revision, \
+                    last_error, last_synced_at, prune_approved_revision, suspended, declared_by "
+                + $rest
+            $(, $arg)*
+        )
+    };
+}
 
 /// Creates or updates a source's spec, keeping its status.
 pub async fn upsert(conn: &mut PgConnection, source: &GitSource) -> Result<WriteOutcome> {
     let spec = to_json(KIND, &source.name, &source.spec)?;
-    let inserted: Option<bool> = sqlx::query_scalar(
-        "INSERT INTO git_sources (name, spec) VALUES ($1, $2)
+    let inserted: Option<bool> = sqlx::query_scalar!(
+        r#"INSERT INTO git_sources (name, spec) VALUES ($1, $2)
          ON CONFLICT (name) DO UPDATE SET spec = EXCLUDED.spec, updated_at = now()
          WHERE git_sources.spec IS DISTINCT FROM EXCLUDED.spec
-         RETURNING (xmax = 0) AS inserted",
+         RETURNING (xmax = 0) AS "inserted!""#,
+        source.name,
+        spec,
     )
-    .bind(&source.name)
-    .bind(spec)
     .fetch_optional(&mut *conn)
     .await
     .map_err(|e| StoreError::from_sqlx(KIND, &source.name, "upserting", e))?;
@@ -103,12 +112,14 @@ pub async fn upsert(conn: &mut PgConnection, source: &GitSource) -> Result<Write
 /// Adds a source through the API; [`StoreError::Conflict`] when the name is taken.
 pub async fn insert(conn: &mut PgConnection, source: &GitSource) -> Result<()> {
     let spec = to_json(KIND, &source.name, &source.spec)?;
-    sqlx::query("INSERT INTO git_sources (name, spec, declared_by) VALUES ($1, $2, 'api')")
-        .bind(&source.name)
-        .bind(spec)
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| StoreError::from_sqlx(KIND, &source.name, "adding", e))?;
+    sqlx::query!(
+        "INSERT INTO git_sources (name, spec, declared_by) VALUES ($1, $2, 'api')",
+        source.name,
+        spec,
+    )
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| StoreError::from_sqlx(KIND, &source.name, "adding", e))?;
     Ok(())
 }
 
@@ -118,15 +129,15 @@ pub async fn insert(conn: &mut PgConnection, source: &GitSource) -> Result<()> {
 /// first to answer precisely; this guards the race).
 pub async fn update_spec(conn: &mut PgConnection, source: &GitSource) -> Result<()> {
     let spec = to_json(KIND, &source.name, &source.spec)?;
-    let declared_by: Option<String> = sqlx::query_scalar(
+    let declared_by: Option<String> = sqlx::query_scalar!(
         "WITH target AS (SELECT name, declared_by FROM git_sources WHERE name = $1 FOR UPDATE),
               updated AS (UPDATE git_sources g SET spec = $2, updated_at = now()
                           FROM target WHERE g.name = target.name AND target.declared_by = 'api'
                           RETURNING g.name)
          SELECT declared_by FROM target",
+        source.name,
+        spec,
     )
-    .bind(&source.name)
-    .bind(spec)
     .fetch_optional(&mut *conn)
     .await
     .map_err(|e| StoreError::from_sqlx(KIND, &source.name, "updating", e))?;
@@ -147,11 +158,11 @@ pub async fn update_spec(conn: &mut PgConnection, source: &GitSource) -> Result<
 /// Marks `name` as the source the server's flags declare (read-only through the API) and
 /// every other one as API-declared; `None` when no flags declare a source.
 pub async fn set_flag_source(conn: &mut PgConnection, name: Option<&str>) -> Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "UPDATE git_sources SET declared_by = CASE WHEN name = $1 THEN 'flags' ELSE 'api' END
          WHERE declared_by IS DISTINCT FROM (CASE WHEN name = $1 THEN 'flags' ELSE 'api' END)",
+        name,
     )
-    .bind(name)
     .execute(&mut *conn)
     .await
     .map_err(StoreError::db("marking the flag-declared git source"))?;
@@ -160,13 +171,14 @@ pub async fn set_flag_source(conn: &mut PgConnection, name: Option<&str>) -> Res
 
 /// Suspends (`true`) or resumes a source's automatic syncs.
 pub async fn set_suspended(conn: &mut PgConnection, name: &str, suspended: bool) -> Result<()> {
-    let done =
-        sqlx::query("UPDATE git_sources SET suspended = $2, updated_at = now() WHERE name = $1")
-            .bind(name)
-            .bind(suspended)
-            .execute(&mut *conn)
-            .await
-            .map_err(|e| StoreError::from_sqlx(KIND, name, "suspending", e))?;
+    let done = sqlx::query!(
+        "UPDATE git_sources SET suspended = $2, updated_at = now() WHERE name = $1",
+        name,
+        suspended,
+    )
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| StoreError::from_sqlx(KIND, name, "suspending", e))?;
     if done.rows_affected() == 0 {
         return Err(StoreError::NotFound {
             kind: KIND,
@@ -178,9 +190,7 @@ pub async fn set_suspended(conn: &mut PgConnection, name: &str, suspended: bool)
 
 /// One source by name.
 pub async fn get(conn: &mut PgConnection, name: &str) -> Result<Option<SourceState>> {
-    let sql = format!("SELECT {COLUMNS} FROM git_sources WHERE name = $1");
-    let row: Option<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(name)
+    let row: Option<Row> = select_rows!("FROM git_sources WHERE name = $1", name)
         .fetch_optional(&mut *conn)
         .await
         .map_err(|e| StoreError::from_sqlx(KIND, name, "reading", e))?;
@@ -189,8 +199,7 @@ pub async fn get(conn: &mut PgConnection, name: &str) -> Result<Option<SourceSta
 
 /// Every source, by name.
 pub async fn list(conn: &mut PgConnection) -> Result<Vec<SourceState>> {
-    let sql = format!("SELECT {COLUMNS} FROM git_sources ORDER BY name");
-    let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+    let rows: Vec<Row> = select_rows!("FROM git_sources ORDER BY name")
         .fetch_all(&mut *conn)
         .await
         .map_err(StoreError::db("listing git sources"))?;
@@ -199,8 +208,7 @@ pub async fn list(conn: &mut PgConnection) -> Result<Vec<SourceState>> {
 
 /// Deletes a source and its history.
 pub async fn delete(conn: &mut PgConnection, name: &str) -> Result<bool> {
-    let done = sqlx::query("DELETE FROM git_sources WHERE name = $1")
-        .bind(name)
+    let done = sqlx::query!("DELETE FROM git_sources WHERE name = $1", name)
         .execute(&mut *conn)
         .await
         .map_err(|e| StoreError::from_sqlx(KIND, name, "deleting", e))?;
@@ -210,11 +218,11 @@ pub async fn delete(conn: &mut PgConnection, name: &str) -> Result<bool> {
 /// Approves `revision` of `name` to prune past the source's limits (the operator saw the plan).
 /// Only that commit is approved: the next held one needs its own approval.
 pub async fn approve_prune(conn: &mut PgConnection, name: &str, revision: &str) -> Result<()> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE git_sources SET prune_approved_revision = $2, updated_at = now() WHERE name = $1",
+        name,
+        revision,
     )
-    .bind(name)
-    .bind(revision)
     .execute(&mut *conn)
     .await
     .map_err(|e| StoreError::from_sqlx(KIND, name, "approving a prune", e))?;
@@ -236,18 +244,18 @@ pub async fn set_status(
     applied_revision: Option<&str>,
     error: Option<&str>,
 ) -> Result<()> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE git_sources SET status = $2,
              last_attempted_revision = COALESCE($3, last_attempted_revision),
              last_applied_revision = COALESCE($4, last_applied_revision),
              last_error = $5, last_synced_at = now(), updated_at = now()
          WHERE name = $1",
+        name,
+        status.as_str(),
+        attempted_revision,
+        applied_revision,
+        error,
     )
-    .bind(name)
-    .bind(status.as_str())
-    .bind(attempted_revision)
-    .bind(applied_revision)
-    .bind(error)
     .execute(&mut *conn)
     .await
     .map_err(|e| StoreError::from_sqlx(KIND, name, "recording sync status", e))?;
@@ -262,11 +270,11 @@ pub async fn set_status(
 
 /// Pins the source to a commit, or unpins it with `None`.
 pub async fn set_pin(conn: &mut PgConnection, name: &str, revision: Option<&str>) -> Result<()> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE git_sources SET pinned_revision = $2, updated_at = now() WHERE name = $1",
+        name,
+        revision,
     )
-    .bind(name)
-    .bind(revision)
     .execute(&mut *conn)
     .await
     .map_err(|e| StoreError::from_sqlx(KIND, name, "pinning", e))?;

@@ -3,19 +3,20 @@
 
 use chrono::{DateTime, Utc};
 use linkplane_core::status::{DriftChange, ObjectKind};
-use sqlx::{FromRow, PgConnection, types::Json};
+use sqlx::{PgConnection, types::Json};
 
-use crate::{Result, StoreError};
+use crate::{Result, StoreError, error::vocabulary};
 
 /// Locks the source's row until the transaction ends, so two replicas never apply the same
 /// source at once. `false` when the source does not exist.
 pub async fn lock_source(conn: &mut PgConnection, source: &str) -> Result<bool> {
-    let row: Option<i32> =
-        sqlx::query_scalar("SELECT 1 FROM git_sources WHERE name = $1 FOR UPDATE")
-            .bind(source)
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(|e| StoreError::from_sqlx("GitSource", source, "locking", e))?;
+    let row: Option<Option<i32>> = sqlx::query_scalar!(
+        "SELECT 1 FROM git_sources WHERE name = $1 FOR UPDATE",
+        source
+    )
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(|e| StoreError::from_sqlx("GitSource", source, "locking", e))?;
     Ok(row.is_some())
 }
 
@@ -65,8 +66,7 @@ pub async fn replace_applied(
     revision: &str,
     objects: &[AppliedObject],
 ) -> Result<()> {
-    sqlx::query("DELETE FROM gitops_objects WHERE source = $1")
-        .bind(source)
+    sqlx::query!("DELETE FROM gitops_objects WHERE source = $1", source)
         .execute(&mut *conn)
         .await
         .map_err(|e| StoreError::from_sqlx("GitSource", source, "clearing applied objects", e))?;
@@ -76,16 +76,16 @@ pub async fn replace_applied(
         let names: Vec<&str> = chunk.iter().map(|o| o.name.as_str()).collect();
         let specs: Vec<Json<&serde_json::Value>> = chunk.iter().map(|o| Json(&o.spec)).collect();
         let files: Vec<&str> = chunk.iter().map(|o| o.file.as_str()).collect();
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO gitops_objects (source, kind, name, spec, revision, file)
              SELECT $1, k, n, s, $2, f FROM UNNEST($3::text[], $4::text[], $5::jsonb[], $6::text[]) AS t(k, n, s, f)",
+            source,
+            revision,
+            &kinds as &[&str],
+            &names as &[&str],
+            &specs as &[Json<&serde_json::Value>],
+            &files as &[&str],
         )
-        .bind(source)
-        .bind(revision)
-        .bind(&kinds)
-        .bind(&names)
-        .bind(&specs)
-        .bind(&files)
         .execute(&mut *conn)
         .await
         .map_err(|e| StoreError::from_sqlx("GitSource", source, "recording applied objects", e))?;
@@ -93,40 +93,32 @@ pub async fn replace_applied(
     Ok(())
 }
 
-#[derive(FromRow)]
-struct AppliedRow {
-    #[sqlx(try_from = "String")]
-    kind: ObjectKind,
-    name: String,
-    spec: serde_json::Value,
-    file: String,
-}
-
 /// The source's applied objects, by kind then name.
 pub async fn applied(conn: &mut PgConnection, source: &str) -> Result<Vec<AppliedObject>> {
-    let rows: Vec<AppliedRow> = sqlx::query_as(
+    let rows = sqlx::query!(
         "SELECT kind, name, spec, file FROM gitops_objects WHERE source = $1 ORDER BY kind, name",
+        source,
     )
-    .bind(source)
     .fetch_all(&mut *conn)
     .await
     .map_err(StoreError::db("listing applied objects"))?;
-    Ok(rows
-        .into_iter()
-        .map(|r| AppliedObject {
-            kind: r.kind,
-            name: r.name,
-            spec: r.spec,
-            file: r.file,
+    rows.into_iter()
+        .map(|r| {
+            Ok(AppliedObject {
+                kind: vocabulary("kind", &r.kind)?,
+                name: r.name,
+                spec: r.spec,
+                file: r.file,
+            })
         })
-        .collect())
+        .collect::<std::result::Result<_, sqlx::Error>>()
+        .map_err(StoreError::db("listing applied objects"))
 }
 
 /// An applied object whose live row differs: different spec, deleted, or taken over.
-#[derive(Debug, Clone, PartialEq, FromRow)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Divergence {
     /// Object kind.
-    #[sqlx(try_from = "String")]
     pub kind: ObjectKind,
     /// Object name.
     pub name: String,
@@ -142,8 +134,9 @@ pub struct Divergence {
 /// objects come back, so an in-sync source of 10,000 objects costs one index scan per table.
 pub async fn divergences(conn: &mut PgConnection, source: &str) -> Result<Vec<Divergence>> {
     let owner = format!("git:{source}");
-    sqlx::query_as(
-        "SELECT o.kind, o.name, o.spec AS desired, t.spec AS actual, t.owner::text AS actual_owner
+    let rows = sqlx::query!(
+        r#"SELECT o.kind AS "kind!", o.name AS "name!", o.spec AS "desired!", t.spec AS actual,
+                  t.owner::text AS actual_owner
            FROM gitops_objects o LEFT JOIN clusters t ON t.name = o.name
           WHERE o.source = $1 AND o.kind = 'Cluster'
             AND (t.spec IS DISTINCT FROM o.spec OR t.owner::text IS DISTINCT FROM $2)
@@ -157,15 +150,29 @@ pub async fn divergences(conn: &mut PgConnection, source: &str) -> Result<Vec<Di
            FROM gitops_objects o LEFT JOIN export_policies t ON t.name = o.name
           WHERE o.source = $1 AND o.kind = 'ExportPolicy'
             AND (t.spec IS DISTINCT FROM o.spec OR t.owner::text IS DISTINCT FROM $2)
-         ORDER BY 1, 2",
+         ORDER BY 1, 2"#,
+        source,
+        owner,
     )
-    .bind(source)
-    .bind(owner)
     .fetch_all(&mut *conn)
     .await
     .map_err(StoreError::db(
         "comparing applied objects with live objects",
-    ))
+    ))?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(Divergence {
+                kind: vocabulary("kind", &r.kind)?,
+                name: r.name,
+                desired: r.desired,
+                actual: r.actual,
+                actual_owner: r.actual_owner,
+            })
+        })
+        .collect::<std::result::Result<_, sqlx::Error>>()
+        .map_err(StoreError::db(
+            "comparing applied objects with live objects",
+        ))
 }
 
 /// A cheap identity of everything a source's drift report depends on, so an unchanged database
@@ -182,14 +189,15 @@ pub async fn divergences(conn: &mut PgConnection, source: &str) -> Result<Vec<Di
 /// Callers read it *before* comparing: a change committed in between then leaves the remembered
 /// fingerprint older than the report, which only causes one more comparison next time.
 pub async fn drift_fingerprint(conn: &mut PgConnection, source: &str) -> Result<String> {
-    sqlx::query_scalar(
-        "SELECT concat_ws('/',
+    sqlx::query_scalar!(
+        r#"SELECT concat_ws('/',
              coalesce((SELECT xmin::text FROM gitops_objects WHERE source = $1 LIMIT 1), '-'),
              (SELECT concat_ws(':', count(*), sum(generation), sum(xmin::text::bigint)) FROM clusters),
              (SELECT concat_ws(':', count(*), sum(generation), sum(xmin::text::bigint)) FROM links),
-             (SELECT concat_ws(':', count(*), sum(generation), sum(xmin::text::bigint)) FROM export_policies))",
+             (SELECT concat_ws(':', count(*), sum(generation), sum(xmin::text::bigint)) FROM export_policies))
+             AS "fingerprint!""#,
+        source,
     )
-    .bind(source)
     .fetch_one(&mut *conn)
     .await
     .map_err(StoreError::db("fingerprinting the declarative tables"))
@@ -221,15 +229,27 @@ pub struct DriftEntry {
     pub detected_at: DateTime<Utc>,
 }
 
-#[derive(FromRow)]
+/// A `gitops_drift` row; `source` is `None` where the statement reads one source's report.
 struct DriftRow {
-    #[sqlx(try_from = "String")]
-    kind: ObjectKind,
+    source: Option<String>,
+    kind: String,
     name: String,
-    #[sqlx(try_from = "String")]
-    change: DriftChange,
+    change: String,
     diff: Json<Vec<FieldDiff>>,
     detected_at: DateTime<Utc>,
+}
+
+impl DriftRow {
+    /// The entry; a kind or change outside its set fails as that column's decode error.
+    fn decode(self) -> std::result::Result<DriftEntry, sqlx::Error> {
+        Ok(DriftEntry {
+            kind: vocabulary("kind", &self.kind)?,
+            name: self.name,
+            change: vocabulary("change", &self.change)?,
+            diff: self.diff.0,
+            detected_at: self.detected_at,
+        })
+    }
 }
 
 /// Replaces the source's drift report.
@@ -238,8 +258,7 @@ pub async fn replace_drift(
     source: &str,
     entries: &[DriftEntry],
 ) -> Result<()> {
-    sqlx::query("DELETE FROM gitops_drift WHERE source = $1")
-        .bind(source)
+    sqlx::query!("DELETE FROM gitops_drift WHERE source = $1", source)
         .execute(&mut *conn)
         .await
         .map_err(|e| StoreError::from_sqlx("GitSource", source, "clearing drift", e))?;
@@ -251,17 +270,17 @@ pub async fn replace_drift(
     let changes: Vec<&str> = entries.iter().map(|e| e.change.as_str()).collect();
     let diffs: Vec<Json<&Vec<FieldDiff>>> = entries.iter().map(|e| Json(&e.diff)).collect();
     let times: Vec<DateTime<Utc>> = entries.iter().map(|e| e.detected_at).collect();
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO gitops_drift (source, kind, name, change, diff, detected_at)
          SELECT $1, k, n, c, d, t
            FROM UNNEST($2::text[], $3::text[], $4::text[], $5::jsonb[], $6::timestamptz[]) AS x(k, n, c, d, t)",
+        source,
+        &kinds as &[&str],
+        &names as &[&str],
+        &changes as &[&str],
+        &diffs as &[Json<&Vec<FieldDiff>>],
+        &times as &[DateTime<Utc>],
     )
-    .bind(source)
-    .bind(&kinds)
-    .bind(&names)
-    .bind(&changes)
-    .bind(&diffs)
-    .bind(&times)
     .execute(&mut *conn)
     .await
     .map_err(|e| StoreError::from_sqlx("GitSource", source, "recording drift", e))?;
@@ -270,23 +289,19 @@ pub async fn replace_drift(
 
 /// The source's current drift report, by kind then name.
 pub async fn drift(conn: &mut PgConnection, source: &str) -> Result<Vec<DriftEntry>> {
-    let rows: Vec<DriftRow> = sqlx::query_as(
-        "SELECT kind, name, change, diff, detected_at FROM gitops_drift WHERE source = $1 ORDER BY kind, name",
+    let rows: Vec<DriftRow> = sqlx::query_as!(
+        DriftRow,
+        r#"SELECT NULL::text AS source, kind, name, change, diff AS "diff: Json<Vec<FieldDiff>>", detected_at
+         FROM gitops_drift WHERE source = $1 ORDER BY kind, name"#,
+        source,
     )
-    .bind(source)
     .fetch_all(&mut *conn)
     .await
     .map_err(StoreError::db("listing drift"))?;
-    Ok(rows
-        .into_iter()
-        .map(|r| DriftEntry {
-            kind: r.kind,
-            name: r.name,
-            change: r.change,
-            diff: r.diff.0,
-            detected_at: r.detected_at,
-        })
-        .collect())
+    rows.into_iter()
+        .map(DriftRow::decode)
+        .collect::<std::result::Result<_, _>>()
+        .map_err(StoreError::db("listing drift"))
 }
 
 /// Records a webhook delivery; `false` when it was seen before (a provider retry). Deliveries
@@ -296,18 +311,18 @@ pub async fn record_delivery(
     provider: &str,
     delivery_id: &str,
 ) -> Result<bool> {
-    sqlx::query(
+    sqlx::query!(
         "DELETE FROM gitops_webhook_deliveries WHERE received_at < now() - interval '1 day'",
     )
     .execute(&mut *conn)
     .await
     .map_err(StoreError::db("trimming webhook deliveries"))?;
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "INSERT INTO gitops_webhook_deliveries (provider, delivery_id) VALUES ($1, $2)
          ON CONFLICT DO NOTHING",
+        provider,
+        delivery_id,
     )
-    .bind(provider)
-    .bind(delivery_id)
     .execute(&mut *conn)
     .await
     .map_err(|e| StoreError::from_sqlx("WebhookDelivery", delivery_id, "recording", e))?;
@@ -319,40 +334,22 @@ pub async fn drift_of(
     conn: &mut PgConnection,
     sources: &[String],
 ) -> Result<Vec<(String, DriftEntry)>> {
-    #[derive(FromRow)]
-    struct Row {
-        source: String,
-        #[sqlx(try_from = "String")]
-        kind: ObjectKind,
-        name: String,
-        #[sqlx(try_from = "String")]
-        change: DriftChange,
-        diff: Json<Vec<FieldDiff>>,
-        detected_at: DateTime<Utc>,
-    }
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT source, kind, name, change, diff, detected_at FROM gitops_drift
-         WHERE source = ANY($1) ORDER BY source, kind, name",
+    let rows: Vec<DriftRow> = sqlx::query_as!(
+        DriftRow,
+        r#"SELECT source, kind, name, change, diff AS "diff: Json<Vec<FieldDiff>>", detected_at
+         FROM gitops_drift WHERE source = ANY($1) ORDER BY source, kind, name"#,
+        sources,
     )
-    .bind(sources)
     .fetch_all(&mut *conn)
     .await
     .map_err(StoreError::db("listing drift"))?;
-    Ok(rows
-        .into_iter()
-        .map(|r| {
-            (
-                r.source,
-                DriftEntry {
-                    kind: r.kind,
-                    name: r.name,
-                    change: r.change,
-                    diff: r.diff.0,
-                    detected_at: r.detected_at,
-                },
-            )
+    rows.into_iter()
+        .map(|mut r| {
+            let source = r.source.take().unwrap_or_default();
+            Ok((source, r.decode()?))
         })
-        .collect())
+        .collect::<std::result::Result<_, sqlx::Error>>()
+        .map_err(StoreError::db("listing drift"))
 }
 
 #[cfg(test)]

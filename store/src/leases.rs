@@ -9,12 +9,12 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::{FromRow, PgConnection};
+use sqlx::PgConnection;
 
 use crate::{Result, StoreError};
 
 /// A running server process.
-#[derive(Debug, Clone, PartialEq, FromRow)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Replica {
     /// Unique per process start.
     pub id: String,
@@ -29,7 +29,7 @@ pub struct Replica {
 }
 
 /// One cluster's lease.
-#[derive(Debug, Clone, PartialEq, FromRow)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ClusterLease {
     /// Cluster name.
     pub cluster: String,
@@ -56,13 +56,13 @@ pub async fn heartbeat(
     name: &str,
     lease: Duration,
 ) -> Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO replicas (id, name, lease_ms) VALUES ($1, $2, $3)
          ON CONFLICT (id) DO UPDATE SET heartbeat_at = now(), lease_ms = EXCLUDED.lease_ms",
+        id,
+        name,
+        i64::try_from(lease.as_millis()).unwrap_or(i64::MAX).max(1),
     )
-    .bind(id)
-    .bind(name)
-    .bind(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX).max(1))
     .execute(conn)
     .await
     .map_err(StoreError::db("recording a replica heartbeat"))?;
@@ -71,13 +71,14 @@ pub async fn heartbeat(
 
 /// Removes `id` (graceful shutdown) and frees every lease it holds, so peers take over at once.
 pub async fn deregister(conn: &mut PgConnection, id: &str) -> Result<()> {
-    sqlx::query("UPDATE cluster_leases SET holder = NULL, expires_at = now() WHERE holder = $1")
-        .bind(id)
-        .execute(&mut *conn)
-        .await
-        .map_err(StoreError::db("releasing a replica's leases"))?;
-    sqlx::query("DELETE FROM replicas WHERE id = $1")
-        .bind(id)
+    sqlx::query!(
+        "UPDATE cluster_leases SET holder = NULL, expires_at = now() WHERE holder = $1",
+        id,
+    )
+    .execute(&mut *conn)
+    .await
+    .map_err(StoreError::db("releasing a replica's leases"))?;
+    sqlx::query!("DELETE FROM replicas WHERE id = $1", id)
         .execute(&mut *conn)
         .await
         .map_err(StoreError::db("deregistering a replica"))?;
@@ -86,7 +87,7 @@ pub async fn deregister(conn: &mut PgConnection, id: &str) -> Result<()> {
 
 /// Deletes the rows of replicas silent for ten lease durations (crashed processes).
 pub async fn prune(conn: &mut PgConnection) -> Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "DELETE FROM replicas WHERE heartbeat_at < now() - make_interval(secs => lease_ms / 100.0)",
     )
     .execute(conn)
@@ -97,10 +98,11 @@ pub async fn prune(conn: &mut PgConnection) -> Result<()> {
 
 /// Every replica, oldest first; `alive` when its heartbeat is younger than its lease.
 pub async fn list_replicas(conn: &mut PgConnection) -> Result<Vec<Replica>> {
-    sqlx::query_as(
-        "SELECT id, name, started_at, heartbeat_at,
-                heartbeat_at > now() - make_interval(secs => lease_ms / 1000.0) AS alive
-         FROM replicas ORDER BY started_at, id",
+    sqlx::query_as!(
+        Replica,
+        r#"SELECT id, name, started_at, heartbeat_at,
+                heartbeat_at > now() - make_interval(secs => lease_ms / 1000.0) AS "alive!"
+         FROM replicas ORDER BY started_at, id"#,
     )
     .fetch_all(conn)
     .await
@@ -109,10 +111,11 @@ pub async fn list_replicas(conn: &mut PgConnection) -> Result<Vec<Replica>> {
 
 /// Every lease.
 pub async fn list(conn: &mut PgConnection) -> Result<Vec<ClusterLease>> {
-    sqlx::query_as(
-        "SELECT cluster, holder, epoch, acquired_at, expires_at,
-                (holder IS NOT NULL AND expires_at > now()) AS valid
-         FROM cluster_leases ORDER BY cluster",
+    sqlx::query_as!(
+        ClusterLease,
+        r#"SELECT cluster, holder, epoch, acquired_at, expires_at,
+                (holder IS NOT NULL AND expires_at > now()) AS "valid!"
+         FROM cluster_leases ORDER BY cluster"#,
     )
     .fetch_all(conn)
     .await
@@ -132,7 +135,7 @@ pub async fn acquire(
     replica: &str,
     duration: Duration,
 ) -> Result<Option<i64>> {
-    let row: Option<(i64,)> = sqlx::query_as(
+    let epoch: Option<i64> = sqlx::query_scalar!(
         "INSERT INTO cluster_leases AS l (cluster, holder, epoch, acquired_at, expires_at)
          VALUES ($1, $2, 1, now(), now() + make_interval(secs => $3))
          ON CONFLICT (cluster) DO UPDATE SET
@@ -144,14 +147,14 @@ pub async fn acquire(
              expires_at = EXCLUDED.expires_at
          WHERE l.holder = EXCLUDED.holder OR l.holder IS NULL OR l.expires_at <= now()
          RETURNING l.epoch",
+        cluster,
+        replica,
+        interval(duration),
     )
-    .bind(cluster)
-    .bind(replica)
-    .bind(interval(duration))
     .fetch_optional(conn)
     .await
     .map_err(StoreError::db("acquiring a cluster lease"))?;
-    Ok(row.map(|(e,)| e))
+    Ok(epoch)
 }
 
 /// Renews a lease `replica` holds at `epoch`. False when it is no longer the holder at that
@@ -163,14 +166,14 @@ pub async fn renew(
     epoch: i64,
     duration: Duration,
 ) -> Result<bool> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE cluster_leases SET expires_at = now() + make_interval(secs => $4)
          WHERE cluster = $1 AND holder = $2 AND epoch = $3 AND expires_at > now()",
+        cluster,
+        replica,
+        epoch,
+        interval(duration),
     )
-    .bind(cluster)
-    .bind(replica)
-    .bind(epoch)
-    .bind(interval(duration))
     .execute(conn)
     .await
     .map_err(StoreError::db("renewing a cluster lease"))?;
@@ -179,12 +182,12 @@ pub async fn renew(
 
 /// Gives up a lease `replica` holds (rebalancing, shutdown): a peer may take it at once.
 pub async fn release(conn: &mut PgConnection, cluster: &str, replica: &str) -> Result<bool> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "UPDATE cluster_leases SET holder = NULL, expires_at = now()
          WHERE cluster = $1 AND holder = $2",
+        cluster,
+        replica,
     )
-    .bind(cluster)
-    .bind(replica)
     .execute(conn)
     .await
     .map_err(StoreError::db("releasing a cluster lease"))?;

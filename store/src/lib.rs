@@ -123,6 +123,8 @@ impl Store {
             });
         }
         let admin = Self::connect(admin_url, 1).await?;
+        // DDL naming a database: an identifier cannot be a bind parameter and utility statements
+        // cannot be prepared, so these two stay runtime statements (`name` is checked above).
         for sql in [
             format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
             format!("CREATE DATABASE {name}"),
@@ -146,8 +148,8 @@ impl Store {
 
     /// Round-trips a trivial query: the readiness check.
     pub async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
+        sqlx::query!("SELECT 1 AS one")
+            .fetch_one(&self.pool)
             .await
             .map_err(StoreError::db("pinging the database"))?;
         Ok(())

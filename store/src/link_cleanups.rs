@@ -5,12 +5,12 @@
 //! supervisor deletes a row once the mirrors are gone (or a new link owns the pair again).
 
 use chrono::{DateTime, Utc};
-use sqlx::{FromRow, PgConnection};
+use sqlx::PgConnection;
 
 use crate::{Result, StoreError};
 
 /// A pending clean-up: delete every mirror of `target_cluster` in `source_cluster`.
-#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkCleanup {
     /// The cluster holding the mirrors.
     pub source_cluster: String,
@@ -27,7 +27,8 @@ pub struct LinkCleanup {
 
 /// Every pending clean-up, oldest first.
 pub async fn list(conn: &mut PgConnection) -> Result<Vec<LinkCleanup>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        LinkCleanup,
         "SELECT source_cluster, target_cluster, link, adopt_linkerd_mirrors, requested_at
          FROM link_cleanups
          ORDER BY requested_at, source_cluster, target_cluster",
@@ -39,7 +40,7 @@ pub async fn list(conn: &mut PgConnection) -> Result<Vec<LinkCleanup>> {
 
 /// How many clean-ups are pending: unlinked mirrors still to delete from the clusters.
 pub async fn count(conn: &mut PgConnection) -> Result<i64> {
-    sqlx::query_scalar("SELECT count(*) FROM link_cleanups")
+    sqlx::query_scalar!(r#"SELECT count(*) AS "count!" FROM link_cleanups"#)
         .fetch_one(&mut *conn)
         .await
         .map_err(StoreError::db("counting pending link clean-ups"))
@@ -48,13 +49,13 @@ pub async fn count(conn: &mut PgConnection) -> Result<i64> {
 /// Marks a clean-up done. Only the request as read is removed (`requested_at` must match): a
 /// link removed again meanwhile leaves a newer request that still runs.
 pub async fn complete(conn: &mut PgConnection, cleanup: &LinkCleanup) -> Result<bool> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "DELETE FROM link_cleanups
          WHERE source_cluster = $1 AND target_cluster = $2 AND requested_at = $3",
+        cleanup.source_cluster,
+        cleanup.target_cluster,
+        cleanup.requested_at,
     )
-    .bind(&cleanup.source_cluster)
-    .bind(&cleanup.target_cluster)
-    .bind(cleanup.requested_at)
     .execute(&mut *conn)
     .await
     .map_err(StoreError::db("completing a link clean-up"))?;

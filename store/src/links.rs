@@ -3,34 +3,52 @@
 
 use chrono::{DateTime, Utc};
 use linkplane_core::{Link, LinkSpec};
-use sqlx::{FromRow, PgConnection, types::Json};
+use sqlx::{PgConnection, types::Json};
 
 use crate::{
     BulkOutcome, Owner, Result, StoreError, Stored, WriteOutcome,
-    spec_table::{BulkRow, SpecTable, keep, outcome, reject_duplicates, savepoint, to_json, undo},
+    spec_table::{
+        BulkRow, SpecTable, Table, keep, outcome, reject_duplicates, savepoint, to_json, undo,
+    },
 };
 
 const KIND: &str = "Link";
 
 /// For the bulk prune, which only needs `name` and `owner`.
 const TABLE: SpecTable = SpecTable {
-    table: "links",
+    table: Table::Links,
     kind: KIND,
 };
 
 /// `(created, updated)` for `$1` names, `$2` sources, `$3` targets, `$4` specs, `$5` owner:
-/// [`upsert`]'s statement over arrays, guarded by owner.
-const BULK_UPSERT: &str = "WITH written AS (
-         INSERT INTO links (name, source_cluster, target_cluster, spec, owner)
-         SELECT name, src, tgt, spec, $5::text
-           FROM UNNEST($1::text[], $2::text[], $3::text[], $4::jsonb[]) AS i(name, src, tgt, spec)
-         ON CONFLICT (name) DO UPDATE SET source_cluster = EXCLUDED.source_cluster,
-             target_cluster = EXCLUDED.target_cluster, spec = EXCLUDED.spec,
-             generation = links.generation + 1, updated_at = now()
-         WHERE links.owner = EXCLUDED.owner AND links.spec IS DISTINCT FROM EXCLUDED.spec
-         RETURNING (xmax = 0) AS inserted
-     )
-     SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written";
+/// [`upsert`]'s statement over arrays, guarded by owner (a macro so the batch and its replay
+/// run the one checked statement).
+macro_rules! upsert_bulk {
+    ($conn:expr, $names:expr, $sources:expr, $targets:expr, $specs:expr, $owner:expr) => {
+        sqlx::query!(
+            r#"WITH written AS (
+                 INSERT INTO links (name, source_cluster, target_cluster, spec, owner)
+                 SELECT name, src, tgt, spec, $5::text
+                   FROM UNNEST($1::text[], $2::text[], $3::text[], $4::jsonb[]) AS i(name, src, tgt, spec)
+                 ON CONFLICT (name) DO UPDATE SET source_cluster = EXCLUDED.source_cluster,
+                     target_cluster = EXCLUDED.target_cluster, spec = EXCLUDED.spec,
+                     generation = links.generation + 1, updated_at = now()
+                 WHERE links.owner = EXCLUDED.owner AND links.spec IS DISTINCT FROM EXCLUDED.spec
+                 RETURNING (xmax = 0) AS inserted
+             )
+             SELECT count(*) FILTER (WHERE inserted) AS "created!",
+                    count(*) FILTER (WHERE NOT inserted) AS "updated!" FROM written"#,
+            $names,
+            $sources,
+            $targets,
+            $specs,
+            $owner,
+        )
+        .fetch_one($conn)
+        .await
+        .map(|r| (r.created, r.updated))
+    };
+}
 
 /// A stored link with its operator pause flag.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,7 +59,6 @@ pub struct StoredLink {
     pub paused: bool,
 }
 
-#[derive(FromRow)]
 struct LinkRow {
     name: String,
     spec: serde_json::Value,
@@ -76,24 +93,22 @@ impl LinkRow {
     }
 }
 
-const COLUMNS: &str = "name, spec, paused, owner, generation, created_at, updated_at";
-
 /// Creates or updates a link; an identical link is left untouched.
 pub async fn upsert(conn: &mut PgConnection, link: &Link, owner: &Owner) -> Result<WriteOutcome> {
     let spec = to_json(KIND, &link.name, &link.spec)?;
-    let inserted: Option<bool> = sqlx::query_scalar(
-        "INSERT INTO links (name, source_cluster, target_cluster, spec, owner) VALUES ($1, $2, $3, $4, $5)
+    let inserted: Option<bool> = sqlx::query_scalar!(
+        r#"INSERT INTO links (name, source_cluster, target_cluster, spec, owner) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (name) DO UPDATE SET source_cluster = EXCLUDED.source_cluster,
              target_cluster = EXCLUDED.target_cluster, spec = EXCLUDED.spec, owner = EXCLUDED.owner,
              generation = links.generation + 1, updated_at = now()
          WHERE links.spec IS DISTINCT FROM EXCLUDED.spec OR links.owner IS DISTINCT FROM EXCLUDED.owner
-         RETURNING (xmax = 0) AS inserted",
+         RETURNING (xmax = 0) AS "inserted!""#,
+        link.name,
+        link.spec.source,
+        link.spec.target,
+        spec,
+        owner.as_column(),
     )
-    .bind(&link.name)
-    .bind(&link.spec.source)
-    .bind(&link.spec.target)
-    .bind(spec)
-    .bind(owner.as_column())
     .fetch_optional(&mut *conn)
     .await
     .map_err(|e| StoreError::from_sqlx(KIND, &link.name, "upserting", e))?;
@@ -108,14 +123,14 @@ pub async fn upsert(conn: &mut PgConnection, link: &Link, owner: &Owner) -> Resu
 /// cluster does not exist.
 pub async fn create(conn: &mut PgConnection, link: &Link, owner: &Owner) -> Result<()> {
     let spec = to_json(KIND, &link.name, &link.spec)?;
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO links (name, source_cluster, target_cluster, spec, owner) VALUES ($1, $2, $3, $4, $5)",
+        link.name,
+        link.spec.source,
+        link.spec.target,
+        spec,
+        owner.as_column(),
     )
-    .bind(&link.name)
-    .bind(&link.spec.source)
-    .bind(&link.spec.target)
-    .bind(spec)
-    .bind(owner.as_column())
     .execute(&mut *conn)
     .await
     .map_err(|e| StoreError::from_sqlx(KIND, &link.name, "creating", e))?;
@@ -124,10 +139,12 @@ pub async fn create(conn: &mut PgConnection, link: &Link, owner: &Owner) -> Resu
 
 /// One link by name.
 pub async fn get(conn: &mut PgConnection, name: &str) -> Result<Option<StoredLink>> {
-    let sql = format!("SELECT {COLUMNS} FROM links WHERE name = $1");
-    let row: Option<LinkRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(name)
-        .fetch_optional(&mut *conn)
+    let row: Option<LinkRow> = sqlx::query_as!(
+        LinkRow,
+        "SELECT name, spec, paused, owner, generation, created_at, updated_at FROM links WHERE name = $1",
+        name,
+    )
+    .fetch_optional(&mut *conn)
         .await
         .map_err(|e| StoreError::from_sqlx(KIND, name, "reading", e))?;
     row.map(LinkRow::decode).transpose()
@@ -135,9 +152,11 @@ pub async fn get(conn: &mut PgConnection, name: &str) -> Result<Option<StoredLin
 
 /// Every link, by name.
 pub async fn list(conn: &mut PgConnection) -> Result<Vec<StoredLink>> {
-    let sql = format!("SELECT {COLUMNS} FROM links ORDER BY name");
-    let rows: Vec<LinkRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .fetch_all(&mut *conn)
+    let rows: Vec<LinkRow> = sqlx::query_as!(
+        LinkRow,
+        "SELECT name, spec, paused, owner, generation, created_at, updated_at FROM links ORDER BY name",
+    )
+    .fetch_all(&mut *conn)
         .await
         .map_err(StoreError::db("listing links"))?;
     rows.into_iter().map(LinkRow::decode).collect()
@@ -145,8 +164,7 @@ pub async fn list(conn: &mut PgConnection) -> Result<Vec<StoredLink>> {
 
 /// Deletes a link (its mirror rows and gateway health go with it).
 pub async fn delete(conn: &mut PgConnection, name: &str) -> Result<bool> {
-    let done = sqlx::query("DELETE FROM links WHERE name = $1")
-        .bind(name)
+    let done = sqlx::query!("DELETE FROM links WHERE name = $1", name)
         .execute(&mut *conn)
         .await
         .map_err(|e| StoreError::from_sqlx(KIND, name, "deleting", e))?;
@@ -155,12 +173,14 @@ pub async fn delete(conn: &mut PgConnection, name: &str) -> Result<bool> {
 
 /// Pauses or resumes a link; `NotFound` when it does not exist.
 pub async fn set_paused(conn: &mut PgConnection, name: &str, paused: bool) -> Result<()> {
-    let done = sqlx::query("UPDATE links SET paused = $2, updated_at = now() WHERE name = $1")
-        .bind(name)
-        .bind(paused)
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| StoreError::from_sqlx(KIND, name, "pausing", e))?;
+    let done = sqlx::query!(
+        "UPDATE links SET paused = $2, updated_at = now() WHERE name = $1",
+        name,
+        paused,
+    )
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| StoreError::from_sqlx(KIND, name, "pausing", e))?;
     if done.rows_affected() == 0 {
         return Err(StoreError::NotFound {
             kind: KIND,
@@ -193,16 +213,16 @@ pub async fn upsert_many(
         .collect::<Result<Vec<_>>>()?;
     let json: Vec<Json<&serde_json::Value>> = specs.iter().map(Json).collect();
     let mut sp = savepoint(conn).await?;
-    let row: std::result::Result<BulkRow, sqlx::Error> = sqlx::query_as(BULK_UPSERT)
-        .bind(&names)
-        .bind(&sources)
-        .bind(&targets)
-        .bind(&json)
-        .bind(owner.as_column())
-        .fetch_one(&mut *sp)
-        .await;
+    let row: std::result::Result<BulkRow, sqlx::Error> = upsert_bulk!(
+        &mut *sp,
+        &names as &[&str],
+        &sources as &[&str],
+        &targets as &[&str],
+        &json as &[Json<&serde_json::Value>],
+        owner.as_column()
+    );
     match row {
-        Ok(row) => match outcome(&mut sp, "links", KIND, &names, row, owner).await {
+        Ok(row) => match outcome(&mut sp, Table::Links, KIND, &names, row, owner).await {
             Ok(out) => {
                 keep(sp).await?;
                 Ok(out)
@@ -243,14 +263,14 @@ async fn upsert_culprit(
         return fallback;
     };
     for (link, spec) in links.iter().zip(specs) {
-        let res = sqlx::query(BULK_UPSERT)
-            .bind([link.name.as_str()])
-            .bind([link.spec.source.as_str()])
-            .bind([link.spec.target.as_str()])
-            .bind([spec])
-            .bind(owner.as_column())
-            .execute(&mut *sp)
-            .await;
+        let res = upsert_bulk!(
+            &mut *sp,
+            &[link.name.as_str()] as &[&str],
+            &[link.spec.source.as_str()] as &[&str],
+            &[link.spec.target.as_str()] as &[&str],
+            &[*spec] as &[Json<&serde_json::Value>],
+            owner.as_column()
+        );
         if let Err(e) = res {
             let _ = undo(sp).await;
             return StoreError::from_sqlx(KIND, &link.name, "upserting", e);

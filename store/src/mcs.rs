@@ -5,9 +5,9 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::{FromRow, PgConnection, types::Json};
+use sqlx::{PgConnection, types::Json};
 
-use crate::{Result, StoreError};
+use crate::{Result, StoreError, error::vocabulary};
 
 pub use linkplane_core::status::{
     ConditionStatus, McsConditionType, McsExportState, McsImportState, McsImportType,
@@ -152,86 +152,110 @@ pub struct McsImportFilter {
     pub state: Option<McsImportState>,
 }
 
-/// The columns [`ExportRow`] decodes, in order.
-pub(crate) const EXPORT_COLUMNS: &str = "id, cluster, namespace, service, state, conditions, links, \
-     imported_by, exported_at, last_transition";
-
-/// The columns [`ImportRow`] decodes, in order.
-pub(crate) const IMPORT_COLUMNS: &str = "id, cluster, namespace, service, type, ports, \
-     session_affinity, source_clusters, endpoint_slices, ready_endpoints, state, message, last_transition";
-
-#[derive(FromRow)]
+/// An `mcs_exports` row as [`select_exports!`] selects it.
 pub(crate) struct ExportRow {
-    id: i64,
-    cluster: String,
-    namespace: String,
-    service: String,
-    #[sqlx(try_from = "String")]
-    state: McsExportState,
-    conditions: Json<Vec<McsCondition>>,
-    links: Vec<String>,
-    imported_by: Vec<String>,
-    exported_at: Option<DateTime<Utc>>,
-    last_transition: DateTime<Utc>,
+    pub(crate) id: i64,
+    pub(crate) cluster: String,
+    pub(crate) namespace: String,
+    pub(crate) service: String,
+    pub(crate) state: String,
+    pub(crate) conditions: Json<Vec<McsCondition>>,
+    pub(crate) links: Vec<String>,
+    pub(crate) imported_by: Vec<String>,
+    pub(crate) exported_at: Option<DateTime<Utc>>,
+    pub(crate) last_transition: DateTime<Utc>,
 }
 
-impl From<ExportRow> for McsExportRow {
-    fn from(r: ExportRow) -> Self {
-        McsExportRow {
-            id: r.id,
-            last_transition: r.last_transition,
+/// A checked `query_as!` of [`ExportRow`]s: their select list followed by the statement's rest
+/// (`FROM mcs_exports …`) as `+`-joined string literals, then the arguments (as
+/// `mirrors::select_rows!`).
+macro_rules! select_exports {
+    ($rest:expr $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            $crate::mcs::ExportRow,
+            r#"SELECT id, cluster, namespace, service, state,
+                      conditions AS "conditions: sqlx::types::Json<Vec<crate::mcs::McsCondition>>",
+                      links, imported_by, exported_at, last_transition "#
+                + $rest
+            $(, $arg)*
+        )
+    };
+}
+pub(crate) use select_exports;
+
+impl ExportRow {
+    /// The stored export; a state outside its set fails as that column's decode error.
+    pub(crate) fn decode(self) -> std::result::Result<McsExportRow, sqlx::Error> {
+        Ok(McsExportRow {
+            id: self.id,
+            last_transition: self.last_transition,
             status: McsExportStatus {
-                cluster: r.cluster,
-                namespace: r.namespace,
-                service: r.service,
-                state: r.state,
-                conditions: r.conditions.0,
-                links: r.links,
-                imported_by: r.imported_by,
-                exported_at: r.exported_at,
+                cluster: self.cluster,
+                namespace: self.namespace,
+                service: self.service,
+                state: vocabulary("state", &self.state)?,
+                conditions: self.conditions.0,
+                links: self.links,
+                imported_by: self.imported_by,
+                exported_at: self.exported_at,
             },
-        }
+        })
     }
 }
 
-#[derive(FromRow)]
+/// An `mcs_imports` row as [`select_imports!`] selects it.
 pub(crate) struct ImportRow {
-    id: i64,
-    cluster: String,
-    namespace: String,
-    service: String,
-    #[sqlx(rename = "type", try_from = "String")]
-    ty: McsImportType,
-    ports: Json<Vec<McsPort>>,
-    session_affinity: String,
-    source_clusters: Vec<String>,
-    endpoint_slices: i32,
-    ready_endpoints: i32,
-    #[sqlx(try_from = "String")]
-    state: McsImportState,
-    message: String,
-    last_transition: DateTime<Utc>,
+    pub(crate) id: i64,
+    pub(crate) cluster: String,
+    pub(crate) namespace: String,
+    pub(crate) service: String,
+    pub(crate) ty: String,
+    pub(crate) ports: Json<Vec<McsPort>>,
+    pub(crate) session_affinity: String,
+    pub(crate) source_clusters: Vec<String>,
+    pub(crate) endpoint_slices: i32,
+    pub(crate) ready_endpoints: i32,
+    pub(crate) state: String,
+    pub(crate) message: String,
+    pub(crate) last_transition: DateTime<Utc>,
 }
 
-impl From<ImportRow> for McsImportRow {
-    fn from(r: ImportRow) -> Self {
-        McsImportRow {
-            id: r.id,
-            last_transition: r.last_transition,
+/// A checked `query_as!` of [`ImportRow`]s (as [`select_exports!`]).
+macro_rules! select_imports {
+    ($rest:expr $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            $crate::mcs::ImportRow,
+            r#"SELECT id, cluster, namespace, service, type AS ty,
+                      ports AS "ports: sqlx::types::Json<Vec<crate::mcs::McsPort>>",
+                      session_affinity, source_clusters, endpoint_slices, ready_endpoints, state,
+                      message, last_transition "#
+                + $rest
+            $(, $arg)*
+        )
+    };
+}
+pub(crate) use select_imports;
+
+impl ImportRow {
+    /// The stored import; a type or state outside its set fails as that column's decode error.
+    pub(crate) fn decode(self) -> std::result::Result<McsImportRow, sqlx::Error> {
+        Ok(McsImportRow {
+            id: self.id,
+            last_transition: self.last_transition,
             status: McsImportStatus {
-                cluster: r.cluster,
-                namespace: r.namespace,
-                service: r.service,
-                ty: r.ty,
-                ports: r.ports.0,
-                session_affinity: r.session_affinity,
-                source_clusters: r.source_clusters,
-                endpoint_slices: r.endpoint_slices,
-                ready_endpoints: r.ready_endpoints,
-                state: r.state,
-                message: r.message,
+                cluster: self.cluster,
+                namespace: self.namespace,
+                service: self.service,
+                ty: vocabulary("type", &self.ty)?,
+                ports: self.ports.0,
+                session_affinity: self.session_affinity,
+                source_clusters: self.source_clusters,
+                endpoint_slices: self.endpoint_slices,
+                ready_endpoints: self.ready_endpoints,
+                state: vocabulary("state", &self.state)?,
+                message: self.message,
             },
-        }
+        })
     }
 }
 
@@ -245,18 +269,18 @@ pub async fn replace_exports(
 ) -> Result<()> {
     let namespaces: Vec<&str> = exports.iter().map(|e| e.namespace.as_str()).collect();
     let services: Vec<&str> = exports.iter().map(|e| e.service.as_str()).collect();
-    sqlx::query(
+    sqlx::query!(
         "DELETE FROM mcs_exports WHERE cluster = $1 AND (namespace, service) NOT IN
              (SELECT * FROM UNNEST($2::text[], $3::text[]))",
+        cluster,
+        &namespaces as &[&str],
+        &services as &[&str],
     )
-    .bind(cluster)
-    .bind(&namespaces)
-    .bind(&services)
     .execute(&mut *conn)
     .await
     .map_err(StoreError::db("replacing MCS export states"))?;
     for e in exports {
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO mcs_exports (cluster, namespace, service, state, conflict, conditions, links,
                                       imported_by, exported_at)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
@@ -266,16 +290,16 @@ pub async fn replace_exports(
                  exported_at = EXCLUDED.exported_at, updated_at = now(),
                  last_transition = CASE WHEN mcs_exports.state = EXCLUDED.state
                                         THEN mcs_exports.last_transition ELSE now() END",
+            e.cluster,
+            e.namespace,
+            e.service,
+            e.state.as_str(),
+            e.in_conflict(),
+            Json(&e.conditions) as _,
+            &e.links as &[String],
+            &e.imported_by as &[String],
+            e.exported_at,
         )
-        .bind(&e.cluster)
-        .bind(&e.namespace)
-        .bind(&e.service)
-        .bind(e.state.as_str())
-        .bind(e.in_conflict())
-        .bind(Json(&e.conditions))
-        .bind(&e.links)
-        .bind(&e.imported_by)
-        .bind(e.exported_at)
         .execute(&mut *conn)
         .await
         .map_err(|err| {
@@ -293,18 +317,18 @@ pub async fn replace_imports(
 ) -> Result<()> {
     let namespaces: Vec<&str> = imports.iter().map(|i| i.namespace.as_str()).collect();
     let services: Vec<&str> = imports.iter().map(|i| i.service.as_str()).collect();
-    sqlx::query(
+    sqlx::query!(
         "DELETE FROM mcs_imports WHERE cluster = $1 AND (namespace, service) NOT IN
              (SELECT * FROM UNNEST($2::text[], $3::text[]))",
+        cluster,
+        &namespaces as &[&str],
+        &services as &[&str],
     )
-    .bind(cluster)
-    .bind(&namespaces)
-    .bind(&services)
     .execute(&mut *conn)
     .await
     .map_err(StoreError::db("replacing MCS import states"))?;
     for i in imports {
-        sqlx::query(
+        sqlx::query!(
             "INSERT INTO mcs_imports (cluster, namespace, service, type, ports, session_affinity,
                                       source_clusters, endpoint_slices, ready_endpoints, state, message)
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
@@ -317,18 +341,18 @@ pub async fn replace_imports(
                  message = EXCLUDED.message, updated_at = now(),
                  last_transition = CASE WHEN mcs_imports.state = EXCLUDED.state
                                         THEN mcs_imports.last_transition ELSE now() END",
+            i.cluster,
+            i.namespace,
+            i.service,
+            i.ty.as_str(),
+            Json(&i.ports) as _,
+            i.session_affinity,
+            &i.source_clusters as &[String],
+            i.endpoint_slices,
+            i.ready_endpoints,
+            i.state.as_str(),
+            i.message,
         )
-        .bind(&i.cluster)
-        .bind(&i.namespace)
-        .bind(&i.service)
-        .bind(i.ty.as_str())
-        .bind(Json(&i.ports))
-        .bind(&i.session_affinity)
-        .bind(&i.source_clusters)
-        .bind(i.endpoint_slices)
-        .bind(i.ready_endpoints)
-        .bind(i.state.as_str())
-        .bind(&i.message)
         .execute(&mut *conn)
         .await
         .map_err(|err| {

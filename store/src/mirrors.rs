@@ -1,7 +1,7 @@
 //! The `mirrors` table: the state of every exported service a link selects.
 
 use chrono::{DateTime, Utc};
-use sqlx::{FromRow, PgConnection};
+use sqlx::PgConnection;
 
 use crate::{Result, StoreError};
 
@@ -45,27 +45,38 @@ pub struct MirrorRow {
     pub updated_at: DateTime<Utc>,
 }
 
-/// A `mirrors` row as selected by [`COLUMNS`]; shared with the API's batched reads.
-#[derive(FromRow)]
+/// A `mirrors` row as [`select_rows!`] selects it; shared with the API's batched reads.
 pub(crate) struct Row {
-    id: i64,
-    link: String,
-    source_cluster: String,
-    target_cluster: String,
-    remote_namespace: String,
-    remote_name: String,
-    local_name: String,
-    mode: String,
-    headless: bool,
-    state: String,
-    message: String,
-    last_transition: DateTime<Utc>,
-    updated_at: DateTime<Utc>,
+    pub(crate) id: i64,
+    pub(crate) link: String,
+    pub(crate) source_cluster: String,
+    pub(crate) target_cluster: String,
+    pub(crate) remote_namespace: String,
+    pub(crate) remote_name: String,
+    pub(crate) local_name: String,
+    pub(crate) mode: String,
+    pub(crate) headless: bool,
+    pub(crate) state: String,
+    pub(crate) message: String,
+    pub(crate) last_transition: DateTime<Utc>,
+    pub(crate) updated_at: DateTime<Utc>,
 }
 
-/// The columns [`Row`] decodes, in order.
-pub(crate) const COLUMNS: &str = "id, link, source_cluster, target_cluster, remote_namespace, remote_name, \
-     local_name, mode, headless, state, message, last_transition, updated_at";
+/// A checked `query_as!` of [`Row`]s: [`Row`]'s select list followed by the statement's rest
+/// (`FROM …`), given as string literals joined with `+` (sqlx joins them into one literal at
+/// compile time, so the statement is still checked whole), then the arguments.
+macro_rules! select_rows {
+    ($rest:expr $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            $crate::mirrors::Row,
+            "SELECT id, link, source_cluster, target_cluster, remote_namespace, remote_name, \
+             local_name, mode, headless, state, message, last_transition, updated_at "
+                + $rest
+            $(, $arg)*
+        )
+    };
+}
+pub(crate) use select_rows;
 
 impl From<Row> for MirrorRow {
     fn from(r: Row) -> Self {
@@ -105,42 +116,48 @@ pub struct MirrorFilter {
     pub link: Option<String>,
 }
 
+/// A checked state write: `INSERT INTO mirrors (<the state columns>)`, then `$rows` (the
+/// `VALUES` or `SELECT` supplying them, in that order), then how it meets an existing row:
+/// unchanged rows are not rewritten, and `last_transition` moves only when the state does.
+macro_rules! write_states {
+    ($rows:literal $(, $arg:expr)* $(,)?) => {
+        sqlx::query!(
+            "INSERT INTO mirrors (link, source_cluster, target_cluster, remote_namespace, remote_name,
+                                  local_name, mode, headless, state, message) "
+            + $rows
+            + " ON CONFLICT (link, remote_namespace, remote_name) DO UPDATE SET
+                 source_cluster = EXCLUDED.source_cluster, target_cluster = EXCLUDED.target_cluster,
+                 local_name = EXCLUDED.local_name, mode = EXCLUDED.mode, headless = EXCLUDED.headless,
+                 state = EXCLUDED.state, message = EXCLUDED.message, updated_at = now(),
+                 last_transition = CASE WHEN mirrors.state = EXCLUDED.state THEN mirrors.last_transition ELSE now() END
+             WHERE (mirrors.local_name, mirrors.mode, mirrors.headless, mirrors.state, mirrors.message)
+                   IS DISTINCT FROM (EXCLUDED.local_name, EXCLUDED.mode, EXCLUDED.headless, EXCLUDED.state, EXCLUDED.message)"
+            $(, $arg)*
+        )
+    };
+}
+
 /// Records a mirror's state; `last_transition` moves only when the state changes, and an
 /// identical status is not rewritten (no event, no write amplification).
 pub async fn upsert(conn: &mut PgConnection, s: &MirrorStatus) -> Result<()> {
-    let sql = format!(
-        "INSERT INTO mirrors ({STATE_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) {ON_STATE_CONFLICT}"
-    );
-    sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(&s.link)
-        .bind(&s.source_cluster)
-        .bind(&s.target_cluster)
-        .bind(&s.namespace)
-        .bind(&s.remote_name)
-        .bind(&s.local_name)
-        .bind(&s.mode)
-        .bind(s.headless)
-        .bind(s.state.as_str())
-        .bind(&s.message)
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| StoreError::from_sqlx("Mirror", &s.local_name, "recording mirror state", e))?;
+    write_states!(
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        s.link,
+        s.source_cluster,
+        s.target_cluster,
+        s.namespace,
+        s.remote_name,
+        s.local_name,
+        s.mode,
+        s.headless,
+        s.state.as_str(),
+        s.message,
+    )
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| StoreError::from_sqlx("Mirror", &s.local_name, "recording mirror state", e))?;
     Ok(())
 }
-
-/// The columns a state write sets, in bind order.
-const STATE_COLUMNS: &str = "link, source_cluster, target_cluster, remote_namespace, remote_name, \
-     local_name, mode, headless, state, message";
-
-/// How a state write meets an existing row: unchanged rows are not rewritten, and
-/// `last_transition` moves only when the state does.
-const ON_STATE_CONFLICT: &str = "ON CONFLICT (link, remote_namespace, remote_name) DO UPDATE SET
-     source_cluster = EXCLUDED.source_cluster, target_cluster = EXCLUDED.target_cluster,
-     local_name = EXCLUDED.local_name, mode = EXCLUDED.mode, headless = EXCLUDED.headless,
-     state = EXCLUDED.state, message = EXCLUDED.message, updated_at = now(),
-     last_transition = CASE WHEN mirrors.state = EXCLUDED.state THEN mirrors.last_transition ELSE now() END
- WHERE (mirrors.local_name, mirrors.mode, mirrors.headless, mirrors.state, mirrors.message)
-       IS DISTINCT FROM (EXCLUDED.local_name, EXCLUDED.mode, EXCLUDED.headless, EXCLUDED.state, EXCLUDED.message)";
 
 /// Records many states in one statement, with [`upsert`]'s rules (unchanged rows are not
 /// rewritten, `last_transition` moves only on a state change). The reconcilers' batched writer
@@ -168,24 +185,21 @@ pub async fn upsert_many(conn: &mut PgConnection, states: &[&MirrorStatus]) -> R
         return Ok(());
     };
     let col = |f: fn(&MirrorStatus) -> &str| -> Vec<&str> { rows.iter().map(|s| f(s)).collect() };
-    let sql = format!(
-        "INSERT INTO mirrors ({STATE_COLUMNS})
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                              $7::text[], $8::bool[], $9::text[], $10::text[])
-         {ON_STATE_CONFLICT}"
-    );
-    sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(col(|s| &s.link))
-        .bind(col(|s| &s.source_cluster))
-        .bind(col(|s| &s.target_cluster))
-        .bind(col(|s| &s.namespace))
-        .bind(col(|s| &s.remote_name))
-        .bind(col(|s| &s.local_name))
-        .bind(col(|s| &s.mode))
-        .bind(rows.iter().map(|s| s.headless).collect::<Vec<bool>>())
-        .bind(col(|s| s.state.as_str()))
-        .bind(col(|s| &s.message))
-        .execute(&mut *conn)
+    write_states!(
+        "SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                              $7::text[], $8::bool[], $9::text[], $10::text[])",
+        &col(|s| &s.link) as &[&str],
+        &col(|s| &s.source_cluster) as &[&str],
+        &col(|s| &s.target_cluster) as &[&str],
+        &col(|s| &s.namespace) as &[&str],
+        &col(|s| &s.remote_name) as &[&str],
+        &col(|s| &s.local_name) as &[&str],
+        &col(|s| &s.mode) as &[&str],
+        &rows.iter().map(|s| s.headless).collect::<Vec<bool>>() as &[bool],
+        &col(|s| s.state.as_str()) as &[&str],
+        &col(|s| &s.message) as &[&str],
+    )
+    .execute(&mut *conn)
         .await
         .map_err(|e| {
             StoreError::from_sqlx(
@@ -205,12 +219,12 @@ pub async fn delete(
     namespace: &str,
     remote_name: &str,
 ) -> Result<bool> {
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "DELETE FROM mirrors WHERE link = $1 AND remote_namespace = $2 AND remote_name = $3",
+        link,
+        namespace,
+        remote_name,
     )
-    .bind(link)
-    .bind(namespace)
-    .bind(remote_name)
     .execute(&mut *conn)
     .await
     .map_err(StoreError::db("deleting mirror state"))?;
@@ -226,13 +240,13 @@ pub async fn retain_for_link(
 ) -> Result<u64> {
     let (namespaces, names): (Vec<&str>, Vec<&str>) =
         keep.iter().map(|(n, s)| (n.as_str(), s.as_str())).unzip();
-    let done = sqlx::query(
+    let done = sqlx::query!(
         "DELETE FROM mirrors WHERE link = $1 AND (remote_namespace, remote_name) NOT IN
              (SELECT * FROM UNNEST($2::text[], $3::text[]))",
+        link,
+        &namespaces as &[&str],
+        &names as &[&str],
     )
-    .bind(link)
-    .bind(&namespaces)
-    .bind(&names)
     .execute(&mut *conn)
     .await
     .map_err(StoreError::db("pruning mirror state"))?;
@@ -241,26 +255,28 @@ pub async fn retain_for_link(
 
 /// How many mirrors are in `state` (all states with `None`).
 pub async fn count(conn: &mut PgConnection, state: Option<MirrorState>) -> Result<i64> {
-    sqlx::query_scalar("SELECT count(*) FROM mirrors WHERE ($1::text IS NULL OR state = $1)")
-        .bind(state.map(MirrorState::as_str))
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(StoreError::db("counting mirrors"))
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM mirrors WHERE ($1::text IS NULL OR state = $1)"#,
+        state.map(MirrorState::as_str),
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(StoreError::db("counting mirrors"))
 }
 
 /// How many mirrors match `filter`.
 pub async fn count_matching(conn: &mut PgConnection, filter: &MirrorFilter) -> Result<i64> {
-    sqlx::query_scalar(
-        "SELECT count(*) FROM mirrors
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM mirrors
          WHERE ($1::text IS NULL OR source_cluster = $1) AND ($2::text IS NULL OR target_cluster = $2)
            AND ($3::text IS NULL OR remote_namespace = $3) AND ($4::text IS NULL OR state = $4)
-           AND ($5::text IS NULL OR link = $5)",
+           AND ($5::text IS NULL OR link = $5)"#,
+        filter.source_cluster,
+        filter.target_cluster,
+        filter.namespace,
+        filter.state.map(MirrorState::as_str),
+        filter.link,
     )
-    .bind(&filter.source_cluster)
-    .bind(&filter.target_cluster)
-    .bind(&filter.namespace)
-    .bind(filter.state.map(MirrorState::as_str))
-    .bind(&filter.link)
     .fetch_one(&mut *conn)
     .await
     .map_err(StoreError::db("counting mirrors"))
@@ -273,22 +289,20 @@ pub async fn list(
     after_id: i64,
     limit: i64,
 ) -> Result<Vec<MirrorRow>> {
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT id, link, source_cluster, target_cluster, remote_namespace, remote_name, local_name, mode, headless,
-                state, message, last_transition, updated_at
-         FROM mirrors
+    let rows: Vec<Row> = select_rows!(
+        "FROM mirrors
          WHERE ($1::text IS NULL OR source_cluster = $1) AND ($2::text IS NULL OR target_cluster = $2)
            AND ($3::text IS NULL OR remote_namespace = $3) AND ($4::text IS NULL OR state = $4)
            AND ($5::text IS NULL OR link = $5) AND id > $6
          ORDER BY id LIMIT $7",
+        filter.source_cluster,
+        filter.target_cluster,
+        filter.namespace,
+        filter.state.map(MirrorState::as_str),
+        filter.link,
+        after_id,
+        limit,
     )
-    .bind(&filter.source_cluster)
-    .bind(&filter.target_cluster)
-    .bind(&filter.namespace)
-    .bind(filter.state.map(MirrorState::as_str))
-    .bind(&filter.link)
-    .bind(after_id)
-    .bind(limit)
     .fetch_all(&mut *conn)
     .await
     .map_err(StoreError::db("listing mirrors"))?;

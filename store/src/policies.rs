@@ -2,11 +2,11 @@
 
 use linkplane_core::{ExportPolicy, ExportPolicySpec};
 
-use crate::spec_table::{SpecObject, SpecTable, spec_functions};
+use crate::spec_table::{SpecObject, SpecTable, Table, spec_functions};
 
 impl SpecObject for ExportPolicy {
     const TABLE: SpecTable = SpecTable {
-        table: "export_policies",
+        table: Table::ExportPolicies,
         kind: "ExportPolicy",
     };
     type Spec = ExportPolicySpec;

@@ -1,19 +1,18 @@
 //! The `reconciler_status` table: each cluster's reconciler health.
 
 use chrono::{DateTime, Utc};
-use sqlx::{FromRow, PgConnection};
+use sqlx::PgConnection;
 
-use crate::{Result, StoreError};
+use crate::{Result, StoreError, error::vocabulary};
 
 pub use linkplane_core::status::ReconcilerState;
 
 /// A stored reconciler status row.
-#[derive(Debug, Clone, PartialEq, FromRow)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ReconcilerStatus {
     /// Cluster name.
     pub cluster: String,
     /// Lifecycle state.
-    #[sqlx(try_from = "String")]
     pub state: ReconcilerState,
     /// Detail, e.g. the connection error.
     pub message: String,
@@ -33,17 +32,17 @@ pub async fn set(
     message: &str,
     watches_synced: bool,
 ) -> Result<()> {
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO reconciler_status (cluster, state, message, watches_synced, last_sync_at)
          VALUES ($1, $2, $3, $4, CASE WHEN $4 THEN now() END)
          ON CONFLICT (cluster) DO UPDATE SET state = EXCLUDED.state, message = EXCLUDED.message,
              watches_synced = EXCLUDED.watches_synced,
              last_sync_at = COALESCE(EXCLUDED.last_sync_at, reconciler_status.last_sync_at), updated_at = now()",
+        cluster,
+        state.as_str(),
+        message,
+        watches_synced,
     )
-    .bind(cluster)
-    .bind(state.as_str())
-    .bind(message)
-    .bind(watches_synced)
     .execute(&mut *conn)
     .await
     .map_err(|e| StoreError::from_sqlx("Cluster", cluster, "recording reconciler status", e))?;
@@ -52,17 +51,30 @@ pub async fn set(
 
 /// Every cluster's reconciler status.
 pub async fn list(conn: &mut PgConnection) -> Result<Vec<ReconcilerStatus>> {
-    sqlx::query_as(
+    let rows = sqlx::query!(
         "SELECT cluster, state, message, watches_synced, last_sync_at, updated_at FROM reconciler_status ORDER BY cluster",
     )
     .fetch_all(&mut *conn)
     .await
-    .map_err(StoreError::db("listing reconciler status"))
+    .map_err(StoreError::db("listing reconciler status"))?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(ReconcilerStatus {
+                cluster: r.cluster,
+                state: vocabulary("state", &r.state)?,
+                message: r.message,
+                watches_synced: r.watches_synced,
+                last_sync_at: r.last_sync_at,
+                updated_at: r.updated_at,
+            })
+        })
+        .collect::<Result<_, sqlx::Error>>()
+        .map_err(StoreError::db("listing reconciler status"))
 }
 
 /// Clusters whose watches have neither synced nor failed: what `/readyz` waits for.
 pub async fn pending(conn: &mut PgConnection) -> Result<Vec<String>> {
-    sqlx::query_scalar(
+    sqlx::query_scalar!(
         "SELECT c.name FROM clusters c
          WHERE EXISTS (SELECT 1 FROM links l WHERE l.source_cluster = c.name OR l.target_cluster = c.name)
            AND NOT EXISTS (SELECT 1 FROM reconciler_status r

@@ -2,7 +2,7 @@
 //! mirror keeps in a source cluster for a target (never the token itself).
 
 use chrono::{DateTime, Utc};
-use sqlx::{FromRow, PgConnection};
+use sqlx::PgConnection;
 
 use crate::{Result, StoreError};
 
@@ -46,7 +46,7 @@ impl RemoteCredentialState {
 }
 
 /// A stored credential state.
-#[derive(Debug, Clone, PartialEq, FromRow)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RemoteCredential {
     /// The cluster holding the Secret.
     pub source_cluster: String,
@@ -98,7 +98,7 @@ pub async fn set(
     update: &CredentialUpdate<'_>,
 ) -> Result<()> {
     let (issued_at, expires_at) = update.issued.unzip();
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO remote_credentials
              (source_cluster, target_cluster, state, secret_name, namespace, issued_at, expires_at, message)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -108,15 +108,15 @@ pub async fn set(
              issued_at = COALESCE(EXCLUDED.issued_at, remote_credentials.issued_at),
              expires_at = COALESCE(EXCLUDED.expires_at, remote_credentials.expires_at),
              message = EXCLUDED.message, updated_at = now()",
+        source,
+        target,
+        update.state.as_str(),
+        update.secret_name,
+        update.namespace,
+        issued_at,
+        expires_at,
+        update.message,
     )
-    .bind(source)
-    .bind(target)
-    .bind(update.state.as_str())
-    .bind(update.secret_name)
-    .bind(update.namespace)
-    .bind(issued_at)
-    .bind(expires_at)
-    .bind(update.message)
     .execute(&mut *conn)
     .await
     .map_err(|e| {
@@ -127,25 +127,28 @@ pub async fn set(
 
 /// Forgets `(source, target)`'s credentials (after they were deleted).
 pub async fn delete(conn: &mut PgConnection, source: &str, target: &str) -> Result<()> {
-    sqlx::query("DELETE FROM remote_credentials WHERE source_cluster = $1 AND target_cluster = $2")
-        .bind(source)
-        .bind(target)
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| {
-            StoreError::from_sqlx(
-                "Link",
-                &format!("{source}->{target}"),
-                "forgetting remote credentials",
-                e,
-            )
-        })?;
+    sqlx::query!(
+        "DELETE FROM remote_credentials WHERE source_cluster = $1 AND target_cluster = $2",
+        source,
+        target,
+    )
+    .execute(&mut *conn)
+    .await
+    .map_err(|e| {
+        StoreError::from_sqlx(
+            "Link",
+            &format!("{source}->{target}"),
+            "forgetting remote credentials",
+            e,
+        )
+    })?;
     Ok(())
 }
 
 /// Every pair's credentials.
 pub async fn list(conn: &mut PgConnection) -> Result<Vec<RemoteCredential>> {
-    sqlx::query_as(
+    sqlx::query_as!(
+        RemoteCredential,
         "SELECT source_cluster, target_cluster, state, secret_name, namespace, issued_at,
                 expires_at, message, updated_at
          FROM remote_credentials ORDER BY source_cluster, target_cluster",

@@ -44,11 +44,14 @@ impl Level {
 
 /// Reads the applied migrations (none when the bookkeeping table does not exist yet).
 pub async fn level(conn: &mut PgConnection) -> Result<Level> {
-    let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(StoreError::db("reading the migration level"))?;
+    let exists: bool =
+        sqlx::query_scalar!(r#"SELECT to_regclass('_sqlx_migrations') IS NOT NULL AS "exists!""#)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(StoreError::db("reading the migration level"))?;
     let applied: Vec<i64> = if exists {
+        // Not checked at compile time: `_sqlx_migrations` is the migrator's own bookkeeping,
+        // created when it first runs, not by a file in migrations/, and read only once it exists.
         sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
             .fetch_all(&mut *conn)
             .await

@@ -4,17 +4,174 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use serde::{Serialize, de::DeserializeOwned};
-use sqlx::{Connection, FromRow, PgConnection, Postgres, Transaction, types::Json};
+use sqlx::{Connection, PgConnection, Postgres, Transaction, types::Json};
 
 use crate::{BulkOutcome, Owner, Result, StoreError, Stored, WriteOutcome};
 
-/// A table of named specs. `table` is a compile-time constant, never user input.
+/// A table of named specs.
 pub(crate) struct SpecTable {
-    pub table: &'static str,
+    pub table: Table,
     pub kind: &'static str,
 }
 
-#[derive(FromRow)]
+/// The tables shaped `(name, spec, owner, generation, timestamps)`. Each statement of this
+/// module is written once as a macro over the table's name and expanded per table by
+/// [`per_table!`]: one static statement per table, each checked at compile time (a table name
+/// cannot be a bind parameter). Links have two more columns and their own module; of these
+/// statements they use only the bulk prune and the owner check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Table {
+    /// `clusters`.
+    Clusters,
+    /// `export_policies`.
+    ExportPolicies,
+    /// `links`.
+    Links,
+}
+
+/// `$statement!("<table>", $args…)` for `$table`'s name. Statement macros end in `.await`, so
+/// every arm has the same type (each `query!` has a type of its own).
+macro_rules! per_table {
+    ($table:expr, $statement:ident ! ( $($args:tt)* )) => {
+        match $table {
+            Table::Clusters => $statement!("clusters", $($args)*),
+            Table::ExportPolicies => $statement!("export_policies", $($args)*),
+            Table::Links => $statement!("links", $($args)*),
+        }
+    };
+}
+
+macro_rules! upsert_one {
+    ($t:literal, $conn:expr, $name:expr, $spec:expr, $owner:expr) => {
+        sqlx::query_scalar!(
+            "INSERT INTO " + $t + r#" AS t (name, spec, owner) VALUES ($1, $2, $3)
+             ON CONFLICT (name) DO UPDATE SET spec = EXCLUDED.spec, owner = EXCLUDED.owner,
+                 generation = t.generation + 1, updated_at = now()
+             WHERE t.spec IS DISTINCT FROM EXCLUDED.spec OR t.owner IS DISTINCT FROM EXCLUDED.owner
+             RETURNING (xmax = 0) AS "inserted!""#,
+            $name,
+            $spec,
+            $owner,
+        )
+        .fetch_optional($conn)
+        .await
+    };
+}
+
+macro_rules! create_one {
+    ($t:literal, $conn:expr, $name:expr, $spec:expr, $owner:expr) => {
+        sqlx::query!(
+            "INSERT INTO " + $t + " (name, spec, owner) VALUES ($1, $2, $3)",
+            $name,
+            $spec,
+            $owner,
+        )
+        .execute($conn)
+        .await
+    };
+}
+
+macro_rules! get_one {
+    ($t:literal, $conn:expr, $name:expr) => {
+        sqlx::query_as!(
+            SpecRow,
+            "SELECT name, spec, owner, generation, created_at, updated_at FROM "
+                + $t
+                + " WHERE name = $1",
+            $name,
+        )
+        .fetch_optional($conn)
+        .await
+    };
+}
+
+macro_rules! list_all {
+    ($t:literal, $conn:expr) => {
+        sqlx::query_as!(
+            SpecRow,
+            "SELECT name, spec, owner, generation, created_at, updated_at FROM "
+                + $t
+                + " ORDER BY name",
+        )
+        .fetch_all($conn)
+        .await
+    };
+}
+
+macro_rules! delete_one {
+    ($t:literal, $conn:expr, $name:expr) => {
+        sqlx::query!("DELETE FROM " + $t + " WHERE name = $1", $name)
+            .execute($conn)
+            .await
+    };
+}
+
+/// The bulk upsert: `(created, updated)` for `$1` names, `$2` specs, `$3` owner. Rows not
+/// counted were identical or are another owner's (see [`classify_skipped`]).
+macro_rules! upsert_bulk {
+    ($t:literal, $conn:expr, $names:expr, $specs:expr, $owner:expr) => {
+        sqlx::query!(
+            "WITH written AS (
+                 INSERT INTO " + $t + r#" AS t (name, spec, owner)
+                 SELECT name, spec, $3::text FROM UNNEST($1::text[], $2::jsonb[]) AS i(name, spec)
+                 ON CONFLICT (name) DO UPDATE SET spec = EXCLUDED.spec,
+                     generation = t.generation + 1, updated_at = now()
+                 WHERE t.owner = EXCLUDED.owner AND t.spec IS DISTINCT FROM EXCLUDED.spec
+                 RETURNING (xmax = 0) AS inserted
+             )
+             SELECT count(*) FILTER (WHERE inserted) AS "created!",
+                    count(*) FILTER (WHERE NOT inserted) AS "updated!"
+               FROM written"#,
+            $names,
+            $specs,
+            $owner,
+        )
+        .fetch_one($conn)
+        .await
+        .map(|r| (r.created, r.updated))
+    };
+}
+
+macro_rules! foreign_owner {
+    ($t:literal, $conn:expr, $names:expr, $owner:expr) => {
+        sqlx::query!(
+            r#"SELECT name::text AS "name!", owner::text AS "owner!" FROM "#
+                + $t
+                + "
+              WHERE name = ANY($1::text[]) AND owner <> $2::text ORDER BY name LIMIT 1",
+            $names,
+            $owner,
+        )
+        .fetch_optional($conn)
+        .await
+        .map(|r| r.map(|r| (r.name, r.owner)))
+    };
+}
+
+macro_rules! delete_owned_many {
+    ($t:literal, $conn:expr, $names:expr, $owner:expr) => {
+        sqlx::query!(
+            "DELETE FROM " + $t + " WHERE name = ANY($1::text[]) AND owner = $2::text",
+            $names,
+            $owner,
+        )
+        .execute($conn)
+        .await
+    };
+}
+
+macro_rules! delete_owned_one {
+    ($t:literal, $conn:expr, $name:expr, $owner:expr) => {
+        sqlx::query!(
+            "DELETE FROM " + $t + " WHERE name = $1 AND owner = $2::text",
+            $name,
+            $owner,
+        )
+        .execute($conn)
+        .await
+    };
+}
+
 pub(crate) struct SpecRow {
     pub name: String,
     pub spec: serde_json::Value,
@@ -212,21 +369,11 @@ impl SpecTable {
         spec: serde_json::Value,
         owner: &Owner,
     ) -> Result<WriteOutcome> {
-        let sql = format!(
-            "INSERT INTO {t} (name, spec, owner) VALUES ($1, $2, $3)
-             ON CONFLICT (name) DO UPDATE SET spec = EXCLUDED.spec, owner = EXCLUDED.owner,
-                 generation = {t}.generation + 1, updated_at = now()
-             WHERE {t}.spec IS DISTINCT FROM EXCLUDED.spec OR {t}.owner IS DISTINCT FROM EXCLUDED.owner
-             RETURNING (xmax = 0) AS inserted",
-            t = self.table
-        );
-        let inserted: Option<bool> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .bind(name)
-            .bind(spec)
-            .bind(owner.as_column())
-            .fetch_optional(&mut *conn)
-            .await
-            .map_err(|e| StoreError::from_sqlx(self.kind, name, "upserting", e))?;
+        let inserted: Option<bool> = per_table!(
+            self.table,
+            upsert_one!(&mut *conn, name, spec, owner.as_column())
+        )
+        .map_err(|e| StoreError::from_sqlx(self.kind, name, "upserting", e))?;
         Ok(match inserted {
             Some(true) => WriteOutcome::Created,
             Some(false) => WriteOutcome::Updated,
@@ -242,50 +389,26 @@ impl SpecTable {
         spec: serde_json::Value,
         owner: &Owner,
     ) -> Result<()> {
-        let sql = format!(
-            "INSERT INTO {} (name, spec, owner) VALUES ($1, $2, $3)",
-            self.table
-        );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(name)
-            .bind(spec)
-            .bind(owner.as_column())
-            .execute(&mut *conn)
-            .await
-            .map_err(|e| StoreError::from_sqlx(self.kind, name, "creating", e))?;
+        per_table!(
+            self.table,
+            create_one!(&mut *conn, name, spec, owner.as_column())
+        )
+        .map_err(|e| StoreError::from_sqlx(self.kind, name, "creating", e))?;
         Ok(())
     }
 
     pub async fn get(&self, conn: &mut PgConnection, name: &str) -> Result<Option<SpecRow>> {
-        let sql = format!(
-            "SELECT name, spec, owner, generation, created_at, updated_at FROM {} WHERE name = $1",
-            self.table
-        );
-        sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(name)
-            .fetch_optional(&mut *conn)
-            .await
+        per_table!(self.table, get_one!(&mut *conn, name))
             .map_err(|e| StoreError::from_sqlx(self.kind, name, "reading", e))
     }
 
     pub async fn list(&self, conn: &mut PgConnection) -> Result<Vec<SpecRow>> {
-        let sql = format!(
-            "SELECT name, spec, owner, generation, created_at, updated_at FROM {} ORDER BY name",
-            self.table
-        );
-        sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(StoreError::db("listing"))
+        per_table!(self.table, list_all!(&mut *conn)).map_err(StoreError::db("listing"))
     }
 
     /// Deletes by name; `false` when there was nothing to delete.
     pub async fn delete(&self, conn: &mut PgConnection, name: &str) -> Result<bool> {
-        let sql = format!("DELETE FROM {} WHERE name = $1", self.table);
-        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(name)
-            .execute(&mut *conn)
-            .await
+        let done = per_table!(self.table, delete_one!(&mut *conn, name))
             .map_err(|e| StoreError::from_sqlx(self.kind, name, "deleting", e))?;
         Ok(done.rows_affected() > 0)
     }
@@ -333,7 +456,7 @@ pub(crate) fn reject_duplicates(kind: &'static str, names: &[&str]) -> Result<()
 /// caller undoes the batch). Costs a query only when something was skipped.
 pub(crate) async fn classify_skipped(
     conn: &mut PgConnection,
-    table: &'static str,
+    table: Table,
     kind: &'static str,
     names: &[&str],
     skipped: usize,
@@ -342,16 +465,11 @@ pub(crate) async fn classify_skipped(
     if skipped == 0 {
         return Ok(0);
     }
-    let sql = format!(
-        "SELECT name::text, owner::text FROM {table}
-          WHERE name = ANY($1::text[]) AND owner <> $2::text ORDER BY name LIMIT 1"
-    );
-    let foreign: Option<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(names)
-        .bind(owner.as_column())
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(StoreError::db("checking the owners of a bulk write"))?;
+    let foreign: Option<(String, String)> = per_table!(
+        table,
+        foreign_owner!(&mut *conn, names as &[&str], owner.as_column())
+    )
+    .map_err(StoreError::db("checking the owners of a bulk write"))?;
     match foreign {
         Some((name, other)) => Err(StoreError::Owned {
             kind,
@@ -370,7 +488,7 @@ pub(crate) type BulkRow = (i64, i64);
 /// skipped.
 pub(crate) async fn outcome(
     conn: &mut PgConnection,
-    table: &'static str,
+    table: Table,
     kind: &'static str,
     names: &[&str],
     (created, updated): BulkRow,
@@ -404,16 +522,17 @@ impl SpecTable {
             return Ok(BulkOutcome::default());
         }
         reject_duplicates(self.kind, names)?;
-        let sql = self.bulk_upsert_sql();
         let json: Vec<Json<&serde_json::Value>> = specs.iter().map(Json).collect();
         let mut sp = savepoint(conn).await?;
-        let row: std::result::Result<BulkRow, sqlx::Error> =
-            sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
-                .bind(names)
-                .bind(&json)
-                .bind(owner.as_column())
-                .fetch_one(&mut *sp)
-                .await;
+        let row: std::result::Result<BulkRow, sqlx::Error> = per_table!(
+            self.table,
+            upsert_bulk!(
+                &mut *sp,
+                names as &[&str],
+                &json as &[Json<&serde_json::Value>],
+                owner.as_column()
+            )
+        );
         match row {
             Ok(row) => match outcome(&mut sp, self.table, self.kind, names, row, owner).await {
                 Ok(out) => {
@@ -427,9 +546,7 @@ impl SpecTable {
             },
             Err(e) if StoreError::is_constraint(&e) => {
                 undo(sp).await?;
-                Err(self
-                    .upsert_culprit(conn, &sql, names, specs, owner, e)
-                    .await)
+                Err(self.upsert_culprit(conn, names, specs, owner, e).await)
             }
             Err(e) => {
                 undo(sp).await?;
@@ -441,31 +558,12 @@ impl SpecTable {
         }
     }
 
-    /// The bulk upsert: `(created, updated)` for `$1` names, `$2` specs, `$3` owner. Rows not
-    /// counted were identical or are another owner's (see [`classify_skipped`]).
-    fn bulk_upsert_sql(&self) -> String {
-        format!(
-            "WITH written AS (
-                 INSERT INTO {t} (name, spec, owner)
-                 SELECT name, spec, $3::text FROM UNNEST($1::text[], $2::jsonb[]) AS i(name, spec)
-                 ON CONFLICT (name) DO UPDATE SET spec = EXCLUDED.spec,
-                     generation = {t}.generation + 1, updated_at = now()
-                 WHERE {t}.owner = EXCLUDED.owner AND {t}.spec IS DISTINCT FROM EXCLUDED.spec
-                 RETURNING (xmax = 0) AS inserted
-             )
-             SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted)
-               FROM written",
-            t = self.table
-        )
-    }
-
     /// Replays a failed batch one row per statement (the same statement, so the same rules) to
     /// find the row the database refuses; everything is rolled back afterwards. Falls back to
     /// the batch's own error.
     async fn upsert_culprit(
         &self,
         conn: &mut PgConnection,
-        sql: &str,
         names: &[&str],
         specs: &[serde_json::Value],
         owner: &Owner,
@@ -479,12 +577,15 @@ impl SpecTable {
             return fallback;
         };
         for (name, spec) in names.iter().zip(specs) {
-            let res = sqlx::query(sqlx::AssertSqlSafe(sql.to_string()))
-                .bind([*name])
-                .bind([Json(spec)])
-                .bind(owner.as_column())
-                .execute(&mut *sp)
-                .await;
+            let res = per_table!(
+                self.table,
+                upsert_bulk!(
+                    &mut *sp,
+                    &[*name] as &[&str],
+                    &[Json(spec)] as &[Json<&serde_json::Value>],
+                    owner.as_column()
+                )
+            );
             if let Err(e) = res {
                 let _ = undo(sp).await;
                 return StoreError::from_sqlx(self.kind, name, "upserting", e);
@@ -507,16 +608,11 @@ impl SpecTable {
         if names.is_empty() {
             return Ok(0);
         }
-        let sql = format!(
-            "DELETE FROM {} WHERE name = ANY($1::text[]) AND owner = $2::text",
-            self.table
-        );
         let mut sp = savepoint(conn).await?;
-        let done = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(names)
-            .bind(owner.as_column())
-            .execute(&mut *sp)
-            .await;
+        let done = per_table!(
+            self.table,
+            delete_owned_many!(&mut *sp, names as &[&str], owner.as_column())
+        );
         match done {
             Ok(done) => {
                 keep(sp).await?;
@@ -531,16 +627,11 @@ impl SpecTable {
                 let Ok(mut sp) = savepoint(conn).await else {
                     return Err(fallback);
                 };
-                let one = format!(
-                    "DELETE FROM {} WHERE name = $1 AND owner = $2::text",
-                    self.table
-                );
                 for name in names {
-                    let res = sqlx::query(sqlx::AssertSqlSafe(one.clone()))
-                        .bind(*name)
-                        .bind(owner.as_column())
-                        .execute(&mut *sp)
-                        .await;
+                    let res = per_table!(
+                        self.table,
+                        delete_owned_one!(&mut *sp, *name, owner.as_column())
+                    );
                     if let Err(e) = res {
                         let _ = undo(sp).await;
                         return Err(StoreError::from_sqlx(self.kind, name, "deleting", e));

@@ -3,11 +3,11 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use sqlx::{FromRow, PgConnection, types::Json};
+use sqlx::{PgConnection, types::Json};
 
 use linkplane_core::status::{ObjectKind, SyncResult, Trigger};
 
-use crate::{Result, StoreError};
+use crate::{Result, StoreError, error::vocabulary};
 
 /// How many attempts are kept per source (Argo CD keeps 10, Flux 5; 50 covers a busy day).
 pub const HISTORY_LIMIT: i64 = 50;
@@ -63,72 +63,84 @@ impl SyncRecord {
     }
 }
 
-/// A `sync_history` row; shared with the API's batched reads.
-#[derive(FromRow)]
-pub(crate) struct Row {
+/// A `sync_history` row as [`select_rows!`] selects it.
+struct Row {
     id: i64,
     source: String,
     revision: String,
     author: String,
     message: String,
-    #[sqlx(try_from = "String")]
-    trigger: Trigger,
-    #[sqlx(try_from = "String")]
-    result: SyncResult,
+    trigger: String,
+    result: String,
     started_at: DateTime<Utc>,
     duration_ms: i64,
     counts: Json<BTreeMap<ObjectKind, KindCounts>>,
     errors: Json<Vec<String>>,
 }
 
-impl From<Row> for SyncRecord {
-    fn from(r: Row) -> Self {
-        SyncRecord {
-            id: r.id,
-            source: r.source,
-            revision: r.revision,
-            author: r.author,
-            message: r.message,
-            trigger: r.trigger,
-            result: r.result,
-            started_at: r.started_at,
-            duration_ms: r.duration_ms,
-            counts: r.counts.0,
-            errors: r.errors.0,
-        }
+/// A checked `query_as!` of [`Row`]s: their select list, then the statement's rest (`FROM …`).
+macro_rules! select_rows {
+    ($rest:literal $(, $arg:expr)* $(,)?) => {
+        sqlx::query_as!(
+            Row,
+            r#"SELECT id, source, revision, author, message, trigger, result, started_at, duration_ms,
+                      counts AS "counts: Json<BTreeMap<ObjectKind, KindCounts>>",
+                      errors AS "errors: Json<Vec<String>>" "#
+                + $rest
+            $(, $arg)*
+        )
+    };
+}
+
+impl Row {
+    /// The record; a trigger or result outside its set fails as that column's decode error.
+    fn decode(self) -> std::result::Result<SyncRecord, sqlx::Error> {
+        Ok(SyncRecord {
+            id: self.id,
+            source: self.source,
+            revision: self.revision,
+            author: self.author,
+            message: self.message,
+            trigger: vocabulary("trigger", &self.trigger)?,
+            result: vocabulary("result", &self.result)?,
+            started_at: self.started_at,
+            duration_ms: self.duration_ms,
+            counts: self.counts.0,
+            errors: self.errors.0,
+        })
     }
 }
 
 /// Appends an attempt and trims the source's history to [`HISTORY_LIMIT`]. Returns the new id.
 pub async fn record(conn: &mut PgConnection, rec: &SyncRecord) -> Result<i64> {
     let totals = rec.totals();
-    let id: i64 = sqlx::query_scalar(
+    let id: i64 = sqlx::query_scalar!(
         "INSERT INTO sync_history (source, revision, author, message, trigger, result, started_at, duration_ms,
                                    created, updated, deleted, counts, errors)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) RETURNING id",
+        rec.source,
+        rec.revision,
+        rec.author,
+        rec.message,
+        rec.trigger.as_str(),
+        rec.result.as_str(),
+        rec.started_at,
+        rec.duration_ms,
+        totals.created,
+        totals.updated,
+        totals.deleted,
+        Json(&rec.counts) as _,
+        Json(&rec.errors) as _,
     )
-    .bind(&rec.source)
-    .bind(&rec.revision)
-    .bind(&rec.author)
-    .bind(&rec.message)
-    .bind(rec.trigger.as_str())
-    .bind(rec.result.as_str())
-    .bind(rec.started_at)
-    .bind(rec.duration_ms)
-    .bind(totals.created)
-    .bind(totals.updated)
-    .bind(totals.deleted)
-    .bind(Json(&rec.counts))
-    .bind(Json(&rec.errors))
     .fetch_one(&mut *conn)
     .await
     .map_err(|e| StoreError::from_sqlx("GitSource", &rec.source, "recording sync history", e))?;
-    sqlx::query(
+    sqlx::query!(
         "DELETE FROM sync_history WHERE source = $1 AND id NOT IN
              (SELECT id FROM sync_history WHERE source = $1 ORDER BY id DESC LIMIT $2)",
+        rec.source,
+        HISTORY_LIMIT,
     )
-    .bind(&rec.source)
-    .bind(HISTORY_LIMIT)
     .execute(&mut *conn)
     .await
     .map_err(StoreError::db("trimming sync history"))?;
@@ -137,16 +149,18 @@ pub async fn record(conn: &mut PgConnection, rec: &SyncRecord) -> Result<i64> {
 
 /// Newest first, at most `limit`.
 pub async fn list(conn: &mut PgConnection, source: &str, limit: i64) -> Result<Vec<SyncRecord>> {
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT id, source, revision, author, message, trigger, result, started_at, duration_ms, counts, errors
-         FROM sync_history WHERE source = $1 ORDER BY id DESC LIMIT $2",
+    let rows: Vec<Row> = select_rows!(
+        "FROM sync_history WHERE source = $1 ORDER BY id DESC LIMIT $2",
+        source,
+        limit,
     )
-    .bind(source)
-    .bind(limit)
     .fetch_all(&mut *conn)
     .await
     .map_err(StoreError::db("listing sync history"))?;
-    Ok(rows.into_iter().map(SyncRecord::from).collect())
+    rows.into_iter()
+        .map(Row::decode)
+        .collect::<std::result::Result<_, _>>()
+        .map_err(StoreError::db("listing sync history"))
 }
 
 /// The newest `limit` sync attempts of each of `sources`, newest first per source.
@@ -155,18 +169,20 @@ pub async fn newest_of(
     sources: &[String],
     limit: i64,
 ) -> Result<Vec<SyncRecord>> {
-    let rows: Vec<Row> = sqlx::query_as(
-        "SELECT id, source, revision, author, message, trigger, result, started_at, duration_ms, counts, errors
-         FROM (SELECT h.*, row_number() OVER (PARTITION BY source ORDER BY id DESC) AS rn
+    let rows: Vec<Row> = select_rows!(
+        "FROM (SELECT h.*, row_number() OVER (PARTITION BY source ORDER BY id DESC) AS rn
                FROM sync_history h WHERE source = ANY($1)) newest
          WHERE rn <= $2 ORDER BY source, id DESC",
+        sources,
+        limit,
     )
-    .bind(sources)
-    .bind(limit)
     .fetch_all(&mut *conn)
     .await
     .map_err(StoreError::db("listing sync history"))?;
-    Ok(rows.into_iter().map(SyncRecord::from).collect())
+    rows.into_iter()
+        .map(Row::decode)
+        .collect::<std::result::Result<_, _>>()
+        .map_err(StoreError::db("listing sync history"))
 }
 
 #[cfg(test)]

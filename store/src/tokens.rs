@@ -7,7 +7,7 @@ use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use ring::rand::SecureRandom as _;
 use secrecy::{ExposeSecret as _, SecretString};
-use sqlx::{FromRow, PgConnection};
+use sqlx::PgConnection;
 
 use crate::{Result, StoreError};
 
@@ -42,7 +42,6 @@ pub struct Authenticated {
     pub role: Role,
 }
 
-#[derive(FromRow)]
 struct Row {
     id: i64,
     name: String,
@@ -98,13 +97,14 @@ pub async fn issue(
 }
 
 async fn insert(conn: &mut PgConnection, role: Role, name: &str, token: &str) -> Result<TokenInfo> {
-    let row: Row = sqlx::query_as(
+    let row: Row = sqlx::query_as!(
+        Row,
         "INSERT INTO api_tokens (name, role, token_hash) VALUES ($1, $2, $3)
          RETURNING id, name, role, created_at, last_used_at, revoked_at",
+        name,
+        role.as_str(),
+        hash(token),
     )
-    .bind(name)
-    .bind(role.as_str())
-    .bind(hash(token))
     .fetch_one(&mut *conn)
     .await
     .map_err(|e| StoreError::from_sqlx("ApiToken", name, "creating a token", e))?;
@@ -127,13 +127,13 @@ pub async fn ensure(
             reason: "a token must be at least 32 characters".into(),
         });
     }
-    sqlx::query(
+    sqlx::query!(
         "INSERT INTO api_tokens (name, role, token_hash) VALUES ($1, $2, $3)
          ON CONFLICT (token_hash) DO NOTHING",
+        name,
+        role.as_str(),
+        hash(token.expose_secret()),
     )
-    .bind(name)
-    .bind(role.as_str())
-    .bind(hash(token.expose_secret()))
     .execute(&mut *conn)
     .await
     .map_err(|e| StoreError::from_sqlx("ApiToken", name, "storing a token", e))?;
@@ -143,27 +143,28 @@ pub async fn ensure(
 /// Looks a presented token up; `None` when unknown or revoked. Refreshes `last_used_at` at most
 /// once a minute, in the same statement.
 pub async fn authenticate(conn: &mut PgConnection, token: &str) -> Result<Option<Authenticated>> {
-    let row: Option<(i64, String)> = sqlx::query_as(
+    let row = sqlx::query!(
         "WITH t AS (SELECT id, role, last_used_at FROM api_tokens
                     WHERE token_hash = $1 AND revoked_at IS NULL),
               touched AS (UPDATE api_tokens SET last_used_at = now() FROM t
                           WHERE api_tokens.id = t.id
                             AND (t.last_used_at IS NULL OR t.last_used_at < now() - interval '1 minute'))
          SELECT id, role FROM t",
+        hash(token),
     )
-    .bind(hash(token))
     .fetch_optional(&mut *conn)
     .await
     .map_err(StoreError::db("authenticating a token"))?;
-    Ok(row.map(|(id, role)| Authenticated {
-        id,
-        role: Role::parse(&role).unwrap_or(Role::Viewer),
+    Ok(row.map(|r| Authenticated {
+        id: r.id,
+        role: Role::parse(&r.role).unwrap_or(Role::Viewer),
     }))
 }
 
 /// Every token's metadata, by id.
 pub async fn list(conn: &mut PgConnection) -> Result<Vec<TokenInfo>> {
-    let rows: Vec<Row> = sqlx::query_as(
+    let rows: Vec<Row> = sqlx::query_as!(
+        Row,
         "SELECT id, name, role, created_at, last_used_at, revoked_at FROM api_tokens ORDER BY id",
     )
     .fetch_all(&mut *conn)
@@ -174,10 +175,11 @@ pub async fn list(conn: &mut PgConnection) -> Result<Vec<TokenInfo>> {
 
 /// One token's metadata by id (revoked tokens included); `None` when no such token exists.
 pub async fn get(conn: &mut PgConnection, id: i64) -> Result<Option<TokenInfo>> {
-    let row: Option<Row> = sqlx::query_as(
+    let row: Option<Row> = sqlx::query_as!(
+        Row,
         "SELECT id, name, role, created_at, last_used_at, revoked_at FROM api_tokens WHERE id = $1",
+        id,
     )
-    .bind(id)
     .fetch_optional(&mut *conn)
     .await
     .map_err(StoreError::db("reading a token"))?;
@@ -186,11 +188,12 @@ pub async fn get(conn: &mut PgConnection, id: i64) -> Result<Option<TokenInfo>> 
 
 /// Revokes a token; `NotFound` when no such token exists. Revoking twice keeps the first time.
 pub async fn revoke(conn: &mut PgConnection, id: i64) -> Result<TokenInfo> {
-    let row: Option<Row> = sqlx::query_as(
+    let row: Option<Row> = sqlx::query_as!(
+        Row,
         "UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1
          RETURNING id, name, role, created_at, last_used_at, revoked_at",
+        id,
     )
-    .bind(id)
     .fetch_optional(&mut *conn)
     .await
     .map_err(StoreError::db("revoking a token"))?;

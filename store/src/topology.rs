@@ -11,7 +11,7 @@ use sqlx::PgConnection;
 
 use crate::{
     Result, StoreError,
-    mirrors::{MirrorRow, MirrorState},
+    mirrors::{MirrorRow, MirrorState, select_rows},
 };
 
 /// Which column of `mirrors` a batched query groups by.
@@ -25,17 +25,6 @@ pub enum MirrorParent {
     TargetCluster,
 }
 
-impl MirrorParent {
-    /// The column name: a compile-time constant, never user input.
-    fn column(self) -> &'static str {
-        match self {
-            MirrorParent::Link => "link",
-            MirrorParent::SourceCluster => "source_cluster",
-            MirrorParent::TargetCluster => "target_cluster",
-        }
-    }
-}
-
 /// How many mirrors of one parent are in one state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateCount {
@@ -46,8 +35,6 @@ pub struct StateCount {
     /// Number of mirrors.
     pub count: i64,
 }
-
-use crate::mirrors::COLUMNS as MIRROR_COLUMNS;
 
 /// Mirror counts per `(parent, state)` for the given parents (`None`: every parent); states
 /// without mirrors are left out.
@@ -61,37 +48,56 @@ pub async fn mirror_counts(
     by: MirrorParent,
     parents: Option<&[String]>,
 ) -> Result<Vec<StateCount>> {
-    let sql = match by {
-        MirrorParent::Link => {
-            "SELECT link::text, state, n FROM mirror_counts
-             WHERE n > 0 AND ($1::text[] IS NULL OR link = ANY($1))"
-        }
-        MirrorParent::SourceCluster => {
-            "SELECT l.source_cluster::text, c.state, sum(c.n)::bigint FROM mirror_counts c
-             JOIN links l ON l.name = c.link
+    // Three statements, one per grouping column: each is checked at compile time.
+    let rows =
+        match by {
+            MirrorParent::Link => {
+                sqlx::query_as!(
+                    CountRow,
+                    r#"SELECT link::text AS "parent!", state, n AS "count!" FROM mirror_counts
+             WHERE n > 0 AND ($1::text[] IS NULL OR link = ANY($1))"#,
+                    parents as Option<&[String]>,
+                )
+                .fetch_all(&mut *conn)
+                .await
+            }
+            MirrorParent::SourceCluster => sqlx::query_as!(
+                CountRow,
+                r#"SELECT l.source_cluster::text AS "parent!", c.state, sum(c.n)::bigint AS "count!"
+             FROM mirror_counts c JOIN links l ON l.name = c.link
              WHERE c.n > 0 AND ($1::text[] IS NULL OR l.source_cluster = ANY($1))
-             GROUP BY l.source_cluster, c.state"
-        }
-        MirrorParent::TargetCluster => {
-            "SELECT l.target_cluster::text, c.state, sum(c.n)::bigint FROM mirror_counts c
-             JOIN links l ON l.name = c.link
+             GROUP BY l.source_cluster, c.state"#,
+                parents as Option<&[String]>,
+            )
+            .fetch_all(&mut *conn)
+            .await,
+            MirrorParent::TargetCluster => sqlx::query_as!(
+                CountRow,
+                r#"SELECT l.target_cluster::text AS "parent!", c.state, sum(c.n)::bigint AS "count!"
+             FROM mirror_counts c JOIN links l ON l.name = c.link
              WHERE c.n > 0 AND ($1::text[] IS NULL OR l.target_cluster = ANY($1))
-             GROUP BY l.target_cluster, c.state"
+             GROUP BY l.target_cluster, c.state"#,
+                parents as Option<&[String]>,
+            )
+            .fetch_all(&mut *conn)
+            .await,
         }
-    };
-    let rows: Vec<(String, String, i64)> = sqlx::query_as(sql)
-        .bind(parents)
-        .fetch_all(&mut *conn)
-        .await
         .map_err(StoreError::db("counting mirrors"))?;
     Ok(rows
         .into_iter()
-        .map(|(parent, state, count)| StateCount {
-            parent,
-            state: MirrorState::parse(&state).unwrap_or(MirrorState::Error),
-            count,
+        .map(|r| StateCount {
+            parent: r.parent,
+            state: MirrorState::parse(&r.state).unwrap_or(MirrorState::Error),
+            count: r.count,
         })
         .collect())
+}
+
+/// A row of [`mirror_counts`]' statements.
+struct CountRow {
+    parent: String,
+    state: String,
+    count: i64,
 }
 
 /// Per parent, the first `limit` mirrors with id > `after_id` (ordered by id) that match the
@@ -105,24 +111,38 @@ pub async fn mirror_pages(
     after_id: i64,
     limit: i64,
 ) -> Result<Vec<MirrorRow>> {
-    let col = by.column();
-    let sql = format!(
-        "SELECT {MIRROR_COLUMNS} FROM (
-             SELECT m.*, row_number() OVER (PARTITION BY m.{col} ORDER BY m.id) AS rn
-             FROM mirrors m
-             WHERE m.{col} = ANY($1) AND ($2::text IS NULL OR m.remote_namespace = $2)
-               AND ($3::text IS NULL OR m.state = $3) AND m.id > $4) page
-         WHERE rn <= $5 ORDER BY {col}, id"
-    );
-    let rows: Vec<crate::mirrors::Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(parents)
-        .bind(namespace)
-        .bind(state.map(MirrorState::as_str))
-        .bind(after_id)
-        .bind(limit)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(StoreError::db("paging mirrors"))?;
+    // One statement per grouping column (`$col`), each checked at compile time.
+    macro_rules! pages {
+        ($col:literal) => {
+            select_rows!(
+                "FROM (
+                     SELECT m.*, row_number() OVER (PARTITION BY m."
+                    + $col
+                    + " ORDER BY m.id) AS rn
+                     FROM mirrors m
+                     WHERE m."
+                    + $col
+                    + " = ANY($1) AND ($2::text IS NULL OR m.remote_namespace = $2)
+                       AND ($3::text IS NULL OR m.state = $3) AND m.id > $4) page
+                 WHERE rn <= $5 ORDER BY "
+                    + $col
+                    + ", id",
+                parents,
+                namespace,
+                state.map(MirrorState::as_str),
+                after_id,
+                limit,
+            )
+            .fetch_all(&mut *conn)
+            .await
+        };
+    }
+    let rows = match by {
+        MirrorParent::Link => pages!("link"),
+        MirrorParent::SourceCluster => pages!("source_cluster"),
+        MirrorParent::TargetCluster => pages!("target_cluster"),
+    }
+    .map_err(StoreError::db("paging mirrors"))?;
     Ok(rows.into_iter().map(MirrorRow::from).collect())
 }
 
@@ -182,23 +202,21 @@ pub async fn services(
     after: Option<&ServiceKey>,
     limit: i64,
 ) -> Result<Vec<ExportedService>> {
-    let sql = format!(
-        "WITH keys AS (
+    let rows = select_rows!(
+        "FROM mirrors JOIN (
              SELECT DISTINCT target_cluster, remote_namespace, remote_name FROM mirrors
              WHERE ($1::text IS NULL OR target_cluster = $1) AND ($2::text IS NULL OR remote_namespace = $2)
                AND ($3::text IS NULL OR (target_cluster, remote_namespace, remote_name) > ($3, $4, $5))
-             ORDER BY 1, 2, 3 LIMIT $6)
-         SELECT {MIRROR_COLUMNS} FROM mirrors JOIN keys USING (target_cluster, remote_namespace, remote_name)
-         ORDER BY target_cluster, remote_namespace, remote_name, source_cluster, id"
-    );
-    let rows: Vec<crate::mirrors::Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(target_cluster)
-        .bind(namespace)
-        .bind(after.map(|k| k.target_cluster.as_str()))
-        .bind(after.map(|k| k.namespace.as_str()))
-        .bind(after.map(|k| k.name.as_str()))
-        .bind(limit)
-        .fetch_all(&mut *conn)
+             ORDER BY 1, 2, 3 LIMIT $6) keys USING (target_cluster, remote_namespace, remote_name)
+         ORDER BY target_cluster, remote_namespace, remote_name, source_cluster, id",
+        target_cluster,
+        namespace,
+        after.map(|k| k.target_cluster.as_str()),
+        after.map(|k| k.namespace.as_str()),
+        after.map(|k| k.name.as_str()),
+        limit,
+    )
+    .fetch_all(&mut *conn)
         .await
         .map_err(StoreError::db("listing exported services"))?;
     Ok(group_services(rows))
@@ -209,15 +227,14 @@ pub async fn services_of(
     conn: &mut PgConnection,
     targets: &[String],
 ) -> Result<Vec<ExportedService>> {
-    let sql = format!(
-        "SELECT {MIRROR_COLUMNS} FROM mirrors WHERE target_cluster = ANY($1)
-         ORDER BY target_cluster, remote_namespace, remote_name, source_cluster, id"
-    );
-    let rows: Vec<crate::mirrors::Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(targets)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(StoreError::db("listing exported services"))?;
+    let rows = select_rows!(
+        "FROM mirrors WHERE target_cluster = ANY($1)
+         ORDER BY target_cluster, remote_namespace, remote_name, source_cluster, id",
+        targets,
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(StoreError::db("listing exported services"))?;
     Ok(group_services(rows))
 }
 
@@ -230,17 +247,16 @@ pub async fn stranded_mirrors(
     cluster: &str,
     gateway_only: bool,
 ) -> Result<Vec<MirrorRow>> {
-    let sql = format!(
-        "SELECT {MIRROR_COLUMNS} FROM mirrors
+    let rows = select_rows!(
+        "FROM mirrors
          WHERE target_cluster = $1 AND state = 'Mirrored' AND (NOT $2 OR mode = 'gateway')
-         ORDER BY source_cluster, remote_namespace, remote_name, id"
-    );
-    let rows: Vec<crate::mirrors::Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(cluster)
-        .bind(gateway_only)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(StoreError::db("computing the blast radius"))?;
+         ORDER BY source_cluster, remote_namespace, remote_name, id",
+        cluster,
+        gateway_only,
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(StoreError::db("computing the blast radius"))?;
     Ok(rows.into_iter().map(MirrorRow::from).collect())
 }
 

@@ -12,9 +12,12 @@ use sqlx::PgConnection;
 use crate::{
     Result, StoreError,
     audit::Entry,
-    federation::{self, FederatedRow, ServiceRow},
-    mcs::{self, McsExportFilter, McsExportRow, McsImportFilter, McsImportRow},
-    mirrors::{self, MirrorFilter, MirrorRow, MirrorState},
+    federation::{self, FederatedRow, select_services},
+    mcs::{
+        McsExportFilter, McsExportRow, McsImportFilter, McsImportRow, select_exports,
+        select_imports,
+    },
+    mirrors::{MirrorFilter, MirrorRow, MirrorState, select_rows},
     topology::{ExportedService, ServiceKey},
 };
 
@@ -32,11 +35,17 @@ pub struct Window<K> {
     pub limit: i64,
 }
 
-impl<K> Window<K> {
-    /// `ASC`/`DESC` for a list ordered ascending by its key.
-    fn direction(&self) -> &'static str {
-        if self.backward { "DESC" } else { "ASC" }
-    }
+/// Runs `$read!("ASC")` forward or `$read!("DESC")` with `$window.backward`: the direction is
+/// spliced into the statement as a literal, so both statements are static and checked at compile
+/// time (`$read` is a local macro building the query from `+`-joined literals).
+macro_rules! by_direction {
+    ($window:expr, $read:ident) => {
+        if $window.backward {
+            $read!("DESC")
+        } else {
+            $read!("ASC")
+        }
+    };
 }
 
 /// Mirrors matching `filter` in id order, windowed.
@@ -45,29 +54,29 @@ pub async fn mirrors(
     filter: &MirrorFilter,
     window: &Window<i64>,
 ) -> Result<Vec<MirrorRow>> {
-    // The direction is one of two constants, never input.
-    let sql = format!(
-        "SELECT {columns} FROM mirrors
-         WHERE ($1::text IS NULL OR source_cluster = $1) AND ($2::text IS NULL OR target_cluster = $2)
-           AND ($3::text IS NULL OR remote_namespace = $3) AND ($4::text IS NULL OR state = $4)
-           AND ($5::text IS NULL OR link = $5)
-           AND ($6::bigint IS NULL OR id > $6) AND ($7::bigint IS NULL OR id < $7)
-         ORDER BY id {dir} LIMIT $8",
-        columns = mirrors::COLUMNS,
-        dir = window.direction(),
-    );
-    let rows: Vec<mirrors::Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(&filter.source_cluster)
-        .bind(&filter.target_cluster)
-        .bind(&filter.namespace)
-        .bind(filter.state.map(MirrorState::as_str))
-        .bind(&filter.link)
-        .bind(window.after)
-        .bind(window.before)
-        .bind(window.limit)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(StoreError::db("paging mirrors"))?;
+    macro_rules! read {
+        ($dir:literal) => {
+            select_rows!(
+                "FROM mirrors
+                 WHERE ($1::text IS NULL OR source_cluster = $1) AND ($2::text IS NULL OR target_cluster = $2)
+                   AND ($3::text IS NULL OR remote_namespace = $3) AND ($4::text IS NULL OR state = $4)
+                   AND ($5::text IS NULL OR link = $5)
+                   AND ($6::bigint IS NULL OR id > $6) AND ($7::bigint IS NULL OR id < $7)
+                 ORDER BY id " + $dir + " LIMIT $8",
+                filter.source_cluster,
+                filter.target_cluster,
+                filter.namespace,
+                filter.state.map(MirrorState::as_str),
+                filter.link,
+                window.after,
+                window.before,
+                window.limit,
+            )
+            .fetch_all(&mut *conn)
+            .await
+        };
+    }
+    let rows = by_direction!(window, read).map_err(StoreError::db("paging mirrors"))?;
     Ok(rows.into_iter().map(MirrorRow::from).collect())
 }
 
@@ -79,33 +88,35 @@ pub async fn services(
     namespace: Option<&str>,
     window: &Window<ServiceKey>,
 ) -> Result<Vec<ExportedService>> {
-    let dir = window.direction();
-    let sql = format!(
-        "WITH keys AS (
-             SELECT DISTINCT target_cluster, remote_namespace, remote_name FROM mirrors
-             WHERE ($1::text IS NULL OR target_cluster = $1) AND ($2::text IS NULL OR remote_namespace = $2)
-               AND ($3::text IS NULL OR (target_cluster, remote_namespace, remote_name) > ($3, $4, $5))
-               AND ($6::text IS NULL OR (target_cluster, remote_namespace, remote_name) < ($6, $7, $8))
-             ORDER BY 1 {dir}, 2 {dir}, 3 {dir} LIMIT $9)
-         SELECT {columns} FROM mirrors JOIN keys USING (target_cluster, remote_namespace, remote_name)
-         ORDER BY target_cluster {dir}, remote_namespace {dir}, remote_name {dir}, source_cluster, id",
-        columns = mirrors::COLUMNS,
-    );
     let key =
         |k: &Option<ServiceKey>, f: fn(&ServiceKey) -> &str| k.as_ref().map(f).map(String::from);
-    let rows: Vec<mirrors::Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(target_cluster)
-        .bind(namespace)
-        .bind(key(&window.after, |k| &k.target_cluster))
-        .bind(key(&window.after, |k| &k.namespace))
-        .bind(key(&window.after, |k| &k.name))
-        .bind(key(&window.before, |k| &k.target_cluster))
-        .bind(key(&window.before, |k| &k.namespace))
-        .bind(key(&window.before, |k| &k.name))
-        .bind(window.limit)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(StoreError::db("paging exported services"))?;
+    macro_rules! read {
+        ($dir:literal) => {
+            select_rows!(
+                "FROM mirrors JOIN (
+                     SELECT DISTINCT target_cluster, remote_namespace, remote_name FROM mirrors
+                     WHERE ($1::text IS NULL OR target_cluster = $1) AND ($2::text IS NULL OR remote_namespace = $2)
+                       AND ($3::text IS NULL OR (target_cluster, remote_namespace, remote_name) > ($3, $4, $5))
+                       AND ($6::text IS NULL OR (target_cluster, remote_namespace, remote_name) < ($6, $7, $8))
+                     ORDER BY 1 " + $dir + ", 2 " + $dir + ", 3 " + $dir + " LIMIT $9
+                 ) keys USING (target_cluster, remote_namespace, remote_name)
+                 ORDER BY target_cluster " + $dir + ", remote_namespace " + $dir + ", remote_name " + $dir
+                    + ", source_cluster, id",
+                target_cluster,
+                namespace,
+                key(&window.after, |k| &k.target_cluster),
+                key(&window.after, |k| &k.namespace),
+                key(&window.after, |k| &k.name),
+                key(&window.before, |k| &k.target_cluster),
+                key(&window.before, |k| &k.namespace),
+                key(&window.before, |k| &k.name),
+                window.limit,
+            )
+            .fetch_all(&mut *conn)
+            .await
+        };
+    }
+    let rows = by_direction!(window, read).map_err(StoreError::db("paging exported services"))?;
     Ok(crate::topology::group_services(rows))
 }
 
@@ -115,12 +126,12 @@ pub async fn count_services(
     target_cluster: Option<&str>,
     namespace: Option<&str>,
 ) -> Result<i64> {
-    sqlx::query_scalar(
-        "SELECT count(*) FROM (SELECT DISTINCT target_cluster, remote_namespace, remote_name FROM mirrors
-         WHERE ($1::text IS NULL OR target_cluster = $1) AND ($2::text IS NULL OR remote_namespace = $2)) s",
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM (SELECT DISTINCT target_cluster, remote_namespace, remote_name FROM mirrors
+         WHERE ($1::text IS NULL OR target_cluster = $1) AND ($2::text IS NULL OR remote_namespace = $2)) s"#,
+        target_cluster,
+        namespace,
     )
-    .bind(target_cluster)
-    .bind(namespace)
     .fetch_one(&mut *conn)
     .await
     .map_err(StoreError::db("counting exported services"))
@@ -133,23 +144,25 @@ pub async fn federated(
     namespace: Option<&str>,
     window: &Window<i64>,
 ) -> Result<Vec<FederatedRow>> {
-    let sql = format!(
-        "SELECT {columns} FROM federated_services
-         WHERE ($1::text IS NULL OR source_cluster = $1) AND ($2::text IS NULL OR namespace = $2)
-           AND ($3::bigint IS NULL OR id > $3) AND ($4::bigint IS NULL OR id < $4)
-         ORDER BY id {dir} LIMIT $5",
-        columns = federation::SERVICE_COLUMNS,
-        dir = window.direction(),
-    );
-    let services: Vec<ServiceRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(source_cluster)
-        .bind(namespace)
-        .bind(window.after)
-        .bind(window.before)
-        .bind(window.limit)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(StoreError::db("paging federated services"))?;
+    macro_rules! read {
+        ($dir:literal) => {
+            select_services!(
+                "FROM federated_services
+                 WHERE ($1::text IS NULL OR source_cluster = $1) AND ($2::text IS NULL OR namespace = $2)
+                   AND ($3::bigint IS NULL OR id > $3) AND ($4::bigint IS NULL OR id < $4)
+                 ORDER BY id " + $dir + " LIMIT $5",
+                source_cluster,
+                namespace,
+                window.after,
+                window.before,
+                window.limit,
+            )
+            .fetch_all(&mut *conn)
+            .await
+        };
+    }
+    let services =
+        by_direction!(window, read).map_err(StoreError::db("paging federated services"))?;
     federation::with_members(conn, services).await
 }
 
@@ -159,12 +172,12 @@ pub async fn count_federated(
     source_cluster: Option<&str>,
     namespace: Option<&str>,
 ) -> Result<i64> {
-    sqlx::query_scalar(
-        "SELECT count(*) FROM federated_services
-         WHERE ($1::text IS NULL OR source_cluster = $1) AND ($2::text IS NULL OR namespace = $2)",
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM federated_services
+         WHERE ($1::text IS NULL OR source_cluster = $1) AND ($2::text IS NULL OR namespace = $2)"#,
+        source_cluster,
+        namespace,
     )
-    .bind(source_cluster)
-    .bind(namespace)
     .fetch_one(&mut *conn)
     .await
     .map_err(StoreError::db("counting federated services"))
@@ -176,40 +189,42 @@ pub async fn mcs_exports(
     filter: &McsExportFilter,
     window: &Window<i64>,
 ) -> Result<Vec<McsExportRow>> {
-    let sql = format!(
-        "SELECT {columns} FROM mcs_exports
-         WHERE ($1::text IS NULL OR cluster = $1) AND ($2::text IS NULL OR namespace = $2)
-           AND ($3::text IS NULL OR state = $3) AND ($4::boolean IS NULL OR conflict = $4)
-           AND ($5::bigint IS NULL OR id > $5) AND ($6::bigint IS NULL OR id < $6)
-         ORDER BY id {dir} LIMIT $7",
-        columns = mcs::EXPORT_COLUMNS,
-        dir = window.direction(),
-    );
-    let rows: Vec<mcs::ExportRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(&filter.cluster)
-        .bind(&filter.namespace)
-        .bind(filter.state.map(|s| s.as_str()))
-        .bind(filter.conflict)
-        .bind(window.after)
-        .bind(window.before)
-        .bind(window.limit)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(StoreError::db("paging MCS exports"))?;
-    Ok(rows.into_iter().map(McsExportRow::from).collect())
+    macro_rules! read {
+        ($dir:literal) => {
+            select_exports!(
+                "FROM mcs_exports
+                 WHERE ($1::text IS NULL OR cluster = $1) AND ($2::text IS NULL OR namespace = $2)
+                   AND ($3::text IS NULL OR state = $3) AND ($4::boolean IS NULL OR conflict = $4)
+                   AND ($5::bigint IS NULL OR id > $5) AND ($6::bigint IS NULL OR id < $6)
+                 ORDER BY id " + $dir + " LIMIT $7",
+                filter.cluster,
+                filter.namespace,
+                filter.state.map(|s| s.as_str()),
+                filter.conflict,
+                window.after,
+                window.before,
+                window.limit,
+            )
+            .fetch_all(&mut *conn)
+            .await
+        };
+    }
+    by_direction!(window, read)
+        .and_then(|rows| rows.into_iter().map(|r| r.decode()).collect())
+        .map_err(StoreError::db("paging MCS exports"))
 }
 
 /// How many MCS exports match `filter`.
 pub async fn count_mcs_exports(conn: &mut PgConnection, filter: &McsExportFilter) -> Result<i64> {
-    sqlx::query_scalar(
-        "SELECT count(*) FROM mcs_exports
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM mcs_exports
          WHERE ($1::text IS NULL OR cluster = $1) AND ($2::text IS NULL OR namespace = $2)
-           AND ($3::text IS NULL OR state = $3) AND ($4::boolean IS NULL OR conflict = $4)",
+           AND ($3::text IS NULL OR state = $3) AND ($4::boolean IS NULL OR conflict = $4)"#,
+        filter.cluster,
+        filter.namespace,
+        filter.state.map(|s| s.as_str()),
+        filter.conflict,
     )
-    .bind(&filter.cluster)
-    .bind(&filter.namespace)
-    .bind(filter.state.map(|s| s.as_str()))
-    .bind(filter.conflict)
     .fetch_one(&mut *conn)
     .await
     .map_err(StoreError::db("counting MCS exports"))
@@ -221,38 +236,40 @@ pub async fn mcs_imports(
     filter: &McsImportFilter,
     window: &Window<i64>,
 ) -> Result<Vec<McsImportRow>> {
-    let sql = format!(
-        "SELECT {columns} FROM mcs_imports
-         WHERE ($1::text IS NULL OR cluster = $1) AND ($2::text IS NULL OR namespace = $2)
-           AND ($3::text IS NULL OR state = $3)
-           AND ($4::bigint IS NULL OR id > $4) AND ($5::bigint IS NULL OR id < $5)
-         ORDER BY id {dir} LIMIT $6",
-        columns = mcs::IMPORT_COLUMNS,
-        dir = window.direction(),
-    );
-    let rows: Vec<mcs::ImportRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(&filter.cluster)
-        .bind(&filter.namespace)
-        .bind(filter.state.map(|s| s.as_str()))
-        .bind(window.after)
-        .bind(window.before)
-        .bind(window.limit)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(StoreError::db("paging MCS imports"))?;
-    Ok(rows.into_iter().map(McsImportRow::from).collect())
+    macro_rules! read {
+        ($dir:literal) => {
+            select_imports!(
+                "FROM mcs_imports
+                 WHERE ($1::text IS NULL OR cluster = $1) AND ($2::text IS NULL OR namespace = $2)
+                   AND ($3::text IS NULL OR state = $3)
+                   AND ($4::bigint IS NULL OR id > $4) AND ($5::bigint IS NULL OR id < $5)
+                 ORDER BY id " + $dir + " LIMIT $6",
+                filter.cluster,
+                filter.namespace,
+                filter.state.map(|s| s.as_str()),
+                window.after,
+                window.before,
+                window.limit,
+            )
+            .fetch_all(&mut *conn)
+            .await
+        };
+    }
+    by_direction!(window, read)
+        .and_then(|rows| rows.into_iter().map(|r| r.decode()).collect())
+        .map_err(StoreError::db("paging MCS imports"))
 }
 
 /// How many MCS imports match `filter`.
 pub async fn count_mcs_imports(conn: &mut PgConnection, filter: &McsImportFilter) -> Result<i64> {
-    sqlx::query_scalar(
-        "SELECT count(*) FROM mcs_imports
+    sqlx::query_scalar!(
+        r#"SELECT count(*) AS "count!" FROM mcs_imports
          WHERE ($1::text IS NULL OR cluster = $1) AND ($2::text IS NULL OR namespace = $2)
-           AND ($3::text IS NULL OR state = $3)",
+           AND ($3::text IS NULL OR state = $3)"#,
+        filter.cluster,
+        filter.namespace,
+        filter.state.map(|s| s.as_str()),
     )
-    .bind(&filter.cluster)
-    .bind(&filter.namespace)
-    .bind(filter.state.map(|s| s.as_str()))
     .fetch_one(&mut *conn)
     .await
     .map_err(StoreError::db("counting MCS imports"))
@@ -261,37 +278,43 @@ pub async fn count_mcs_imports(conn: &mut PgConnection, filter: &McsImportFilter
 /// The audit log, *newest first*, windowed: `after` is an id and the window holds older
 /// entries (smaller ids); `before` holds newer ones.
 pub async fn audit(conn: &mut PgConnection, window: &Window<i64>) -> Result<Vec<Entry>> {
+    macro_rules! read {
+        ($dir:literal) => {
+            sqlx::query_as!(
+                Entry,
+                "SELECT id, at, token_id, token_name, role, mutation, arguments, result FROM audit_log
+                 WHERE ($1::bigint IS NULL OR id < $1) AND ($2::bigint IS NULL OR id > $2)
+                 ORDER BY id " + $dir + " LIMIT $3",
+                window.after,
+                window.before,
+                window.limit,
+            )
+            .fetch_all(&mut *conn)
+            .await
+        };
+    }
     // List order is descending id, so forward reads DESC and backward ASC.
-    let dir = if window.backward { "ASC" } else { "DESC" };
-    let sql = format!(
-        "SELECT id, at, token_id, token_name, role, mutation, arguments, result FROM audit_log
-         WHERE ($1::bigint IS NULL OR id < $1) AND ($2::bigint IS NULL OR id > $2)
-         ORDER BY id {dir} LIMIT $3"
-    );
-    sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(window.after)
-        .bind(window.before)
-        .bind(window.limit)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(StoreError::db("paging the audit log"))
+    let entries = if window.backward {
+        read!("ASC")
+    } else {
+        read!("DESC")
+    };
+    entries.map_err(StoreError::db("paging the audit log"))
 }
 
 /// One exported service with every consumer, or `None` when no mirror of it exists.
 pub async fn service(conn: &mut PgConnection, key: &ServiceKey) -> Result<Option<ExportedService>> {
-    let sql = format!(
-        "SELECT {columns} FROM mirrors
+    let rows = select_rows!(
+        "FROM mirrors
          WHERE target_cluster = $1 AND remote_namespace = $2 AND remote_name = $3
          ORDER BY source_cluster, id",
-        columns = mirrors::COLUMNS,
-    );
-    let rows: Vec<mirrors::Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-        .bind(&key.target_cluster)
-        .bind(&key.namespace)
-        .bind(&key.name)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(StoreError::db("reading an exported service"))?;
+        key.target_cluster,
+        key.namespace,
+        key.name,
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(StoreError::db("reading an exported service"))?;
     Ok(crate::topology::group_services(rows).into_iter().next())
 }
 
