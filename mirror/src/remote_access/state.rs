@@ -1,0 +1,41 @@
+//! What the supervisor holds of the credential tasks: one per `(source, target)` pair, with the
+//! spec it works from. A leaf, so the shared state can hold it.
+
+use std::{collections::HashMap, sync::Mutex};
+
+use linkplane_core::Cluster;
+use tokio::{sync::watch, task::JoinHandle};
+
+/// What one pair's task works from.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct PairSpec {
+    pub(crate) source: Cluster,
+    pub(crate) target: Cluster,
+    /// Some link of the pair adopts Linkerd's objects: a `cluster-credentials-<target>` Secret
+    /// that Linkerd wrote is taken over.
+    pub(crate) adopt: bool,
+    /// Some link of the pair deletes what it made when it goes.
+    pub(crate) cleanup: bool,
+}
+
+pub(crate) type Pair = (String, String);
+
+pub(crate) struct PairTask {
+    pub(crate) spec: watch::Sender<PairSpec>,
+    pub(crate) task: JoinHandle<()>,
+}
+
+/// The running credential tasks, by `(source, target)`.
+#[derive(Default)]
+pub(crate) struct RemoteAccess {
+    pub(crate) tasks: Mutex<HashMap<Pair, PairTask>>,
+}
+
+impl RemoteAccess {
+    /// Stops every task (shutdown); nothing is deleted.
+    pub(crate) fn stop_all(&self) {
+        for (_, t) in self.tasks.lock().unwrap_or_else(|e| e.into_inner()).drain() {
+            t.task.abort();
+        }
+    }
+}
