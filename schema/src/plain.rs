@@ -6,26 +6,37 @@
 //! is 1,300, `topology` at 50 clusters 1,600), and that overhead alone cost two to three times
 //! the SQL fetching the rows.
 //!
-//! A type implementing [`Plain`] computes its fields synchronously from the value and the
-//! per-request tables ([`Loader`]); wrapped in [`Fast`] (or a page of it in [`FastConnection`])
-//! it answers a selection in one pass when every selected field is plain, and through the
-//! type's ordinary resolvers otherwise (fragments, directives, arguments, fields with a batched
-//! load of their own): the fast path is an optimisation, never the only way to a field. Type
-//! names and type info are the wrapped type's, so the SDL is unchanged; the API test
-//! `plain_pass_answers_like_the_resolvers` checks both paths answer the same.
+//! A type's plain fields are declared once, in a [`plain_object!`] table: each entry is one body
+//! that yields the field's typed value, expanded twice, into the async-graphql resolver and into
+//! the type's [`Plain`] arm, so the two paths cannot drift apart. The table has no place for a
+//! guard: a guarded field (or one with arguments, or a batched load of its own) is written in the
+//! table's `general` part, as an ordinary resolver, and the plain pass never answers it. Wrapped
+//! in [`Fast`] (or a page of it in [`FastConnection`]) a value answers a selection in one pass
+//! when every selected field is plain, and through the resolvers otherwise (fragments,
+//! directives, arguments, general fields): the fast path is an optimisation, never the only way to
+//! a field. Type names and type info are the wrapped type's, so the SDL is unchanged. The API test
+//! `plain_pass_answers_every_field_like_the_resolvers_for_every_role` enumerates every field of
+//! these types from introspection and checks both paths answer alike for each role.
 
 use std::{borrow::Cow, cell::Cell, future::Future};
 
 use async_graphql::{
-    ContextSelectionSet, ObjectType, OutputType, Positioned, ScalarType, ServerResult, Value,
+    Context, ContextSelectionSet, ID, ObjectType, OutputType, Positioned, ScalarType, ServerResult,
+    Value,
     connection::{Connection, Edge, EmptyFields},
     indexmap::IndexMap,
     parser::types::{Field, Selection, SelectionSet},
     registry::Registry,
-    resolver_utils::{EnumType, enum_value},
+    resolver_utils::enum_value,
 };
 
-use crate::db::{LoadError, Loader, RequestLoader};
+use chrono::{DateTime, Utc};
+
+use crate::{
+    common::tables,
+    db::{LoadError, Loader, RequestLoader},
+    error::ApiError,
+};
 
 /// Why a selection cannot be answered in the plain pass.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,10 +93,10 @@ impl<'a> Cx<'a> {
     }
 }
 
-/// A type whose fields can be computed synchronously.
+/// A type whose fields can be computed synchronously; implemented by [`plain_object!`] only.
 ///
-/// The plain pass runs no guards: a field behind a role guard (or any other check) must answer
-/// [`Miss::General`] here, so the resolver with its guard answers it.
+/// The plain pass runs no guards: only the table's plain entries, which cannot carry one, are
+/// answered here; every other field answers [`Miss::General`].
 pub(crate) trait Plain: OutputType {
     /// The value of `field` (named `name`; its sub-selection in `field.selection_set`), or why
     /// it cannot be computed here. Fields not listed return [`Miss::General`].
@@ -156,15 +167,6 @@ pub(crate) fn list<'v, T: Plain + 'v>(
     Ok(Value::List(out))
 }
 
-/// An optional object.
-pub(crate) fn optional<T: Plain>(
-    value: Option<&T>,
-    cx: &Cx<'_>,
-    set: &SelectionSet,
-) -> Result<Value, Miss> {
-    value.map_or(Ok(Value::Null), |v| object(v, cx, set))
-}
-
 /// A string field.
 pub(crate) fn string(s: &str) -> Value {
     Value::String(s.to_owned())
@@ -173,21 +175,6 @@ pub(crate) fn string(s: &str) -> Value {
 /// A nullable string field.
 pub(crate) fn opt_string(s: Option<&str>) -> Value {
     s.map_or(Value::Null, string)
-}
-
-/// A scalar field, encoded as async-graphql encodes it.
-pub(crate) fn scalar<T: ScalarType>(v: &T) -> Value {
-    v.to_value()
-}
-
-/// A nullable scalar field.
-pub(crate) fn opt_scalar<T: ScalarType>(v: Option<&T>) -> Value {
-    v.map_or(Value::Null, ScalarType::to_value)
-}
-
-/// An enum field.
-pub(crate) fn enumeration<T: EnumType>(v: T) -> Value {
-    enum_value(v)
 }
 
 /// Runs `plain` (loading the tables it finds missing, then again) or, when it cannot answer,
@@ -273,24 +260,20 @@ impl<T: Plain> OutputType for Fast<T> {
     }
 }
 
-/// The fields a connection adds to `pageInfo`/`edges`/`nodes` (`totalCount`), as the plain pass
-/// answers them: [`Miss::General`] for a field that needs a load of its own.
-pub(crate) trait PageFields: ObjectType + Send + Sync {
-    /// The value of `name`, when it can be computed here.
-    fn plain(&self, _name: &str) -> Result<Value, Miss> {
+/// A connection without fields of its own: nothing for the plain pass to answer.
+impl Plain for EmptyFields {
+    fn plain(&self, _: &Cx<'_>, _: &str, _: &Field) -> Result<Value, Miss> {
         Err(Miss::General)
     }
 }
 
-impl PageFields for EmptyFields {}
-
 /// A page of `N` (`N`Connection / `N`Edge in the schema) with the extra fields `E`, answered by
 /// the plain pass when it can.
-pub(crate) struct FastConnection<N: OutputType, E: PageFields = EmptyFields>(
+pub(crate) struct FastConnection<N: OutputType, E: ObjectType = EmptyFields>(
     pub Connection<String, N, E>,
 );
 
-impl<N: Plain, E: PageFields> FastConnection<N, E> {
+impl<N: Plain, E: Plain + ObjectType> FastConnection<N, E> {
     fn plain(&self, cx: &Cx<'_>, set: &SelectionSet) -> Result<Value, Miss> {
         let page = &self.0;
         fields(set, |name, field| {
@@ -306,7 +289,7 @@ impl<N: Plain, E: PageFields> FastConnection<N, E> {
                     Value::List(edges)
                 }
                 "nodes" => list(page.edges.iter().map(|e| &e.node), cx, sub)?,
-                other => page.additional_fields.plain(other)?,
+                other => page.additional_fields.plain(cx, other, field)?,
             })
         })
     }
@@ -345,7 +328,7 @@ fn edge_object<N: Plain>(
     })
 }
 
-impl<N: Plain, E: PageFields> OutputType for FastConnection<N, E> {
+impl<N: Plain, E: Plain + ObjectType> OutputType for FastConnection<N, E> {
     fn type_name() -> Cow<'static, str> {
         Connection::<String, N, E>::type_name()
     }
@@ -371,3 +354,229 @@ impl<N: Plain, E: PageFields> OutputType for FastConnection<N, E> {
         .await
     }
 }
+
+/// A field's typed value as the plain pass encodes it: as async-graphql encodes it, with an
+/// object's sub-selection answered by its own plain pass.
+pub(crate) trait ToPlain {
+    /// The value for a selection (`set` is empty for leaves).
+    fn to_plain(&self, cx: &Cx<'_>, set: &SelectionSet) -> Result<Value, Miss>;
+}
+
+impl<T: ToPlain + ?Sized> ToPlain for &T {
+    fn to_plain(&self, cx: &Cx<'_>, set: &SelectionSet) -> Result<Value, Miss> {
+        (**self).to_plain(cx, set)
+    }
+}
+
+impl ToPlain for str {
+    fn to_plain(&self, _: &Cx<'_>, _: &SelectionSet) -> Result<Value, Miss> {
+        Ok(string(self))
+    }
+}
+
+impl<T: ToPlain> ToPlain for Option<T> {
+    fn to_plain(&self, cx: &Cx<'_>, set: &SelectionSet) -> Result<Value, Miss> {
+        self.as_ref()
+            .map_or(Ok(Value::Null), |v| v.to_plain(cx, set))
+    }
+}
+
+impl<T: ToPlain> ToPlain for [T] {
+    /// The first miss ends the list: the other items need the same tables.
+    fn to_plain(&self, cx: &Cx<'_>, set: &SelectionSet) -> Result<Value, Miss> {
+        let mut out = Vec::with_capacity(self.len());
+        for item in self {
+            out.push(item.to_plain(cx, set)?);
+        }
+        Ok(Value::List(out))
+    }
+}
+
+impl<T: ToPlain> ToPlain for Vec<T> {
+    fn to_plain(&self, cx: &Cx<'_>, set: &SelectionSet) -> Result<Value, Miss> {
+        self.as_slice().to_plain(cx, set)
+    }
+}
+
+/// Scalars, encoded by their [`ScalarType`].
+macro_rules! plain_scalars {
+    ($($t:ty),* $(,)?) => {$(
+        impl ToPlain for $t {
+            fn to_plain(&self, _: &Cx<'_>, _: &SelectionSet) -> Result<Value, Miss> {
+                Ok(ScalarType::to_value(self))
+            }
+        }
+    )*};
+}
+
+plain_scalars!(String, ID, bool, i32, i64, f64, DateTime<Utc>);
+
+/// GraphQL enums a plain field may return, encoded by name.
+macro_rules! plain_enums {
+    ($($t:ty),* $(,)?) => {$(
+        impl $crate::plain::ToPlain for $t {
+            fn to_plain(
+                &self,
+                _: &$crate::plain::Cx<'_>,
+                _: &async_graphql::parser::types::SelectionSet,
+            ) -> Result<async_graphql::Value, $crate::plain::Miss> {
+                Ok($crate::plain::enum_to_value(*self))
+            }
+        }
+    )*};
+}
+pub(crate) use plain_enums;
+
+/// An enum's value (for [`plain_enums!`]).
+pub(crate) fn enum_to_value<T: async_graphql::resolver_utils::EnumType>(v: T) -> Value {
+    enum_value(v)
+}
+
+/// Resolves a plain entry through async-graphql: the entry's body, with the per-request tables it
+/// finds missing loaded first (as the plain pass loads them).
+pub(crate) async fn resolve<T>(
+    ctx: &Context<'_>,
+    body: impl Fn(&Cx<'_>) -> Result<T, Miss>,
+) -> async_graphql::Result<T> {
+    let tables = tables(ctx)?;
+    for _ in 0..=TABLES.len() {
+        let cx = Cx {
+            tables,
+            missing: Cell::new(0),
+        };
+        match body(&cx) {
+            Ok(v) => return Ok(v),
+            Err(Miss::General) => break,
+            Err(Miss::Load) => {
+                let missing = cx.missing.get();
+                for &t in TABLES.iter().filter(|t| missing & t.bit() != 0) {
+                    tables.load(t).await?;
+                }
+            }
+        }
+    }
+    // An entry's body misses only tables, each loaded above; reaching here is a bug.
+    tracing::error!("a plain field's body did not settle after loading its tables");
+    Err(ApiError::Internal.into())
+}
+
+/// A GraphQL object whose plain fields are declared once (see the module's doc).
+///
+/// ```ignore
+/// plain_object! {
+///     #[Object(name = "Link")]
+///     impl LinkNode {
+///         plain(this, cx) {
+///             /// Name.
+///             "name" name -> &str { &this.0.stored.value.name }
+///             /// An ordinary resolver: guarded, with arguments, or a load of its own.
+///             async fn source(&self, ctx: &Context<'_>) -> Result<Option<ClusterNode>> { … }
+///         }
+///     }
+/// }
+/// ```
+///
+/// A plain entry is the field's GraphQL name, the resolver's Rust name (with its visibility), the value's type, and a
+/// body computing it from `this` (the value) and `cx` (the per-request tables: `cx.need(…)?`).
+/// An entry written as an `async fn` is an ordinary resolver the plain pass never answers; entries
+/// keep their order, which is the schema's field order.
+macro_rules! plain_object {
+    // The attributes before `impl` are moved token by token, `#` included, so that they keep
+    // the caller's span: `#[Object]` defines `child_complexity` at its call site, and a
+    // `complexity = "…"` string (the caller's) must see it.
+    (@head [$($attr:tt)*]
+        impl $ty:ident {
+            plain($this:ident, $cx:ident) { $($entries:tt)* }
+        }
+    ) => {
+        $crate::plain::plain_object!(@munch [$($attr)*] $ty ($this, $cx) [] [] { $($entries)* });
+    };
+    (@head [$($attr:tt)*] $t:tt $($rest:tt)*) => {
+        $crate::plain::plain_object!(@head [$($attr)* $t] $($rest)*);
+    };
+    // A plain entry.
+    (@munch $attrs:tt $ty:ident ($this:ident, $cx:ident) [$($res:tt)*] [$($arm:tt)*] {
+        $(#[doc = $doc:literal])*
+        $gql:literal $vis:vis $field:ident -> $ret:ty $body:block
+        $($rest:tt)*
+    }) => {
+        $crate::plain::plain_object!(@munch $attrs $ty ($this, $cx) [
+            $($res)*
+            $(#[doc = $doc])*
+            #[graphql(name = $gql)]
+            $vis async fn $field(
+                &self,
+                ctx: &async_graphql::Context<'_>,
+            ) -> async_graphql::Result<$ret> {
+                let $this = self;
+                let _ = $this;
+                $crate::plain::resolve(ctx, |$cx| -> Result<$ret, $crate::plain::Miss> {
+                    let _ = $cx;
+                    Ok($body)
+                })
+                .await
+            }
+        ] [
+            $($arm)*
+            ($gql, $ret, $body)
+        ] { $($rest)* });
+    };
+    // An ordinary resolver.
+    (@munch $attrs:tt $ty:ident ($this:ident, $cx:ident) [$($res:tt)*] $arms:tt {
+        $(#[$m:meta])*
+        $vis:vis async fn $name:ident ($($args:tt)*) -> $r:ty $fbody:block
+        $($rest:tt)*
+    }) => {
+        $crate::plain::plain_object!(@munch $attrs $ty ($this, $cx) [
+            $($res)*
+            $(#[$m])*
+            $vis async fn $name($($args)*) -> $r $fbody
+        ] $arms { $($rest)* });
+    };
+    (@munch [$($attr:tt)*] $ty:ident ($this:ident, $cx:ident) [$($res:tt)*]
+        [$(($gql:literal, $ret:ty, $body:block))*] {}) => {
+        $($attr)*
+        impl $ty {
+            $($res)*
+        }
+
+        impl $crate::plain::Plain for $ty {
+            #[allow(unused_variables)]
+            fn plain(
+                &self,
+                $cx: &$crate::plain::Cx<'_>,
+                name: &str,
+                field: &async_graphql::parser::types::Field,
+            ) -> Result<async_graphql::Value, $crate::plain::Miss> {
+                let $this = self;
+                match name {
+                    $($gql => {
+                        let value: $ret = $body;
+                        $crate::plain::ToPlain::to_plain(&value, $cx, &field.selection_set.node)
+                    })*
+                    _ => Err($crate::plain::Miss::General),
+                }
+            }
+        }
+
+        impl $crate::plain::ToPlain for $ty {
+            fn to_plain(
+                &self,
+                cx: &$crate::plain::Cx<'_>,
+                set: &async_graphql::parser::types::SelectionSet,
+            ) -> Result<async_graphql::Value, $crate::plain::Miss> {
+                $crate::plain::object(self, cx, set)
+            }
+        }
+
+        impl $ty {
+            /// The GraphQL names of the fields the plain pass answers (for tests).
+            #[allow(dead_code)]
+            pub(crate) const PLAIN_FIELDS: &'static [&'static str] = &[$($gql),*];
+        }
+    };
+    ($($input:tt)*) => {
+        $crate::plain::plain_object!(@head [] $($input)*);
+    };
+}
+pub(crate) use plain_object;
