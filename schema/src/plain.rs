@@ -18,7 +18,12 @@
 //! `plain_pass_answers_every_field_like_the_resolvers_for_every_role` enumerates every field of
 //! these types from introspection and checks both paths answer alike for each role.
 
-use std::{borrow::Cow, cell::Cell, future::Future};
+use std::{
+    borrow::Cow,
+    cell::Cell,
+    future::Future,
+    sync::atomic::{AtomicU64, Ordering},
+};
 
 use async_graphql::{
     Context, ContextSelectionSet, ID, ObjectType, OutputType, Positioned, ScalarType, ServerResult,
@@ -98,6 +103,9 @@ impl<'a> Cx<'a> {
 /// The plain pass runs no guards: only the table's plain entries, which cannot carry one, are
 /// answered here; every other field answers [`Miss::General`].
 pub(crate) trait Plain: OutputType {
+    /// The GraphQL names of the fields the plain pass answers: the table's plain entries.
+    const FIELDS: &'static [&'static str];
+
     /// The value of `field` (named `name`; its sub-selection in `field.selection_set`), or why
     /// it cannot be computed here. Fields not listed return [`Miss::General`].
     fn plain(&self, cx: &Cx<'_>, name: &str, field: &Field) -> Result<Value, Miss>;
@@ -189,6 +197,7 @@ where
     F: Future<Output = ServerResult<Value>>,
 {
     let Some(loader) = ctx.data_opt::<RequestLoader>() else {
+        GENERAL.fetch_add(1, Ordering::Relaxed);
         return general().await;
     };
     let tables = loader.loader();
@@ -199,7 +208,10 @@ where
             missing: Cell::new(0),
         };
         match plain(&cx) {
-            Ok(v) => return Ok(v),
+            Ok(v) => {
+                ANSWERED.fetch_add(1, Ordering::Relaxed);
+                return Ok(v);
+            }
             Err(Miss::General) => break,
             Err(Miss::Load) => {
                 // One after the other, so they share the request's kept connection (one pool
@@ -208,13 +220,32 @@ where
                 for &t in TABLES.iter().filter(|t| missing & t.bit() != 0) {
                     // A failed load: the general path reports the error where the field is.
                     if tables.load(t).await.is_err() {
+                        GENERAL.fetch_add(1, Ordering::Relaxed);
                         return general().await;
                     }
                 }
             }
         }
     }
+    GENERAL.fetch_add(1, Ordering::Relaxed);
     general().await
+}
+
+/// Values (objects, pages) the plain pass answered whole, since the process started.
+static ANSWERED: AtomicU64 = AtomicU64::new(0);
+/// Values a [`Fast`] or [`FastConnection`] handed to the resolvers after the plain pass refused
+/// their selection (a failed table load included).
+static GENERAL: AtomicU64 = AtomicU64::new(0);
+
+/// How many values the plain pass answered, and how many it handed to the resolvers, since the
+/// process started. The equivalence test (`schema/tests/plain.rs`) checks with it that its
+/// plain selections really took the plain pass and its forced ones really did not.
+#[doc(hidden)]
+pub fn pass_counts() -> (u64, u64) {
+    (
+        ANSWERED.load(Ordering::Relaxed),
+        GENERAL.load(Ordering::Relaxed),
+    )
 }
 
 impl Loader {
@@ -260,8 +291,87 @@ impl<T: Plain> OutputType for Fast<T> {
     }
 }
 
+/// The fields of async-graphql's Relay types (`<N>Connection`, `<N>Edge`, `PageInfo`), which
+/// the plain pass answers for a [`FastConnection`]: fixed by the Relay connection spec and
+/// resolved by async-graphql itself, so no resolver of ours, and no guard, is behind them. Listed
+/// once here; [`field_tables`] reports them and the equivalence test covers them.
+mod relay {
+    pub(super) const PAGE_INFO: &str = "pageInfo";
+    pub(super) const EDGES: &str = "edges";
+    pub(super) const NODES: &str = "nodes";
+    /// A connection's own fields (its extra fields, e.g. `totalCount`, are its table's).
+    pub(super) const CONNECTION: [&str; 3] = [PAGE_INFO, EDGES, NODES];
+    pub(super) const CURSOR: &str = "cursor";
+    pub(super) const NODE: &str = "node";
+    pub(super) const EDGE: [&str; 2] = [CURSOR, NODE];
+    pub(super) const PAGE_INFO_TYPE: &str = "PageInfo";
+    pub(super) const HAS_PREVIOUS_PAGE: &str = "hasPreviousPage";
+    pub(super) const HAS_NEXT_PAGE: &str = "hasNextPage";
+    pub(super) const START_CURSOR: &str = "startCursor";
+    pub(super) const END_CURSOR: &str = "endCursor";
+    pub(super) const PAGE_INFO_FIELDS: [&str; 4] =
+        [HAS_PREVIOUS_PAGE, HAS_NEXT_PAGE, START_CURSOR, END_CURSOR];
+}
+
+/// Declares which types the plain pass answers (every `plain_object!` type, and every
+/// `FastConnection<N, E>` in use) for [`field_tables`]; a unit test checks the sources hold no
+/// other.
+macro_rules! registry {
+    (
+        objects: [$($o:ident),* $(,)?]
+        flattened: [$($f:ident),* $(,)?]
+        pages: [$(($n:ident, $e:ident)),* $(,)?]
+    ) => {
+        /// Every type the plain pass answers, by GraphQL name, with the fields it answers of
+        /// each: a `plain_object!` table's plain entries; for a page type the Relay fields plus
+        /// its extra fields' entries. What the equivalence test (`schema/tests/plain.rs`) checks
+        /// it covers, from the schema's introspection.
+        #[doc(hidden)]
+        pub fn field_tables() -> Vec<(String, Vec<&'static str>)> {
+            let mut out = vec![(relay::PAGE_INFO_TYPE.to_string(), relay::PAGE_INFO_FIELDS.to_vec())];
+            $(out.push((<$o as OutputType>::type_name().into_owned(), <$o as Plain>::FIELDS.to_vec()));)*
+            $(
+                let mut page = relay::CONNECTION.to_vec();
+                page.extend_from_slice(<$e as Plain>::FIELDS);
+                out.push((<FastConnection<$n, $e> as OutputType>::type_name().into_owned(), page));
+                out.push((
+                    <Edge<String, $n, EmptyFields> as OutputType>::type_name().into_owned(),
+                    relay::EDGE.to_vec(),
+                ));
+            )*
+            out.sort();
+            out.dedup();
+            out
+        }
+
+        #[cfg(test)]
+        const REGISTERED_OBJECTS: &[&str] = &[$(stringify!($o),)* $(stringify!($f)),*];
+        #[cfg(test)]
+        const REGISTERED_PAGES: &[&str] = &[$(concat!(stringify!($n), ", ", stringify!($e))),*];
+    };
+}
+
+use crate::{
+    common::Total,
+    domain::{
+        cluster::{ClusterNode, ReconcilerInfo},
+        link::{GatewayProbe, LinkNode},
+        mirror::{Mirror, MirrorCounts, MirrorTotal},
+        topology::Topology,
+    },
+};
+
+registry! {
+    objects: [ClusterNode, LinkNode, GatewayProbe, ReconcilerInfo, Mirror, MirrorCounts, Topology]
+    // A page's extra fields: not types of the schema, their fields are the page's.
+    flattened: [Total, MirrorTotal]
+    pages: [(ClusterNode, Total), (LinkNode, Total), (Mirror, MirrorTotal)]
+}
+
 /// A connection without fields of its own: nothing for the plain pass to answer.
 impl Plain for EmptyFields {
+    const FIELDS: &'static [&'static str] = &[];
+
     fn plain(&self, _: &Cx<'_>, _: &str, _: &Field) -> Result<Value, Miss> {
         Err(Miss::General)
     }
@@ -280,15 +390,15 @@ impl<N: Plain, E: Plain + ObjectType> FastConnection<N, E> {
             let sub = &field.selection_set.node;
             Ok(match name {
                 "__typename" => Value::String(Self::type_name().into_owned()),
-                "pageInfo" => page_info(page, sub)?,
-                "edges" => {
+                relay::PAGE_INFO => page_info(page, sub)?,
+                relay::EDGES => {
                     let mut edges = Vec::with_capacity(page.edges.len());
                     for edge in &page.edges {
                         edges.push(edge_object(edge, cx, sub)?);
                     }
                     Value::List(edges)
                 }
-                "nodes" => list(page.edges.iter().map(|e| &e.node), cx, sub)?,
+                relay::NODES => list(page.edges.iter().map(|e| &e.node), cx, sub)?,
                 other => page.additional_fields.plain(cx, other, field)?,
             })
         })
@@ -301,11 +411,11 @@ fn page_info<N: OutputType, E: ObjectType>(
 ) -> Result<Value, Miss> {
     fields(set, |name, _| {
         Ok(match name {
-            "__typename" => string("PageInfo"),
-            "hasPreviousPage" => Value::Boolean(page.has_previous_page),
-            "hasNextPage" => Value::Boolean(page.has_next_page),
-            "startCursor" => opt_string(page.edges.first().map(|e| e.cursor.as_str())),
-            "endCursor" => opt_string(page.edges.last().map(|e| e.cursor.as_str())),
+            "__typename" => string(relay::PAGE_INFO_TYPE),
+            relay::HAS_PREVIOUS_PAGE => Value::Boolean(page.has_previous_page),
+            relay::HAS_NEXT_PAGE => Value::Boolean(page.has_next_page),
+            relay::START_CURSOR => opt_string(page.edges.first().map(|e| e.cursor.as_str())),
+            relay::END_CURSOR => opt_string(page.edges.last().map(|e| e.cursor.as_str())),
             _ => return Err(Miss::General),
         })
     })
@@ -321,8 +431,8 @@ fn edge_object<N: Plain>(
             "__typename" => Value::String(
                 Edge::<String, N, async_graphql::connection::EmptyFields>::type_name().into_owned(),
             ),
-            "cursor" => string(&edge.cursor),
-            "node" => object(&edge.node, cx, &field.selection_set.node)?,
+            relay::CURSOR => string(&edge.cursor),
+            relay::NODE => object(&edge.node, cx, &field.selection_set.node)?,
             _ => return Err(Miss::General),
         })
     })
@@ -541,6 +651,8 @@ macro_rules! plain_object {
         }
 
         impl $crate::plain::Plain for $ty {
+            const FIELDS: &'static [&'static str] = &[$($gql),*];
+
             #[allow(unused_variables)]
             fn plain(
                 &self,
@@ -568,15 +680,73 @@ macro_rules! plain_object {
                 $crate::plain::object(self, cx, set)
             }
         }
-
-        impl $ty {
-            /// The GraphQL names of the fields the plain pass answers (for tests).
-            #[allow(dead_code)]
-            pub(crate) const PLAIN_FIELDS: &'static [&'static str] = &[$($gql),*];
-        }
     };
     ($($input:tt)*) => {
         $crate::plain::plain_object!(@head [] $($input)*);
     };
 }
 pub(crate) use plain_object;
+
+#[cfg(test)]
+mod tests {
+    use std::{collections::BTreeSet, fs, path::Path};
+
+    /// Every `.rs` file under `dir`, with its text.
+    fn sources(dir: &Path, out: &mut Vec<(String, String)>) {
+        for entry in fs::read_dir(dir).expect("schema/src is readable") {
+            let path = entry.expect("a directory entry").path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = fs::read_to_string(&path).expect("a source file is readable");
+                out.push((path.display().to_string(), text));
+            }
+        }
+    }
+
+    /// `field_tables` (hence the equivalence test) sees every type the plain pass can answer:
+    /// each `plain_object!` table and each `FastConnection<N, E>` in the sources is registered.
+    #[test]
+    fn every_plain_type_is_registered() {
+        let mut files = Vec::new();
+        sources(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut files,
+        );
+        let (mut objects, mut pages) = (BTreeSet::new(), BTreeSet::new());
+        for (path, text) in &files {
+            if path.ends_with("plain.rs") {
+                continue;
+            }
+            for (i, _) in text.match_indices("plain_object! {") {
+                let after = &text[i..];
+                let imp = after
+                    .find("\n    impl ")
+                    .expect("a plain_object! has an impl");
+                let name: String = after[imp + 10..]
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                objects.insert(name);
+            }
+            for (i, _) in text.match_indices("FastConnection<") {
+                let rest = &text[i + "FastConnection<".len()..];
+                let args = &rest[..rest.find('>').expect("FastConnection<..> closes")];
+                pages.insert(args.split_whitespace().collect::<Vec<_>>().join(" "));
+            }
+        }
+        let registered: BTreeSet<String> = super::REGISTERED_OBJECTS
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(objects, registered, "plain_object! types vs registry!");
+        let registered: BTreeSet<String> = super::REGISTERED_PAGES
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            pages, registered,
+            "FastConnection<N, E> in use vs registry!"
+        );
+    }
+}
