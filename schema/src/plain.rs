@@ -9,14 +9,17 @@
 //! A type's plain fields are declared once, in a [`plain_object!`] table: each entry is one body
 //! that yields the field's typed value, expanded twice, into the async-graphql resolver and into
 //! the type's [`Plain`] arm, so the two paths cannot drift apart. The table has no place for a
-//! guard: a guarded field (or one with arguments, or a batched load of its own) is written in the
-//! table's `general` part, as an ordinary resolver, and the plain pass never answers it. Wrapped
-//! in [`Fast`] (or a page of it in [`FastConnection`]) a value answers a selection in one pass
-//! when every selected field is plain, and through the resolvers otherwise (fragments,
-//! directives, arguments, general fields): the fast path is an optimisation, never the only way to
-//! a field. Type names and type info are the wrapped type's, so the SDL is unchanged. The API test
-//! `plain_pass_answers_every_field_like_the_resolvers_for_every_role` enumerates every field of
-//! these types from introspection and checks both paths answer alike for each role.
+//! guard: a guarded field (or one with arguments, or a batched load of its own) is written among
+//! the entries as an ordinary `async fn` resolver, and the plain pass never answers it. No field
+//! is answered here by name otherwise, except the Relay connection fields of async-graphql's own
+//! page types (`relay`). Wrapped in [`Fast`] (or a page of it in [`FastConnection`]) a value
+//! answers a selection in one pass when every selected field is plain, and through the resolvers
+//! otherwise (fragments, directives other than `@skip`/`@include`, which async-graphql removes
+//! before executing, arguments, general fields): the fast path is an optimisation, never the only
+//! way to a field. Type names and type info are the wrapped type's, so the SDL is unchanged.
+//! `schema/tests/plain.rs` enumerates every field of every type from introspection and checks
+//! that both paths answer alike for each role, and that every field of [`field_tables`] was
+//! answered by the pass in it.
 
 use std::{
     borrow::Cow,
