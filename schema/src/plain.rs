@@ -589,10 +589,13 @@ pub(crate) async fn resolve<T>(
 /// }
 /// ```
 ///
-/// A plain entry is the field's GraphQL name, the resolver's Rust name (with its visibility), the value's type, and a
-/// body computing it from `this` (the value) and `cx` (the per-request tables: `cx.need(…)?`).
-/// An entry written as an `async fn` is an ordinary resolver the plain pass never answers; entries
-/// keep their order, which is the schema's field order.
+/// A plain entry is the field's GraphQL name, the resolver's Rust name (with its visibility),
+/// the value's type, and a body computing it from `this` (the value) and `cx` (the per-request
+/// tables: `cx.need(…)?`). It takes doc comments and nothing else: no `#[graphql(guard …)]`,
+/// arguments or complexity, which is what keeps guarded fields out of the pass. An entry written
+/// as an `async fn` is an ordinary resolver the plain pass never answers; entries keep their
+/// order, which is the schema's field order. A new table's type goes into `registry!` too (the
+/// unit test `every_plain_type_is_registered` fails otherwise), so the equivalence test sees it.
 macro_rules! plain_object {
     // The attributes before `impl` are moved token by token, `#` included, so that they keep
     // the caller's span: `#[Object]` defines `child_complexity` at its call site, and a
