@@ -53,17 +53,18 @@ pub(crate) fn page_size(first: Option<i32>) -> Result<usize, ApiError> {
 
 /// `totalCount` of a connection whose whole list was in hand (clusters, links, Git sources,
 /// policies): computed with the page, no statement of its own.
-#[derive(SimpleObject, Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 pub struct Total {
     /// How many items there are over every page.
     pub total_count: i64,
 }
 
-impl crate::plain::PageFields for Total {
-    fn plain(&self, name: &str) -> Result<async_graphql::Value, crate::plain::Miss> {
-        match name {
-            "totalCount" => Ok(async_graphql::Value::from(self.total_count)),
-            _ => Err(crate::plain::Miss::General),
+crate::plain::plain_object! {
+    #[async_graphql::Object]
+    impl Total {
+        plain(this, cx) {
+            /// How many items there are over every page.
+            "totalCount" total_count -> i64 { this.total_count }
         }
     }
 }

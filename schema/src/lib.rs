@@ -43,6 +43,10 @@ pub use domain::git::{
     BoxFuture, PlannedObject, PlannedRevision, SyncError, SyncReport, SyncService,
 };
 pub use error::{ApiError, code_of, codes};
+/// For the plain pass's equivalence test (`schema/tests/plain.rs`): which fields the pass
+/// answers, and how often it answered or handed a value to the resolvers.
+#[doc(hidden)]
+pub use plain::{field_tables as plain_field_tables, pass_counts as plain_pass_counts};
 
 use domain::{
     audit::AuditQuery,

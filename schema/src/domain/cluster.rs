@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use async_graphql::{Context, Enum, ID, Object, SimpleObject, Value, parser::types::Field};
+use async_graphql::{Context, Enum, ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use linkplane_core::{Cluster, CredentialsRef};
 use linkplane_store::{
@@ -25,7 +25,7 @@ use crate::{
         mirror::{Mirror, MirrorCounts, MirrorState, MirrorTotal, Service},
     },
     error::{ApiError, ApiResult},
-    plain::{self, Cx, Fast, FastConnection, Miss, Plain, Table},
+    plain::{Cx, Fast, FastConnection, Miss, Table, plain_enums, plain_object},
 };
 
 /// A summary of a cluster's condition, derived from its reconciler, the gateway probes of the
@@ -92,7 +92,7 @@ pub enum ReconcilerState {
 }
 
 /// A cluster's reconciler status.
-#[derive(SimpleObject, Debug, Clone)]
+#[derive(Debug, Clone)]
 pub struct ReconcilerInfo {
     /// Lifecycle state.
     pub state: ReconcilerState,
@@ -106,16 +106,22 @@ pub struct ReconcilerInfo {
     pub updated_at: DateTime<Utc>,
 }
 
-impl Plain for ReconcilerInfo {
-    fn plain(&self, _: &Cx<'_>, name: &str, _: &Field) -> Result<Value, Miss> {
-        Ok(match name {
-            "state" => plain::enumeration(self.state),
-            "message" => plain::string(&self.message),
-            "watchesSynced" => Value::Boolean(self.watches_synced),
-            "lastSyncAt" => plain::opt_scalar(self.last_sync_at.as_ref()),
-            "updatedAt" => plain::scalar(&self.updated_at),
-            _ => return Err(Miss::General),
-        })
+plain_object! {
+    /// A cluster's reconciler status.
+    #[Object]
+    impl ReconcilerInfo {
+        plain(this, cx) {
+            /// Lifecycle state.
+            "state" state -> ReconcilerState { this.state }
+            /// Detail, e.g. the connection error.
+            "message" message -> &str { &this.message }
+            /// True once every watch listed once.
+            "watchesSynced" watches_synced -> bool { this.watches_synced }
+            /// Last time the watches (re)listed.
+            "lastSyncAt" last_sync_at -> Option<DateTime<Utc>> { this.last_sync_at }
+            /// Last report.
+            "updatedAt" updated_at -> DateTime<Utc> { this.updated_at }
+        }
     }
 }
 
@@ -180,13 +186,12 @@ impl ClusterNode {
         probes
     }
 
-    async fn probes_of<'a>(
-        &self,
-        ctx: &Context<'a>,
-    ) -> async_graphql::Result<Vec<&'a GatewayHealth>> {
-        let t = tables(ctx)?;
-        let (links, gateways) = futures::try_join!(t.links(), t.gateways())?;
-        Ok(self.probes(links, gateways))
+    /// [`Self::probes`] from the request's tables (both asked for before either `?`, so one
+    /// round loads both).
+    fn probes_in<'t>(&self, cx: &Cx<'t>) -> Result<Vec<&'t GatewayHealth>, Miss> {
+        let links = cx.need(Table::Links, cx.tables.links_now());
+        let gateways = cx.need(Table::Gateways, cx.tables.gateways_now());
+        Ok(self.probes(links?, gateways?))
     }
 
     fn health_from(
@@ -213,244 +218,160 @@ fn gateway_latency_ms(probes: &[&GatewayHealth]) -> Option<f64> {
     (!latencies.is_empty()).then(|| latencies.iter().sum::<f64>() / latencies.len() as f64)
 }
 
-/// The plain pass (see `plain`) for the fields a fleet overview asks for; the same computations
-/// as the resolvers below.
-impl Plain for ClusterNode {
-    fn plain(&self, cx: &Cx<'_>, name: &str, field: &Field) -> Result<Value, Miss> {
-        let t = cx.tables;
-        let sub = &field.selection_set.node;
-        Ok(match name {
-            "id" => Value::String(format!("Cluster:{}", self.name())),
-            "name" => plain::string(self.name()),
-            "apiServer" => plain::string(&self.0.value.spec.api_server),
-            "clusterDomain" => plain::string(&self.0.value.spec.cluster_domain),
-            "trustDomain" => plain::string(&self.0.value.spec.trust_domain),
-            "linkerdNamespace" => plain::string(&self.0.value.spec.linkerd_namespace),
-            "credentialsSource" => plain::enumeration(self.source_of_credentials()),
-            "owner" => Value::String(self.0.owner.as_column()),
-            "generation" => plain::scalar(&self.0.generation),
-            "createdAt" => plain::scalar(&self.0.created_at),
-            "updatedAt" => plain::scalar(&self.0.updated_at),
-            "hasStoredCredentials" => {
-                let stored = cx.need(Table::Credentials, t.stored_credentials_now())?;
-                Value::Boolean(stored.contains(self.name()))
+plain_object! {
+    #[Object(name = "Cluster")]
+    impl ClusterNode {
+        plain(this, cx) {
+            /// Global id (`Cluster:<name>`), for `node(id:)`.
+            "id" pub(crate) id -> ID { crate::domain::node::global_id("Cluster", this.name()) }
+            /// Name.
+            "name" gql_name -> &str { this.name() }
+            /// Kubernetes API server URL.
+            "apiServer" api_server -> &str { &this.0.value.spec.api_server }
+            /// DNS suffix of the cluster's services.
+            "clusterDomain" cluster_domain -> &str { &this.0.value.spec.cluster_domain }
+            /// Linkerd's identity trust domain in this cluster (`multicluster.linkerd.io/trust-domain` of
+            /// the credentials other clusters' Linkerd control planes use to reach it).
+            "trustDomain" trust_domain -> &str { &this.0.value.spec.trust_domain }
+            /// Namespace of this cluster's Linkerd control plane, where linkplane writes the
+            /// remote-discovery credentials Secrets (never creating it).
+            "linkerdNamespace" linkerd_namespace -> &str { &this.0.value.spec.linkerd_namespace }
+            /// Labels export policies select on.
+            async fn labels(&self) -> Vec<Label> {
+                labels(&self.0.value.spec.labels)
             }
-            "reconciler" => {
-                let all = cx.need(Table::Reconcilers, t.reconcilers_now())?;
-                let info = all.get(self.name()).map(ReconcilerInfo::from);
-                plain::optional(info.as_ref(), cx, sub)?
+            /// Where the kubeconfig comes from; the content is never exposed.
+            "credentialsSource" credentials_source -> CredentialsSource {
+                this.source_of_credentials()
             }
-            "mirrorCounts" => {
-                let counts = cx.need(Table::Counts, t.counts_now())?;
-                let c = MirrorCounts::from(counts.get(MirrorParent::SourceCluster, self.name()));
-                plain::object(&c, cx, sub)?
-            }
-            "health" | "gatewayAlive" | "gatewayLatencyMs" | "gatewayProbes" => {
-                let links = cx.need(Table::Links, t.links_now());
-                let gateways = cx.need(Table::Gateways, t.gateways_now());
-                let (links, gateways) = (links?, gateways?);
-                let probes = self.probes(links, gateways);
-                match name {
-                    "health" => {
-                        let reconcilers = cx.need(Table::Reconcilers, t.reconcilers_now());
-                        let counts = cx.need(Table::Counts, t.counts_now());
-                        plain::enumeration(self.health_from(reconcilers?, &probes, counts?))
-                    }
-                    "gatewayAlive" => gateway_alive(&probes).map_or(Value::Null, Value::Boolean),
-                    "gatewayLatencyMs" => plain::opt_scalar(gateway_latency_ms(&probes).as_ref()),
-                    _ => {
-                        let probes: Vec<GatewayProbe> =
-                            probes.into_iter().map(Into::into).collect();
-                        plain::list(&probes, cx, sub)?
-                    }
+            /// The kubeconfig file path or `namespace/secret#key` reference (operator role: it tells
+            /// where secrets live). Null for stored credentials.
+            #[graphql(guard = "RoleGuard(Role::Operator)")]
+            async fn credentials_reference(&self) -> Option<String> {
+                match &self.0.value.spec.credentials {
+                    CredentialsRef::KubeconfigFile(path) => Some(path.clone()),
+                    CredentialsRef::SecretRef(s) => Some(format!(
+                        "{}/{}#{}",
+                        s.namespace.as_deref().unwrap_or(""),
+                        s.name,
+                        s.key
+                    )),
+                    CredentialsRef::Stored => None,
                 }
             }
-            _ => return Err(Miss::General),
-        })
+            /// Whether a kubeconfig was set through `setClusterCredentials` (never the kubeconfig).
+            "hasStoredCredentials" has_stored_credentials -> bool {
+                let stored = cx.need(Table::Credentials, cx.tables.stored_credentials_now())?;
+                stored.contains(this.name())
+            }
+            /// Gateway configuration, when the cluster has one.
+            async fn gateway_config(&self) -> Option<GatewayConfig> {
+                self.0.value.spec.gateway.as_ref().map(|g| GatewayConfig {
+                    addresses: g.addresses.clone(),
+                    port: g.port,
+                    identity: g.identity.clone(),
+                    probe_path: g.probe.path.clone(),
+                    probe_port: g.probe.port,
+                    probe_period: g.probe.period.to_string(),
+                })
+            }
+            /// `api`, or `git:<source>` when a Git source declares it.
+            "owner" owner -> String { this.0.owner.as_column() }
+            /// Bumped on every spec change.
+            "generation" generation -> i64 { this.0.generation }
+            /// First stored.
+            "createdAt" created_at -> DateTime<Utc> { this.0.created_at }
+            /// Last changed.
+            "updatedAt" updated_at -> DateTime<Utc> { this.0.updated_at }
+            /// The reconciler's last report; null before the first.
+            "reconciler" reconciler -> Option<ReconcilerInfo> {
+                let all = cx.need(Table::Reconcilers, cx.tables.reconcilers_now())?;
+                all.get(this.name()).map(ReconcilerInfo::from)
+            }
+            /// The lease of the replica running this cluster's watches, writer and gateway prober;
+            /// null while no replica holds a valid one (none running, or a takeover in progress).
+            /// (`owner` is who manages the cluster's configuration: Git or the API.)
+            async fn lease(
+                &self,
+                ctx: &Context<'_>,
+            ) -> async_graphql::Result<Option<crate::domain::replicas::ClusterLease>> {
+                Ok(crate::domain::replicas::owner_of(ctx, self.name()).await?)
+            }
+            /// Summary health (see `ClusterHealth`).
+            "health" health -> ClusterHealth {
+                // Every table asked for before the first `?`, so one round loads them all.
+                let links = cx.need(Table::Links, cx.tables.links_now());
+                let gateways = cx.need(Table::Gateways, cx.tables.gateways_now());
+                let reconcilers = cx.need(Table::Reconcilers, cx.tables.reconcilers_now());
+                let counts = cx.need(Table::Counts, cx.tables.counts_now());
+                let probes = this.probes(links?, gateways?);
+                this.health_from(reconcilers?, &probes, counts?)
+            }
+            /// Gateway probes of every link targeting this cluster.
+            "gatewayProbes" gateway_probes -> Vec<GatewayProbe> {
+                this.probes_in(cx)?.into_iter().map(Into::into).collect()
+            }
+            /// True when every probe of this cluster's gateway succeeds, false when any fails; null
+            /// when it was never probed.
+            "gatewayAlive" gateway_alive -> Option<bool> { gateway_alive(&this.probes_in(cx)?) }
+            /// Mean latency of the last successful probes, in milliseconds.
+            "gatewayLatencyMs" gateway_latency_ms -> Option<f64> {
+                gateway_latency_ms(&this.probes_in(cx)?)
+            }
+            /// Links whose source is this cluster: it receives mirrors of their targets' services.
+            async fn outgoing_links(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<LinkNode>> {
+                let links = tables(ctx)?.links().await?.outgoing(self.name());
+                Ok(links.iter().cloned().map(LinkNode).collect())
+            }
+            /// Links whose target is this cluster: they mirror its exported services elsewhere.
+            async fn incoming_links(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<LinkNode>> {
+                let links = tables(ctx)?.links().await?.incoming(self.name());
+                Ok(links.iter().cloned().map(LinkNode).collect())
+            }
+            /// Services of this cluster that some link mirrors, with their consumers.
+            async fn exported_services(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Service>> {
+                let s = loader(ctx)?
+                    .load_one(ServicesOf(self.name().to_string()))
+                    .await?
+                    .unwrap_or_default();
+                Ok(s.into_iter().map(Service).collect())
+            }
+            /// Counts of the mirrors this cluster holds, by state.
+            "mirrorCounts" mirror_counts -> MirrorCounts {
+                let counts = cx.need(Table::Counts, cx.tables.counts_now())?;
+                counts.get(MirrorParent::SourceCluster, this.name()).into()
+            }
+            /// Mirrors this cluster holds, ordered by id.
+            #[graphql(complexity = "crate::relay::complexity(first, last, child_complexity)")]
+            #[allow(clippy::too_many_arguments)]
+            async fn mirrors(
+                &self,
+                ctx: &Context<'_>,
+                namespace: Option<String>,
+                state: Option<MirrorState>,
+                first: Option<i32>,
+                after: Option<String>,
+                last: Option<i32>,
+                before: Option<String>,
+            ) -> async_graphql::Result<FastConnection<Mirror, MirrorTotal>> {
+                mirror_page(
+                    ctx,
+                    MirrorParent::SourceCluster,
+                    self.name(),
+                    namespace,
+                    state,
+                    first,
+                    after,
+                    last,
+                    before,
+                )
+                .await
+            }
+        }
     }
 }
 
-#[Object(name = "Cluster")]
-impl ClusterNode {
-    /// Global id (`Cluster:<name>`), for `node(id:)`.
-    pub(crate) async fn id(&self) -> ID {
-        crate::domain::node::global_id("Cluster", self.name())
-    }
-    /// Name.
-    #[graphql(name = "name")]
-    async fn gql_name(&self) -> &str {
-        self.name()
-    }
-    /// Kubernetes API server URL.
-    async fn api_server(&self) -> &str {
-        &self.0.value.spec.api_server
-    }
-    /// DNS suffix of the cluster's services.
-    async fn cluster_domain(&self) -> &str {
-        &self.0.value.spec.cluster_domain
-    }
-    /// Linkerd's identity trust domain in this cluster (`multicluster.linkerd.io/trust-domain` of
-    /// the credentials other clusters' Linkerd control planes use to reach it).
-    async fn trust_domain(&self) -> &str {
-        &self.0.value.spec.trust_domain
-    }
-    /// Namespace of this cluster's Linkerd control plane, where linkplane writes the
-    /// remote-discovery credentials Secrets (never creating it).
-    async fn linkerd_namespace(&self) -> &str {
-        &self.0.value.spec.linkerd_namespace
-    }
-    /// Labels export policies select on.
-    async fn labels(&self) -> Vec<Label> {
-        labels(&self.0.value.spec.labels)
-    }
-    /// Where the kubeconfig comes from; the content is never exposed.
-    async fn credentials_source(&self) -> CredentialsSource {
-        self.source_of_credentials()
-    }
-    /// The kubeconfig file path or `namespace/secret#key` reference (operator role: it tells
-    /// where secrets live). Null for stored credentials.
-    #[graphql(guard = "RoleGuard(Role::Operator)")]
-    async fn credentials_reference(&self) -> Option<String> {
-        match &self.0.value.spec.credentials {
-            CredentialsRef::KubeconfigFile(path) => Some(path.clone()),
-            CredentialsRef::SecretRef(s) => Some(format!(
-                "{}/{}#{}",
-                s.namespace.as_deref().unwrap_or(""),
-                s.name,
-                s.key
-            )),
-            CredentialsRef::Stored => None,
-        }
-    }
-    /// Whether a kubeconfig was set through `setClusterCredentials` (never the kubeconfig).
-    async fn has_stored_credentials(&self, ctx: &Context<'_>) -> async_graphql::Result<bool> {
-        Ok(tables(ctx)?
-            .stored_credentials()
-            .await?
-            .contains(self.name()))
-    }
-    /// Gateway configuration, when the cluster has one.
-    async fn gateway_config(&self) -> Option<GatewayConfig> {
-        self.0.value.spec.gateway.as_ref().map(|g| GatewayConfig {
-            addresses: g.addresses.clone(),
-            port: g.port,
-            identity: g.identity.clone(),
-            probe_path: g.probe.path.clone(),
-            probe_port: g.probe.port,
-            probe_period: g.probe.period.to_string(),
-        })
-    }
-    /// `api`, or `git:<source>` when a Git source declares it.
-    async fn owner(&self) -> String {
-        self.0.owner.as_column()
-    }
-    /// Bumped on every spec change.
-    async fn generation(&self) -> i64 {
-        self.0.generation
-    }
-    /// First stored.
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.created_at
-    }
-    /// Last changed.
-    async fn updated_at(&self) -> DateTime<Utc> {
-        self.0.updated_at
-    }
-    /// The reconciler's last report; null before the first.
-    async fn reconciler(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<ReconcilerInfo>> {
-        Ok(tables(ctx)?
-            .reconcilers()
-            .await?
-            .get(self.name())
-            .map(Into::into))
-    }
-    /// The lease of the replica running this cluster's watches, writer and gateway prober;
-    /// null while no replica holds a valid one (none running, or a takeover in progress).
-    /// (`owner` is who manages the cluster's configuration: Git or the API.)
-    async fn lease(
-        &self,
-        ctx: &Context<'_>,
-    ) -> async_graphql::Result<Option<crate::domain::replicas::ClusterLease>> {
-        Ok(crate::domain::replicas::owner_of(ctx, self.name()).await?)
-    }
-    /// Summary health (see `ClusterHealth`).
-    async fn health(&self, ctx: &Context<'_>) -> async_graphql::Result<ClusterHealth> {
-        let t = tables(ctx)?;
-        let (reconcilers, counts) = futures::try_join!(t.reconcilers(), t.counts())?;
-        let probes = self.probes_of(ctx).await?;
-        Ok(self.health_from(reconcilers, &probes, counts))
-    }
-    /// Gateway probes of every link targeting this cluster.
-    async fn gateway_probes(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<GatewayProbe>> {
-        Ok(self
-            .probes_of(ctx)
-            .await?
-            .into_iter()
-            .map(Into::into)
-            .collect())
-    }
-    /// True when every probe of this cluster's gateway succeeds, false when any fails; null
-    /// when it was never probed.
-    async fn gateway_alive(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<bool>> {
-        Ok(gateway_alive(&self.probes_of(ctx).await?))
-    }
-    /// Mean latency of the last successful probes, in milliseconds.
-    async fn gateway_latency_ms(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<f64>> {
-        Ok(gateway_latency_ms(&self.probes_of(ctx).await?))
-    }
-    /// Links whose source is this cluster: it receives mirrors of their targets' services.
-    async fn outgoing_links(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<LinkNode>> {
-        let links = tables(ctx)?.links().await?.outgoing(self.name());
-        Ok(links.iter().cloned().map(LinkNode).collect())
-    }
-    /// Links whose target is this cluster: they mirror its exported services elsewhere.
-    async fn incoming_links(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<LinkNode>> {
-        let links = tables(ctx)?.links().await?.incoming(self.name());
-        Ok(links.iter().cloned().map(LinkNode).collect())
-    }
-    /// Services of this cluster that some link mirrors, with their consumers.
-    async fn exported_services(&self, ctx: &Context<'_>) -> async_graphql::Result<Vec<Service>> {
-        let s = loader(ctx)?
-            .load_one(ServicesOf(self.name().to_string()))
-            .await?
-            .unwrap_or_default();
-        Ok(s.into_iter().map(Service).collect())
-    }
-    /// Counts of the mirrors this cluster holds, by state.
-    async fn mirror_counts(&self, ctx: &Context<'_>) -> async_graphql::Result<MirrorCounts> {
-        let c = tables(ctx)?
-            .counts()
-            .await?
-            .get(MirrorParent::SourceCluster, self.name());
-        Ok(c.into())
-    }
-    /// Mirrors this cluster holds, ordered by id.
-    #[graphql(complexity = "crate::relay::complexity(first, last, child_complexity)")]
-    #[allow(clippy::too_many_arguments)]
-    async fn mirrors(
-        &self,
-        ctx: &Context<'_>,
-        namespace: Option<String>,
-        state: Option<MirrorState>,
-        first: Option<i32>,
-        after: Option<String>,
-        last: Option<i32>,
-        before: Option<String>,
-    ) -> async_graphql::Result<FastConnection<Mirror, MirrorTotal>> {
-        mirror_page(
-            ctx,
-            MirrorParent::SourceCluster,
-            self.name(),
-            namespace,
-            state,
-            first,
-            after,
-            last,
-            before,
-        )
-        .await
-    }
-}
+plain_enums!(ClusterHealth, CredentialsSource, ReconcilerState);
 
 /// Cluster queries.
 #[derive(Default)]

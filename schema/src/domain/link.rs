@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use async_graphql::{ComplexObject, Context, Object, SimpleObject, Value, parser::types::Field};
+use async_graphql::{Context, ID, Object, SimpleObject};
 use chrono::{DateTime, Utc};
 use linkplane_store::{
     gateways::GatewayHealth,
@@ -22,12 +22,11 @@ use crate::{
         mirror::{Mirror, MirrorCounts, MirrorState, MirrorTotal},
     },
     error::{ApiError, ApiResult},
-    plain::{self, Cx, Fast, FastConnection, Miss, Plain, Table},
+    plain::{Fast, FastConnection, Table, plain_object},
 };
 
 /// The latest gateway probe for one link (the link's target gateway, probed for that link).
-#[derive(SimpleObject, Debug, Clone)]
-#[graphql(complex)]
+#[derive(Debug, Clone)]
 pub struct GatewayProbe {
     /// Link name.
     pub link: String,
@@ -132,247 +131,198 @@ pub struct GatewayLatency {
     pub successes: i32,
 }
 
-#[ComplexObject]
-impl GatewayProbe {
-    /// Latency percentiles of the target gateway's recent probes; null before a successful
-    /// probe, or when this server process does not run the prober (a server started with
-    /// `--no-reconcile`, or a replica that does not hold the mirror).
-    async fn latency(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<GatewayLatency>> {
-        let Some(windows) = ctx
-            .data_opt::<crate::ApiContext>()
-            .and_then(|a| a.probe_windows.as_ref())
-        else {
-            return Ok(None);
-        };
-        let links = tables(ctx)?.links().await?;
-        let Some(link) = links.get(&self.link) else {
-            return Ok(None);
-        };
-        Ok(windows
-            .summary(&link.stored.value.spec.target)
-            .and_then(|s| {
-                s.latency.map(|p| GatewayLatency {
-                    p50: p.p50,
-                    p95: p.p95,
-                    p99: p.p99,
-                    probes: s.probes as i32,
-                    successes: s.successes as i32,
-                })
-            }))
-    }
-}
-
 /// A directed link: `source` receives mirrors of `target`'s exported services.
 #[derive(Clone)]
 pub struct LinkNode(pub Arc<StoredLink>);
 
-impl Plain for GatewayProbe {
-    fn plain(&self, _: &Cx<'_>, name: &str, _: &Field) -> Result<Value, Miss> {
-        Ok(match name {
-            "link" => plain::string(&self.link),
-            "alive" => Value::Boolean(self.alive),
-            "latencyMs" => plain::opt_scalar(self.latency_ms.as_ref()),
-            "consecutiveFailures" => plain::scalar(&self.consecutive_failures),
-            "lastError" => plain::opt_string(self.last_error.as_deref()),
-            "lastProbeAt" => plain::opt_scalar(self.last_probe_at.as_ref()),
-            "lastTransition" => plain::scalar(&self.last_transition),
-            _ => return Err(Miss::General),
-        })
+plain_object! {
+    /// The latest gateway probe for one link (the link's target gateway, probed for that link).
+    #[Object]
+    impl GatewayProbe {
+        plain(this, cx) {
+            /// Link name.
+            "link" link -> &str { &this.link }
+            /// False once the failure threshold is reached; true again after one success.
+            "alive" alive -> bool { this.alive }
+            /// Latency of the last successful probe, in milliseconds.
+            "latencyMs" latency_ms -> Option<f64> { this.latency_ms }
+            /// Failures since the last success.
+            "consecutiveFailures" consecutive_failures -> i32 { this.consecutive_failures }
+            /// Last failure reason.
+            "lastError" last_error -> Option<&str> { this.last_error.as_deref() }
+            /// When the last probe finished.
+            "lastProbeAt" last_probe_at -> Option<DateTime<Utc>> { this.last_probe_at }
+            /// When `alive` last changed.
+            "lastTransition" last_transition -> DateTime<Utc> { this.last_transition }
+        /// Latency percentiles of the target gateway's recent probes; null before a successful
+        /// probe, or when this server process does not run the prober (a server started with
+        /// `--no-reconcile`, or a replica that does not hold the mirror).
+        async fn latency(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<GatewayLatency>> {
+            let Some(windows) = ctx
+                .data_opt::<crate::ApiContext>()
+                .and_then(|a| a.probe_windows.as_ref())
+            else {
+                return Ok(None);
+            };
+            let links = tables(ctx)?.links().await?;
+            let Some(link) = links.get(&self.link) else {
+                return Ok(None);
+            };
+            Ok(windows
+                .summary(&link.stored.value.spec.target)
+                .and_then(|s| {
+                    s.latency.map(|p| GatewayLatency {
+                        p50: p.p50,
+                        p95: p.p95,
+                        p99: p.p99,
+                        probes: s.probes as i32,
+                        successes: s.successes as i32,
+                    })
+                }))
+        }
+        }
     }
 }
 
-/// The plain pass (see `plain`): the same values as the resolvers below.
-impl Plain for LinkNode {
-    fn plain(&self, cx: &Cx<'_>, name: &str, field: &Field) -> Result<Value, Miss> {
-        let stored = &self.0.stored;
-        let spec = &stored.value.spec;
-        let sub = &field.selection_set.node;
-        Ok(match name {
-            "id" => Value::String(format!("Link:{}", stored.value.name)),
-            "name" => plain::string(&stored.value.name),
-            "sourceName" => plain::string(&spec.source),
-            "targetName" => plain::string(&spec.target),
-            "paused" => Value::Boolean(self.0.paused),
-            "owner" => Value::String(stored.owner.as_column()),
-            "generation" => plain::scalar(&stored.generation),
-            "createdAt" => plain::scalar(&stored.created_at),
-            "updatedAt" => plain::scalar(&stored.updated_at),
-            "createNamespaces" => Value::Boolean(spec.create_namespaces),
-            "enableHeadlessServices" => Value::Boolean(spec.enable_headless_services),
-            "cleanupOnUnlink" => Value::Boolean(spec.cleanup_on_unlink),
-            "adoptLinkerdMirrors" => Value::Boolean(spec.adopt_linkerd_mirrors),
-            "gateway" => {
+plain_object! {
+    #[Object(name = "Link")]
+    impl LinkNode {
+        plain(this, cx) {
+            /// Global id (`Link:<name>`), for `node(id:)`.
+            "id" pub(crate) id -> ID {
+                crate::domain::node::global_id("Link", &this.0.stored.value.name)
+            }
+            /// Name.
+            "name" name -> &str { &this.0.stored.value.name }
+            /// Name of the cluster receiving mirrors.
+            "sourceName" source_name -> &str { &this.0.stored.value.spec.source }
+            /// Name of the cluster exporting services.
+            "targetName" target_name -> &str { &this.0.stored.value.spec.target }
+            /// The cluster receiving mirrors.
+            async fn source(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<ClusterNode>> {
+                let c = tables(ctx)?
+                    .clusters()
+                    .await?
+                    .get(&self.0.stored.value.spec.source);
+                Ok(c.cloned().map(ClusterNode))
+            }
+            /// The cluster exporting services.
+            async fn target(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<ClusterNode>> {
+                let c = tables(ctx)?
+                    .clusters()
+                    .await?
+                    .get(&self.0.stored.value.spec.target);
+                Ok(c.cloned().map(ClusterNode))
+            }
+            /// Paused links keep their mirrors but stop changing them.
+            "paused" paused -> bool { this.0.paused }
+            /// `api`, or `git:<source>` when a Git source declares it (then only pause/resume apply).
+            "owner" owner -> String { this.0.stored.owner.as_column() }
+            /// Bumped on every spec change.
+            "generation" generation -> i64 { this.0.stored.generation }
+            /// First stored.
+            "createdAt" created_at -> DateTime<Utc> { this.0.stored.created_at }
+            /// Last changed.
+            "updatedAt" updated_at -> DateTime<Utc> { this.0.stored.updated_at }
+            /// Services selected for gateway mirroring.
+            async fn selector(&self) -> Option<LabelSelector> {
+                self.0.stored.value.spec.selector.as_ref().map(Into::into)
+            }
+            /// Services selected for remote-discovery mirroring.
+            async fn remote_discovery_selector(&self) -> Option<LabelSelector> {
+                self.0
+                    .stored
+                    .value
+                    .spec
+                    .remote_discovery_selector
+                    .as_ref()
+                    .map(Into::into)
+            }
+            /// Services selected for federation.
+            async fn federated_service_selector(&self) -> Option<LabelSelector> {
+                self.0
+                    .stored
+                    .value
+                    .spec
+                    .federated_service_selector
+                    .as_ref()
+                    .map(Into::into)
+            }
+            /// Label patterns not copied onto mirrors.
+            "excludedLabels" excluded_labels -> &[String] {
+                &this.0.stored.value.spec.excluded_labels
+            }
+            /// Annotation patterns not copied onto mirrors.
+            "excludedAnnotations" excluded_annotations -> &[String] {
+                &this.0.stored.value.spec.excluded_annotations
+            }
+            /// Whether missing namespaces are created in the source cluster.
+            "createNamespaces" create_namespaces -> bool {
+                this.0.stored.value.spec.create_namespaces
+            }
+            /// Whether headless services are mirrored with endpoint mirrors.
+            "enableHeadlessServices" enable_headless_services -> bool {
+                this.0.stored.value.spec.enable_headless_services
+            }
+            /// Whether mirrors are deleted when the link goes.
+            "cleanupOnUnlink" cleanup_on_unlink -> bool {
+                this.0.stored.value.spec.cleanup_on_unlink
+            }
+            /// Whether mirrors Linkerd's service mirror wrote for the target are adopted (updated and
+            /// garbage-collected like linkplane's own); false leaves them untouched.
+            "adoptLinkerdMirrors" adopt_linkerd_mirrors -> bool {
+                this.0.stored.value.spec.adopt_linkerd_mirrors
+            }
+            /// The target gateway as probed for this link; null before the first probe.
+            "gateway" gateway -> Option<GatewayProbe> {
                 let gateways = cx.need(Table::Gateways, cx.tables.gateways_now())?;
-                let probe = gateways.get(&stored.value.name).map(GatewayProbe::from);
-                plain::optional(probe.as_ref(), cx, sub)?
+                gateways.get(&this.0.stored.value.name).map(GatewayProbe::from)
             }
-            "mirrorCounts" => {
+            /// The remote-discovery credentials linkplane keeps for this link's cluster pair (shared by
+            /// links with the same source and target); null when the link needs none (its
+            /// `remoteDiscoverySelector` and `federatedServiceSelector` are both off) or before the
+            /// first attempt.
+            async fn remote_credential(
+                &self,
+                ctx: &Context<'_>,
+            ) -> async_graphql::Result<Option<RemoteCredential>> {
+                let spec = &self.0.stored.value.spec;
+                let key = (spec.source.clone(), spec.target.clone());
+                let all = tables(ctx)?.remote_credentials().await?;
+                Ok(all.get(&key).map(Into::into))
+            }
+            /// Mirror counts by state.
+            "mirrorCounts" mirror_counts -> MirrorCounts {
                 let counts = cx.need(Table::Counts, cx.tables.counts_now())?;
-                let c = MirrorCounts::from(counts.get(MirrorParent::Link, &stored.value.name));
-                plain::object(&c, cx, sub)?
+                counts.get(MirrorParent::Link, &this.0.stored.value.name).into()
             }
-            _ => return Err(Miss::General),
-        })
-    }
-}
-
-#[Object(name = "Link")]
-impl LinkNode {
-    /// Global id (`Link:<name>`), for `node(id:)`.
-    pub(crate) async fn id(&self) -> async_graphql::ID {
-        crate::domain::node::global_id("Link", &self.0.stored.value.name)
-    }
-    /// Name.
-    async fn name(&self) -> &str {
-        &self.0.stored.value.name
-    }
-    /// Name of the cluster receiving mirrors.
-    async fn source_name(&self) -> &str {
-        &self.0.stored.value.spec.source
-    }
-    /// Name of the cluster exporting services.
-    async fn target_name(&self) -> &str {
-        &self.0.stored.value.spec.target
-    }
-    /// The cluster receiving mirrors.
-    async fn source(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<ClusterNode>> {
-        let c = tables(ctx)?
-            .clusters()
-            .await?
-            .get(&self.0.stored.value.spec.source);
-        Ok(c.cloned().map(ClusterNode))
-    }
-    /// The cluster exporting services.
-    async fn target(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<ClusterNode>> {
-        let c = tables(ctx)?
-            .clusters()
-            .await?
-            .get(&self.0.stored.value.spec.target);
-        Ok(c.cloned().map(ClusterNode))
-    }
-    /// Paused links keep their mirrors but stop changing them.
-    async fn paused(&self) -> bool {
-        self.0.paused
-    }
-    /// `api`, or `git:<source>` when a Git source declares it (then only pause/resume apply).
-    async fn owner(&self) -> String {
-        self.0.stored.owner.as_column()
-    }
-    /// Bumped on every spec change.
-    async fn generation(&self) -> i64 {
-        self.0.stored.generation
-    }
-    /// First stored.
-    async fn created_at(&self) -> DateTime<Utc> {
-        self.0.stored.created_at
-    }
-    /// Last changed.
-    async fn updated_at(&self) -> DateTime<Utc> {
-        self.0.stored.updated_at
-    }
-    /// Services selected for gateway mirroring.
-    async fn selector(&self) -> Option<LabelSelector> {
-        self.0.stored.value.spec.selector.as_ref().map(Into::into)
-    }
-    /// Services selected for remote-discovery mirroring.
-    async fn remote_discovery_selector(&self) -> Option<LabelSelector> {
-        self.0
-            .stored
-            .value
-            .spec
-            .remote_discovery_selector
-            .as_ref()
-            .map(Into::into)
-    }
-    /// Services selected for federation.
-    async fn federated_service_selector(&self) -> Option<LabelSelector> {
-        self.0
-            .stored
-            .value
-            .spec
-            .federated_service_selector
-            .as_ref()
-            .map(Into::into)
-    }
-    /// Label patterns not copied onto mirrors.
-    async fn excluded_labels(&self) -> &[String] {
-        &self.0.stored.value.spec.excluded_labels
-    }
-    /// Annotation patterns not copied onto mirrors.
-    async fn excluded_annotations(&self) -> &[String] {
-        &self.0.stored.value.spec.excluded_annotations
-    }
-    /// Whether missing namespaces are created in the source cluster.
-    async fn create_namespaces(&self) -> bool {
-        self.0.stored.value.spec.create_namespaces
-    }
-    /// Whether headless services are mirrored with endpoint mirrors.
-    async fn enable_headless_services(&self) -> bool {
-        self.0.stored.value.spec.enable_headless_services
-    }
-    /// Whether mirrors are deleted when the link goes.
-    async fn cleanup_on_unlink(&self) -> bool {
-        self.0.stored.value.spec.cleanup_on_unlink
-    }
-    /// Whether mirrors Linkerd's service mirror wrote for the target are adopted (updated and
-    /// garbage-collected like linkplane's own); false leaves them untouched.
-    async fn adopt_linkerd_mirrors(&self) -> bool {
-        self.0.stored.value.spec.adopt_linkerd_mirrors
-    }
-    /// The target gateway as probed for this link; null before the first probe.
-    async fn gateway(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<GatewayProbe>> {
-        let g = tables(ctx)?
-            .gateways()
-            .await?
-            .get(&self.0.stored.value.name);
-        Ok(g.map(Into::into))
-    }
-    /// The remote-discovery credentials linkplane keeps for this link's cluster pair (shared by
-    /// links with the same source and target); null when the link needs none (its
-    /// `remoteDiscoverySelector` and `federatedServiceSelector` are both off) or before the
-    /// first attempt.
-    async fn remote_credential(
-        &self,
-        ctx: &Context<'_>,
-    ) -> async_graphql::Result<Option<RemoteCredential>> {
-        let spec = &self.0.stored.value.spec;
-        let key = (spec.source.clone(), spec.target.clone());
-        let all = tables(ctx)?.remote_credentials().await?;
-        Ok(all.get(&key).map(Into::into))
-    }
-    /// Mirror counts by state.
-    async fn mirror_counts(&self, ctx: &Context<'_>) -> async_graphql::Result<MirrorCounts> {
-        let c = tables(ctx)?
-            .counts()
-            .await?
-            .get(MirrorParent::Link, &self.0.stored.value.name);
-        Ok(c.into())
-    }
-    /// This link's mirrors, ordered by id.
-    #[graphql(complexity = "crate::relay::complexity(first, last, child_complexity)")]
-    #[allow(clippy::too_many_arguments)]
-    async fn mirrors(
-        &self,
-        ctx: &Context<'_>,
-        namespace: Option<String>,
-        state: Option<MirrorState>,
-        first: Option<i32>,
-        after: Option<String>,
-        last: Option<i32>,
-        before: Option<String>,
-    ) -> async_graphql::Result<FastConnection<Mirror, MirrorTotal>> {
-        mirror_page(
-            ctx,
-            MirrorParent::Link,
-            &self.0.stored.value.name,
-            namespace,
-            state,
-            first,
-            after,
-            last,
-            before,
-        )
-        .await
+            /// This link's mirrors, ordered by id.
+            #[graphql(complexity = "crate::relay::complexity(first, last, child_complexity)")]
+            #[allow(clippy::too_many_arguments)]
+            async fn mirrors(
+                &self,
+                ctx: &Context<'_>,
+                namespace: Option<String>,
+                state: Option<MirrorState>,
+                first: Option<i32>,
+                after: Option<String>,
+                last: Option<i32>,
+                before: Option<String>,
+            ) -> async_graphql::Result<FastConnection<Mirror, MirrorTotal>> {
+                mirror_page(
+                    ctx,
+                    MirrorParent::Link,
+                    &self.0.stored.value.name,
+                    namespace,
+                    state,
+                    first,
+                    after,
+                    last,
+                    before,
+                )
+                .await
+            }
+        }
     }
 }
 

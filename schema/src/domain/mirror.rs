@@ -2,10 +2,7 @@
 
 use std::sync::Arc;
 
-use async_graphql::{
-    ComplexObject, Context, Enum, ID, Object, SimpleObject, Value, connection::Connection,
-    parser::types::Field,
-};
+use async_graphql::{Context, Enum, ID, Object, connection::Connection};
 use chrono::{DateTime, Utc};
 use linkplane_store::{
     mirrors::{self, MirrorFilter, MirrorRow},
@@ -19,7 +16,7 @@ use crate::{
     db::{Counts, one},
     domain::link::LinkNode,
     error::{ApiError, ApiResult},
-    plain::{self, Cx, FastConnection, Miss, Plain},
+    plain::{FastConnection, plain_enums, plain_object},
     relay::{self, Paging},
 };
 
@@ -69,99 +66,54 @@ impl MirrorMode {
 #[derive(Clone)]
 pub struct Mirror(pub MirrorRow);
 
-/// The plain pass (see `plain`): every field but `link`, the same values as the resolvers below.
-impl Plain for Mirror {
-    fn plain(&self, _: &Cx<'_>, name: &str, _: &Field) -> Result<Value, Miss> {
-        let s = &self.0.status;
-        Ok(match name {
-            "id" => Value::String(self.0.id.to_string()),
-            "globalId" => Value::String(format!("Mirror:{}", self.0.id)),
-            "linkName" => plain::string(&s.link),
-            "sourceCluster" => plain::string(&s.source_cluster),
-            "targetCluster" => plain::string(&s.target_cluster),
-            "namespace" => plain::string(&s.namespace),
-            "remoteName" => plain::string(&s.remote_name),
-            "localName" => plain::string(&s.local_name),
-            "mode" => plain::enumeration(MirrorMode::of_column(&s.mode)),
-            "headless" => Value::Boolean(s.headless),
-            "state" => plain::enumeration(MirrorState::from(s.state)),
-            "message" => plain::string(&s.message),
-            "lastTransition" => plain::scalar(&self.0.last_transition),
-            "updatedAt" => plain::scalar(&self.0.updated_at),
-            _ => return Err(Miss::General),
-        })
+plain_object! {
+    #[Object]
+    impl Mirror {
+        plain(this, cx) {
+            /// Stable row id (also the cursor). Kept for compatibility: it is not a global id (a
+            /// federated service may have the same number); use `globalId` with `node(id:)`.
+            "id" pub(crate) id -> ID { ID(this.0.id.to_string()) }
+            /// Global id (`Mirror:<row id>`), for `node(id:)`.
+            "globalId" global_id -> ID {
+                crate::domain::node::global_id("Mirror", &this.0.id.to_string())
+            }
+            /// Name of the link selecting the service.
+            "linkName" link_name -> &str { &this.0.status.link }
+            /// The link selecting the service.
+            async fn link(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<LinkNode>> {
+                let l = tables(ctx)?.links().await?.get(&self.0.status.link);
+                Ok(l.cloned().map(LinkNode))
+            }
+            /// Cluster holding the mirror (the consumer).
+            "sourceCluster" source_cluster -> &str { &this.0.status.source_cluster }
+            /// Cluster exporting the service.
+            "targetCluster" target_cluster -> &str { &this.0.status.target_cluster }
+            /// Namespace (the same on both sides).
+            "namespace" namespace -> &str { &this.0.status.namespace }
+            /// Service name in the target cluster.
+            "remoteName" remote_name -> &str { &this.0.status.remote_name }
+            /// Mirror Service name in the source cluster (`<name>-<target>`, possibly shortened).
+            "localName" local_name -> &str { &this.0.status.local_name }
+            /// How it is mirrored (`GATEWAY` or `REMOTE_DISCOVERY`).
+            "mode" mode -> MirrorMode { MirrorMode::of_column(&this.0.status.mode) }
+            /// Headless, with endpoint mirrors.
+            "headless" headless -> bool { this.0.status.headless }
+            /// Current state.
+            "state" state -> MirrorState { this.0.status.state.into() }
+            /// Detail for states other than `MIRRORED`.
+            "message" message -> &str { &this.0.status.message }
+            /// Last change of `state`.
+            "lastTransition" last_transition -> DateTime<Utc> { this.0.last_transition }
+            /// Last write.
+            "updatedAt" updated_at -> DateTime<Utc> { this.0.updated_at }
+        }
     }
 }
 
-#[Object]
-impl Mirror {
-    /// Stable row id (also the cursor). Kept for compatibility: it is not a global id (a
-    /// federated service may have the same number); use `globalId` with `node(id:)`.
-    pub(crate) async fn id(&self) -> ID {
-        ID(self.0.id.to_string())
-    }
-    /// Global id (`Mirror:<row id>`), for `node(id:)`.
-    async fn global_id(&self) -> ID {
-        crate::domain::node::global_id("Mirror", &self.0.id.to_string())
-    }
-    /// Name of the link selecting the service.
-    async fn link_name(&self) -> &str {
-        &self.0.status.link
-    }
-    /// The link selecting the service.
-    async fn link(&self, ctx: &Context<'_>) -> async_graphql::Result<Option<LinkNode>> {
-        let l = tables(ctx)?.links().await?.get(&self.0.status.link);
-        Ok(l.cloned().map(LinkNode))
-    }
-    /// Cluster holding the mirror (the consumer).
-    async fn source_cluster(&self) -> &str {
-        &self.0.status.source_cluster
-    }
-    /// Cluster exporting the service.
-    async fn target_cluster(&self) -> &str {
-        &self.0.status.target_cluster
-    }
-    /// Namespace (the same on both sides).
-    async fn namespace(&self) -> &str {
-        &self.0.status.namespace
-    }
-    /// Service name in the target cluster.
-    async fn remote_name(&self) -> &str {
-        &self.0.status.remote_name
-    }
-    /// Mirror Service name in the source cluster (`<name>-<target>`, possibly shortened).
-    async fn local_name(&self) -> &str {
-        &self.0.status.local_name
-    }
-    /// How it is mirrored (`GATEWAY` or `REMOTE_DISCOVERY`).
-    async fn mode(&self) -> MirrorMode {
-        MirrorMode::of_column(&self.0.status.mode)
-    }
-    /// Headless, with endpoint mirrors.
-    async fn headless(&self) -> bool {
-        self.0.status.headless
-    }
-    /// Current state.
-    async fn state(&self) -> MirrorState {
-        self.0.status.state.into()
-    }
-    /// Detail for states other than `MIRRORED`.
-    async fn message(&self) -> &str {
-        &self.0.status.message
-    }
-    /// Last change of `state`.
-    async fn last_transition(&self) -> DateTime<Utc> {
-        self.0.last_transition
-    }
-    /// Last write.
-    async fn updated_at(&self) -> DateTime<Utc> {
-        self.0.updated_at
-    }
-}
+plain_enums!(MirrorState, MirrorMode);
 
 /// How many mirrors are in each state.
-#[derive(SimpleObject, Debug, Clone, Copy)]
-#[graphql(complex)]
+#[derive(Debug, Clone, Copy)]
 pub struct MirrorCounts {
     /// Mirrored.
     pub mirrored: i64,
@@ -175,25 +127,24 @@ pub struct MirrorCounts {
     pub error: i64,
 }
 
-#[ComplexObject]
-impl MirrorCounts {
-    /// Every mirror.
-    async fn total(&self) -> i64 {
-        self.sum()
-    }
-}
-
-impl Plain for MirrorCounts {
-    fn plain(&self, _: &Cx<'_>, name: &str, _: &Field) -> Result<Value, Miss> {
-        Ok(match name {
-            "mirrored" => plain::scalar(&self.mirrored),
-            "conflict" => plain::scalar(&self.conflict),
-            "missingNamespace" => plain::scalar(&self.missing_namespace),
-            "policyDenied" => plain::scalar(&self.policy_denied),
-            "error" => plain::scalar(&self.error),
-            "total" => plain::scalar(&self.sum()),
-            _ => return Err(Miss::General),
-        })
+plain_object! {
+    /// How many mirrors are in each state.
+    #[Object]
+    impl MirrorCounts {
+        plain(this, cx) {
+            /// Mirrored.
+            "mirrored" mirrored -> i64 { this.mirrored }
+            /// Conflict.
+            "conflict" conflict -> i64 { this.conflict }
+            /// MissingNamespace.
+            "missingNamespace" missing_namespace -> i64 { this.missing_namespace }
+            /// PolicyDenied.
+            "policyDenied" policy_denied -> i64 { this.policy_denied }
+            /// Error.
+            "error" error -> i64 { this.error }
+            /// Every mirror.
+            "total" total -> i64 { this.sum() }
+        }
     }
 }
 
@@ -275,8 +226,6 @@ pub(crate) fn parse_service_cursor(after: &str) -> ApiResult<ServiceKey> {
 /// `totalCount` of a page of mirrors: every mirror its filter matches.
 pub struct MirrorTotal(pub MirrorFilter);
 
-impl plain::PageFields for MirrorTotal {}
-
 impl MirrorTotal {
     /// The filter of a page under a link or cluster.
     pub(crate) fn of(
@@ -300,33 +249,37 @@ impl MirrorTotal {
     }
 }
 
-#[Object]
-impl MirrorTotal {
-    /// How many mirrors match, over every page. Filtered by one of cluster, target cluster or
-    /// link (and state) but not namespace, it comes from the counts the database keeps per link
-    /// (`mirrorCounts`: no statement of its own, whatever the fleet); otherwise one `count(*)`.
-    async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
-        let f = &self.0;
-        let parents: Vec<(topology::MirrorParent, &String)> = [
-            (topology::MirrorParent::SourceCluster, &f.source_cluster),
-            (topology::MirrorParent::TargetCluster, &f.target_cluster),
-            (topology::MirrorParent::Link, &f.link),
-        ]
-        .into_iter()
-        .filter_map(|(by, v)| v.as_ref().map(|v| (by, v)))
-        .collect();
-        if let ([(by, parent)], None) = (parents.as_slice(), &f.namespace) {
-            let c = tables(ctx)?.counts().await?.get(*by, parent);
-            return Ok(match f.state {
-                None => c.total(),
-                Some(mirrors::MirrorState::Mirrored) => c.mirrored,
-                Some(mirrors::MirrorState::Conflict) => c.conflict,
-                Some(mirrors::MirrorState::MissingNamespace) => c.missing_namespace,
-                Some(mirrors::MirrorState::PolicyDenied) => c.policy_denied,
-                Some(mirrors::MirrorState::Error) => c.error,
-            });
+plain_object! {
+    #[Object]
+    impl MirrorTotal {
+        plain(this, cx) {
+            /// How many mirrors match, over every page. Filtered by one of cluster, target cluster or
+            /// link (and state) but not namespace, it comes from the counts the database keeps per link
+            /// (`mirrorCounts`: no statement of its own, whatever the fleet); otherwise one `count(*)`.
+            async fn total_count(&self, ctx: &Context<'_>) -> async_graphql::Result<i64> {
+                let f = &self.0;
+                let parents: Vec<(topology::MirrorParent, &String)> = [
+                    (topology::MirrorParent::SourceCluster, &f.source_cluster),
+                    (topology::MirrorParent::TargetCluster, &f.target_cluster),
+                    (topology::MirrorParent::Link, &f.link),
+                ]
+                .into_iter()
+                .filter_map(|(by, v)| v.as_ref().map(|v| (by, v)))
+                .collect();
+                if let ([(by, parent)], None) = (parents.as_slice(), &f.namespace) {
+                    let c = tables(ctx)?.counts().await?.get(*by, parent);
+                    return Ok(match f.state {
+                        None => c.total(),
+                        Some(mirrors::MirrorState::Mirrored) => c.mirrored,
+                        Some(mirrors::MirrorState::Conflict) => c.conflict,
+                        Some(mirrors::MirrorState::MissingNamespace) => c.missing_namespace,
+                        Some(mirrors::MirrorState::PolicyDenied) => c.policy_denied,
+                        Some(mirrors::MirrorState::Error) => c.error,
+                    });
+                }
+                Ok(one!(db(ctx)?, |c| mirrors::count_matching(c, f))?)
+            }
         }
-        Ok(one!(db(ctx)?, |c| mirrors::count_matching(c, f))?)
     }
 }
 

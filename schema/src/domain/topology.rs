@@ -3,9 +3,8 @@
 use std::collections::BTreeSet;
 
 use async_graphql::{
-    Context, Object, SimpleObject, Value,
+    Context, Object, SimpleObject,
     connection::{Connection, ConnectionNameType, EmptyFields},
-    parser::types::Field,
 };
 use linkplane_store::{clusters, topology as store_topology};
 
@@ -14,7 +13,7 @@ use crate::{
     db::one,
     domain::{cluster::ClusterNode, link::LinkNode, mirror::Mirror},
     error::{ApiError, ApiResult},
-    plain::{self, Cx, Fast, Miss, Plain},
+    plain::{Fast, plain_object},
     relay::{self, Paging},
 };
 
@@ -26,26 +25,15 @@ pub struct Topology {
     edges: Vec<LinkNode>,
 }
 
-impl Plain for Topology {
-    fn plain(&self, cx: &Cx<'_>, name: &str, field: &Field) -> Result<Value, Miss> {
-        let sub = &field.selection_set.node;
-        match name {
-            "nodes" => plain::list(&self.nodes, cx, sub),
-            "edges" => plain::list(&self.edges, cx, sub),
-            _ => Err(Miss::General),
+plain_object! {
+    #[Object]
+    impl Topology {
+        plain(this, cx) {
+            /// Every cluster, by name.
+            "nodes" nodes -> &[ClusterNode] { &this.nodes }
+            /// Every link, by name.
+            "edges" edges -> &[LinkNode] { &this.edges }
         }
-    }
-}
-
-#[Object]
-impl Topology {
-    /// Every cluster, by name.
-    async fn nodes(&self) -> &[ClusterNode] {
-        &self.nodes
-    }
-    /// Every link, by name.
-    async fn edges(&self) -> &[LinkNode] {
-        &self.edges
     }
 }
 
