@@ -61,10 +61,12 @@ impl Supervisor {
         let federation = crate::federation::Federation::start(&store, options.status_flush).await;
         let events = Arc::new(crate::events::Recorder::new(options.event_interval));
         let leases = Arc::new(crate::lease::LeaseTable::new(options.lease.is_some()));
+        // Leases renew through connections of their own: behind a fleet's bulk state writes
+        // in the shared pool they would lapse.
         let manager = options
             .lease
             .clone()
-            .map(|o| crate::lease::LeaseManager::new(store.clone(), o, leases.clone()));
+            .map(|o| crate::lease::LeaseManager::new(store.dedicated(2), o, leases.clone()));
         let shared = Arc::new(Shared {
             store,
             options,
@@ -227,20 +229,87 @@ fn needed_clusters(snap: &Snapshot) -> BTreeSet<String> {
         .collect()
 }
 
-/// One lease round; on any change of ownership, re-plan which runtimes run here and give every
-/// link into a newly owned cluster a full pass (its previous owner may have left work undone).
-async fn lease_round(
+/// The lease rounds' thread: its own single-threaded runtime and database pool, so renewal
+/// waits neither for the supervisor's work nor for CPU held by other tasks (a reload or full
+/// pass over a fleet's links, thousands of TLS handshakes: at 100 clusters they outlast a lease
+/// on two cores, and the replica would lose every lease it holds, again and again).
+struct LeaseThread {
+    stop: Arc<tokio::sync::Notify>,
+    handle: std::thread::JoinHandle<()>,
+}
+
+impl LeaseThread {
+    fn spawn(
+        shared: Arc<Shared>,
+        manager: crate::lease::LeaseManager,
+        changes: tokio::sync::mpsc::UnboundedSender<crate::lease::RoundOutcome>,
+    ) -> std::io::Result<Self> {
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let stopped = stop.clone();
+        let handle = std::thread::Builder::new()
+            .name("linkplane-leases".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot start the lease runtime: no cluster will be owned here");
+                        return;
+                    }
+                };
+                let manager = Arc::new(manager);
+                rt.block_on(async {
+                    tokio::select! {
+                        () = lease_rounds(shared, manager.clone(), changes) => {}
+                        () = stopped.notified() => {}
+                    }
+                    // Through this runtime's own connections: writes stop now and peers may
+                    // take over on their next round.
+                    manager.release_all().await;
+                });
+            })?;
+        Ok(Self { stop, handle })
+    }
+
+    /// Stops the rounds, releases every lease and waits for both.
+    async fn stop(self) {
+        self.stop.notify_one();
+        let handle = self.handle;
+        let _ = tokio::task::spawn_blocking(move || handle.join()).await;
+    }
+}
+
+/// Lease rounds every renew interval. The table is updated by the round itself, so writes stop
+/// as soon as a lease is lost; changes of ownership are sent to the supervisor loop, which
+/// re-plans the runtimes.
+async fn lease_rounds(
+    shared: Arc<Shared>,
+    manager: Arc<crate::lease::LeaseManager>,
+    changes: tokio::sync::mpsc::UnboundedSender<crate::lease::RoundOutcome>,
+) {
+    let mut renew = tokio::time::interval(manager.options().renew_interval);
+    renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        renew.tick().await;
+        let out = manager.round(&needed_clusters(&shared.snapshot())).await;
+        shared
+            .metrics
+            .record_leases(&shared.leases.snapshot(), &out.lost, out.alive);
+        if (!out.gained.is_empty() || !out.lost.is_empty()) && changes.send(out).is_err() {
+            return;
+        }
+    }
+}
+
+/// On a change of ownership, re-plan which runtimes run here and give every link into a newly
+/// owned cluster a full pass (its previous owner may have left work undone).
+async fn ownership_changed(
     shared: &Arc<Shared>,
     probes: &mut Probes,
-    manager: &crate::lease::LeaseManager,
+    out: crate::lease::RoundOutcome,
 ) {
-    let out = manager.round(&needed_clusters(&shared.snapshot())).await;
-    shared
-        .metrics
-        .record_leases(&shared.leases.snapshot(), &out.lost, out.alive);
-    if out.gained.is_empty() && out.lost.is_empty() {
-        return;
-    }
     tracing::info!(gained = ?out.gained, lost = ?out.lost, "cluster ownership changed");
     reload(shared, probes).await;
     let snap = shared.snapshot();
@@ -260,22 +329,20 @@ async fn run(
     let mut probes = Probes::default();
     reload(&shared, &mut probes).await;
     let mcs = tokio::spawn(crate::mcs::run(shared.clone()));
+    let passes = tokio::spawn(crate::federation::run_passes(shared.clone()));
+    let (changes_tx, mut changes) = tokio::sync::mpsc::unbounded_channel();
+    let leases = manager.and_then(|m| {
+        LeaseThread::spawn(shared.clone(), m, changes_tx)
+            .inspect_err(|e| tracing::error!(error = %e, "cannot start the lease thread: no cluster will be owned here"))
+            .ok()
+    });
     let mut resync = tokio::time::interval(shared.options.resync_interval);
     resync.tick().await;
-    let renew_every = manager
-        .as_ref()
-        .map_or(Duration::from_secs(3600), |m| m.options().renew_interval);
-    let mut renew = tokio::time::interval(renew_every);
-    renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = &mut stop => break,
             _ = stop_now.notified() => break,
-            _ = renew.tick(), if manager.is_some() => {
-                if let Some(m) = &manager {
-                    lease_round(&shared, &mut probes, m).await;
-                }
-            }
+            Some(out) = changes.recv() => ownership_changed(&shared, &mut probes, out).await,
             change = feed.next() => match change {
                 Some(Ok(_)) => {
                     // Coalesce a burst (a Git sync writes many rows) into one reload.
@@ -313,9 +380,9 @@ async fn run(
         }
     }
     mcs.abort();
-    // Writes stop now and peers may take over on their next round.
-    if let Some(m) = &manager {
-        m.release_all().await;
+    passes.abort();
+    if let Some(l) = leases {
+        l.stop().await;
     }
     for (_, (t, _)) in probes.running.drain() {
         t.abort();

@@ -101,6 +101,18 @@ impl Store {
         Self { pool }
     }
 
+    /// A second, small pool on the same database, connecting on first use: for work that must
+    /// not queue behind bulk writes for a connection (lease renewal, whose lateness stops every
+    /// write of the replica).
+    pub fn dedicated(&self, max_connections: u32) -> Self {
+        let options = (*self.pool.connect_options()).clone();
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_lazy_with(options);
+        Self { pool }
+    }
+
     /// The pool, for components that run their own queries through this crate's functions.
     pub fn pool(&self) -> &PgPool {
         &self.pool

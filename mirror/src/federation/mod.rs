@@ -57,6 +57,9 @@ type RowKey = (String, String, String);
 pub(crate) struct Federation {
     rows: Mutex<HashMap<RowKey, FederatedStatus>>,
     sink: state::Sink,
+    /// Source clusters waiting for a full pass (see [`full_pass`]).
+    passes: Mutex<BTreeSet<String>>,
+    pass_wanted: tokio::sync::Notify,
 }
 
 impl Federation {
@@ -66,6 +69,8 @@ impl Federation {
         Self {
             rows: Mutex::new(rows),
             sink: state::spawn(store.clone(), flush),
+            passes: Mutex::new(BTreeSet::new()),
+            pass_wanted: tokio::sync::Notify::new(),
         }
     }
 
@@ -196,9 +201,42 @@ pub(crate) fn on_reload(shared: &Shared, old: &Snapshot, new: &Snapshot) {
     }
 }
 
-/// Queues every key of `source`.
+/// Asks for a pass queueing every key of `source`; [`run_passes`] runs it.
+///
+/// Requests are coalesced per source: a pass reads every linked target's index (99 targets ×
+/// their Services in a 100-cluster mesh), and a fleet's start asks for one per link and per
+/// synced cluster. Run inline, those passes cost O(links × targets × services) on the
+/// supervisor's task, long enough at fleet scale to starve its lease renewals
+/// (`scripts/bench fleet`).
 pub(crate) fn full_pass(shared: &Shared, source: &str) {
-    full_pass_in(shared, source, None);
+    let f = &shared.federation;
+    let new = f
+        .passes
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(source.to_string());
+    if new {
+        f.pass_wanted.notify_one();
+    }
+}
+
+/// Runs the full passes [`full_pass`] asked for, each source once per batch, until aborted.
+pub(crate) async fn run_passes(shared: Arc<Shared>) {
+    loop {
+        shared.federation.pass_wanted.notified().await;
+        let sources = std::mem::take(
+            &mut *shared
+                .federation
+                .passes
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        for s in sources {
+            full_pass_in(&shared, &s, None);
+            // Let the workers and watches run between sources.
+            tokio::task::yield_now().await;
+        }
+    }
 }
 
 /// Queues every key of `source` (in one namespace, or all): each Service that could be a
