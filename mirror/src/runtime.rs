@@ -319,6 +319,7 @@ impl Shared {
             }
             Kind::Namespace => {
                 crate::federation::on_namespace(self, cluster, name);
+                self.remote_access.namespaces_changed();
                 for entry in snap.links_into(cluster) {
                     if let Some(target) = self.runtime(&entry.link.spec.target) {
                         let names: Vec<String> = target
@@ -339,6 +340,7 @@ impl Shared {
     /// Every watch of `cluster` (re)listed: full resync of each link touching it.
     pub fn on_synced(&self, cluster: &str) {
         crate::federation::on_cluster(self, cluster);
+        self.remote_access.namespaces_changed();
         self.mcs.on_event();
         let snap = self.snapshot();
         for entry in snap.links.values() {
