@@ -439,10 +439,13 @@ async fn run(admin: &str, dir: &std::path::Path, n: usize, s: usize, replicas: u
     // 3. RSS per mirror.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut total_rss = 0;
+    let mut index_bytes = 0;
     for (r, idle) in reps.iter_mut().zip(&idle_rss) {
         let rss = r.rss();
         total_rss += rss;
         let stats = r.stats().await;
+        index_bytes += stats["index_service_bytes"].as_u64().unwrap_or(0)
+            + stats["index_endpoints_bytes"].as_u64().unwrap_or(0);
         println!(
             "{tag}: replica {} RSS {:.1} MiB (idle before links {:.1} MiB); index: {stats}",
             r.id,
@@ -451,6 +454,11 @@ async fn run(admin: &str, dir: &std::path::Path, n: usize, s: usize, replicas: u
         );
     }
     let idle_total: u64 = idle_rss.iter().sum();
+    println!(
+        "{tag}: index entries (every Service and Endpoints indexed, all replicas), estimated heap: {:.1} MiB = {:.2} KiB per mirror",
+        index_bytes as f64 / 1048576.0,
+        index_bytes as f64 / 1024.0 / mirrors as f64
+    );
     println!(
         "{tag}: RSS of all replicas {:.1} MiB for {mirrors} mirrors: {:.2} KiB per mirror ({:.2} KiB above the idle processes; goal <= 3 KiB)",
         total_rss as f64 / 1048576.0,
@@ -881,6 +889,7 @@ async fn child(url: &str, name: &str) {
     while let Some(cmd) = rx.recv().await {
         if cmd.trim() == "stats" {
             let (mut runtimes, mut services, mut endpoints, mut namespaces) = (0, 0, 0, 0);
+            let (mut service_bytes, mut endpoints_bytes) = (0, 0);
             for c in (0..n).map(cluster_name) {
                 if let Some(rt) = handle.runtime(&c) {
                     let idx = rt.index();
@@ -888,6 +897,8 @@ async fn child(url: &str, name: &str) {
                     services += idx.services.len();
                     endpoints += idx.endpoints.len();
                     namespaces += idx.namespaces.len();
+                    service_bytes += idx.services.iter().map(heap::service).sum::<usize>();
+                    endpoints_bytes += idx.endpoints.iter().map(heap::endpoints).sum::<usize>();
                 }
             }
             let held = handle.leases().owned().len();
@@ -895,9 +906,109 @@ async fn child(url: &str, name: &str) {
                 "{}",
                 json!({"leases_held": held, "cluster_runtimes": runtimes,
                        "indexed_services": services, "indexed_endpoints": endpoints,
-                       "indexed_namespaces": namespaces})
+                       "indexed_namespaces": namespaces,
+                       "index_service_bytes": service_bytes,
+                       "index_endpoints_bytes": endpoints_bytes})
             );
             std::io::stdout().flush().unwrap();
         }
+    }
+}
+
+/// Estimated heap bytes of index entries (the bench's account of where memory per mirror goes):
+/// each allocation counted at glibc malloc's chunk size (request + 8, rounded up to 16, at least
+/// 32), a `BTreeMap` at one leaf node per 11 entries, and each entry's slot in the index's own
+/// `BTreeMap` node. An estimate from sizes and capacities, not an allocator count (the workspace
+/// forbids the `unsafe` a counting allocator needs).
+mod heap {
+    use std::collections::BTreeMap;
+    use std::mem::size_of;
+
+    use linkplane_core::plan::{RemoteEndpoints, RemoteService};
+    use linkplane_mirror::index::{IndexedEndpoints, IndexedService, ObjectKey};
+
+    fn chunk(bytes: usize) -> usize {
+        if bytes == 0 {
+            0
+        } else {
+            (bytes + 8).div_ceil(16).max(2) * 16
+        }
+    }
+
+    fn string(s: &str) -> usize {
+        chunk(s.len())
+    }
+
+    fn map(m: &BTreeMap<String, String>) -> usize {
+        // A leaf node: 11 keys and 11 values inline, a parent pointer and lengths.
+        let nodes = m.len().div_ceil(11);
+        nodes * chunk(11 * 2 * size_of::<String>() + 16)
+            + m.iter().map(|(k, v)| string(k) + string(v)).sum::<usize>()
+    }
+
+    fn remote_service(s: &RemoteService) -> usize {
+        string(&s.namespace)
+            + string(&s.name)
+            + map(&s.labels)
+            + map(&s.annotations)
+            + chunk(s.ports.capacity() * size_of::<linkplane_core::plan::ServicePort>())
+            + s.ports
+                .iter()
+                .map(|p| {
+                    p.name.as_deref().map_or(0, string) + p.protocol.as_deref().map_or(0, string)
+                })
+                .sum::<usize>()
+            + string(&s.resource_version)
+            + s.session_affinity.as_deref().map_or(0, string)
+    }
+
+    fn remote_endpoints(e: &RemoteEndpoints) -> usize {
+        string(&e.resource_version)
+            + chunk(e.subsets.capacity() * size_of::<linkplane_core::plan::RemoteSubset>())
+            + e.subsets
+                .iter()
+                .map(|s| {
+                    chunk(s.addresses.capacity() * size_of::<linkplane_core::plan::RemoteAddress>())
+                        + chunk(
+                            s.not_ready_addresses.capacity()
+                                * size_of::<linkplane_core::plan::RemoteAddress>(),
+                        )
+                        + s.addresses
+                            .iter()
+                            .chain(&s.not_ready_addresses)
+                            .map(|a| string(&a.ip) + a.hostname.as_deref().map_or(0, string))
+                            .sum::<usize>()
+                        + chunk(
+                            s.ports.capacity() * size_of::<linkplane_core::plan::EndpointPort>(),
+                        )
+                        + s.ports
+                            .iter()
+                            .map(|p| {
+                                p.name.as_deref().map_or(0, string)
+                                    + p.protocol.as_deref().map_or(0, string)
+                            })
+                            .sum::<usize>()
+                })
+                .sum::<usize>()
+    }
+
+    /// The key's strings and the entry's share of the index node, plus the value's heap.
+    fn entry<T>(key: &ObjectKey) -> usize {
+        string(&key.0) + string(&key.1) + (size_of::<ObjectKey>() + size_of::<T>()) * 12 / 11
+    }
+
+    pub fn service((key, s): (&ObjectKey, &IndexedService)) -> usize {
+        entry::<IndexedService>(key)
+            + remote_service(&s.service)
+            + s.cluster_ip.as_deref().map_or(0, string)
+    }
+
+    pub fn endpoints((key, e): (&ObjectKey, &IndexedEndpoints)) -> usize {
+        entry::<IndexedEndpoints>(key)
+            + string(&e.namespace)
+            + string(&e.name)
+            + map(&e.labels)
+            + map(&e.annotations)
+            + remote_endpoints(&e.endpoints)
     }
 }
