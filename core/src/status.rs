@@ -323,6 +323,41 @@ vocabulary! {
     }
 }
 
+vocabulary! {
+    /// Where a pair's remote-discovery credentials stand (`remote_credentials.state`).
+    pub enum RemoteCredentialState {
+        /// Not written yet.
+        Pending = "Pending",
+        /// The Secret holds a valid token.
+        Issued = "Issued",
+        /// The source cluster has no Linkerd namespace; written as soon as it appears.
+        NamespaceMissing = "NamespaceMissing",
+        /// The last attempt failed (see the message); a token already written stays valid until
+        /// it expires.
+        Error = "Error",
+    }
+}
+
+vocabulary! {
+    /// Who declares a Git source (`git_sources.declared_by`): the server's `--git-*` flags own
+    /// theirs (read-only through the API), the API the others.
+    pub enum DeclaredBy {
+        /// Added through the API.
+        Api = "api",
+        /// Declared by the server's `--git-*` flags.
+        Flags = "flags",
+    }
+}
+
+vocabulary! {
+    /// What a `linkplane_events` payload's `state` says besides the states of its kind: the row
+    /// is gone (written by the delete triggers of migrations 0001, 0003 and 0011).
+    pub enum RowEvent {
+        /// The mirror or federated service row was deleted.
+        Deleted = "Deleted",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::{fmt, str::FromStr};
@@ -356,6 +391,9 @@ mod tests {
         round_trips(McsConditionType::ALL);
         round_trips(McsExportState::ALL);
         round_trips(McsImportState::ALL);
+        round_trips(RemoteCredentialState::ALL);
+        round_trips(DeclaredBy::ALL);
+        round_trips(RowEvent::ALL);
     }
 
     #[test]

@@ -25,27 +25,30 @@ use tracing::Instrument;
 
 use crate::{
     Metrics,
+    backoff::Retry,
+    cluster::ClusterRuntime,
+    config::MirrorKey,
     convert::{
-        endpoints_diff, endpoints_object, index_endpoints, index_service, namespace_object,
-        resolve_endpoints, service_diff, service_object,
+        Indexed, endpoints_diff, endpoints_object, namespace_object, resolve_endpoints,
+        service_diff, service_object,
     },
     error::{Error, Result},
     events::{EventType, Regarding},
-    index::IndexedService,
+    index::{IndexedEndpoints, IndexedService},
     ownership::Ownership,
-    queue::Retry,
-    runtime::{ClusterRuntime, Kind, MirrorKey, Shared},
+    shared::Shared,
     slim::{SlimEndpoints, SlimService},
     status::StatusMsg,
+    worker::run_worker,
 };
 
 /// Runs reconciles from `rt`'s queue forever (one of `concurrency` workers).
 pub(crate) async fn worker(rt: Arc<ClusterRuntime>, shared: Arc<Shared>) {
     let (rt, shared) = (&rt, &shared);
-    crate::queue::run_worker(
+    run_worker(
         &rt.queue,
-        &rt.cluster.name,
-        &shared.metrics,
+        rt,
+        shared,
         "mirror",
         |key: MirrorKey| async move {
             let span = tracing::info_span!(
@@ -351,23 +354,62 @@ pub(crate) struct Applier<'a> {
     pub(crate) owner: Ownership<'a>,
 }
 
-pub(crate) enum Ensured {
-    Ok(Option<String>),
+/// What [`Applier::ensure`] found: the object as it now is, or why it may not be written.
+pub(crate) enum Ensured<T> {
+    Ok(T),
     Conflict(String),
+}
+
+impl<T> Ensured<T> {
+    fn map<U>(self, f: impl FnOnce(T) -> U) -> Ensured<U> {
+        match self {
+            Ensured::Ok(t) => Ensured::Ok(f(t)),
+            Ensured::Conflict(m) => Ensured::Conflict(m),
+        }
+    }
+}
+
+/// A kind the applier writes (Service, Endpoints): what [`Applier::ensure`] and
+/// [`Applier::delete`] need beyond [`Indexed`].
+pub(crate) trait Written:
+    Indexed<Scope = k8s_openapi::NamespaceResourceScope> + serde::Serialize
+{
+    /// `Service`, `Endpoints`: messages and the write counter's `kind` label.
+    const KIND_NAME: &'static str;
+    /// `a Service`, `an Endpoints`: conflict messages.
+    const ARTICLE: &'static str;
+    /// Labels of an indexed object (ownership).
+    fn labels_of(entry: &Self::Entry) -> &BTreeMap<String, String>;
+    /// resourceVersion of an indexed object (replace precondition).
+    fn resource_version(entry: &Self::Entry) -> &str;
+}
+
+impl Written for SlimService {
+    const KIND_NAME: &'static str = "Service";
+    const ARTICLE: &'static str = "a Service";
+    fn labels_of(entry: &IndexedService) -> &BTreeMap<String, String> {
+        &entry.service.labels
+    }
+    fn resource_version(entry: &IndexedService) -> &str {
+        &entry.service.resource_version
+    }
+}
+
+impl Written for SlimEndpoints {
+    const KIND_NAME: &'static str = "Endpoints";
+    const ARTICLE: &'static str = "an Endpoints";
+    fn labels_of(entry: &IndexedEndpoints) -> &BTreeMap<String, String> {
+        &entry.labels
+    }
+    fn resource_version(entry: &IndexedEndpoints) -> &str {
+        &entry.endpoints.resource_version
+    }
 }
 
 impl Applier<'_> {
     fn count(&self, kind: &str, reason: &str) {
         self.metrics
             .record_write(&self.rt.cluster.name, kind, reason);
-    }
-
-    fn services(&self, ns: &str) -> Api<SlimService> {
-        Api::namespaced(self.client.clone(), ns)
-    }
-
-    fn endpoints(&self, ns: &str) -> Api<SlimEndpoints> {
-        Api::namespaced(self.client.clone(), ns)
     }
 
     async fn apply(&self, d: &DesiredMirror) -> Result<Applied> {
@@ -392,7 +434,7 @@ impl Applier<'_> {
                 self.ensure_service(&d.service),
                 self.ensure_endpoints(eps, &no_ips)
             );
-            for ensured in [svc?, endpoints?] {
+            for ensured in [svc?.map(drop), endpoints?] {
                 if let Ensured::Conflict(m) = ensured {
                     return Ok(Applied::Conflict(m));
                 }
@@ -450,7 +492,7 @@ impl Applier<'_> {
                     .get(ns, &d.service.name)
                     .is_some_and(|e| self.owner.owns(&e.labels));
                 if leftover {
-                    self.delete_endpoints(ns, &d.service.name, "mode-change")
+                    self.delete::<SlimEndpoints>(ns, &d.service.name, "mode-change")
                         .await?;
                 }
             }
@@ -473,29 +515,38 @@ impl Applier<'_> {
         }
     }
 
-    pub(crate) async fn ensure_service(&self, d: &DesiredService) -> Result<Ensured> {
-        let api = self.services(&d.namespace);
-        let what = format!("Service {}/{}", d.namespace, d.name);
-        let mut actual = self.rt.index().services.get(&d.namespace, &d.name).cloned();
+    /// Makes `namespace/name` of kind `K` what `build` makes, with the fewest writes: created
+    /// when absent (a 409 means our index is behind: the live object is read and compared),
+    /// left alone when `diff` finds nothing to change, replaced with a `resourceVersion`
+    /// precondition otherwise, or deleted and created when `recreate` says a field that differs
+    /// is immutable. An object we do not own is never touched. Returns the object as written
+    /// or found, also recorded in the index ([`ClusterRuntime::remember`]).
+    ///
+    /// `build(None)` is a new object; `build(Some(actual))` the replacement of `actual`.
+    async fn ensure<K: Written>(
+        &self,
+        namespace: &str,
+        name: &str,
+        build: impl Fn(Option<&K::Entry>) -> K,
+        diff: impl Fn(&K::Entry) -> Option<&'static str>,
+        recreate: impl Fn(&K::Entry) -> bool,
+    ) -> Result<Ensured<K::Entry>> {
+        let api: Api<K> = Api::namespaced(self.client.clone(), namespace);
+        let what = format!("{} {namespace}/{name}", K::KIND_NAME);
+        let mut actual = K::slot(&self.rt.index()).get(namespace, name).cloned();
         if actual.is_none() {
-            match api
-                .create(
-                    &PostParams::default(),
-                    &SlimService(service_object(d, None)),
-                )
-                .await
-            {
+            match api.create(&PostParams::default(), &build(None)).await {
                 Ok(created) => {
-                    self.count("Service", "missing");
-                    return Ok(Ensured::Ok(self.rt.remember_service(&created.0)));
+                    self.count(K::KIND_NAME, "missing");
+                    return Ok(Ensured::Ok(self.rt.remember(&created)));
                 }
                 Err(e) if is_code(&e, 409) => {
                     // Our index is behind: read the live object and carry on with it.
                     let live = api
-                        .get_opt(&d.name)
+                        .get_opt(name)
                         .await
                         .map_err(Error::kube(format!("reading {what}")))?;
-                    actual = live.as_ref().map(|s| index_service(&s.0));
+                    actual = live.as_ref().map(Indexed::entry);
                     if actual.is_none() {
                         return Err(Error::Retry(format!("{what} vanished while creating it")));
                     }
@@ -506,56 +557,68 @@ impl Applier<'_> {
         let Some(a) = actual else {
             return Err(Error::Retry(format!("{what} unknown")));
         };
-        if !self.owner.owns(&a.service.labels) {
+        if !self.owner.owns(K::labels_of(&a)) {
             return Ok(Ensured::Conflict(self.owner.refusal(
-                &format!("a Service {}", d.name),
-                &d.namespace,
-                &a.service.labels,
+                &format!("{} {name}", K::ARTICLE),
+                namespace,
+                K::labels_of(&a),
             )));
         }
-        let Some(reason) = service_diff(&a, d) else {
-            return Ok(Ensured::Ok(a.cluster_ip));
+        let Some(reason) = diff(&a) else {
+            return Ok(Ensured::Ok(a));
         };
-        if a.service.headless != d.headless {
-            // clusterIP is immutable: recreate.
-            self.delete_service(&d.namespace, &d.name, "headless")
-                .await?;
+        if recreate(&a) {
+            self.delete::<K>(namespace, name, reason).await?;
             let created = api
-                .create(
-                    &PostParams::default(),
-                    &SlimService(service_object(d, None)),
-                )
+                .create(&PostParams::default(), &build(None))
                 .await
                 .map_err(Error::kube(format!("recreating {what}")))?;
-            self.count("Service", "headless");
-            return Ok(Ensured::Ok(self.rt.remember_service(&created.0)));
+            self.count(K::KIND_NAME, reason);
+            return Ok(Ensured::Ok(self.rt.remember(&created)));
         }
-        self.replace_service(&api, d, &a, &what, reason).await
-    }
-
-    async fn replace_service(
-        &self,
-        api: &Api<SlimService>,
-        d: &DesiredService,
-        a: &IndexedService,
-        what: &str,
-        reason: &str,
-    ) -> Result<Ensured> {
-        let mut obj = service_object(d, a.cluster_ip.clone());
-        obj.metadata.resource_version = Some(a.service.resource_version.clone());
+        let mut obj = build(Some(&a));
+        obj.meta_mut().resource_version = Some(K::resource_version(&a).to_string());
         let replaced = api
-            .replace(&d.name, &PostParams::default(), &SlimService(obj))
+            .replace(name, &PostParams::default(), &obj)
             .await
             .map_err(Error::kube(format!("updating {what}")))?;
-        self.count("Service", reason);
-        Ok(Ensured::Ok(self.rt.remember_service(&replaced.0)))
+        self.count(K::KIND_NAME, reason);
+        Ok(Ensured::Ok(self.rt.remember(&replaced)))
     }
 
+    /// [`ensure`](Self::ensure) for a mirror Service; its ClusterIP (endpoint mirrors point at
+    /// it). `clusterIP` is immutable, so a change of headlessness recreates it.
+    pub(crate) async fn ensure_service(
+        &self,
+        d: &DesiredService,
+    ) -> Result<Ensured<Option<String>>> {
+        let ensured = self
+            .ensure::<SlimService>(
+                &d.namespace,
+                &d.name,
+                |a| SlimService(service_object(d, a.and_then(|a| a.cluster_ip.clone()))),
+                |a| {
+                    service_diff(a, d).map(|r| {
+                        if a.service.headless != d.headless {
+                            "headless"
+                        } else {
+                            r
+                        }
+                    })
+                },
+                |a| a.service.headless != d.headless,
+            )
+            .await?;
+        Ok(ensured.map(|s| s.cluster_ip))
+    }
+
+    /// [`ensure`](Self::ensure) for a mirror's Endpoints, once every address it points at is
+    /// known (`cluster_ips`: ClusterIPs just written, then the index's).
     async fn ensure_endpoints(
         &self,
         d: &DesiredEndpoints,
         cluster_ips: &BTreeMap<String, String>,
-    ) -> Result<Ensured> {
+    ) -> Result<Ensured<()>> {
         let resolved = {
             let idx = self.rt.index();
             resolve_endpoints(d, |name| {
@@ -572,62 +635,16 @@ impl Applier<'_> {
                 d.namespace, d.name
             )));
         };
-        let api = self.endpoints(&d.namespace);
-        let what = format!("Endpoints {}/{}", d.namespace, d.name);
-        let mut actual = self
-            .rt
-            .index()
-            .endpoints
-            .get(&d.namespace, &d.name)
-            .cloned();
-        if actual.is_none() {
-            match api
-                .create(
-                    &PostParams::default(),
-                    &SlimEndpoints(endpoints_object(d, &resolved)),
-                )
-                .await
-            {
-                Ok(created) => {
-                    self.count("Endpoints", "missing");
-                    self.rt.remember_endpoints(&created.0);
-                    return Ok(Ensured::Ok(None));
-                }
-                Err(e) if is_code(&e, 409) => {
-                    let live = api
-                        .get_opt(&d.name)
-                        .await
-                        .map_err(Error::kube(format!("reading {what}")))?;
-                    actual = live.as_ref().map(|e| index_endpoints(&e.0));
-                    if actual.is_none() {
-                        return Err(Error::Retry(format!("{what} vanished while creating it")));
-                    }
-                }
-                Err(e) => return Err(Error::kube(format!("creating {what}"))(e)),
-            }
-        }
-        let Some(a) = actual else {
-            return Err(Error::Retry(format!("{what} unknown")));
-        };
-        if !self.owner.owns(&a.labels) {
-            return Ok(Ensured::Conflict(self.owner.refusal(
-                &format!("an Endpoints {}", d.name),
+        let ensured = self
+            .ensure::<SlimEndpoints>(
                 &d.namespace,
-                &a.labels,
-            )));
-        }
-        let Some(reason) = endpoints_diff(&a, d, &resolved) else {
-            return Ok(Ensured::Ok(None));
-        };
-        let mut obj = endpoints_object(d, &resolved);
-        obj.metadata.resource_version = Some(a.endpoints.resource_version.clone());
-        let replaced = api
-            .replace(&d.name, &PostParams::default(), &SlimEndpoints(obj))
-            .await
-            .map_err(Error::kube(format!("updating {what}")))?;
-        self.count("Endpoints", reason);
-        self.rt.remember_endpoints(&replaced.0);
-        Ok(Ensured::Ok(None))
+                &d.name,
+                |_| SlimEndpoints(endpoints_object(d, &resolved)),
+                |a| endpoints_diff(a, d, &resolved),
+                |_| false,
+            )
+            .await?;
+        Ok(ensured.map(|_| ()))
     }
 
     /// Why `ns/name` must not be written, when the index holds a Service or Endpoints of that
@@ -688,16 +705,16 @@ impl Applier<'_> {
             )
         };
         if svc_owned {
-            self.delete_service(ns, name, reason).await?;
+            self.delete::<SlimService>(ns, name, reason).await?;
         }
         if eps_owned {
-            self.delete_endpoints(ns, name, reason).await?;
+            self.delete::<SlimEndpoints>(ns, name, reason).await?;
         }
         Ok(())
     }
 
     async fn delete_pair(&self, ns: &str, name: &str, reason: &str) -> Result<()> {
-        self.delete_service(ns, name, reason).await?;
+        self.delete::<SlimService>(ns, name, reason).await?;
         let has_eps = self
             .rt
             .index()
@@ -705,40 +722,30 @@ impl Applier<'_> {
             .get(ns, name)
             .is_some_and(|e| self.owner.owns(&e.labels));
         if has_eps {
-            self.delete_endpoints(ns, name, reason).await?;
+            self.delete::<SlimEndpoints>(ns, name, reason).await?;
         }
         Ok(())
     }
 
-    pub(crate) async fn delete_service(&self, ns: &str, name: &str, reason: &str) -> Result<()> {
-        match self
-            .services(ns)
-            .delete(name, &DeleteParams::default())
-            .await
-        {
+    /// Deletes `ns/name` of kind `K` (gone already is fine) and forgets it in the index.
+    pub(crate) async fn delete<K: Written>(
+        &self,
+        ns: &str,
+        name: &str,
+        reason: &str,
+    ) -> Result<()> {
+        let api: Api<K> = Api::namespaced(self.client.clone(), ns);
+        match api.delete(name, &DeleteParams::default()).await {
             Ok(_) => {
-                self.count("Service", reason);
-                self.rt.forget(Kind::Service, ns, name);
+                self.count(K::KIND_NAME, reason);
+                self.rt.forget::<K>(ns, name);
                 Ok(())
             }
             Err(e) if is_code(&e, 404) => Ok(()),
-            Err(e) => Err(Error::kube(format!("deleting Service {ns}/{name}"))(e)),
-        }
-    }
-
-    async fn delete_endpoints(&self, ns: &str, name: &str, reason: &str) -> Result<()> {
-        match self
-            .endpoints(ns)
-            .delete(name, &DeleteParams::default())
-            .await
-        {
-            Ok(_) => {
-                self.count("Endpoints", reason);
-                self.rt.forget(Kind::Endpoints, ns, name);
-                Ok(())
-            }
-            Err(e) if is_code(&e, 404) => Ok(()),
-            Err(e) => Err(Error::kube(format!("deleting Endpoints {ns}/{name}"))(e)),
+            Err(e) => Err(Error::kube(format!(
+                "deleting {} {ns}/{name}",
+                K::KIND_NAME
+            ))(e)),
         }
     }
 }

@@ -15,7 +15,10 @@ use linkplane_core::plan::{
     RemoteAddress, RemoteEndpoints, RemoteService, RemoteSubset, ServicePort,
 };
 
-use crate::index::{IndexedEndpoints, IndexedService};
+use crate::{
+    index::{ClusterIndex, IndexedEndpoints, IndexedService, Kind, KindIndex, ObjectKey},
+    slim::{SlimEndpoints, SlimNamespace, SlimService},
+};
 
 fn map(m: &Option<BTreeMap<String, String>>) -> BTreeMap<String, String> {
     m.clone().unwrap_or_default()
@@ -343,6 +346,84 @@ pub fn endpoints_diff(
         Some("subsets")
     } else {
         None
+    }
+}
+
+/// A watched type and its place in a [`ClusterIndex`]: one impl per type (kubert's
+/// `IndexNamespacedResource<T>`), so the watch loop is generic over it and a type can only ever
+/// be indexed into its own [`KindIndex`].
+pub(crate) trait Indexed:
+    kube::Resource<DynamicType = ()>
+    + Clone
+    + serde::de::DeserializeOwned
+    + std::fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
+    /// The kind, for routing and logs.
+    const KIND: Kind;
+    /// What the index keeps of an object.
+    type Entry: Clone + PartialEq;
+    /// The index entry of this object.
+    fn entry(&self) -> Self::Entry;
+    /// This type's objects in `idx`.
+    fn slot(idx: &ClusterIndex) -> &KindIndex<Self::Entry>;
+    /// This type's objects in `idx`, for writing.
+    fn slot_mut(idx: &mut ClusterIndex) -> &mut KindIndex<Self::Entry>;
+    /// `(namespace, name)`; the namespace is empty for cluster-scoped objects.
+    fn key(&self) -> ObjectKey {
+        let meta = self.meta();
+        (
+            meta.namespace.clone().unwrap_or_default(),
+            meta.name.clone().unwrap_or_default(),
+        )
+    }
+    /// Labels.
+    fn labels(&self) -> BTreeMap<String, String> {
+        self.meta().labels.clone().unwrap_or_default()
+    }
+}
+
+impl Indexed for SlimService {
+    const KIND: Kind = Kind::Service;
+    type Entry = IndexedService;
+    fn entry(&self) -> IndexedService {
+        index_service(&self.0)
+    }
+    fn slot(idx: &ClusterIndex) -> &KindIndex<IndexedService> {
+        &idx.services
+    }
+    fn slot_mut(idx: &mut ClusterIndex) -> &mut KindIndex<IndexedService> {
+        &mut idx.services
+    }
+}
+
+impl Indexed for SlimEndpoints {
+    const KIND: Kind = Kind::Endpoints;
+    type Entry = IndexedEndpoints;
+    fn entry(&self) -> IndexedEndpoints {
+        index_endpoints(&self.0)
+    }
+    fn slot(idx: &ClusterIndex) -> &KindIndex<IndexedEndpoints> {
+        &idx.endpoints
+    }
+    fn slot_mut(idx: &mut ClusterIndex) -> &mut KindIndex<IndexedEndpoints> {
+        &mut idx.endpoints
+    }
+}
+
+impl Indexed for SlimNamespace {
+    const KIND: Kind = Kind::Namespace;
+    type Entry = BTreeMap<String, String>;
+    fn entry(&self) -> BTreeMap<String, String> {
+        index_namespace(&self.0)
+    }
+    fn slot(idx: &ClusterIndex) -> &KindIndex<BTreeMap<String, String>> {
+        &idx.namespaces
+    }
+    fn slot_mut(idx: &mut ClusterIndex) -> &mut KindIndex<BTreeMap<String, String>> {
+        &mut idx.namespaces
     }
 }
 

@@ -173,10 +173,7 @@ impl Credentials {
     /// The TLS settings (CA, insecure flag, server name) of `cluster`'s kubeconfig, current
     /// context: what a kubeconfig written for another reader needs to trust the same server.
     /// Never its user credentials.
-    pub(crate) async fn tls_of(
-        &self,
-        cluster: &Cluster,
-    ) -> Result<crate::remote_access::ClusterTls> {
+    pub(crate) async fn tls_of(&self, cluster: &Cluster) -> Result<ClusterTls> {
         use base64::Engine as _;
         let yaml = self.kubeconfig(cluster).await?;
         let err = |reason: String| Error::Credentials {
@@ -195,7 +192,7 @@ impl Credentials {
             .or(config.clusters.first())
             .and_then(|c| c.cluster.as_ref());
         let Some(entry) = entry else {
-            return Ok(crate::remote_access::ClusterTls::default());
+            return Ok(ClusterTls::default());
         };
         let ca_data = match (
             &entry.certificate_authority_data,
@@ -210,7 +207,7 @@ impl Credentials {
             }
             (None, None) => None,
         };
-        Ok(crate::remote_access::ClusterTls {
+        Ok(ClusterTls {
             ca_data,
             insecure: entry.insecure_skip_tls_verify.unwrap_or(false),
             server_name: entry.tls_server_name.clone(),
@@ -367,6 +364,18 @@ async fn config_from_kubeconfig(cluster: &str, yaml: &SecretString) -> Result<Co
             cluster: cluster.to_string(),
             source,
         })
+}
+
+/// TLS settings of linkplane's kubeconfig for a cluster, copied into the Secret's kubeconfig
+/// (never its user credentials).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClusterTls {
+    /// Base64 PEM CA bundle (`certificate-authority-data`).
+    pub ca_data: Option<String>,
+    /// `insecure-skip-tls-verify`.
+    pub insecure: bool,
+    /// `tls-server-name`.
+    pub server_name: Option<String>,
 }
 
 #[cfg(test)]

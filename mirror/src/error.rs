@@ -1,6 +1,6 @@
 //! Errors of the mirror runtime.
 
-use crate::queue::Retry;
+use crate::backoff::Retry;
 
 /// What went wrong while connecting to a cluster or writing a mirror.
 #[derive(Debug, thiserror::Error)]
@@ -100,6 +100,13 @@ impl Error {
             Error::Kube { .. } | Error::Store(_) => Retry::Transient,
             Error::Credentials { .. } | Error::Kubeconfig { .. } => Retry::Permanent,
         }
+    }
+
+    /// True when the failure is the API server's, the network's or the database's and says
+    /// nothing about the object: what a cluster whose writes keep failing this way is
+    /// [`Degraded`](linkplane_core::status::ReconcilerState::Degraded) for.
+    pub fn is_transient(&self) -> bool {
+        self.retry_class() == Retry::Transient
     }
 
     /// The full message with causes, for state rows and logs.

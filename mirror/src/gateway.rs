@@ -11,7 +11,7 @@ use std::{net::IpAddr, sync::Arc, time::Instant};
 
 use linkplane_core::{GatewaySpec, plan::GatewayView};
 
-use crate::{Metrics, runtime::Shared};
+use crate::{Metrics, shared::Shared};
 
 /// Resolves gateway addresses: IP literals as-is, names to all their addresses; sorted
 /// lexicographically by string form and deduplicated. Entries that fail are skipped.

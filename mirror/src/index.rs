@@ -14,6 +14,17 @@ use linkplane_core::plan::{RemoteEndpoints, RemoteService};
 /// `(namespace, name)`.
 pub type ObjectKey = (String, String);
 
+/// Kinds in a watch set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Services.
+    Service,
+    /// Endpoints.
+    Endpoints,
+    /// Namespaces.
+    Namespace,
+}
+
 /// A Service as indexed: the planner's view plus what the applier needs.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct IndexedService {

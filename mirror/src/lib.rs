@@ -10,13 +10,18 @@
 //! cluster ([`gateway`]); every mirror's state lands in Postgres in batches. Which local objects
 //! may be written is decided in one place, `ownership`.
 //!
-//! Reading order: `supervisor` → `runtime` (routing of watch events to keys) → `apply` →
-//! `index` / `convert`. Federation (`<svc>-federated`) plugs in next to `apply`, reading the same
-//! indexes through [`SupervisorHandle::runtime`] / the `runtime::Shared` routing. Kubernetes
-//! Multi-Cluster Services ([`mcs`]) render the mirror planner's decisions for links with
-//! `spec.mcs` as `ServiceImport`s and EndpointSlices.
+//! Reading order: `supervisor` (wiring, configuration reloads) → `shared` (state, dispatch) and
+//! `routing` (the `Route` trait every reconciler implements) → `watch` (cluster watch loop into
+//! `cluster::ClusterRuntime`'s index) → `mirroring` (events to mirror keys) → `worker` (the
+//! generic queue worker) → `apply` → `index` / `convert`. Federation (`<svc>-federated`),
+//! Kubernetes Multi-Cluster Services ([`mcs`]: `ServiceImport`s and EndpointSlices for links with
+//! `spec.mcs`) and remote-discovery credentials ([`remote_access`]) are routes like mirroring,
+//! reading the same indexes through [`SupervisorHandle::runtime`].
 
 mod apply;
+mod backoff;
+mod cluster;
+mod config;
 mod convert;
 pub mod credentials;
 mod error;
@@ -28,17 +33,22 @@ pub mod index;
 pub mod lease;
 pub mod mcs;
 mod metrics;
+mod mirroring;
 mod ownership;
 mod queue;
 pub mod remote_access;
-mod runtime;
+mod routing;
+mod shared;
 mod slim;
 mod status;
 mod supervisor;
+mod watch;
+mod worker;
 
+pub use cluster::ClusterRuntime;
+pub use config::{LinkEntry, MirrorKey, Options, Snapshot};
 pub use credentials::{CredentialResolver, Credentials};
 pub use error::{Error, Result};
 pub use lease::{LeaseOptions, LeaseTable};
 pub use metrics::Metrics;
-pub use runtime::{ClusterRuntime, LinkEntry, MirrorKey, Options, Snapshot};
 pub use supervisor::{Supervisor, SupervisorHandle, install_crypto_provider};

@@ -24,7 +24,7 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
-    sync::{Arc, Mutex, RwLock},
+    sync::Arc,
     time::Duration,
 };
 
@@ -53,13 +53,18 @@ use linkplane_store::{
     },
 };
 use serde_json::{Value, json};
-use tokio::{
-    sync::{Notify, mpsc},
-    task::JoinHandle,
-};
+use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use crate::runtime::{Kind, Shared};
+pub(crate) mod state;
+
+use crate::{
+    config::{LinkEntry, Snapshot},
+    index::Kind,
+    routing::{Change, Route},
+    shared::Shared,
+};
+use state::{Export, ExportKey, StateKey, StateRows};
 
 /// The MCS API group.
 pub const GROUP: &str = "multicluster.x-k8s.io";
@@ -90,94 +95,21 @@ pub fn service_import() -> ApiResource {
     resource("ServiceImport", "serviceimports")
 }
 
-/// One `ServiceExport` as indexed.
-#[derive(Debug, Clone)]
-struct Export {
-    created: Option<chrono::DateTime<chrono::Utc>>,
-    generation: Option<i64>,
-    conditions: Vec<Value>,
-}
+/// MCS's route: watch events and (re)syncs wake the pass, reloads say whether any link has
+/// MCS on. The pass itself runs in [`run`], started by the supervisor.
+pub(crate) struct McsRoute;
 
-type ExportKey = (String, String);
-/// `(cluster, kind, namespace, name)` of an object MCS writes.
-type WrittenKey = (String, &'static str, String, String);
-
-/// MCS state shared by the supervisor's tasks.
-#[derive(Default)]
-pub(crate) struct Mcs {
-    /// ServiceExports by exporting cluster, once its watch listed.
-    exports: RwLock<HashMap<String, BTreeMap<ExportKey, Export>>>,
-    watchers: Mutex<HashMap<String, JoinHandle<()>>>,
-    installed: Mutex<BTreeSet<String>>,
-    /// Last written object per `(cluster, kind, namespace, name)` (skip identical writes).
-    written: Mutex<HashMap<WrittenKey, Value>>,
-    wake: Notify,
-    /// Some unpaused link has MCS on: only then do watch events need a pass.
-    active: std::sync::atomic::AtomicBool,
-    /// The state rows last sent to Postgres per cluster (skip identical replaces).
-    recorded: Mutex<HashMap<StateKey, StateRows>>,
-}
-
-impl Mcs {
-    /// Whether `cluster` has a `ServiceExport` named `namespace/name`.
-    pub(crate) fn is_exported(&self, cluster: &str, namespace: &str, name: &str) -> bool {
-        self.exports
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(cluster)
-            .is_some_and(|m| m.contains_key(&(namespace.to_string(), name.to_string())))
+impl Route<Shared> for McsRoute {
+    fn on_change(&self, shared: &Shared, _: &Change<'_>) {
+        shared.mcs.on_event();
     }
 
-    /// Asks for a reconcile pass.
-    pub(crate) fn wake(&self) {
-        self.wake.notify_one();
+    fn on_synced(&self, shared: &Shared, _cluster: &str) {
+        shared.mcs.on_event();
     }
 
-    /// A watch event: asks for a pass only while some link has MCS on, so fleets without MCS
-    /// pay nothing per event.
-    pub(crate) fn on_event(&self) {
-        if self.active.load(std::sync::atomic::Ordering::Relaxed) {
-            self.wake();
-        }
-    }
-
-    /// After a configuration reload: records whether any unpaused link has MCS on and asks for
-    /// a pass (which also removes what links no longer ask for).
-    pub(crate) fn on_reload(&self, snap: &crate::runtime::Snapshot) {
-        let active = snap
-            .links
-            .values()
-            .any(|l| !l.paused && l.link.spec.mcs_enabled().is_some());
-        self.active
-            .store(active, std::sync::atomic::Ordering::Relaxed);
-        self.wake();
-    }
-
-    fn synced(&self, cluster: &str) -> bool {
-        self.exports
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains_key(cluster)
-    }
-
-    fn exports_of(&self, cluster: &str) -> BTreeMap<ExportKey, Export> {
-        self.exports
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(cluster)
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    fn stop_all(&self) {
-        for (_, t) in self
-            .watchers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain()
-        {
-            t.abort();
-        }
+    fn on_reload(&self, shared: &std::sync::Arc<Shared>, _old: &Snapshot, new: &Snapshot) {
+        shared.mcs.on_reload(new);
     }
 }
 
@@ -255,7 +187,7 @@ async fn pass(shared: &Arc<Shared>, sink: &StateSink) {
         };
         // Every (namespace, name) exported to this consumer, by link.
         let mut complete = true;
-        let mut keys: BTreeMap<ExportKey, Vec<&crate::runtime::LinkEntry>> = BTreeMap::new();
+        let mut keys: BTreeMap<ExportKey, Vec<&LinkEntry>> = BTreeMap::new();
         for l in links.iter().filter(|l| &l.link.spec.source == consumer) {
             let target = &l.link.spec.target;
             let trt = shared.runtime(target);
@@ -976,22 +908,6 @@ async fn write_export_status(
         StateKey::Exports(exporter.to_string()),
         StateRows::Exports(rows),
     );
-}
-
-/// Whose rows a state write replaces.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum StateKey {
-    /// The exports of this cluster (`mcs_exports`).
-    Exports(String),
-    /// The imports written into this consumer (`mcs_imports`).
-    Imports(String),
-}
-
-/// A cluster's whole set of rows of one table.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum StateRows {
-    Exports(Vec<McsExportStatus>),
-    Imports(Vec<McsImportStatus>),
 }
 
 /// One replace, the unit the durable writer keeps (newest per key) across outages.

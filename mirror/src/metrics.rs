@@ -51,8 +51,11 @@ pub struct Metrics {
     writes_by_cluster: Family<Labels, Counter>,
     /// `linkplane_mirror_errors{cluster, kind}`: failed reconciles by error kind.
     pub mirror_errors: Family<Labels, Counter>,
+    /// `linkplane_cluster_writes_degraded{cluster}`: 1 while the cluster's reconciler is
+    /// `Degraded` (writes failing transiently past `Options::degraded_after`), else 0.
+    pub writes_degraded: Family<Labels, Gauge>,
     /// Remote-discovery credentials (`linkplane_remote_credential_*`).
-    pub remote_access: crate::remote_access::RemoteAccessMetrics,
+    pub remote_access: crate::remote_access::gauges::RemoteAccessMetrics,
     /// The last probes of each target gateway, for exact percentiles in the API (not
     /// exported: the histogram above is the Prometheus view).
     pub probe_windows: linkplane_core::probes::ProbeWindows,
@@ -88,6 +91,7 @@ impl Default for Metrics {
             mirror_writes: Family::default(),
             writes_by_cluster: Family::default(),
             mirror_errors: Family::default(),
+            writes_degraded: Family::default(),
             remote_access: Default::default(),
             probe_windows: Default::default(),
             leases_held: Gauge::default(),
@@ -168,6 +172,11 @@ impl Metrics {
             "linkplane_mirror_errors",
             "Failed mirror reconciles by error kind",
             self.mirror_errors.clone(),
+        );
+        r.register(
+            "linkplane_cluster_writes_degraded",
+            "1 while a cluster's writes keep failing transiently (its reconciler is Degraded)",
+            self.writes_degraded.clone(),
         );
         self.remote_access.register(r);
         r.register(

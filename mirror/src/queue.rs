@@ -9,48 +9,14 @@
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet, VecDeque},
-    future::Future,
     hash::Hash,
-    panic::AssertUnwindSafe,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
-use futures::FutureExt as _;
 use tokio::{sync::Notify, time::Instant};
 
-use crate::{Metrics, error::Error};
-
-/// How soon a failed key may be tried again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Retry {
-    /// Our view was stale (a 409 on our own last write, an object gone, a ClusterIP not yet
-    /// allocated): the watch catches up within milliseconds. 25 ms doubling to 5 s.
-    Soon,
-    /// The API server or the network failed (5xx, 429, timeouts, refused connections) or the
-    /// database did: 250 ms doubling to 60 s.
-    Transient,
-    /// The API server refuses the write itself (400, 403, 422, …): it will keep refusing until
-    /// something changes, and a change arrives as an event. 30 s doubling to 10 min.
-    Permanent,
-}
-
-impl Retry {
-    /// The delay before attempt `failures + 1`: `base × 2^(failures-1)` capped, with equal jitter
-    /// (half fixed, half random), so retries of many keys spread out but never come sooner than
-    /// half the backoff.
-    pub fn delay(self, failures: u32) -> Duration {
-        let (base, cap) = match self {
-            Retry::Soon => (Duration::from_millis(25), Duration::from_secs(5)),
-            Retry::Transient => (Duration::from_millis(250), Duration::from_secs(60)),
-            Retry::Permanent => (Duration::from_secs(30), Duration::from_secs(600)),
-        };
-        let exp = base
-            .saturating_mul(1u32 << failures.saturating_sub(1).min(16))
-            .min(cap);
-        exp / 2 + exp.mul_f64(rand::random_range(0.0..0.5))
-    }
-}
+use crate::backoff::Retry;
 
 struct State<K> {
     queue: VecDeque<K>,
@@ -216,52 +182,6 @@ impl<K: Clone + Eq + Hash + Send + 'static> WorkQueue<K> {
     pub fn len(&self) -> usize {
         let s = self.lock();
         s.queue.len() + s.active.len()
-    }
-}
-
-/// Runs `reconcile` on this queue's keys forever: one worker of a cluster's pool, for mirrors
-/// and federated services alike. Failures are counted by kind and retried with the key's
-/// backoff; a panicking reconcile is contained (logged, counted as `panic`, retried like a
-/// transient failure) so one bad key never takes a worker, or the process, down.
-pub(crate) async fn run_worker<K, F, Fut>(
-    queue: &WorkQueue<K>,
-    cluster: &str,
-    metrics: &Metrics,
-    what: &'static str,
-    mut reconcile: F,
-) where
-    K: Clone + Eq + Hash + Send + std::fmt::Debug + 'static,
-    F: FnMut(K) -> Fut,
-    Fut: Future<Output = Result<(), Error>>,
-{
-    loop {
-        let key = queue.next().await;
-        let res = AssertUnwindSafe(reconcile(key.clone()))
-            .catch_unwind()
-            .await;
-        queue.done(&key);
-        let (kind, class, message) = match res {
-            Ok(Ok(())) => {
-                queue.forget(&key);
-                continue;
-            }
-            Ok(Err(e)) => (e.kind(), e.retry_class(), e.chain()),
-            Err(panic) => {
-                let message = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
-                tracing::error!(cluster, ?key, panic = %message, what, "reconcile panicked");
-                ("panic", Retry::Transient, message)
-            }
-        };
-        metrics
-            .mirror_errors
-            .get_or_create(&Metrics::cluster_kind(cluster, kind))
-            .inc();
-        let delay = queue.retry(key, class);
-        tracing::debug!(cluster, error = %message, ?delay, ?class, what, "reconcile failed; retrying");
     }
 }
 

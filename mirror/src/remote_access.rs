@@ -25,11 +25,7 @@
 //! deleted with `cleanupOnUnlink`, or both selectors switched off) deletes the Secret and the
 //! target-side objects: see [`delete_pair`].
 
-use std::{
-    collections::{BTreeMap, HashMap},
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::{
@@ -48,13 +44,25 @@ use kube::{
 use linkplane_core::{Cluster, Link};
 use linkplane_store::remote_credentials::{self, CredentialUpdate, RemoteCredentialState};
 use secrecy::{ExposeSecret, SecretString};
-use tokio::{sync::watch, task::JoinHandle};
+use tokio::sync::watch;
 use tracing::Instrument;
 
+pub(crate) mod gauges;
+pub(crate) mod state;
+
+pub use crate::credentials::ClusterTls;
+pub use gauges::RemoteAccessMetrics;
+
 use crate::{
+    backoff::Backoff,
+    config::Snapshot,
     error::{Error, Result},
-    runtime::{Backoff, Shared, Snapshot},
+    index::Kind,
+    routing::{Change, Route},
+    shared::Shared,
 };
+use gauges::labels;
+use state::{Pair, PairSpec, PairTask};
 
 /// The Secret type Linkerd's cluster store reads (`pkg/k8s` `MirrorSecretType`).
 pub const SECRET_TYPE: &str = "mirror.linkerd.io/remote-kubeconfig";
@@ -114,49 +122,6 @@ pub fn rules() -> Vec<PolicyRule> {
         rule("apps", &["replicasets"]),
         rule("policy.linkerd.io", &["servers"]),
     ]
-}
-
-/// What one pair's task works from.
-#[derive(Debug, Clone, PartialEq)]
-struct PairSpec {
-    source: Cluster,
-    target: Cluster,
-    /// Some link of the pair adopts Linkerd's objects: a `cluster-credentials-<target>` Secret
-    /// that Linkerd wrote is taken over.
-    adopt: bool,
-    /// Some link of the pair deletes what it made when it goes.
-    cleanup: bool,
-}
-
-type Pair = (String, String);
-
-struct PairTask {
-    spec: watch::Sender<PairSpec>,
-    task: JoinHandle<()>,
-}
-
-/// The running credential tasks, by `(source, target)`.
-#[derive(Default)]
-pub(crate) struct RemoteAccess {
-    tasks: Mutex<HashMap<Pair, PairTask>>,
-    /// Woken when some cluster's namespace index changed: pairs waiting for their source's
-    /// Linkerd namespace re-read that index instead of each opening a watch of its own.
-    namespaces: tokio::sync::Notify,
-}
-
-impl RemoteAccess {
-    /// A namespace appeared or vanished in some cluster, or its namespace index was (re)listed:
-    /// wakes the pairs waiting for their source's Linkerd namespace.
-    pub(crate) fn namespaces_changed(&self) {
-        self.namespaces.notify_waiters();
-    }
-
-    /// Stops every task (shutdown); nothing is deleted.
-    pub(crate) fn stop_all(&self) {
-        for (_, t) in self.tasks.lock().unwrap_or_else(|e| e.into_inner()).drain() {
-            t.task.abort();
-        }
-    }
 }
 
 fn wanted(snap: &Snapshot) -> BTreeMap<Pair, PairSpec> {
@@ -266,6 +231,25 @@ pub(crate) fn on_reload(shared: &Arc<Shared>, new: &Snapshot) {
         let span = tracing::info_span!("remote_access", source = %pair.0, target = %pair.1);
         let task = tokio::spawn(run_pair(shared.clone(), rx).instrument(span));
         tasks.insert(pair, PairTask { spec: tx, task });
+    }
+}
+
+/// Remote-discovery credentials follow the configuration only: the route hears of reloads.
+pub(crate) struct RemoteAccessRoute;
+
+impl Route<Shared> for RemoteAccessRoute {
+    fn on_change(&self, shared: &Shared, change: &Change<'_>) {
+        if change.kind == Kind::Namespace {
+            shared.remote_access.namespaces_changed();
+        }
+    }
+
+    fn on_synced(&self, shared: &Shared, _cluster: &str) {
+        shared.remote_access.namespaces_changed();
+    }
+
+    fn on_reload(&self, shared: &Arc<Shared>, _old: &Snapshot, new: &Snapshot) {
+        on_reload(shared, new);
     }
 }
 
@@ -570,13 +554,6 @@ fn token_in(s: &Secret) -> Option<Token> {
     })
 }
 
-fn labels(source: &str, target: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("source_cluster", source.to_string()),
-        ("target_cluster", target.to_string()),
-    ]
-}
-
 fn meta(name: &str, namespace: Option<&str>, source: &str) -> ObjectMeta {
     ObjectMeta {
         name: Some(name.to_string()),
@@ -763,18 +740,6 @@ async fn request_token(client: &Client, source: &str, lifetime: Duration) -> Res
     })
 }
 
-/// TLS settings of linkplane's kubeconfig for a cluster, copied into the Secret's kubeconfig
-/// (never its user credentials).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ClusterTls {
-    /// Base64 PEM CA bundle (`certificate-authority-data`).
-    pub ca_data: Option<String>,
-    /// `insecure-skip-tls-verify`.
-    pub insecure: bool,
-    /// `tls-server-name`.
-    pub server_name: Option<String>,
-}
-
 fn desired_secret(spec: &PairSpec, tls: &ClusterTls, token: &Token) -> Result<Secret> {
     let (source, target) = (&spec.source, &spec.target);
     let user = access_name(&source.name);
@@ -891,84 +856,6 @@ pub(crate) async fn delete_pair(shared: &Shared, source: &str, target: &str) -> 
     remote_credentials::delete(&mut conn, source, target).await?;
     shared.metrics.remote_access.forget(source, target);
     Ok(())
-}
-
-/// Metrics of the credentials, by `source_cluster` and `target_cluster`.
-#[derive(Debug, Clone, Default)]
-pub struct RemoteAccessMetrics {
-    /// `linkplane_remote_credential_state{source_cluster,target_cluster,state}`: 1 for the
-    /// current state, 0 for the others.
-    pub state: prometheus_client::metrics::family::Family<
-        Vec<(&'static str, String)>,
-        prometheus_client::metrics::gauge::Gauge,
-    >,
-    /// `linkplane_remote_credential_expiry_timestamp_seconds`: when the token in the Secret
-    /// expires (Unix seconds).
-    pub expiry: prometheus_client::metrics::family::Family<
-        Vec<(&'static str, String)>,
-        prometheus_client::metrics::gauge::Gauge,
-    >,
-    /// `linkplane_remote_credential_tokens_issued`: TokenRequests made.
-    pub issued: prometheus_client::metrics::family::Family<
-        Vec<(&'static str, String)>,
-        prometheus_client::metrics::counter::Counter,
-    >,
-    /// `linkplane_remote_credential_errors`: failed passes.
-    pub errors: prometheus_client::metrics::family::Family<
-        Vec<(&'static str, String)>,
-        prometheus_client::metrics::counter::Counter,
-    >,
-}
-
-impl RemoteAccessMetrics {
-    pub(crate) fn register(&self, r: &mut prometheus_client::registry::Registry) {
-        r.register(
-            "linkplane_remote_credential_state",
-            "State of the remote-discovery credentials Secret of each (source, target) pair",
-            self.state.clone(),
-        );
-        r.register(
-            "linkplane_remote_credential_expiry_timestamp_seconds",
-            "When the token in each remote-discovery credentials Secret expires",
-            self.expiry.clone(),
-        );
-        r.register(
-            "linkplane_remote_credential_tokens_issued",
-            "Remote-discovery tokens issued (TokenRequest)",
-            self.issued.clone(),
-        );
-        r.register(
-            "linkplane_remote_credential_errors",
-            "Failed passes provisioning remote-discovery credentials",
-            self.errors.clone(),
-        );
-    }
-
-    fn set_state(&self, source: &str, target: &str, state: RemoteCredentialState) {
-        for s in RemoteCredentialState::ALL {
-            let mut l = labels(source, target);
-            l.push(("state", s.as_str().to_string()));
-            self.state.get_or_create(&l).set(i64::from(s == state));
-        }
-    }
-
-    /// The current state of a pair (tests and benches).
-    pub fn state_of(&self, source: &str, target: &str) -> Option<RemoteCredentialState> {
-        RemoteCredentialState::ALL.into_iter().find(|s| {
-            let mut l = labels(source, target);
-            l.push(("state", s.as_str().to_string()));
-            self.state.get(&l).is_some_and(|g| g.get() == 1)
-        })
-    }
-
-    fn forget(&self, source: &str, target: &str) {
-        for s in RemoteCredentialState::ALL {
-            let mut l = labels(source, target);
-            l.push(("state", s.as_str().to_string()));
-            self.state.remove(&l);
-        }
-        self.expiry.remove(&labels(source, target));
-    }
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ use std::{
 use linkplane_store::{
     Store,
     mirrors::{self, MirrorState, MirrorStatus},
+    reconcilers::ReconcilerState,
 };
 use tokio::sync::mpsc;
 
@@ -51,6 +52,25 @@ impl StatusSink {
     pub(crate) fn send(&self, msg: StatusMsg) {
         // The receiver lives as long as the supervisor; a send after shutdown is moot.
         let _ = self.0.send(msg);
+    }
+}
+
+/// Records a cluster reconciler's state (`reconciler_status`) at once: these change rarely and
+/// are what an operator looks at first. A failure is logged and left for the next change.
+pub(crate) async fn set_reconciler(
+    store: &Store,
+    cluster: &str,
+    state: ReconcilerState,
+    msg: &str,
+    synced: bool,
+) {
+    let res = async {
+        let mut conn = store.acquire().await?;
+        linkplane_store::reconcilers::set(&mut conn, cluster, state, msg, synced).await
+    }
+    .await;
+    if let Err(e) = res {
+        tracing::debug!(cluster, error = %e, "recording reconciler status");
     }
 }
 

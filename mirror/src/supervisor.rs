@@ -22,10 +22,18 @@ use tracing::Instrument;
 use crate::{
     Metrics,
     apply::cleanup,
+    backoff::Backoff,
+    cluster::ClusterRuntime,
+    config::{LinkEntry, Options, Snapshot},
     error::Result,
+    federation::{FederationRoute, state::Federation},
     gateway,
-    runtime::{Backoff, ClusterRuntime, LinkEntry, Options, Shared, Snapshot, set_status},
-    status,
+    mcs::McsRoute,
+    mirroring::MirrorRoute,
+    remote_access::RemoteAccessRoute,
+    routing::Route,
+    shared::Shared,
+    status::{self, set_reconciler},
 };
 
 /// Entry point of the mirror: see [`Supervisor::start`].
@@ -58,7 +66,7 @@ impl Supervisor {
         install_crypto_provider();
         let feed = store.listen(&[CONFIG_CHANNEL]).await?;
         let (sink, status_task) = status::spawn(store.clone(), options.status_flush);
-        let federation = crate::federation::Federation::start(&store, options.status_flush).await;
+        let federation = Federation::start(&store, options.status_flush).await;
         let events = Arc::new(crate::events::Recorder::new(options.event_interval));
         let leases = Arc::new(crate::lease::LeaseTable::new(options.lease.is_some()));
         // Leases renew through connections of their own: behind a fleet's bulk state writes
@@ -81,6 +89,13 @@ impl Supervisor {
             cleanups: Default::default(),
             remote_access: Default::default(),
             leases,
+            // Every reconciler plugs in here, and only here.
+            routes: vec![
+                Arc::new(MirrorRoute) as Arc<dyn Route<Shared>>,
+                Arc::new(FederationRoute),
+                Arc::new(McsRoute),
+                Arc::new(RemoteAccessRoute),
+            ],
         });
         let (stop, stop_rx) = oneshot::channel();
         let stop_now = Arc::new(tokio::sync::Notify::new());
@@ -452,10 +467,7 @@ async fn reload(shared: &Arc<Shared>, probes: &mut Probes) {
     }
 
     let new = Arc::new(new);
-    *shared.config.write().unwrap_or_else(|e| e.into_inner()) = new.clone();
-    crate::federation::on_reload(shared, &old, &new);
-    crate::remote_access::on_reload(shared, &new);
-    shared.mcs.on_reload(&new);
+    shared.on_reload(&old, new.clone());
 
     // Cluster runtimes: one per cluster some link touches. With leases, only those this replica
     // owns, and the targets of links into them (their watches feed the plans; nothing is
@@ -496,7 +508,7 @@ async fn reload(shared: &Arc<Shared>, probes: &mut Probes) {
         } else {
             tracing::info!(cluster = %name, "starting reconciler");
         }
-        rt.start(shared.clone());
+        crate::watch::start(&rt, shared.clone());
         restarted.insert(name.to_string());
     }
     for rt in shared.runtimes() {
@@ -508,7 +520,7 @@ async fn reload(shared: &Arc<Shared>, probes: &mut Probes) {
                 continue;
             }
             tracing::info!(cluster = %rt.cluster.name, "no link uses this cluster: stopping its reconciler");
-            set_status(
+            set_reconciler(
                 &shared.store,
                 &rt.cluster.name,
                 ReconcilerState::Stopped,

@@ -976,3 +976,93 @@ async fn paused_link_keeps_mirrors_and_changes_nothing(pool: sqlx::PgPool) {
     .await;
     env.shutdown().await;
 }
+
+/// The reconciler state of `cluster`, as the API reads it.
+async fn reconciler_of(
+    env: &Env,
+    cluster: &str,
+) -> Result<linkplane_store::reconcilers::ReconcilerStatus, String> {
+    let mut conn = env.store.acquire().await.map_err(|e| e.to_string())?;
+    linkplane_store::reconcilers::list(&mut conn)
+        .await
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .find(|s| s.cluster == cluster)
+        .ok_or_else(|| format!("no {cluster} status"))
+}
+
+// Upstream rule pinned: apimachinery's `errors.IsInternalError` / `IsTooManyRequests` /
+// `IsServerTimeout` (k8s.io/apimachinery/pkg/api/errors) mark 500, 429 and 504 as failures of
+// the server, not of the request, which client-go retries (`rest.Request` retries 429 and
+// 5xx). Such failures, persistent while the watches still run, are what `Degraded` means:
+// the cluster answers reads but takes no writes. A success ends it.
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn cluster_whose_writes_keep_failing_is_degraded_until_one_succeeds(pool: sqlx::PgPool) {
+    use linkplane_store::reconcilers::ReconcilerState;
+    let mut env = Env::start_idle(pool, &["east", "west"]).await;
+    env.start_supervisor_with(linkplane_mirror::Options {
+        concurrency: 8,
+        degraded_after: std::time::Duration::from_secs(1),
+        ..linkplane_mirror::Options::default()
+    })
+    .await;
+    let (east, west) = (env.client("east").await, env.client("west").await);
+    create_ns(&west, "shop").await;
+    export(&east, "shop", "web", EXPORTED).await;
+    env.link("west", "east", |_| {}).await;
+    eventually("web mirrored, west running", || async {
+        let st = reconciler_of(&env, "west").await?;
+        ok_if(
+            get_svc(&west, "shop", "web-east").await.is_some()
+                && st.state == ReconcilerState::Running,
+            || format!("{st:?}"),
+        )
+    })
+    .await;
+
+    let faults = env.sim.cluster("west").unwrap().faults();
+    faults.fail_writes(1.0, kubesim::WriteFailure::InternalError);
+    export(&east, "shop", "api", EXPORTED).await;
+    eventually("west degraded", || async {
+        let st = reconciler_of(&env, "west").await?;
+        ok_if(
+            st.state == ReconcilerState::Degraded
+                && st.message.starts_with("writes failing for ")
+                && st.message.contains("shop/api-east"),
+            || format!("{st:?}"),
+        )
+    })
+    .await;
+    let degraded = env
+        .metrics
+        .writes_degraded
+        .get_or_create(&vec![("cluster", "west".to_string())])
+        .get();
+    assert_eq!(
+        degraded, 1,
+        "linkplane_cluster_writes_degraded{{cluster=west}}"
+    );
+    // Only the cluster written into: east's watches and (absent) writes are fine.
+    let east_state = reconciler_of(&env, "east").await.unwrap().state;
+    assert_eq!(east_state, ReconcilerState::Running);
+    // Reads still work, and nothing was deleted while writes failed.
+    assert!(get_svc(&west, "shop", "web-east").await.is_some());
+
+    faults.clear();
+    eventually("west running again, api mirrored", || async {
+        let st = reconciler_of(&env, "west").await?;
+        ok_if(
+            st.state == ReconcilerState::Running
+                && get_svc(&west, "shop", "api-east").await.is_some(),
+            || format!("{st:?}"),
+        )
+    })
+    .await;
+    let degraded = env
+        .metrics
+        .writes_degraded
+        .get_or_create(&vec![("cluster", "west".to_string())])
+        .get();
+    assert_eq!(degraded, 0);
+    env.shutdown().await;
+}

@@ -1,7 +1,7 @@
 //! The `git_sources` table: a source's spec and its sync status.
 
 use chrono::{DateTime, Utc};
-use linkplane_core::{GitSource, GitSourceSpec};
+use linkplane_core::{GitSource, GitSourceSpec, status::DeclaredBy};
 use sqlx::{FromRow, PgConnection};
 
 use crate::{Result, StoreError, WriteOutcome, spec_table::to_json};
@@ -71,7 +71,7 @@ impl Row {
             last_synced_at: self.last_synced_at,
             prune_approved_revision: self.prune_approved_revision,
             suspended: self.suspended,
-            declared_by_flags: self.declared_by == "flags",
+            declared_by_flags: self.declared_by.parse() == Ok(DeclaredBy::Flags),
         })
     }
 }
@@ -130,12 +130,12 @@ pub async fn update_spec(conn: &mut PgConnection, source: &GitSource) -> Result<
     .fetch_optional(&mut *conn)
     .await
     .map_err(|e| StoreError::from_sqlx(KIND, &source.name, "updating", e))?;
-    match declared_by.as_deref() {
+    match declared_by.map(|d| d.parse::<DeclaredBy>()) {
         None => Err(StoreError::NotFound {
             kind: KIND,
             name: source.name.clone(),
         }),
-        Some("api") => Ok(()),
+        Some(Ok(DeclaredBy::Api)) => Ok(()),
         Some(_) => Err(StoreError::Invalid {
             kind: KIND,
             name: source.name.clone(),

@@ -6,44 +6,7 @@ use sqlx::{FromRow, PgConnection};
 
 use crate::{Result, StoreError};
 
-/// Where a pair's credentials stand.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum RemoteCredentialState {
-    /// Not written yet.
-    Pending,
-    /// The Secret holds a valid token.
-    Issued,
-    /// The source cluster has no Linkerd namespace; written as soon as it appears.
-    NamespaceMissing,
-    /// The last attempt failed (see the message); a token already written stays valid until it
-    /// expires.
-    Error,
-}
-
-impl RemoteCredentialState {
-    /// Every state.
-    pub const ALL: [RemoteCredentialState; 4] = [
-        RemoteCredentialState::Pending,
-        RemoteCredentialState::Issued,
-        RemoteCredentialState::NamespaceMissing,
-        RemoteCredentialState::Error,
-    ];
-
-    /// The state of a column value.
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|r| r.as_str() == s)
-    }
-
-    /// Column value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RemoteCredentialState::Pending => "Pending",
-            RemoteCredentialState::Issued => "Issued",
-            RemoteCredentialState::NamespaceMissing => "NamespaceMissing",
-            RemoteCredentialState::Error => "Error",
-        }
-    }
-}
+pub use linkplane_core::status::RemoteCredentialState;
 
 /// A stored credential state.
 #[derive(Debug, Clone, PartialEq, FromRow)]
@@ -71,7 +34,7 @@ pub struct RemoteCredential {
 impl RemoteCredential {
     /// The parsed state (`Error` for a value this version does not know).
     pub fn state(&self) -> RemoteCredentialState {
-        RemoteCredentialState::parse(&self.state).unwrap_or(RemoteCredentialState::Error)
+        self.state.parse().unwrap_or(RemoteCredentialState::Error)
     }
 }
 

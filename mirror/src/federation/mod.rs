@@ -19,105 +19,20 @@
 //! cluster has never listed its Services: an empty index must never look like "every member left".
 
 mod reconcile;
-mod state;
+pub(crate) mod state;
 
-use std::{
-    collections::{BTreeSet, HashMap},
-    sync::{Arc, Mutex},
-};
-
-use linkplane_core::{naming::FULL_NAME_ANNOTATION, selector::selects};
-use linkplane_store::{Store, federation::FederatedStatus};
+use std::{collections::BTreeSet, sync::Arc};
 
 use crate::{
-    index::IndexedService,
+    cluster::ClusterRuntime,
+    config::{LinkEntry, Snapshot},
+    index::{IndexedService, Kind},
     ownership::{is_generated, is_owned_federated},
-    runtime::{ClusterRuntime, Shared, Snapshot},
+    routing::{Change, Route},
+    shared::Shared,
 };
-
-pub(crate) use reconcile::worker;
-
-/// Suffix of every federated Service's name.
-const SUFFIX: &str = "-federated";
-
-/// A unit of federation work in one source cluster: the federated service of `namespace/service`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct FedKey {
-    /// Namespace shared by every member.
-    pub namespace: String,
-    /// Base service name shared by every member (the Service written is `<service>-federated`).
-    pub service: String,
-}
-
-type RowKey = (String, String, String);
-
-/// Federation state shared by the supervisor's tasks: the state rows as last written (so
-/// unchanged states are not rewritten and every key with a row is revisited by a full pass) and
-/// the batched writer.
-pub(crate) struct Federation {
-    rows: Mutex<HashMap<RowKey, FederatedStatus>>,
-    sink: state::Sink,
-    /// Source clusters waiting for a full pass (see [`full_pass`]).
-    passes: Mutex<BTreeSet<String>>,
-    pass_wanted: tokio::sync::Notify,
-}
-
-impl Federation {
-    /// Loads the existing state rows and starts the batched writer.
-    pub(crate) async fn start(store: &Store, flush: std::time::Duration) -> Self {
-        let rows = state::load(store).await;
-        Self {
-            rows: Mutex::new(rows),
-            sink: state::spawn(store.clone(), flush),
-            passes: Mutex::new(BTreeSet::new()),
-            pass_wanted: tokio::sync::Notify::new(),
-        }
-    }
-
-    fn rows(&self) -> std::sync::MutexGuard<'_, HashMap<RowKey, FederatedStatus>> {
-        self.rows.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Records `status` unless it is the state already written.
-    pub(crate) fn record(&self, mut status: FederatedStatus) {
-        state::normalize(&mut status);
-        let key = (
-            status.source_cluster.clone(),
-            status.namespace.clone(),
-            status.service.clone(),
-        );
-        let mut rows = self.rows();
-        if rows.get(&key) == Some(&status) {
-            return;
-        }
-        rows.insert(key, status.clone());
-        drop(rows);
-        self.sink.send(state::Op::Upsert(status));
-    }
-
-    /// Forgets the state of `source`'s `ns/svc`, if it has one.
-    pub(crate) fn forget(&self, source: &str, namespace: &str, service: &str) {
-        let key = (
-            source.to_string(),
-            namespace.to_string(),
-            service.to_string(),
-        );
-        if self.rows().remove(&key).is_some() {
-            self.sink.send(state::Op::Delete(key));
-        }
-    }
-
-    fn keys_with_rows(&self, source: &str) -> Vec<FedKey> {
-        self.rows()
-            .keys()
-            .filter(|(s, _, _)| s == source)
-            .map(|(_, ns, svc)| FedKey {
-                namespace: ns.clone(),
-                service: svc.clone(),
-            })
-            .collect()
-    }
-}
+use linkplane_core::{naming::FULL_NAME_ANNOTATION, selector::selects};
+use state::{FedKey, SUFFIX};
 
 /// The base service name of a federated Service named `name` (its full name is kept in an
 /// annotation when the name had to be shortened).
@@ -132,10 +47,40 @@ fn base_name(svc: &IndexedService) -> Option<String> {
         .map(str::to_string)
 }
 
-/// Spawns the federation workers of a cluster runtime (one per unit of write concurrency).
-pub(crate) fn spawn_workers(rt: &Arc<ClusterRuntime>, shared: &Arc<Shared>) {
-    for _ in 0..shared.options.concurrency.max(1) {
-        rt.push_task(tokio::spawn(worker(rt.clone(), shared.clone())));
+/// Federation's route: Service and Namespace events, cluster (re)syncs and failures, link
+/// passes and reloads become [`FedKey`]s on the source clusters' federation queues.
+pub(crate) struct FederationRoute;
+
+impl Route<Shared> for FederationRoute {
+    fn on_change(&self, shared: &Shared, c: &Change<'_>) {
+        match c.kind {
+            Kind::Service => on_service(shared, c.cluster, c.namespace, c.name),
+            Kind::Namespace => on_namespace(shared, c.cluster, c.name),
+            Kind::Endpoints => {}
+        }
+    }
+
+    fn on_synced(&self, shared: &Shared, cluster: &str) {
+        on_cluster(shared, cluster);
+    }
+
+    fn on_failed(&self, shared: &Shared, cluster: &str, _message: &str) {
+        on_cluster(shared, cluster);
+    }
+
+    fn on_link(&self, shared: &Shared, link: &LinkEntry) {
+        full_pass(shared, &link.link.spec.source);
+    }
+
+    fn on_reload(&self, shared: &Arc<Shared>, old: &Snapshot, new: &Snapshot) {
+        on_reload(shared, old, new);
+    }
+
+    /// One worker per unit of write concurrency.
+    fn start(&self, shared: &Arc<Shared>, rt: &Arc<ClusterRuntime>) {
+        for _ in 0..shared.options.concurrency.max(1) {
+            rt.push_task(tokio::spawn(reconcile::worker(rt.clone(), shared.clone())));
+        }
     }
 }
 
@@ -150,7 +95,7 @@ fn enqueue(shared: &Shared, source: &str, namespace: &str, service: &str) {
 
 /// A Service changed in `cluster`: its key in `cluster` itself (local member, or our own
 /// `<svc>-federated` edited or deleted by hand) and in every source cluster linked to it.
-pub(crate) fn on_service(shared: &Shared, cluster: &str, namespace: &str, name: &str) {
+fn on_service(shared: &Shared, cluster: &str, namespace: &str, name: &str) {
     let snap = shared.snapshot();
     if snap.links_into(cluster).next().is_some() {
         enqueue(shared, cluster, namespace, name);
@@ -164,13 +109,13 @@ pub(crate) fn on_service(shared: &Shared, cluster: &str, namespace: &str, name: 
 }
 
 /// A Namespace appeared or vanished in `cluster`: re-plan its keys there.
-pub(crate) fn on_namespace(shared: &Shared, cluster: &str, namespace: &str) {
+fn on_namespace(shared: &Shared, cluster: &str, namespace: &str) {
     full_pass_in(shared, cluster, Some(namespace));
 }
 
 /// `cluster` (re)synced, failed or recovered: every key of `cluster` as a source, and of every
 /// source cluster linked to it.
-pub(crate) fn on_cluster(shared: &Shared, cluster: &str) {
+fn on_cluster(shared: &Shared, cluster: &str) {
     let snap = shared.snapshot();
     let mut sources: BTreeSet<&str> = snap
         .links_targeting(cluster)
@@ -184,7 +129,7 @@ pub(crate) fn on_cluster(shared: &Shared, cluster: &str) {
 
 /// The configuration was reloaded: full pass over every source cluster whose links came, went
 /// or changed, or over all of them when export policies changed.
-pub(crate) fn on_reload(shared: &Shared, old: &Snapshot, new: &Snapshot) {
+fn on_reload(shared: &Shared, old: &Snapshot, new: &Snapshot) {
     let mut sources = BTreeSet::new();
     for (name, entry) in &old.links {
         if new.links.get(name) != Some(entry) {

@@ -20,21 +20,24 @@ use linkplane_core::{
 use linkplane_store::federation::{FederatedState, FederatedStatus, MemberState, MemberStatus};
 use tracing::Instrument;
 
-use super::FedKey;
+use super::state::FedKey;
 use crate::{
     apply::{Applier, Ensured},
+    cluster::ClusterRuntime,
     error::Result,
     ownership::{Ownership, is_collectable, is_generated, is_owned_federated},
-    runtime::{ClusterRuntime, Shared},
+    shared::Shared,
+    slim::SlimService,
+    worker::run_worker,
 };
 
 /// Runs federation reconciles from `rt`'s federation queue forever.
-pub(crate) async fn worker(rt: Arc<ClusterRuntime>, shared: Arc<Shared>) {
+pub(super) async fn worker(rt: Arc<ClusterRuntime>, shared: Arc<Shared>) {
     let (rt, shared) = (&rt, &shared);
-    crate::queue::run_worker(
+    run_worker(
         &rt.federation,
-        &rt.cluster.name,
-        &shared.metrics,
+        rt,
+        shared,
         "federation",
         |key: FedKey| async move {
             let span = tracing::info_span!(
@@ -226,7 +229,7 @@ async fn reconcile(rt: &Arc<ClusterRuntime>, shared: &Shared, key: &FedKey) -> R
         },
         None if inputs.collectable => {
             applier
-                .delete_service(&key.namespace, &plan.local_name, "no-members")
+                .delete::<SlimService>(&key.namespace, &plan.local_name, "no-members")
                 .await?;
         }
         None => {}

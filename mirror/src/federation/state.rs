@@ -1,8 +1,13 @@
-//! Batched federation-state writes: reconcilers send changed states here (unchanged ones are
-//! filtered out by [`super::Federation::record`]); one task writes them in a transaction every
-//! flush interval.
+//! Federation's state, a leaf the shared state holds: the queue key ([`FedKey`]), the state rows
+//! as last written ([`Federation`]) and their batched writer: reconcilers send changed states
+//! here (unchanged ones are filtered out by [`Federation::record`]); one task writes them in a
+//! transaction every flush interval.
 
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::{BTreeSet, HashMap},
+    sync::Mutex,
+    time::Duration,
+};
 
 use linkplane_store::{
     Store,
@@ -10,7 +15,87 @@ use linkplane_store::{
 };
 use tokio::sync::mpsc;
 
-use super::RowKey;
+/// Suffix of every federated Service's name.
+pub(crate) const SUFFIX: &str = "-federated";
+
+/// A unit of federation work in one source cluster: the federated service of `namespace/service`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FedKey {
+    /// Namespace shared by every member.
+    pub namespace: String,
+    /// Base service name shared by every member (the Service written is `<service>-federated`).
+    pub service: String,
+}
+
+pub(crate) type RowKey = (String, String, String);
+
+/// Federation state shared by the supervisor's tasks: the state rows as last written (so
+/// unchanged states are not rewritten and every key with a row is revisited by a full pass) and
+/// the batched writer.
+pub(crate) struct Federation {
+    rows: Mutex<HashMap<RowKey, FederatedStatus>>,
+    sink: Sink,
+    /// Source clusters waiting for a full pass (see `federation::full_pass`).
+    pub(crate) passes: Mutex<BTreeSet<String>>,
+    pub(crate) pass_wanted: tokio::sync::Notify,
+}
+
+impl Federation {
+    /// Loads the existing state rows and starts the batched writer.
+    pub(crate) async fn start(store: &Store, flush: std::time::Duration) -> Self {
+        let rows = load(store).await;
+        Self {
+            rows: Mutex::new(rows),
+            sink: spawn(store.clone(), flush),
+            passes: Mutex::new(BTreeSet::new()),
+            pass_wanted: tokio::sync::Notify::new(),
+        }
+    }
+
+    fn rows(&self) -> std::sync::MutexGuard<'_, HashMap<RowKey, FederatedStatus>> {
+        self.rows.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records `status` unless it is the state already written.
+    pub(crate) fn record(&self, mut status: FederatedStatus) {
+        normalize(&mut status);
+        let key = (
+            status.source_cluster.clone(),
+            status.namespace.clone(),
+            status.service.clone(),
+        );
+        let mut rows = self.rows();
+        if rows.get(&key) == Some(&status) {
+            return;
+        }
+        rows.insert(key, status.clone());
+        drop(rows);
+        self.sink.send(Op::Upsert(status));
+    }
+
+    /// Forgets the state of `source`'s `ns/svc`, if it has one.
+    pub(crate) fn forget(&self, source: &str, namespace: &str, service: &str) {
+        let key = (
+            source.to_string(),
+            namespace.to_string(),
+            service.to_string(),
+        );
+        if self.rows().remove(&key).is_some() {
+            self.sink.send(Op::Delete(key));
+        }
+    }
+
+    pub(crate) fn keys_with_rows(&self, source: &str) -> Vec<FedKey> {
+        self.rows()
+            .keys()
+            .filter(|(s, _, _)| s == source)
+            .map(|(_, ns, svc)| FedKey {
+                namespace: ns.clone(),
+                service: svc.clone(),
+            })
+            .collect()
+    }
+}
 
 /// One state change.
 #[derive(Debug, Clone)]

@@ -104,7 +104,7 @@ pub(crate) fn decode(payload: &Value) -> Option<TopologyEvent> {
         _ => return None,
     };
     let state = s("state");
-    let deleted = state.as_deref() == Some("Deleted");
+    let deleted = state.as_deref().map(str::parse) == Some(Ok(status::RowEvent::Deleted));
     let state = state.as_deref();
     Some(TopologyEvent {
         kind,

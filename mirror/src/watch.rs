@@ -1,0 +1,202 @@
+//! The cluster watch loop: connects a [`ClusterRuntime`] (retrying with backoff), runs one
+//! watch per [`Indexed`] type into its index, routes every change through [`Shared`], and tracks
+//! the API server's liveness (a failed watch marks the cluster `Failed`; a poller notices
+//! recovery, which a watcher resuming from its last resourceVersion would not).
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::{
+    Api, Client,
+    runtime::{WatchStreamExt, watcher},
+};
+use linkplane_store::reconcilers::ReconcilerState;
+
+use crate::{
+    Metrics,
+    backoff::Backoff,
+    cluster::ClusterRuntime,
+    convert::Indexed,
+    shared::Shared,
+    slim::{SlimEndpoints, SlimNamespace, SlimService},
+    status::set_reconciler,
+};
+
+/// Connects (retrying with backoff and jitter), then starts the watches and every route's
+/// workers. The tasks belong to `rt` and end with it.
+pub(crate) fn start(rt: &Arc<ClusterRuntime>, shared: Arc<Shared>) {
+    let rt2 = rt.clone();
+    let task = tokio::spawn(async move {
+        let rt = rt2;
+        let name = rt.cluster.name.clone();
+        set_reconciler(&shared.store, &name, ReconcilerState::Starting, "", false).await;
+        let mut backoff = Backoff::default();
+        let client = loop {
+            match shared.options.credentials.client(&rt.cluster).await {
+                Ok(c) => break c,
+                Err(e) => {
+                    let msg = e.chain();
+                    tracing::warn!(cluster = %name, error = %msg, "cannot build client");
+                    set_reconciler(&shared.store, &name, ReconcilerState::Failed, &msg, false)
+                        .await;
+                    shared.on_failed(&name, &msg);
+                    tokio::time::sleep(backoff.next()).await;
+                }
+            }
+        };
+        let client = shared.wrap_client(client, &name);
+        rt.set_client(client.clone());
+        rt.push_task(tokio::spawn(watch::<SlimService>(
+            rt.clone(),
+            shared.clone(),
+            client.clone(),
+        )));
+        rt.push_task(tokio::spawn(watch::<SlimEndpoints>(
+            rt.clone(),
+            shared.clone(),
+            client.clone(),
+        )));
+        rt.push_task(tokio::spawn(watch::<SlimNamespace>(
+            rt.clone(),
+            shared.clone(),
+            client,
+        )));
+        shared.start_workers(&rt);
+    });
+    rt.push_task(task);
+}
+
+fn update_cache_metrics(rt: &ClusterRuntime, m: &Metrics) {
+    let idx = rt.index();
+    let l = Metrics::cluster(&rt.cluster.name);
+    m.service_cache_size
+        .get_or_create(&l)
+        .set(idx.services.len() as i64);
+    m.endpoints_cache_size
+        .get_or_create(&l)
+        .set(idx.endpoints.len() as i64);
+    m.namespace_cache_size
+        .get_or_create(&l)
+        .set(idx.namespaces.len() as i64);
+}
+
+/// Watches every `K` of the cluster into its index, routing each change.
+async fn watch<K: Indexed>(rt: Arc<ClusterRuntime>, shared: Arc<Shared>, client: Client) {
+    let name = rt.cluster.name.clone();
+    let kind = K::KIND;
+    let api: Api<K> = Api::all(client.clone());
+    let stream = watcher(api, watcher::Config::default()).default_backoff();
+    futures::pin_mut!(stream);
+    while let Some(ev) = stream.next().await {
+        match ev {
+            Ok(watcher::Event::Init) => rt.begin_reset::<K>(),
+            Ok(watcher::Event::InitApply(o)) => rt.reset_apply(&o),
+            Ok(watcher::Event::InitDone) => {
+                rt.finish_reset::<K>();
+                update_cache_metrics(&rt, &shared.metrics);
+                if let Some(first) = rt.mark_listed(kind) {
+                    let recovered = rt.set_failing(false);
+                    if first || recovered {
+                        set_reconciler(&shared.store, &name, ReconcilerState::Running, "", true)
+                            .await;
+                    }
+                    tracing::info!(cluster = %name, ?kind, "watch synced");
+                    shared.on_synced(&name);
+                }
+            }
+            Ok(watcher::Event::Apply(o)) => {
+                if rt.apply(&o) {
+                    let (ns, n) = o.key();
+                    shared.on_change(&name, kind, &ns, &n, &o.labels());
+                }
+            }
+            Ok(watcher::Event::Delete(o)) => {
+                if rt.delete(&o) {
+                    let (ns, n) = o.key();
+                    shared.on_change(&name, kind, &ns, &n, &o.labels());
+                }
+            }
+            Err(e) => {
+                // The API server's URL and the innermost cause (`Connection refused`, a TLS or
+                // DNS failure): kube's own message stops at "client error (Connect)".
+                let msg = format!(
+                    "watching {kind:?} at {}: {}",
+                    rt.cluster.spec.api_server,
+                    with_causes(&e)
+                );
+                tracing::warn!(cluster = %name, error = %msg, "watch failed; backing off");
+                if !rt.set_failing(true) {
+                    // `Failed` replaces `Degraded`; write health starts afresh on recovery.
+                    rt.writes.reset();
+                    shared
+                        .metrics
+                        .writes_degraded
+                        .get_or_create(&Metrics::cluster(&name))
+                        .set(0);
+                    set_reconciler(
+                        &shared.store,
+                        &name,
+                        ReconcilerState::Failed,
+                        &msg,
+                        rt.is_synced(),
+                    )
+                    .await;
+                    shared.on_failed(&name, &msg);
+                    rt.push_task(tokio::spawn(poll_until_reachable(
+                        rt.clone(),
+                        shared.clone(),
+                        client.clone(),
+                    )));
+                }
+            }
+        }
+    }
+}
+
+/// Cluster liveness after a failed watch. The watcher resumes from its last resourceVersion
+/// without re-listing, so recovery would go unnoticed while nothing changes: poll until the API
+/// answers, then mark the cluster healthy and resync its links.
+async fn poll_until_reachable(rt: Arc<ClusterRuntime>, shared: Arc<Shared>, client: Client) {
+    let api: Api<Namespace> = Api::all(client);
+    let mut backoff = Backoff::default();
+    loop {
+        tokio::time::sleep(backoff.next()).await;
+        if !rt.is_failing() {
+            return;
+        }
+        let lp = kube::api::ListParams::default().limit(1);
+        if api.list(&lp).await.is_ok() {
+            break;
+        }
+    }
+    if rt.set_failing(false) {
+        let name = &rt.cluster.name;
+        tracing::info!(cluster = %name, "API server reachable again");
+        set_reconciler(
+            &shared.store,
+            name,
+            ReconcilerState::Running,
+            "",
+            rt.is_synced(),
+        )
+        .await;
+        shared.on_synced(name);
+    }
+}
+
+/// `e` and each of its causes once: kube and hyper errors often repeat their source in their own
+/// message, and the innermost one is the one a person can act on.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let m = c.to_string();
+        if !m.is_empty() && !out.contains(&m) {
+            out.push_str(": ");
+            out.push_str(&m);
+        }
+        cur = c.source();
+    }
+    out
+}
