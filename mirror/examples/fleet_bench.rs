@@ -108,7 +108,18 @@ struct Replica {
 
 impl Replica {
     async fn spawn(url: &str, name: &str, clusters: usize) -> Replica {
-        let mut child = tokio::process::Command::new(std::env::current_exe().unwrap())
+        // `BENCH_FLEET_CHILD_WRAPPER=heaptrack`: run each replica under a profiler (its RSS is
+        // then the wrapper's; use it to see where the replica's bytes go, not for the table).
+        let exe = std::env::current_exe().unwrap();
+        let mut cmd = match std::env::var("BENCH_FLEET_CHILD_WRAPPER") {
+            Ok(w) if !w.is_empty() => {
+                let mut c = tokio::process::Command::new(w);
+                c.arg(exe);
+                c
+            }
+            _ => tokio::process::Command::new(exe),
+        };
+        let mut child = cmd
             .arg("--child")
             .arg(url)
             .arg(name)
