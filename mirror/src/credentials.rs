@@ -55,22 +55,26 @@ pub struct Credentials {
 /// and `spec.apiServer` it was built from: rotated credentials or a moved API server build a
 /// fresh client (the old pool closes once its last user drops it). Writes are fenced per user
 /// by wrapping the shared client ([`fenced_client`](crate::lease::fenced_client)), never here.
+///
+/// Built once per cluster even when thousands of tasks ask at the same moment (a fleet's start:
+/// every remote-access pair asks for its source's and its target's client at once): callers of
+/// one cluster wait for the first build instead of each building, and handshaking with, a client
+/// of their own.
 #[derive(Clone, Default)]
-pub struct ClientCache(Arc<Mutex<HashMap<String, (u64, Client)>>>);
+pub struct ClientCache(Arc<Mutex<HashMap<String, Slot>>>);
+
+/// One cluster's client and the fingerprint it was built from; the async lock is held while
+/// building.
+type Slot = Arc<tokio::sync::Mutex<Option<(u64, Client)>>>;
 
 impl ClientCache {
-    fn get(&self, cluster: &str, fingerprint: u64) -> Option<Client> {
-        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(cluster)
-            .filter(|(f, _)| *f == fingerprint)
-            .map(|(_, c)| c.clone())
-    }
-
-    fn insert(&self, cluster: &str, fingerprint: u64, client: Client) {
+    fn slot(&self, cluster: &str) -> Slot {
         self.0
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(cluster.to_string(), (fingerprint, client));
+            .entry(cluster.to_string())
+            .or_default()
+            .clone()
     }
 
     /// Clusters with a client cached.
@@ -111,15 +115,19 @@ impl Credentials {
     pub async fn client(&self, cluster: &Cluster) -> Result<Client> {
         let yaml = self.kubeconfig(cluster).await?;
         let fp = fingerprint(cluster, &yaml);
-        if let Some(c) = self.clients.get(&cluster.name, fp) {
-            return Ok(c);
+        let slot = self.clients.slot(&cluster.name);
+        let mut slot = slot.lock().await;
+        if let Some((f, c)) = slot.as_ref()
+            && *f == fp
+        {
+            return Ok(c.clone());
         }
         let config = cluster_config(cluster, &yaml).await?;
         let client = Client::try_from(config).map_err(Error::kube(format!(
             "building the client of {}",
             cluster.name
         )))?;
-        self.clients.insert(&cluster.name, fp, client.clone());
+        *slot = Some((fp, client.clone()));
         Ok(client)
     }
 

@@ -30,9 +30,9 @@ async fn sim() -> (kubesim::Simulator, Cluster, tempfile::TempDir) {
     (sim, cluster, dir)
 }
 
-/// Callers that each ask for the cluster's client, one after the other (as a fleet's pairs do
-/// when they start), reuse the connections the first opened: with a client per caller each
-/// would open (and keep, for the pool's idle timeout) connections of its own.
+/// Callers that each ask for the cluster's client, all at once (as a fleet's pairs do when they
+/// start), get the one client and reuse the connection the first request opened: with a client
+/// per caller each would open (and keep, for the pool's idle timeout) connections of its own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callers_of_one_cluster_share_its_connections() {
     let (sim, cluster, _dir) = sim().await;
@@ -46,9 +46,10 @@ async fn callers_of_one_cluster_share_its_connections() {
         .unwrap();
     let opened = east.open_connections() - before;
     assert_eq!(opened, 1, "one request, one connection");
-    for _ in 0..20 {
-        let client = creds.client(&cluster).await.unwrap();
-        Api::<ConfigMap>::all(client)
+    // Asked for all at once, as a fleet's pairs do at start: still the one client.
+    let clients = futures::future::join_all((0..20).map(|_| creds.client(&cluster))).await;
+    for client in clients {
+        Api::<ConfigMap>::all(client.unwrap())
             .list_metadata(&ListParams::default())
             .await
             .unwrap();
@@ -56,7 +57,7 @@ async fn callers_of_one_cluster_share_its_connections() {
     assert_eq!(
         east.open_connections() - before,
         1,
-        "20 more callers, one after the other, reuse the first one's connection"
+        "20 more callers reuse the first one's connection"
     );
     assert_eq!(creds.clients.len(), 1);
 }
