@@ -312,7 +312,13 @@ async fn run_pair(shared: Arc<Shared>, mut rx: watch::Receiver<PairSpec>) {
         let name = secret_name(&target);
         let ns = spec.source.spec.linkerd_namespace.clone();
         let m = &shared.metrics.remote_access;
-        let wait: Wait = match ensure(&shared, &spec, &mut token).await {
+        let outcome = {
+            // Closed never (the semaphore lives as long as `shared`): an error would only mean
+            // running unbounded.
+            let _permit = shared.remote_access.passes.acquire().await.ok();
+            ensure(&shared, &spec, &mut token).await
+        };
+        let wait: Wait = match outcome {
             Ok(Outcome::Written) => {
                 backoff = Backoff::default();
                 let t = token.as_ref();
