@@ -32,6 +32,8 @@ pub(crate) struct ClusterInner {
     pub ca_pem: Option<String>,
     /// Every resource request answered.
     pub requests: crate::requests::RequestLog,
+    /// Watches and connections open now.
+    pub open: crate::requests::OpenRequests,
     listener: tokio::sync::Mutex<Option<Running>>,
     gateway: std::sync::Mutex<Option<Running>>,
 }
@@ -72,6 +74,7 @@ impl ClusterInner {
             signer: crate::auth::Signer::random(),
             ca_pem,
             requests: crate::requests::RequestLog::default(),
+            open: crate::requests::OpenRequests::default(),
             listener: tokio::sync::Mutex::new(None),
             gateway: std::sync::Mutex::new(None),
         });

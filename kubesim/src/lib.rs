@@ -63,7 +63,7 @@ use std::sync::{Arc, Mutex};
 use base64::Engine;
 
 pub use faults::{Faults, GatewayMode, WriteFailure};
-pub use requests::LoggedRequest;
+pub use requests::{LoggedRequest, OpenWatch};
 
 use cluster::ClusterInner;
 
@@ -417,6 +417,18 @@ impl SimCluster {
     /// 200,000). Discovery and health checks are not logged.
     pub fn requests_since(&self, mark: u64) -> Vec<LoggedRequest> {
         self.inner.requests.since(mark)
+    }
+
+    /// The watches open on this cluster now, by group, resource and user agent, with their
+    /// count (the API server's `apiserver_longrunning_requests{verb="WATCH"}`, per client).
+    pub fn open_watches(&self) -> Vec<(OpenWatch, usize)> {
+        self.inner.open.watches()
+    }
+
+    /// Client connections open on this cluster's API port now (HTTP/1.1 or HTTP/2, TLS or
+    /// not): what a client's connection pool costs the server.
+    pub fn open_connections(&self) -> usize {
+        self.inner.open.connections()
     }
 
     /// Bytes held for the stored Services and their count (objects, keys and label copies;

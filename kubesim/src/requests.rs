@@ -4,8 +4,9 @@
 //! that a controller restarted against an unchanged cluster writes nothing, or that a paused
 //! replica wrote nothing between resuming and re-acquiring its lease.
 
-use std::collections::VecDeque;
-use std::sync::Mutex;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 
@@ -96,6 +97,90 @@ impl RequestLog {
     }
 }
 
+/// One open watch: what it watches and who holds it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OpenWatch {
+    /// API group (`""` for core).
+    pub group: String,
+    /// Plural resource name, e.g. `services`.
+    pub resource: String,
+    /// The client's `User-Agent` header.
+    pub user_agent: Option<String>,
+}
+
+/// The watches and connections a cluster holds open right now, like the API server's
+/// `apiserver_longrunning_requests{verb="WATCH"}` gauge (by group and resource) plus the
+/// client's user agent, so a benchmark counts watch sets per client instead of inferring them.
+#[derive(Default)]
+pub(crate) struct OpenRequests {
+    watches: Arc<Mutex<BTreeMap<OpenWatch, usize>>>,
+    connections: Arc<AtomicUsize>,
+}
+
+/// Counts one open watch until dropped (when the stream ends or its connection closes).
+pub(crate) struct WatchGuard {
+    key: OpenWatch,
+    watches: Arc<Mutex<BTreeMap<OpenWatch, usize>>>,
+}
+
+impl Drop for WatchGuard {
+    fn drop(&mut self) {
+        let mut w = self.watches.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = w.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                w.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// Counts one open connection until dropped.
+pub(crate) struct ConnectionGuard(Arc<AtomicUsize>);
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl OpenRequests {
+    /// Registers a watch; it counts until the guard is dropped.
+    pub fn watch(&self, key: OpenWatch) -> WatchGuard {
+        *self
+            .watches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(key.clone())
+            .or_default() += 1;
+        WatchGuard {
+            key,
+            watches: self.watches.clone(),
+        }
+    }
+
+    /// Registers a connection; it counts until the guard is dropped.
+    pub fn connection(&self) -> ConnectionGuard {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+        ConnectionGuard(self.connections.clone())
+    }
+
+    /// Open watches by what and who, with their count.
+    pub fn watches(&self) -> Vec<(OpenWatch, usize)> {
+        self.watches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, n)| (k.clone(), *n))
+            .collect()
+    }
+
+    /// Open client connections (TCP, whatever the protocol on top).
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,5 +214,29 @@ mod tests {
         assert!(later[0].is_write());
         assert!(!later[1].is_write());
         assert_eq!(log.since(0).len(), 3);
+    }
+
+    #[test]
+    fn open_watches_count_until_their_guards_drop() {
+        let open = OpenRequests::default();
+        let key = |r: &str| OpenWatch {
+            group: String::new(),
+            resource: r.into(),
+            user_agent: Some("a".into()),
+        };
+        let a = open.watch(key("services"));
+        let b = open.watch(key("services"));
+        let c = open.watch(key("endpoints"));
+        let conn = open.connection();
+        assert_eq!(
+            open.watches(),
+            vec![(key("endpoints"), 1), (key("services"), 2)]
+        );
+        assert_eq!(open.connections(), 1);
+        drop((a, c, conn));
+        assert_eq!(open.watches(), vec![(key("services"), 1)]);
+        assert_eq!(open.connections(), 0);
+        drop(b);
+        assert!(open.watches().is_empty());
     }
 }

@@ -438,3 +438,52 @@ async fn watcher_relists_after_410_and_ends_with_the_right_store() {
     );
     task.abort();
 }
+
+/// Open watches are counted while their stream lives and by who holds them, as the API server's
+/// `apiserver_longrunning_requests{verb="WATCH"}` gauge counts them (by group and resource; the
+/// user agent is what the audit log's `userAgent` adds): a watch the client drops is no longer
+/// counted, and a list is never counted.
+#[tokio::test]
+async fn open_watches_are_counted_while_their_stream_lives() {
+    let (_sim, east, _dir) = sim(100).await;
+    let client = east.client().await.unwrap();
+    let api: Api<Service> = Api::all(client.clone());
+    api.list(&ListParams::default()).await.unwrap();
+    assert!(east.open_watches().is_empty(), "a list is not a watch");
+    assert!(
+        east.open_connections() >= 1,
+        "the list's connection is open"
+    );
+
+    let wp = WatchParams::default().timeout(60);
+    let mut services = Box::pin(api.watch(&wp, "0").await.unwrap());
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let mut maps = Box::pin(cms.watch(&wp, "0").await.unwrap());
+    // The watch request is answered (headers sent) once an event or nothing arrives; poll once
+    // with a create so both streams are surely established.
+    Api::<Service>::namespaced(client.clone(), "default")
+        .create(&PostParams::default(), &service("w", "x"))
+        .await
+        .unwrap();
+    assert!(matches!(
+        services.next().await,
+        Some(Ok(WatchEvent::Added(_)))
+    ));
+    let open = east.open_watches();
+    let resources: Vec<(&str, &str, usize)> = open
+        .iter()
+        .map(|(w, n)| (w.group.as_str(), w.resource.as_str(), *n))
+        .collect();
+    assert_eq!(resources, vec![("", "configmaps", 1), ("", "services", 1)]);
+
+    drop(services);
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while east.open_watches().len() != 1 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the dropped watch is no longer counted");
+    assert_eq!(east.open_watches()[0].0.resource, "configmaps");
+    let _ = maps.as_mut();
+}

@@ -1,7 +1,14 @@
 //! Turning a cluster's [`CredentialsRef`] into a Kubernetes client, without ever logging the
 //! credential: kubeconfig text lives in a [`SecretString`] until it is parsed.
 
-use std::{future::Future, path::PathBuf, pin::Pin, sync::Arc};
+use std::{
+    collections::HashMap,
+    future::Future,
+    hash::{Hash, Hasher},
+    path::PathBuf,
+    pin::Pin,
+    sync::{Arc, Mutex},
+};
 
 use k8s_openapi::api::core::v1::Secret;
 use kube::{
@@ -33,6 +40,61 @@ pub struct Credentials {
     pub default_namespace: Option<String>,
     /// Resolver for `Stored` credentials.
     pub resolver: Option<Arc<dyn CredentialResolver>>,
+    /// The clients built so far, one per cluster (shared by clones of this value).
+    pub clients: ClientCache,
+}
+
+/// One [`Client`] per cluster, shared by every task that reads or writes that cluster: its
+/// watches and writers, and every remote-access pair and link clean-up that reaches it as a
+/// source or as a target. A `Client` is a connection pool, so sharing it is what keeps the
+/// connections to a cluster proportional to the requests in flight rather than to the number of
+/// links touching it (at 100 clusters, a client per `(source, target)` pair meant 9,900 pools,
+/// each with its own TLS connections; see BENCHMARKS.md, fleet scale).
+///
+/// An entry is keyed by the cluster's name and remembers a fingerprint of the kubeconfig text
+/// and `spec.apiServer` it was built from: rotated credentials or a moved API server build a
+/// fresh client (the old pool closes once its last user drops it). Writes are fenced per user
+/// by wrapping the shared client ([`fenced_client`](crate::lease::fenced_client)), never here.
+///
+/// Built once per cluster even when thousands of tasks ask at the same moment (a fleet's start:
+/// every remote-access pair asks for its source's and its target's client at once): callers of
+/// one cluster wait for the first build instead of each building, and handshaking with, a client
+/// of their own.
+#[derive(Clone, Default)]
+pub struct ClientCache(Arc<Mutex<HashMap<String, Slot>>>);
+
+/// One cluster's client and the fingerprint it was built from; the async lock is held while
+/// building.
+type Slot = Arc<tokio::sync::Mutex<Option<(u64, Client)>>>;
+
+impl ClientCache {
+    fn slot(&self, cluster: &str) -> Slot {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(cluster.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// Clusters with a client cached.
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// True when no client has been built yet.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What a cluster's client is built from (the kubeconfig text and the API server URL), hashed:
+/// it only decides whether a cached client is still current, and is never logged or stored.
+fn fingerprint(cluster: &Cluster, yaml: &SecretString) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    yaml.expose_secret().hash(&mut h);
+    cluster.spec.api_server.hash(&mut h);
+    h.finish()
 }
 
 impl std::fmt::Debug for Credentials {
@@ -41,20 +103,32 @@ impl std::fmt::Debug for Credentials {
             .field("management_kubeconfig", &self.management_kubeconfig)
             .field("default_namespace", &self.default_namespace)
             .field("resolver", &self.resolver.is_some())
+            .field("clients", &self.clients.len())
             .finish()
     }
 }
 
 impl Credentials {
     /// A client for `cluster`: the credentials and CA of its kubeconfig, talking to its
-    /// `spec.apiServer` (see [`cluster_config`]).
+    /// `spec.apiServer` (see [`cluster_config`]). The same client (connection pool) while
+    /// neither changes: see [`ClientCache`].
     pub async fn client(&self, cluster: &Cluster) -> Result<Client> {
         let yaml = self.kubeconfig(cluster).await?;
+        let fp = fingerprint(cluster, &yaml);
+        let slot = self.clients.slot(&cluster.name);
+        let mut slot = slot.lock().await;
+        if let Some((f, c)) = slot.as_ref()
+            && *f == fp
+        {
+            return Ok(c.clone());
+        }
         let config = cluster_config(cluster, &yaml).await?;
-        Client::try_from(config).map_err(Error::kube(format!(
+        let client = Client::try_from(config).map_err(Error::kube(format!(
             "building the client of {}",
             cluster.name
-        )))
+        )))?;
+        *slot = Some((fp, client.clone()));
+        Ok(client)
     }
 
     async fn kubeconfig(&self, cluster: &Cluster) -> Result<SecretString> {

@@ -28,7 +28,6 @@
 use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
 use k8s_openapi::{
     ByteString,
     api::{
@@ -41,7 +40,6 @@ use k8s_openapi::{
 use kube::{
     Api, Client,
     api::{DeleteParams, Patch, PatchParams, PostParams},
-    runtime::watcher,
 };
 use linkplane_core::{Cluster, Link};
 use linkplane_store::remote_credentials::{self, CredentialUpdate, RemoteCredentialState};
@@ -59,6 +57,7 @@ use crate::{
     backoff::Backoff,
     config::Snapshot,
     error::{Error, Result},
+    index::Kind,
     routing::{Change, Route},
     shared::Shared,
 };
@@ -239,7 +238,15 @@ pub(crate) fn on_reload(shared: &Arc<Shared>, new: &Snapshot) {
 pub(crate) struct RemoteAccessRoute;
 
 impl Route<Shared> for RemoteAccessRoute {
-    fn on_change(&self, _: &Shared, _: &Change<'_>) {}
+    fn on_change(&self, shared: &Shared, change: &Change<'_>) {
+        if change.kind == Kind::Namespace {
+            shared.remote_access.namespaces_changed();
+        }
+    }
+
+    fn on_synced(&self, shared: &Shared, _cluster: &str) {
+        shared.remote_access.namespaces_changed();
+    }
 
     fn on_reload(&self, shared: &Arc<Shared>, _old: &Snapshot, new: &Snapshot) {
         on_reload(shared, new);
@@ -258,7 +265,9 @@ impl Shared {
     /// A client for `cluster` whose writes are fenced by the lease of `source`, the pair's source
     /// cluster: with replicas, a pair's credentials (the Secret in the source, the account in
     /// the target) are written by the replica holding the source's lease alone, so the target's
-    /// owner never races it. The source's own reconciler client is reused; others are fresh.
+    /// owner never races it. The source's own reconciler client is reused; for the target, the
+    /// fence wraps that cluster's shared client ([`ClientCache`](crate::credentials::ClientCache)),
+    /// so every pair reaching a cluster shares its one connection pool.
     async fn client_for(&self, cluster: &Cluster, source: &str) -> Result<Client> {
         if cluster.name == source
             && let Some(c) = self.runtime(&cluster.name).and_then(|r| r.client())
@@ -303,7 +312,13 @@ async fn run_pair(shared: Arc<Shared>, mut rx: watch::Receiver<PairSpec>) {
         let name = secret_name(&target);
         let ns = spec.source.spec.linkerd_namespace.clone();
         let m = &shared.metrics.remote_access;
-        let wait: Wait = match ensure(&shared, &spec, &mut token).await {
+        let outcome = {
+            // Closed never (the semaphore lives as long as `shared`): an error would only mean
+            // running unbounded.
+            let _permit = shared.remote_access.passes.acquire().await.ok();
+            ensure(&shared, &spec, &mut token).await
+        };
+        let wait: Wait = match outcome {
             Ok(Outcome::Written) => {
                 backoff = Backoff::default();
                 let t = token.as_ref();
@@ -341,10 +356,7 @@ async fn run_pair(shared: Arc<Shared>, mut rx: watch::Receiver<PairSpec>) {
         };
         let namespace_appeared = async {
             match &wait {
-                Wait::Namespace => match shared.client_for(&spec.source, &source).await {
-                    Ok(c) => wait_for_namespace(c, &ns).await,
-                    Err(_) => tokio::time::sleep(backoff.next()).await,
-                },
+                Wait::Namespace => wait_for_namespace(&shared, &source, &ns).await,
                 Wait::Until(d) => tokio::time::sleep(*d).await,
             }
         };
@@ -360,25 +372,22 @@ enum Wait {
     Namespace,
 }
 
-/// Returns once namespace `ns` exists (a watch on it, not a poll; an unreachable cluster is
-/// retried by the watcher's backoff).
-async fn wait_for_namespace(client: Client, ns: &str) {
-    let api: Api<Namespace> = Api::all(client);
-    let config = watcher::Config::default().fields(&format!("metadata.name={ns}"));
-    let mut stream = std::pin::pin!(watcher(api, config));
-    while let Some(ev) = stream.next().await {
-        match ev {
-            Ok(watcher::Event::Apply(n) | watcher::Event::InitApply(n))
-                if n.metadata.name.as_deref() == Some(ns) =>
-            {
-                return;
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "watching for the Linkerd namespace");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            _ => {}
+/// Returns once namespace `ns` is in the index of the source cluster's runtime (fed by that
+/// cluster's one namespace watch). Not a watch per pair: a pair per link waiting this way held
+/// one watch stream each, N×(N−1) in a fleet without Linkerd, the per-link watching linkplane
+/// exists to avoid (BENCHMARKS.md, fleet scale).
+async fn wait_for_namespace(shared: &Shared, source: &str, ns: &str) {
+    loop {
+        // Registered before the check, so a change between the check and the wait still wakes.
+        let mut changed = std::pin::pin!(shared.remote_access.namespaces.notified());
+        changed.as_mut().enable();
+        let present = shared
+            .runtime(source)
+            .is_some_and(|rt| rt.is_synced() && rt.index().has_namespace(ns));
+        if present {
+            return;
         }
+        changed.await;
     }
 }
 

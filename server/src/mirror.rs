@@ -128,6 +128,7 @@ pub async fn start(
                 .clone()
                 .or_else(|| std::env::var("POD_NAMESPACE").ok()),
             resolver: stored,
+            ..Credentials::default()
         },
         ..Options::default()
     };

@@ -67,6 +67,7 @@ async fn serve_io<I>(io: I, cluster: Arc<ClusterInner>)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let _open = cluster.open.connection();
     let service = hyper::service::service_fn(move |req| {
         let cluster = cluster.clone();
         async move { Ok::<_, Infallible>(handle(cluster, req).await) }

@@ -204,7 +204,14 @@ async fn handle_inner(
         (&Method::GET, None) => {
             let (labels, fields) = selectors(&query)?;
             if query.flag("watch") {
-                return watch::serve(cluster, &target, &query, labels, fields, as_table);
+                let user_agent = req
+                    .headers()
+                    .get(header::USER_AGENT)
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                return watch::serve(
+                    cluster, &target, &query, labels, fields, as_table, user_agent,
+                );
             }
             let limit = query
                 .get("limit")

@@ -86,9 +86,16 @@ pub(crate) fn serve(
     labels: LabelSelector,
     fields: FieldSelector,
     as_table: bool,
+    user_agent: Option<String>,
 ) -> ApiResult<Response<Body>> {
     let r = target.resource;
     let rt = crate::resources::rt(r);
+    // Counted while the response body lives: it ends with the stream or the connection.
+    let open = cluster.open.watch(crate::requests::OpenWatch {
+        group: rt.group.to_string(),
+        resource: rt.plural.to_string(),
+        user_agent,
+    });
     let send_initial = query.flag("sendInitialEvents");
     let rv = match query.get("resourceVersion") {
         _ if send_initial => None,
@@ -116,6 +123,7 @@ pub(crate) fn serve(
     let start = cluster.store.watch(r, ns.as_deref(), &labels, &fields, rv);
     let store_cluster = cluster.clone();
     let stream = async_stream::stream! {
+        let _open = open;
         let start = match start {
             Ok(s) => s,
             Err(e) => {
