@@ -54,10 +54,12 @@ async fn callers_of_one_cluster_share_its_connections() {
             .await
             .unwrap();
     }
-    assert_eq!(
-        east.open_connections() - before,
-        1,
-        "20 more callers reuse the first one's connection"
+    // hyper's pool may open a second connection when a request is checked out before the last
+    // response's connection is back in the idle list; 20 clients of their own would hold 21.
+    let opened = east.open_connections() - before;
+    assert!(
+        opened <= 2,
+        "20 more callers reuse the first one's pool, yet {opened} connections are open"
     );
     assert_eq!(creds.clients.len(), 1);
 }
@@ -69,8 +71,9 @@ async fn a_changed_kubeconfig_builds_a_new_client() {
     let (sim, cluster, dir) = sim().await;
     let east = sim.cluster("east").unwrap();
     let creds = Credentials::default();
-    let client = creds.client(&cluster).await.unwrap();
-    Api::<ConfigMap>::all(client)
+    // Held to the end: kubesim counts *open* connections, and a dropped client closes its own.
+    let old = creds.client(&cluster).await.unwrap();
+    Api::<ConfigMap>::all(old.clone())
         .list_metadata(&ListParams::default())
         .await
         .unwrap();
@@ -86,10 +89,10 @@ async fn a_changed_kubeconfig_builds_a_new_client() {
         .list_metadata(&ListParams::default())
         .await
         .unwrap();
-    assert_eq!(
-        east.open_connections(),
-        before + 1,
+    assert!(
+        east.open_connections() > before,
         "the new client opened a connection of its own"
     );
     assert_eq!(creds.clients.len(), 1, "still one entry for the cluster");
+    drop(old);
 }
