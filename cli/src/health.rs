@@ -57,12 +57,21 @@ pub struct StatusReport {
     pub mirrors: Counts,
     /// Federated services by state (`Federated`, `Conflict`…).
     pub federated: BTreeMap<String, usize>,
+    /// Federated services in `Conflict` or `Error` (decided on the typed state, not its name);
+    /// already in `problems`, so not printed twice.
+    #[serde(skip)]
+    pub federated_troubled: BTreeMap<String, usize>,
     /// Git sources.
     pub sources: Vec<ops::fleet::FleetGitSourcesNodes>,
 }
 
-async fn federated_states(client: &Client) -> Result<BTreeMap<String, usize>> {
+/// Federated services by state name: all of them, and those in `Conflict` or `Error`.
+type FederatedCounts = (BTreeMap<String, usize>, BTreeMap<String, usize>);
+
+async fn federated_states(client: &Client) -> Result<FederatedCounts> {
+    use ops::federated_states::FederationState;
     let mut out = BTreeMap::new();
+    let mut troubled = BTreeMap::new();
     let mut after = None;
     loop {
         let page = client
@@ -70,20 +79,24 @@ async fn federated_states(client: &Client) -> Result<BTreeMap<String, usize>> {
             .await?
             .federated_services;
         for f in page.nodes {
-            *out.entry(pascal(&wire(&f.state))).or_insert(0) += 1;
+            let name = pascal(&wire(&f.state));
+            if matches!(f.state, FederationState::CONFLICT | FederationState::ERROR) {
+                *troubled.entry(name.clone()).or_insert(0) += 1;
+            }
+            *out.entry(name).or_insert(0) += 1;
         }
         match (page.page_info.has_next_page, page.page_info.end_cursor) {
             (true, Some(c)) => after = Some(c),
             _ => break,
         }
     }
-    Ok(out)
+    Ok((out, troubled))
 }
 
 /// Gathers the fleet and lists what is wrong.
 pub async fn report(client: &Client) -> Result<StatusReport> {
     let fleet = client.run::<Fleet>(ops::fleet::Variables).await?;
-    let federated = federated_states(client).await?;
+    let (federated, federated_troubled) = federated_states(client).await?;
     let mut mirrors = Counts::default();
     for c in &fleet.clusters.nodes {
         let m = &c.mirror_counts;
@@ -127,10 +140,8 @@ pub async fn report(client: &Client) -> Result<StatusReport> {
             mirrors.error, mirrors.conflict
         ));
     }
-    for (state, n) in &federated {
-        if state == "Conflict" || state == "Error" {
-            problems.push(format!("{n} federated services in {state}"));
-        }
+    for (state, n) in &federated_troubled {
+        problems.push(format!("{n} federated services in {state}"));
     }
     for s in &fleet.git_sources.nodes {
         if matches!(
@@ -154,6 +165,7 @@ pub async fn report(client: &Client) -> Result<StatusReport> {
         links: fleet.links.nodes,
         mirrors,
         federated,
+        federated_troubled,
         sources: fleet.git_sources.nodes,
     })
 }
