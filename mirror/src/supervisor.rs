@@ -606,10 +606,23 @@ async fn run_cleanup(shared: &Arc<Shared>, req: &LinkCleanup) {
             tracing::info!("lease of the source cluster lost: its new owner cleans up");
             return;
         }
+        // Read from the table, not the snapshot: a reload in progress can hold links loaded
+        // just before the delete that recorded this request, and dropping the request on that
+        // view would leave the mirrors behind for good (`sync --wait` saw no clean-up pending).
+        let relinked = async {
+            let mut conn = shared.store.acquire().await?;
+            link_cleanups::pair_linked_again(&mut conn, req).await
+        }
+        .await;
+        let relinked = match relinked {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, "checking whether the pair is linked again; retrying");
+                tokio::time::sleep(backoff.next()).await;
+                continue;
+            }
+        };
         let snap = shared.snapshot();
-        let relinked = snap.links.values().any(|l| {
-            l.link.spec.source == req.source_cluster && l.link.spec.target == req.target_cluster
-        });
         if relinked {
             tracing::info!("a link owns the pair again: nothing to clean up");
             complete_cleanup(shared, req).await;

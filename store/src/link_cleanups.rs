@@ -62,6 +62,25 @@ pub async fn complete(conn: &mut PgConnection, cleanup: &LinkCleanup) -> Result<
     Ok(done.rows_affected() == 1)
 }
 
+/// Whether a link joins the clean-up's pair again, read now. The supervisor's configuration
+/// snapshot can predate the delete that recorded this request (a reload that loaded the links
+/// just before the delete committed and listed the clean-ups just after), so a request is only
+/// dropped as obsolete on what the table holds after the request was read.
+pub async fn pair_linked_again(conn: &mut PgConnection, cleanup: &LinkCleanup) -> Result<bool> {
+    sqlx::query_scalar!(
+        r#"SELECT EXISTS (
+             SELECT 1 FROM links WHERE source_cluster = $1 AND target_cluster = $2
+           ) AS "linked!""#,
+        cleanup.source_cluster,
+        cleanup.target_cluster,
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(StoreError::db(
+        "checking whether a cleaned-up pair is linked again",
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,5 +196,28 @@ mod tests {
         links::delete(&mut conn, "w2").await.unwrap();
         assert!(!complete(&mut conn, &old).await.unwrap());
         assert_eq!(list(&mut conn).await.unwrap()[0].link, "w2");
+    }
+
+    /// The obsolete-request check reads the links table, not a snapshot: linked again after the
+    /// delete is true, removed (and the request read) is false.
+    #[sqlx::test(migrator = "crate::MIGRATOR")]
+    async fn a_pair_is_linked_again_only_while_a_link_joins_it(pool: sqlx::PgPool) {
+        let mut conn = pool.acquire().await.unwrap();
+        setup(&mut conn).await;
+        links::upsert(&mut conn, &Link::new("w", "west", "east"), &Owner::Api)
+            .await
+            .unwrap();
+        links::delete(&mut conn, "w").await.unwrap();
+        let req = list(&mut conn).await.unwrap().remove(0);
+        assert!(!pair_linked_again(&mut conn, &req).await.unwrap());
+        // Another name for the same pair counts; a link of another pair does not.
+        links::upsert(&mut conn, &Link::new("n", "north", "east"), &Owner::Api)
+            .await
+            .unwrap();
+        assert!(!pair_linked_again(&mut conn, &req).await.unwrap());
+        links::upsert(&mut conn, &Link::new("w2", "west", "east"), &Owner::Api)
+            .await
+            .unwrap();
+        assert!(pair_linked_again(&mut conn, &req).await.unwrap());
     }
 }
