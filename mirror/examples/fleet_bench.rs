@@ -38,8 +38,11 @@ use kube::{
     api::{ListParams, Patch, PatchParams, PostParams},
 };
 use linkplane_core::{Cluster, CredentialsRef, GatewaySpec, Link, ProbeSpec};
-use linkplane_mirror::{LeaseOptions, Metrics, Options, Supervisor};
-use linkplane_store::{Owner, Store, clusters, leases, links};
+use linkplane_mirror::{LeaseOptions, Metrics, Options, Supervisor, WatchScope};
+use linkplane_store::{
+    Owner, Store, clusters, leases, links,
+    remote_credentials::{self, RemoteCredentialState},
+};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -477,7 +480,12 @@ async fn run(admin: &str, dir: &std::path::Path, n: usize, s: usize, replicas: u
         total_rss.saturating_sub(idle_total) as f64 / 1024.0 / mirrors as f64
     );
 
-    // 4. Steady state: nothing changes; count what the replicas still send.
+    // 4. Steady state: nothing changes; count what the replicas still send. First every pair's
+    // remote-discovery credentials must be issued: until then the replicas are still working
+    // (TokenRequests, Secrets, RBAC), and a window over that is a backlog, not a steady state.
+    if linkerd {
+        wait_provisioned(&store, n * (n - 1), start, &tag).await;
+    }
     let steady = Duration::from_secs(env_usize("BENCH_FLEET_STEADY_SECS", 60) as u64);
     let marks: Vec<u64> = sims.iter().map(|c| c.request_mark()).collect();
     tokio::time::sleep(steady).await;
@@ -549,6 +557,42 @@ async fn run(admin: &str, dir: &std::path::Path, n: usize, s: usize, replicas: u
         mirror_rate / raw_rate
     );
     sim.shutdown().await;
+}
+
+/// Waits until every pair's remote-discovery credentials are `Issued` (the replicas record each
+/// pair's state in `remote_credentials`), printing when that happened after `start`.
+async fn wait_provisioned(store: &Store, pairs: usize, start: Instant, tag: &str) {
+    let mut next_report = Duration::from_secs(30);
+    let waited = Instant::now();
+    loop {
+        let rows = {
+            let mut conn = store.acquire().await.unwrap();
+            remote_credentials::list(&mut conn).await.unwrap()
+        };
+        let issued = rows
+            .iter()
+            .filter(|r| r.state() == RemoteCredentialState::Issued)
+            .count();
+        if issued >= pairs {
+            println!(
+                "{tag}: remote-discovery credentials issued for all {pairs} pairs {:.1} s after the links were created",
+                start.elapsed().as_secs_f64()
+            );
+            return;
+        }
+        if waited.elapsed() > next_report {
+            next_report += Duration::from_secs(30);
+            eprintln!(
+                "  {:.0} s: credentials issued for {issued} of {pairs} pairs",
+                start.elapsed().as_secs_f64()
+            );
+        }
+        assert!(
+            waited.elapsed() < Duration::from_secs(3600),
+            "credentials not provisioned in an hour ({issued} of {pairs})"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// Waits until every cluster holds all its mirror Services and Endpoints.
@@ -900,11 +944,13 @@ async fn child(url: &str, name: &str) {
     while let Some(cmd) = rx.recv().await {
         if cmd.trim() == "stats" {
             let (mut runtimes, mut services, mut endpoints, mut namespaces) = (0, 0, 0, 0);
+            let mut exports_only = 0;
             let (mut service_bytes, mut endpoints_bytes) = (0, 0);
             for c in (0..n).map(cluster_name) {
                 if let Some(rt) = handle.runtime(&c) {
                     let idx = rt.index();
                     runtimes += 1;
+                    exports_only += usize::from(rt.scope == WatchScope::Exports);
                     services += idx.services.len();
                     endpoints += idx.endpoints.len();
                     namespaces += idx.namespaces.len();
@@ -916,6 +962,7 @@ async fn child(url: &str, name: &str) {
             println!(
                 "{}",
                 json!({"leases_held": held, "cluster_runtimes": runtimes,
+                       "exports_only_runtimes": exports_only,
                        "indexed_services": services, "indexed_endpoints": endpoints,
                        "indexed_namespaces": namespaces,
                        "index_service_bytes": service_bytes,
