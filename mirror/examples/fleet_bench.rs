@@ -480,6 +480,7 @@ async fn run(admin: &str, dir: &std::path::Path, n: usize, s: usize, replicas: u
         total_rss.saturating_sub(idle_total) as f64 / 1024.0 / mirrors as f64
     );
 
+    println!("{tag}: after convergence: {}", lease_summary(&store).await);
     // 4. Steady state: nothing changes; count what the replicas still send. First every pair's
     // remote-discovery credentials must be issued: until then the replicas are still working
     // (TokenRequests, Secrets, RBAC), and a window over that is a backlog, not a steady state.
@@ -524,6 +525,10 @@ async fn run(admin: &str, dir: &std::path::Path, n: usize, s: usize, replicas: u
         quiet_rss as f64 / 1024.0 / mirrors as f64
     );
 
+    println!(
+        "{tag}: after the steady window: {}",
+        lease_summary(&store).await
+    );
     // 5. Churn, at each rate asked for (`BENCH_FLEET_CHURN_RATE=5,50`), on Services no earlier
     // round changed.
     let secs = env_usize("BENCH_FLEET_CHURN_SECS", 20).max(1);
@@ -536,6 +541,7 @@ async fn run(admin: &str, dir: &std::path::Path, n: usize, s: usize, replicas: u
         offset = churn(&sim, &sims, &names, s, rate.max(1), secs, offset, &tag).await;
     }
 
+    println!("{tag}: after churn: {}", lease_summary(&store).await);
     // 6. Takeover.
     if replicas == 2 {
         takeover(&sim, &store, &sims, &names, s, &mut reps, &tag).await;
@@ -557,6 +563,30 @@ async fn run(admin: &str, dir: &std::path::Path, n: usize, s: usize, replicas: u
         mirror_rate / raw_rate
     );
     sim.shutdown().await;
+}
+
+/// Who holds the leases and how often they changed hands (epochs start at 1 and grow by one
+/// per change of holder): a replica that lost leases under load shows here.
+async fn lease_summary(store: &Store) -> String {
+    let held = {
+        let mut conn = store.acquire().await.unwrap();
+        leases::list(&mut conn).await.unwrap()
+    };
+    let mut by_holder: BTreeMap<String, usize> = BTreeMap::new();
+    for l in &held {
+        let who = match (&l.holder, l.valid) {
+            (Some(h), true) => h.clone(),
+            _ => "expired or free".to_string(),
+        };
+        *by_holder.entry(who).or_default() += 1;
+    }
+    let epochs: Vec<i64> = held.iter().map(|l| l.epoch).collect();
+    format!(
+        "leases {by_holder:?}, epoch max {} sum {} over {} clusters",
+        epochs.iter().max().copied().unwrap_or(0),
+        epochs.iter().sum::<i64>(),
+        epochs.len()
+    )
 }
 
 /// Waits until every pair's remote-discovery credentials are `Issued` (the replicas record each
