@@ -853,7 +853,10 @@ async fn takeover(
     let deadline = Instant::now() + Duration::from_secs(120);
     let (first_write, all_visible) = loop {
         let mut first: Option<DateTime<Utc>> = None;
-        let mut visible = Vec::new();
+        // Per consumer, its first write of the mirror: "visible in all" means every consumer
+        // wrote it, not that as many writes were seen (retries and the survivor's own clusters
+        // alone could add up to that).
+        let mut visible: BTreeMap<usize, DateTime<Utc>> = BTreeMap::new();
         for (i, (c, m)) in sims.iter().zip(&marks).enumerate() {
             for r in c.requests_since(*m) {
                 if !r.is_write() || r.code >= 300 {
@@ -863,12 +866,14 @@ async fn takeover(
                     first = Some(first.map_or(r.received_at, |f| f.min(r.received_at)));
                 }
                 if i != t && r.resource == "services" && r.name.as_deref() == Some(&mirror) {
-                    visible.push(r.received_at);
+                    let at = visible.entry(i).or_insert(r.received_at);
+                    *at = (*at).min(r.received_at);
                 }
             }
         }
         if (first.is_some() && visible.len() >= n - 1) || Instant::now() > deadline {
-            break (first, visible.into_iter().max());
+            let all = (visible.len() >= n - 1).then(|| visible.values().max().copied());
+            break (first, all.flatten());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
