@@ -322,6 +322,74 @@ async fn selector_watches_see_objects_enter_and_leave_their_selection() {
     assert_eq!(gone.resource_version(), left.resource_version());
 }
 
+/// `!key` selects objects *without* the key, whatever a present key's value (even `""`):
+/// apimachinery `labels/selector.go`, the parser turns `!` + key into `selection.DoesNotExist`,
+/// whose `Requirement.Matches` is `!ls.Has(r.key)`. A watch under it sees an object that gains
+/// the key leave as DELETED and one that loses it enter as ADDED (`cache_watcher.go`
+/// `convertToWatchEvent`). linkplane watches clusters it does not own with
+/// `!mirror.linkerd.io/mirrored-service`, so they must behave exactly so.
+#[tokio::test]
+async fn does_not_exist_selector_lists_and_watches_objects_without_the_key() {
+    const KEY: &str = "mirror.linkerd.io/mirrored-service";
+    let (_sim, east, _dir) = sim(100).await;
+    let api: Api<Service> = Api::namespaced(east.client().await.unwrap(), "default");
+    let with_key = |name: &str, value: &str| {
+        let mut s = service(name, "x");
+        s.metadata
+            .labels
+            .get_or_insert_with(Default::default)
+            .insert(KEY.to_string(), value.to_string());
+        s
+    };
+    for s in [
+        service("web", "x"),
+        with_key("web-west", "true"),
+        with_key("empty-value", ""),
+    ] {
+        api.create(&PostParams::default(), &s).await.unwrap();
+    }
+    let selector = format!("!{KEY}");
+    let listed = api
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .unwrap();
+    let names: Vec<String> = listed.items.iter().map(|s| s.name_any()).collect();
+    assert_eq!(names, vec!["web"], "a key with an empty value still exists");
+
+    let rv = listed.metadata.resource_version.unwrap();
+    let wp = WatchParams::default().labels(&selector).timeout(20);
+    let mut stream = Box::pin(api.watch(&wp, &rv).await.unwrap());
+    api.patch(
+        "web",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {KEY: "true"}}})),
+    )
+    .await
+    .unwrap();
+    api.patch(
+        "web-west",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"labels": {KEY: null}}})),
+    )
+    .await
+    .unwrap();
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let ev = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .expect("events arrive")
+            .unwrap()
+            .unwrap();
+        match ev {
+            WatchEvent::Added(s) => seen.push(format!("ADDED {}", s.name_any())),
+            WatchEvent::Modified(s) => seen.push(format!("MODIFIED {}", s.name_any())),
+            WatchEvent::Deleted(s) => seen.push(format!("DELETED {}", s.name_any())),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(seen, vec!["DELETED web", "ADDED web-west"]);
+}
+
 /// A watch from a resourceVersion that has left the retained window gets an ERROR event with
 /// a `410 Expired` Status (apiserver `cacher/watch_cache.go` `getAllEventsSinceLocked`:
 /// `too old resource version`), instead of a replay.

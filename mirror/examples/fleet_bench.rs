@@ -38,8 +38,11 @@ use kube::{
     api::{ListParams, Patch, PatchParams, PostParams},
 };
 use linkplane_core::{Cluster, CredentialsRef, GatewaySpec, Link, ProbeSpec};
-use linkplane_mirror::{LeaseOptions, Metrics, Options, Supervisor};
-use linkplane_store::{Owner, Store, clusters, leases, links};
+use linkplane_mirror::{LeaseOptions, Metrics, Options, Supervisor, WatchScope};
+use linkplane_store::{
+    Owner, Store, clusters, leases, links,
+    remote_credentials::{self, RemoteCredentialState},
+};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -477,7 +480,13 @@ async fn run(admin: &str, dir: &std::path::Path, n: usize, s: usize, replicas: u
         total_rss.saturating_sub(idle_total) as f64 / 1024.0 / mirrors as f64
     );
 
-    // 4. Steady state: nothing changes; count what the replicas still send.
+    println!("{tag}: after convergence: {}", lease_summary(&store).await);
+    // 4. Steady state: nothing changes; count what the replicas still send. First every pair's
+    // remote-discovery credentials must be issued: until then the replicas are still working
+    // (TokenRequests, Secrets, RBAC), and a window over that is a backlog, not a steady state.
+    if linkerd {
+        wait_provisioned(&store, n * (n - 1), start, &tag).await;
+    }
     let steady = Duration::from_secs(env_usize("BENCH_FLEET_STEADY_SECS", 60) as u64);
     let marks: Vec<u64> = sims.iter().map(|c| c.request_mark()).collect();
     tokio::time::sleep(steady).await;
@@ -516,6 +525,10 @@ async fn run(admin: &str, dir: &std::path::Path, n: usize, s: usize, replicas: u
         quiet_rss as f64 / 1024.0 / mirrors as f64
     );
 
+    println!(
+        "{tag}: after the steady window: {}",
+        lease_summary(&store).await
+    );
     // 5. Churn, at each rate asked for (`BENCH_FLEET_CHURN_RATE=5,50`), on Services no earlier
     // round changed.
     let secs = env_usize("BENCH_FLEET_CHURN_SECS", 20).max(1);
@@ -528,6 +541,7 @@ async fn run(admin: &str, dir: &std::path::Path, n: usize, s: usize, replicas: u
         offset = churn(&sim, &sims, &names, s, rate.max(1), secs, offset, &tag).await;
     }
 
+    println!("{tag}: after churn: {}", lease_summary(&store).await);
     // 6. Takeover.
     if replicas == 2 {
         takeover(&sim, &store, &sims, &names, s, &mut reps, &tag).await;
@@ -549,6 +563,86 @@ async fn run(admin: &str, dir: &std::path::Path, n: usize, s: usize, replicas: u
         mirror_rate / raw_rate
     );
     sim.shutdown().await;
+}
+
+/// Who holds the leases and how often they changed hands (epochs start at 1 and grow by one
+/// per change of holder): a replica that lost leases under load shows here.
+async fn lease_summary(store: &Store) -> String {
+    let held = {
+        let mut conn = store.acquire().await.unwrap();
+        leases::list(&mut conn).await.unwrap()
+    };
+    let mut by_holder: BTreeMap<String, usize> = BTreeMap::new();
+    for l in &held {
+        let who = match (&l.holder, l.valid) {
+            (Some(h), true) => h.clone(),
+            _ => "expired or free".to_string(),
+        };
+        *by_holder.entry(who).or_default() += 1;
+    }
+    let epochs: Vec<i64> = held.iter().map(|l| l.epoch).collect();
+    format!(
+        "leases {by_holder:?}, epoch max {} sum {} over {} clusters",
+        epochs.iter().max().copied().unwrap_or(0),
+        epochs.iter().sum::<i64>(),
+        epochs.len()
+    )
+}
+
+/// Waits until every pair's remote-discovery credentials are `Issued` (the replicas record each
+/// pair's state in `remote_credentials`), printing when that happened after `start`. Gives up
+/// when no pair was issued for `BENCH_FLEET_PROVISION_STALL_SECS` (default 60), saying how many
+/// pairs have no state at all: the steady window then still opens on an idle fleet.
+async fn wait_provisioned(store: &Store, pairs: usize, start: Instant, tag: &str) {
+    let stall = Duration::from_secs(env_usize("BENCH_FLEET_PROVISION_STALL_SECS", 60) as u64);
+    let mut next_report = Duration::from_secs(30);
+    let waited = Instant::now();
+    let (mut last, mut progressed) = (0, Instant::now());
+    loop {
+        let rows = {
+            let mut conn = store.acquire().await.unwrap();
+            remote_credentials::list(&mut conn).await.unwrap()
+        };
+        let issued = rows
+            .iter()
+            .filter(|r| r.state() == RemoteCredentialState::Issued)
+            .count();
+        if issued >= pairs {
+            println!(
+                "{tag}: remote-discovery credentials issued for all {pairs} pairs {:.1} s after the links were created",
+                start.elapsed().as_secs_f64()
+            );
+            return;
+        }
+        if issued > last {
+            (last, progressed) = (issued, Instant::now());
+        } else if progressed.elapsed() > stall {
+            let mut sources: BTreeMap<&str, usize> = BTreeMap::new();
+            for r in &rows {
+                *sources.entry(r.source_cluster.as_str()).or_default() += 1;
+            }
+            println!(
+                "{tag}: credentials STALLED: {issued} of {pairs} pairs issued after {:.1} s, none for {} s; {} pairs have no recorded state ({} rows in other states); sources short of pairs: {:?}",
+                start.elapsed().as_secs_f64(),
+                stall.as_secs(),
+                pairs - rows.len(),
+                rows.len() - issued,
+                sources
+                    .iter()
+                    .filter(|(_, c)| Some(**c) < sources.values().max().copied())
+                    .collect::<Vec<_>>()
+            );
+            return;
+        }
+        if waited.elapsed() > next_report {
+            next_report += Duration::from_secs(30);
+            eprintln!(
+                "  {:.0} s: credentials issued for {issued} of {pairs} pairs",
+                start.elapsed().as_secs_f64()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }
 
 /// Waits until every cluster holds all its mirror Services and Endpoints.
@@ -759,7 +853,10 @@ async fn takeover(
     let deadline = Instant::now() + Duration::from_secs(120);
     let (first_write, all_visible) = loop {
         let mut first: Option<DateTime<Utc>> = None;
-        let mut visible = Vec::new();
+        // Per consumer, its first write of the mirror: "visible in all" means every consumer
+        // wrote it, not that as many writes were seen (retries and the survivor's own clusters
+        // alone could add up to that).
+        let mut visible: BTreeMap<usize, DateTime<Utc>> = BTreeMap::new();
         for (i, (c, m)) in sims.iter().zip(&marks).enumerate() {
             for r in c.requests_since(*m) {
                 if !r.is_write() || r.code >= 300 {
@@ -769,12 +866,14 @@ async fn takeover(
                     first = Some(first.map_or(r.received_at, |f| f.min(r.received_at)));
                 }
                 if i != t && r.resource == "services" && r.name.as_deref() == Some(&mirror) {
-                    visible.push(r.received_at);
+                    let at = visible.entry(i).or_insert(r.received_at);
+                    *at = (*at).min(r.received_at);
                 }
             }
         }
         if (first.is_some() && visible.len() >= n - 1) || Instant::now() > deadline {
-            break (first, visible.into_iter().max());
+            let all = (visible.len() >= n - 1).then(|| visible.values().max().copied());
+            break (first, all.flatten());
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
@@ -900,11 +999,13 @@ async fn child(url: &str, name: &str) {
     while let Some(cmd) = rx.recv().await {
         if cmd.trim() == "stats" {
             let (mut runtimes, mut services, mut endpoints, mut namespaces) = (0, 0, 0, 0);
+            let mut exports_only = 0;
             let (mut service_bytes, mut endpoints_bytes) = (0, 0);
             for c in (0..n).map(cluster_name) {
                 if let Some(rt) = handle.runtime(&c) {
                     let idx = rt.index();
                     runtimes += 1;
+                    exports_only += usize::from(rt.scope == WatchScope::Exports);
                     services += idx.services.len();
                     endpoints += idx.endpoints.len();
                     namespaces += idx.namespaces.len();
@@ -916,6 +1017,7 @@ async fn child(url: &str, name: &str) {
             println!(
                 "{}",
                 json!({"leases_held": held, "cluster_runtimes": runtimes,
+                       "exports_only_runtimes": exports_only,
                        "indexed_services": services, "indexed_endpoints": endpoints,
                        "indexed_namespaces": namespaces,
                        "index_service_bytes": service_bytes,

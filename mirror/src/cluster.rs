@@ -42,11 +42,41 @@ fn kind_bit(kind: Kind) -> u8 {
 
 const SYNCED_ALL: u8 = 0b111;
 
+/// What a runtime's Services and Endpoints watches see. With leases, a replica also runs the
+/// runtimes of clusters it does not own, because they are targets of links into clusters it
+/// does own; there it needs their exported Services and Endpoints, never the mirrors written
+/// into them (their owner plans those). In a full mesh of N clusters a cluster holds N−1 mirrors
+/// for each Service it exports, so watching them in every replica multiplied the index by the
+/// replica count and kept 2 replicas from converging at 100 clusters (BENCHMARKS.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WatchScope {
+    /// Every Service and Endpoints object: a cluster this replica writes (or leases are off).
+    Full,
+    /// Objects without the `mirror.linkerd.io/mirrored-service` label only (label selector
+    /// `!mirror.linkerd.io/mirrored-service`): a cluster another replica writes.
+    Exports,
+}
+
+impl WatchScope {
+    /// The label selector of the Services and Endpoints watches (`None`: everything).
+    pub(crate) fn label_selector(self) -> Option<String> {
+        match self {
+            WatchScope::Full => None,
+            WatchScope::Exports => Some(format!(
+                "!{}",
+                linkplane_core::naming::MIRRORED_SERVICE_LABEL
+            )),
+        }
+    }
+}
+
 /// One cluster's client, watch set, index and write queues: a value with a lifetime, started
 /// when a link needs the cluster and stopped (its tasks aborted) when none does.
 pub struct ClusterRuntime {
     /// The cluster as configured when this runtime started.
     pub cluster: Cluster,
+    /// What its watches see; a change of ownership replaces the runtime.
+    pub scope: WatchScope,
     client: OnceLock<Client>,
     index: RwLock<ClusterIndex>,
     synced: AtomicU8,
@@ -70,9 +100,10 @@ impl Debug for ClusterRuntime {
 }
 
 impl ClusterRuntime {
-    pub(crate) fn new(cluster: Cluster) -> std::sync::Arc<Self> {
+    pub(crate) fn new(cluster: Cluster, scope: WatchScope) -> std::sync::Arc<Self> {
         std::sync::Arc::new(Self {
             cluster,
+            scope,
             client: OnceLock::new(),
             index: RwLock::new(ClusterIndex::default()),
             synced: AtomicU8::new(0),

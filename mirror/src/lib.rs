@@ -45,7 +45,7 @@ mod supervisor;
 mod watch;
 mod worker;
 
-pub use cluster::ClusterRuntime;
+pub use cluster::{ClusterRuntime, WatchScope};
 pub use config::{LinkEntry, MirrorKey, Options, Snapshot};
 pub use credentials::{CredentialResolver, Credentials};
 pub use error::{Error, Result};

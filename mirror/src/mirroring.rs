@@ -20,6 +20,10 @@ use crate::{
 pub(crate) struct MirrorRoute;
 
 fn enqueue(shared: &Shared, entry: &LinkEntry, namespace: &str, service: &str) {
+    // A source another replica writes: its owner plans the key (the worker would drop it).
+    if !shared.leases.may_write(&entry.link.spec.source) {
+        return;
+    }
     if let Some(rt) = shared.runtime(&entry.link.spec.source) {
         rt.queue.add(MirrorKey {
             link: entry.link.name.clone(),

@@ -23,7 +23,7 @@ use crate::{
     Metrics,
     apply::cleanup,
     backoff::Backoff,
-    cluster::ClusterRuntime,
+    cluster::{ClusterRuntime, WatchScope},
     config::{LinkEntry, Options, Snapshot},
     error::Result,
     federation::{FederationRoute, state::Federation},
@@ -494,16 +494,29 @@ async fn reload(shared: &Arc<Shared>, probes: &mut Probes) {
         let Some(cluster) = new.clusters.get(*name) else {
             continue;
         };
+        // Clusters another replica writes are watched for their exports alone.
+        let scope = if !shared.leases.enabled() || owned.contains(*name) {
+            WatchScope::Full
+        } else {
+            WatchScope::Exports
+        };
         let keep = shared.runtime(name).is_some_and(|rt| {
             rt.cluster.spec.api_server == cluster.spec.api_server
                 && rt.cluster.spec.credentials == cluster.spec.credentials
+                && rt.scope == scope
         });
         if keep {
             continue;
         }
-        let rt = ClusterRuntime::new(cluster.clone());
+        let rt = ClusterRuntime::new(cluster.clone(), scope);
         if let Some(old_rt) = shared.insert_runtime(rt.clone()) {
-            tracing::info!(cluster = %name, "cluster connection changed: restarting its reconciler");
+            if old_rt.scope == scope {
+                tracing::info!(cluster = %name, "cluster connection changed: restarting its reconciler");
+            } else {
+                // Its index is re-listed under the new selector; on sync every link touching
+                // the cluster gets a full pass (`on_synced`).
+                tracing::info!(cluster = %name, ?scope, "ownership changed: re-watching the cluster");
+            }
             old_rt.stop();
         } else {
             tracing::info!(cluster = %name, "starting reconciler");

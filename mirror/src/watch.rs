@@ -18,6 +18,7 @@ use crate::{
     backoff::Backoff,
     cluster::ClusterRuntime,
     convert::Indexed,
+    index::Kind,
     shared::Shared,
     slim::{SlimEndpoints, SlimNamespace, SlimService},
     status::set_reconciler,
@@ -86,7 +87,13 @@ async fn watch<K: Indexed>(rt: Arc<ClusterRuntime>, shared: Arc<Shared>, client:
     let name = rt.cluster.name.clone();
     let kind = K::KIND;
     let api: Api<K> = Api::all(client.clone());
-    let stream = watcher(api, watcher::Config::default()).default_backoff();
+    let mut config = watcher::Config::default();
+    if kind != Kind::Namespace
+        && let Some(selector) = rt.scope.label_selector()
+    {
+        config = config.labels(&selector);
+    }
+    let stream = watcher(api, config).default_backoff();
     futures::pin_mut!(stream);
     while let Some(ev) = stream.next().await {
         match ev {
