@@ -192,6 +192,50 @@ async fn gateway_only_links_get_no_credentials(pool: sqlx::PgPool) {
     env.shutdown().await;
 }
 
+/// A state write that fails (here: refused by a trigger; at a fleet's cold start, a busy pool's
+/// acquire timeout) is retried until it is recorded. The pair sleeps until its token's renewal
+/// after a pass, so a lost write used to leave the API without the pair's state for hours.
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn a_state_write_that_failed_is_retried_until_recorded(pool: sqlx::PgPool) {
+    sqlx::raw_sql(
+        "CREATE FUNCTION refuse_credentials() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN RAISE EXCEPTION 'refused by the test'; END $$;
+         CREATE TRIGGER refuse BEFORE INSERT OR UPDATE ON remote_credentials
+             FOR EACH ROW EXECUTE FUNCTION refuse_credentials();",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let env = Env::start(pool.clone(), &["east", "west"]).await;
+    let west = env.client("west").await;
+    create_ns(&west, "linkerd").await;
+    env.link("west", "east", |_| {}).await;
+    eventually("the Secret written", || async {
+        ok_if(
+            secret(&west, "linkerd", "cluster-credentials-east")
+                .await
+                .is_some(),
+            || "absent".into(),
+        )
+    })
+    .await;
+    // Its state could not be written.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(state(&env, "west", "east").await.is_none());
+    sqlx::raw_sql("DROP TRIGGER refuse ON remote_credentials")
+        .execute(&pool)
+        .await
+        .unwrap();
+    eventually("issued state recorded once writes succeed", || async {
+        let s = state(&env, "west", "east").await;
+        ok_if(s.as_ref().is_some_and(|s| s.state == "Issued"), || {
+            format!("{s:?}")
+        })
+    })
+    .await;
+    env.shutdown().await;
+}
+
 /// linkplane never creates Linkerd's namespace: the state says it is missing, and the Secret
 /// follows within seconds of the namespace being created (a watch, not the resync).
 #[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
