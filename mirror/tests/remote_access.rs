@@ -20,7 +20,10 @@ use kube::{
     runtime::watcher,
 };
 use linkplane_mirror::{Options, remote_access};
-use linkplane_store::{links, remote_credentials};
+use linkplane_store::{
+    links,
+    remote_credentials::{self, RemoteCredentialState},
+};
 use support::*;
 
 async fn secret(client: &Client, ns: &str, name: &str) -> Option<Secret> {
@@ -164,7 +167,7 @@ async fn secret_has_linkerds_shape_and_least_privilege(pool: sqlx::PgPool) {
     assert!(row.expires_at.unwrap() > row.issued_at.unwrap());
     assert_eq!(
         env.metrics.remote_access.state_of("west", "east"),
-        Some(remote_credentials::RemoteCredentialState::Issued)
+        Some(RemoteCredentialState::Issued)
     );
     env.shutdown().await;
 }
@@ -228,9 +231,11 @@ async fn a_state_write_that_failed_is_retried_until_recorded(pool: sqlx::PgPool)
         .unwrap();
     eventually("issued state recorded once writes succeed", || async {
         let s = state(&env, "west", "east").await;
-        ok_if(s.as_ref().is_some_and(|s| s.state == "Issued"), || {
-            format!("{s:?}")
-        })
+        ok_if(
+            s.as_ref()
+                .is_some_and(|s| s.state() == RemoteCredentialState::Issued),
+            || format!("{s:?}"),
+        )
     })
     .await;
     env.shutdown().await;
@@ -248,7 +253,8 @@ async fn missing_namespace_is_reported_then_watched(pool: sqlx::PgPool) {
     eventually("namespace-missing state", || async {
         let s = state(&env, "west", "east").await;
         ok_if(
-            s.as_ref().is_some_and(|s| s.state == "NamespaceMissing"),
+            s.as_ref()
+                .is_some_and(|s| s.state() == RemoteCredentialState::NamespaceMissing),
             || format!("{s:?}"),
         )
     })
@@ -286,9 +292,11 @@ async fn missing_namespace_is_reported_then_watched(pool: sqlx::PgPool) {
     assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
     eventually("issued state", || async {
         let s = state(&env, "west", "east").await;
-        ok_if(s.as_ref().is_some_and(|s| s.state == "Issued"), || {
-            format!("{s:?}")
-        })
+        ok_if(
+            s.as_ref()
+                .is_some_and(|s| s.state() == RemoteCredentialState::Issued),
+            || format!("{s:?}"),
+        )
     })
     .await;
     env.shutdown().await;
@@ -468,9 +476,11 @@ async fn restart_issues_no_token_and_writes_nothing(pool: sqlx::PgPool) {
     env.link("west", "east", |_| {}).await;
     eventually("issued", || async {
         let s = state(&env, "west", "east").await;
-        ok_if(s.as_ref().is_some_and(|s| s.state == "Issued"), || {
-            format!("{s:?}")
-        })
+        ok_if(
+            s.as_ref()
+                .is_some_and(|s| s.state() == RemoteCredentialState::Issued),
+            || format!("{s:?}"),
+        )
     })
     .await;
     let before = secret(&west, "linkerd", "cluster-credentials-east")
