@@ -21,6 +21,17 @@ use serde_json::json;
 mod support;
 use support::sim_with_window as sim;
 
+/// `ADDED name`, `MODIFIED name`, `DELETED name` for a change event; `None` for the others.
+fn change_line(ev: &WatchEvent<Service>) -> Option<String> {
+    let (verb, s) = match ev {
+        WatchEvent::Added(s) => ("ADDED", s),
+        WatchEvent::Modified(s) => ("MODIFIED", s),
+        WatchEvent::Deleted(s) => ("DELETED", s),
+        _ => return None,
+    };
+    Some(format!("{verb} {}", s.name_any()))
+}
+
 fn service(name: &str, app: &str) -> Service {
     serde_json::from_value(json!({
         "metadata": {"name": name, "labels": {"app": app}},
@@ -73,11 +84,9 @@ async fn watch_streams_selected_events_and_bookmarks() {
             .unwrap()
             .unwrap();
         match ev {
-            WatchEvent::Added(s) => seen.push(format!("ADDED {}", s.name_any())),
-            WatchEvent::Modified(s) => seen.push(format!("MODIFIED {}", s.name_any())),
-            WatchEvent::Deleted(s) => seen.push(format!("DELETED {}", s.name_any())),
             WatchEvent::Bookmark(b) => bookmark = Some(b.metadata.resource_version),
             WatchEvent::Error(e) => panic!("unexpected error event {e:?}"),
+            change => seen.push(change_line(&change).expect("a change event")),
         }
     }
     assert_eq!(seen, vec!["ADDED web", "MODIFIED web", "DELETED web"]);
@@ -380,12 +389,7 @@ async fn does_not_exist_selector_lists_and_watches_objects_without_the_key() {
             .expect("events arrive")
             .unwrap()
             .unwrap();
-        match ev {
-            WatchEvent::Added(s) => seen.push(format!("ADDED {}", s.name_any())),
-            WatchEvent::Modified(s) => seen.push(format!("MODIFIED {}", s.name_any())),
-            WatchEvent::Deleted(s) => seen.push(format!("DELETED {}", s.name_any())),
-            other => panic!("unexpected {other:?}"),
-        }
+        seen.push(change_line(&ev).unwrap_or_else(|| panic!("unexpected {ev:?}")));
     }
     assert_eq!(seen, vec!["DELETED web", "ADDED web-west"]);
 }

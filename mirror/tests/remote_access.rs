@@ -68,6 +68,17 @@ async fn state(
         .find(|r| r.source_cluster == source && r.target_cluster == target)
 }
 
+/// Waits until the pair's recorded state is `want`.
+async fn state_becomes(env: &Env, source: &str, target: &str, want: RemoteCredentialState) {
+    eventually(&format!("{source}->{target} state {want:?}"), || async {
+        let s = state(env, source, target).await;
+        ok_if(s.as_ref().is_some_and(|s| s.state() == want), || {
+            format!("{s:?}")
+        })
+    })
+    .await;
+}
+
 /// Upstream rules pinned: the Secret shape Linkerd's destination cluster store accepts
 /// (`cluster_store.go`: type `mirror.linkerd.io/remote-kubeconfig`, label
 /// `multicluster.linkerd.io/cluster-name`, annotations trust-domain and cluster-domain, data key
@@ -229,15 +240,7 @@ async fn a_state_write_that_failed_is_retried_until_recorded(pool: sqlx::PgPool)
         .execute(&pool)
         .await
         .unwrap();
-    eventually("issued state recorded once writes succeed", || async {
-        let s = state(&env, "west", "east").await;
-        ok_if(
-            s.as_ref()
-                .is_some_and(|s| s.state() == RemoteCredentialState::Issued),
-            || format!("{s:?}"),
-        )
-    })
-    .await;
+    state_becomes(&env, "west", "east", RemoteCredentialState::Issued).await;
     env.shutdown().await;
 }
 
@@ -250,14 +253,12 @@ async fn missing_namespace_is_reported_then_watched(pool: sqlx::PgPool) {
     env.update_cluster("west", |c| c.spec.linkerd_namespace = "l5d".into())
         .await;
     env.link("west", "east", |_| {}).await;
-    eventually("namespace-missing state", || async {
-        let s = state(&env, "west", "east").await;
-        ok_if(
-            s.as_ref()
-                .is_some_and(|s| s.state() == RemoteCredentialState::NamespaceMissing),
-            || format!("{s:?}"),
-        )
-    })
+    state_becomes(
+        &env,
+        "west",
+        "east",
+        RemoteCredentialState::NamespaceMissing,
+    )
     .await;
     let row = state(&env, "west", "east").await.unwrap();
     assert!(row.message.contains("l5d"), "{}", row.message);
@@ -290,15 +291,7 @@ async fn missing_namespace_is_reported_then_watched(pool: sqlx::PgPool) {
     .await;
     // The default resync is 10 minutes: only the watch explains this.
     assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
-    eventually("issued state", || async {
-        let s = state(&env, "west", "east").await;
-        ok_if(
-            s.as_ref()
-                .is_some_and(|s| s.state() == RemoteCredentialState::Issued),
-            || format!("{s:?}"),
-        )
-    })
-    .await;
+    state_becomes(&env, "west", "east", RemoteCredentialState::Issued).await;
     env.shutdown().await;
 }
 
@@ -474,15 +467,7 @@ async fn restart_issues_no_token_and_writes_nothing(pool: sqlx::PgPool) {
     let west = env.client("west").await;
     create_ns(&west, "linkerd").await;
     env.link("west", "east", |_| {}).await;
-    eventually("issued", || async {
-        let s = state(&env, "west", "east").await;
-        ok_if(
-            s.as_ref()
-                .is_some_and(|s| s.state() == RemoteCredentialState::Issued),
-            || format!("{s:?}"),
-        )
-    })
-    .await;
+    state_becomes(&env, "west", "east", RemoteCredentialState::Issued).await;
     let before = secret(&west, "linkerd", "cluster-credentials-east")
         .await
         .unwrap();

@@ -87,6 +87,12 @@ mod tests {
     use crate::{Owner, clusters, links, test_support::cluster};
     use linkplane_core::Link;
 
+    async fn add_link(conn: &mut PgConnection, name: &str, source: &str, target: &str) {
+        links::upsert(conn, &Link::new(name, source, target), &Owner::Api)
+            .await
+            .unwrap();
+    }
+
     async fn setup(conn: &mut PgConnection) {
         for n in ["east", "west", "north"] {
             clusters::upsert(conn, &cluster(n), &Owner::Api)
@@ -99,9 +105,7 @@ mod tests {
     async fn removing_a_link_records_a_cleanup_of_its_pair(pool: sqlx::PgPool) {
         let mut conn = pool.acquire().await.unwrap();
         setup(&mut conn).await;
-        links::upsert(&mut conn, &Link::new("w", "west", "east"), &Owner::Api)
-            .await
-            .unwrap();
+        add_link(&mut conn, "w", "west", "east").await;
         assert!(list(&mut conn).await.unwrap().is_empty());
         links::delete(&mut conn, "w").await.unwrap();
         let pending = list(&mut conn).await.unwrap();
@@ -127,9 +131,7 @@ mod tests {
         let mut keep = Link::new("w", "west", "east");
         keep.spec.adopt_linkerd_mirrors = false;
         links::upsert(&mut conn, &keep, &Owner::Api).await.unwrap();
-        links::upsert(&mut conn, &Link::new("n", "north", "east"), &Owner::Api)
-            .await
-            .unwrap();
+        add_link(&mut conn, "n", "north", "east").await;
         links::delete(&mut conn, "w").await.unwrap();
         links::delete(&mut conn, "n").await.unwrap();
         let pending = list(&mut conn).await.unwrap();
@@ -170,12 +172,8 @@ mod tests {
     async fn repointing_a_link_records_a_cleanup_of_the_old_pair(pool: sqlx::PgPool) {
         let mut conn = pool.acquire().await.unwrap();
         setup(&mut conn).await;
-        links::upsert(&mut conn, &Link::new("l", "west", "east"), &Owner::Api)
-            .await
-            .unwrap();
-        links::upsert(&mut conn, &Link::new("l", "north", "east"), &Owner::Api)
-            .await
-            .unwrap();
+        add_link(&mut conn, "l", "west", "east").await;
+        add_link(&mut conn, "l", "north", "east").await;
         let pending = list(&mut conn).await.unwrap();
         assert_eq!(pending.len(), 1);
         assert_eq!(pending[0].source_cluster, "west");
@@ -185,14 +183,10 @@ mod tests {
     async fn a_newer_request_survives_completing_an_older_one(pool: sqlx::PgPool) {
         let mut conn = pool.acquire().await.unwrap();
         setup(&mut conn).await;
-        links::upsert(&mut conn, &Link::new("w", "west", "east"), &Owner::Api)
-            .await
-            .unwrap();
+        add_link(&mut conn, "w", "west", "east").await;
         links::delete(&mut conn, "w").await.unwrap();
         let old = list(&mut conn).await.unwrap().remove(0);
-        links::upsert(&mut conn, &Link::new("w2", "west", "east"), &Owner::Api)
-            .await
-            .unwrap();
+        add_link(&mut conn, "w2", "west", "east").await;
         links::delete(&mut conn, "w2").await.unwrap();
         assert!(!complete(&mut conn, &old).await.unwrap());
         assert_eq!(list(&mut conn).await.unwrap()[0].link, "w2");
@@ -204,20 +198,14 @@ mod tests {
     async fn a_pair_is_linked_again_only_while_a_link_joins_it(pool: sqlx::PgPool) {
         let mut conn = pool.acquire().await.unwrap();
         setup(&mut conn).await;
-        links::upsert(&mut conn, &Link::new("w", "west", "east"), &Owner::Api)
-            .await
-            .unwrap();
+        add_link(&mut conn, "w", "west", "east").await;
         links::delete(&mut conn, "w").await.unwrap();
         let req = list(&mut conn).await.unwrap().remove(0);
         assert!(!pair_linked_again(&mut conn, &req).await.unwrap());
         // Another name for the same pair counts; a link of another pair does not.
-        links::upsert(&mut conn, &Link::new("n", "north", "east"), &Owner::Api)
-            .await
-            .unwrap();
+        add_link(&mut conn, "n", "north", "east").await;
         assert!(!pair_linked_again(&mut conn, &req).await.unwrap());
-        links::upsert(&mut conn, &Link::new("w2", "west", "east"), &Owner::Api)
-            .await
-            .unwrap();
+        add_link(&mut conn, "w2", "west", "east").await;
         assert!(pair_linked_again(&mut conn, &req).await.unwrap());
     }
 }
