@@ -21,8 +21,11 @@ use crate::{
     common::{Label, Total, db, labels, loader, page_sorted_both, tables, with_fields},
     db::{CountTable, Counts, GatewayTable, LinkTable, ReconcilerTable, ServicesOf, one},
     domain::{
-        link::{GatewayProbe, LinkNode, mirror_page},
-        mirror::{Mirror, MirrorCounts, MirrorState, MirrorTotal, Service},
+        link::{GatewayProbe, LinkNode},
+        mirror::{
+            Mirror, MirrorCounts, MirrorPageArgs, MirrorState, MirrorTotal, Service,
+            parent_mirror_page,
+        },
     },
     error::{ApiError, ApiResult},
     plain::{Cx, Fast, FastConnection, Miss, Table, plain_enums, plain_object},
@@ -354,16 +357,11 @@ plain_object! {
                 last: Option<i32>,
                 before: Option<String>,
             ) -> async_graphql::Result<FastConnection<Mirror, MirrorTotal>> {
-                mirror_page(
+                parent_mirror_page(
                     ctx,
                     MirrorParent::SourceCluster,
                     self.name(),
-                    namespace,
-                    state,
-                    first,
-                    after,
-                    last,
-                    before,
+                    MirrorPageArgs { namespace, state, first, after, last, before },
                 )
                 .await
             }

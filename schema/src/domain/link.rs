@@ -12,14 +12,13 @@ use linkplane_store::{
 
 use crate::{
     auth::{Role, RoleGuard},
-    common::{
-        LabelSelector, Total, db, id_cursor, loader, page_fetched, page_size, page_sorted_both,
-        tables, with_fields,
-    },
-    db::{MirrorPageOf, one},
+    common::{LabelSelector, Total, db, page_sorted_both, tables, with_fields},
+    db::one,
     domain::{
         cluster::ClusterNode,
-        mirror::{Mirror, MirrorCounts, MirrorState, MirrorTotal},
+        mirror::{
+            Mirror, MirrorCounts, MirrorPageArgs, MirrorState, MirrorTotal, parent_mirror_page,
+        },
     },
     error::{ApiError, ApiResult},
     plain::{Fast, FastConnection, Table, plain_object},
@@ -309,67 +308,16 @@ plain_object! {
                 last: Option<i32>,
                 before: Option<String>,
             ) -> async_graphql::Result<FastConnection<Mirror, MirrorTotal>> {
-                mirror_page(
+                parent_mirror_page(
                     ctx,
                     MirrorParent::Link,
                     &self.0.stored.value.name,
-                    namespace,
-                    state,
-                    first,
-                    after,
-                    last,
-                    before,
+                    MirrorPageArgs { namespace, state, first, after, last, before },
                 )
                 .await
             }
         }
     }
-}
-
-/// One page of a parent's mirrors: forward pages (`first`/`after`, the common case) through
-/// the batching loader, one statement for every parent of a level; backward pages (`last`,
-/// `before`) with one statement each (a client paging backwards pages one parent at a time).
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn mirror_page(
-    ctx: &Context<'_>,
-    by: MirrorParent,
-    parent: &str,
-    namespace: Option<String>,
-    state: Option<MirrorState>,
-    first: Option<i32>,
-    after: Option<String>,
-    last: Option<i32>,
-    before: Option<String>,
-) -> async_graphql::Result<FastConnection<Mirror, MirrorTotal>> {
-    if last.is_some() || before.is_some() {
-        return Ok(crate::domain::mirror::mirror_window(
-            ctx, by, parent, namespace, state, first, after, last, before,
-        )
-        .await?);
-    }
-    let first_n = page_size(first)?;
-    let after_id = id_cursor(after.as_deref())?;
-    let (total_namespace, total_state) = (namespace.clone(), state);
-    let rows = loader(ctx)?
-        .load_one(MirrorPageOf {
-            by,
-            parent: parent.to_string(),
-            namespace,
-            state: state.map(Into::into),
-            after_id,
-            limit: first_n as i64 + 1,
-        })
-        .await?
-        .unwrap_or_default();
-    Ok(FastConnection(with_fields(
-        page_fetched(
-            rows.into_iter().map(Mirror).collect(),
-            |m| m.0.id.to_string(),
-            first_n,
-            after.is_some(),
-        ),
-        MirrorTotal::of(by, parent, total_namespace, total_state),
-    )))
 }
 
 /// Link queries.

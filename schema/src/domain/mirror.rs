@@ -12,8 +12,8 @@ use linkplane_store::{
 use linkplane_store::windows;
 
 use crate::{
-    common::{db, tables, with_fields},
-    db::{Counts, one},
+    common::{db, id_cursor, loader, page_fetched, page_size, tables, with_fields},
+    db::{Counts, MirrorPageOf, one},
     domain::link::LinkNode,
     error::{ApiError, ApiResult},
     plain::{FastConnection, plain_enums, plain_object},
@@ -283,22 +283,61 @@ plain_object! {
     }
 }
 
-/// One page of a parent's mirrors read directly (either direction), filtered as
-/// [`MirrorTotal::of`] counts them.
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn mirror_window(
+/// The arguments of a parent's (a cluster's, a link's) `mirrors` field.
+pub(crate) struct MirrorPageArgs {
+    pub namespace: Option<String>,
+    pub state: Option<MirrorState>,
+    pub first: Option<i32>,
+    pub after: Option<String>,
+    pub last: Option<i32>,
+    pub before: Option<String>,
+}
+
+/// One page of a parent's mirrors: forward pages (`first`/`after`, the common case) through
+/// the batching loader, one statement for every parent of a level; backward pages (`last`,
+/// `before`) read directly, one statement each (a client paging backwards pages one parent at
+/// a time), filtered as [`MirrorTotal::of`] counts them.
+pub(crate) async fn parent_mirror_page(
     ctx: &Context<'_>,
     by: topology::MirrorParent,
     parent: &str,
-    namespace: Option<String>,
-    state: Option<MirrorState>,
-    first: Option<i32>,
-    after: Option<String>,
-    last: Option<i32>,
-    before: Option<String>,
-) -> ApiResult<FastConnection<Mirror, MirrorTotal>> {
-    let MirrorTotal(filter) = MirrorTotal::of(by, parent, namespace, state);
-    mirror_page(ctx, filter, first, after, last, before).await
+    args: MirrorPageArgs,
+) -> async_graphql::Result<FastConnection<Mirror, MirrorTotal>> {
+    let MirrorPageArgs {
+        namespace,
+        state,
+        first,
+        after,
+        last,
+        before,
+    } = args;
+    if last.is_some() || before.is_some() {
+        let MirrorTotal(filter) = MirrorTotal::of(by, parent, namespace, state);
+        return Ok(mirror_page(ctx, filter, first, after, last, before).await?);
+    }
+    let first_n = page_size(first)?;
+    let after_id = id_cursor(after.as_deref())?;
+    let (total_namespace, total_state) = (namespace.clone(), state);
+    let rows = loader(ctx)?
+        .load_one(MirrorPageOf {
+            by,
+            parent: parent.to_string(),
+            namespace,
+            state: state.map(Into::into),
+            after_id,
+            limit: first_n as i64 + 1,
+        })
+        .await?
+        .unwrap_or_default();
+    Ok(FastConnection(with_fields(
+        page_fetched(
+            rows.into_iter().map(Mirror).collect(),
+            |m| m.0.id.to_string(),
+            first_n,
+            after.is_some(),
+        ),
+        MirrorTotal::of(by, parent, total_namespace, total_state),
+    )))
 }
 
 /// One page of the mirrors `filter` matches, ordered by id, either direction, with its
