@@ -3,6 +3,13 @@
 //! connection pool, so the connections a cluster's API server holds follow the requests in
 //! flight, not the number of links touching the cluster. kubesim counts the connections from
 //! the server's side.
+//!
+//! Upstream rules pinned: HTTP/1.1 persistent connections (RFC 9112 §9.3: a connection stays
+//! open for further requests unless either side says `Connection: close`), which the API
+//! server's Go `net/http` server keeps (its `IdleTimeout`; kube-apiserver sends no `close` on
+//! ordinary responses); so a shared pool reuses one connection for sequential requests, and
+//! a client of its own opens a connection of its own. kubesim counts *open* connections, as a
+//! server's connection-state tracking would (`net/http` `ConnState` New→Closed).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

@@ -209,6 +209,8 @@ async fn gateway_only_links_get_no_credentials(pool: sqlx::PgPool) {
 /// A state write that fails (here: refused by a trigger; at a fleet's cold start, a busy pool's
 /// acquire timeout) is retried until it is recorded. The pair sleeps until its token's renewal
 /// after a pass, so a lost write used to leave the API without the pair's state for hours.
+/// Nothing here depends on API server behaviour beyond what the other tests pin (the Secret
+/// written as Linkerd's `cluster_store.go` reads it); the failure is injected in PostgreSQL.
 #[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
 async fn a_state_write_that_failed_is_retried_until_recorded(pool: sqlx::PgPool) {
     sqlx::raw_sql(
