@@ -431,6 +431,12 @@ impl SimCluster {
         self.inner.open.connections()
     }
 
+    /// How many Services are stored: a count, not a walk of the objects, so a benchmark can poll
+    /// it without holding the store's lock against the writes it measures.
+    pub fn stored_service_count(&self) -> usize {
+        self.inner.store.stored_count(resources::SERVICES)
+    }
+
     /// Bytes held for the stored Services and their count (objects, keys and label copies;
     /// excludes allocator overhead). The benchmark reports it.
     pub fn stored_service_bytes(&self) -> (usize, usize) {

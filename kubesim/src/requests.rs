@@ -37,6 +37,8 @@ pub struct LoggedRequest {
     /// The client's `User-Agent` header, as the audit log's `userAgent` records it (tells apart
     /// processes that share one credential, e.g. the replicas of one controller).
     pub user_agent: Option<String>,
+    /// The `labelSelector` of a list or watch, as the audit Event's `requestURI` carries it.
+    pub label_selector: Option<String>,
     /// When the request arrived, before any injected latency (the audit Event's
     /// `requestReceivedTimestamp`): lets a test order a client's writes against events outside
     /// the API server, such as a process resuming or a lease being taken in PostgreSQL.
@@ -86,14 +88,13 @@ impl RequestLog {
         self.lock().next
     }
 
-    /// Every retained request with `seq >= mark`, oldest first.
+    /// Every retained request with `seq >= mark`, oldest first. Entries are in `seq` order, so
+    /// the start is found by binary search: a caller polling with an advancing mark pays for the
+    /// new entries only, not for the whole log under the lock every request must take.
     pub fn since(&self, mark: u64) -> Vec<LoggedRequest> {
-        self.lock()
-            .entries
-            .iter()
-            .filter(|r| r.seq >= mark)
-            .cloned()
-            .collect()
+        let inner = self.lock();
+        let start = inner.entries.partition_point(|r| r.seq < mark);
+        inner.entries.range(start..).cloned().collect()
     }
 }
 
@@ -197,6 +198,7 @@ mod tests {
             user: "kubernetes-admin".into(),
             code: 200,
             user_agent: Some("linkplane/0.1.0 (replica a)".into()),
+            label_selector: None,
             received_at: Utc::now(),
         }
     }
@@ -214,6 +216,9 @@ mod tests {
         assert!(later[0].is_write());
         assert!(!later[1].is_write());
         assert_eq!(log.since(0).len(), 3);
+        // An advancing mark: only what came after it, nothing once it passed the end.
+        assert_eq!(log.since(2).iter().map(|r| r.seq).collect::<Vec<_>>(), [2]);
+        assert!(log.since(log.mark()).is_empty());
     }
 
     #[test]

@@ -621,6 +621,11 @@ impl Store {
         }
     }
 
+    /// Number of stored objects of a resource type.
+    pub fn stored_count(&self, r: usize) -> usize {
+        self.lock().tables[r].objects.len()
+    }
+
     /// Total stored object bytes and count for a resource type (benchmarks report it).
     pub fn stored_bytes(&self, r: usize) -> (usize, usize) {
         let d = self.lock();

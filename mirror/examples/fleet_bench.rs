@@ -306,6 +306,40 @@ fn linkplane_writes(
     (ok, failed)
 }
 
+/// Reads the clusters' request logs incrementally: each poll takes only the entries since the
+/// previous one. The log sits behind a lock every request takes, and re-reading it whole on
+/// every poll (hundreds of thousands of entries at 100 clusters) loaded the simulator whose
+/// latencies the poll measures.
+struct LogCursor {
+    marks: Vec<u64>,
+}
+
+impl LogCursor {
+    /// From now on.
+    fn new(sims: &[kubesim::SimCluster]) -> Self {
+        Self {
+            marks: sims.iter().map(|c| c.request_mark()).collect(),
+        }
+    }
+
+    /// Calls `f(cluster index, request)` for each request logged since the last poll.
+    fn poll(
+        &mut self,
+        sims: &[kubesim::SimCluster],
+        mut f: impl FnMut(usize, &kubesim::LoggedRequest),
+    ) {
+        for (i, c) in sims.iter().enumerate() {
+            let new = c.requests_since(self.marks[i]);
+            if let Some(last) = new.last() {
+                self.marks[i] = last.seq + 1;
+            }
+            for r in &new {
+                f(i, r);
+            }
+        }
+    }
+}
+
 async fn run(admin: &str, dir: &std::path::Path, n: usize, s: usize, replicas: usize) {
     let names: Vec<String> = (0..n).map(cluster_name).collect();
     let mirrors = n * (n - 1) * s;
@@ -662,7 +696,7 @@ async fn wait_converged(
         for i in 0..n {
             // The stored Service count is a cheap in-process check; the Endpoints list (the
             // other half of each mirror) confirms it.
-            if done[i] || sims[i].stored_service_bytes().1 < s + want {
+            if done[i] || sims[i].stored_service_count() < s + want {
                 continue;
             }
             let c = sims[i].client().await.unwrap();
@@ -710,7 +744,8 @@ async fn churn(
         return offset;
     }
     let cs = clients(sim, names).await;
-    let marks: Vec<u64> = sims.iter().map(|c| c.request_mark()).collect();
+    let mut log = LogCursor::new(sims);
+    let mut writes = ServiceWrites::new();
     let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
     let mut tasks = Vec::new();
     let start = Instant::now();
@@ -733,7 +768,8 @@ async fn churn(
     // Wait until every change is in every consumer (or give up after two minutes).
     let deadline = Instant::now() + Duration::from_secs(120);
     let latencies = loop {
-        let (lat, missing) = churn_latencies(sims, names, &marks, &changes);
+        log.poll(sims, |i, r| add_service_write(&mut writes, i, r));
+        let (lat, missing) = churn_latencies(&writes, names, &changes);
         if missing == 0 || Instant::now() > deadline {
             break (lat, missing);
         }
@@ -757,29 +793,32 @@ async fn churn(
     offset + count
 }
 
+/// (cluster index, object name) -> successful Service write times, oldest first.
+type ServiceWrites = HashMap<(usize, String), Vec<DateTime<Utc>>>;
+
+/// Adds `r` to `writes` when it is a successful write of a Service.
+fn add_service_write(writes: &mut ServiceWrites, cluster: usize, r: &kubesim::LoggedRequest) {
+    if r.is_write()
+        && r.code < 300
+        && r.resource == "services"
+        && r.subresource.is_none()
+        && let Some(name) = &r.name
+    {
+        writes
+            .entry((cluster, name.clone()))
+            .or_default()
+            .push(r.received_at);
+    }
+}
+
 /// For each change (target, service): its commit time in the target's log, and the first
 /// successful write of its mirror after that in every consumer's log. Returns the latencies of
 /// the changes visible everywhere and the number of (change, consumer) pairs still missing.
 fn churn_latencies(
-    sims: &[kubesim::SimCluster],
+    writes: &ServiceWrites,
     names: &[String],
-    marks: &[u64],
     changes: &[(usize, usize)],
 ) -> (Vec<Duration>, usize) {
-    // (cluster index, object name) -> successful Service write times, oldest first.
-    let mut writes: HashMap<(usize, String), Vec<DateTime<Utc>>> = HashMap::new();
-    for (i, (c, m)) in sims.iter().zip(marks).enumerate() {
-        for r in c.requests_since(*m) {
-            if r.is_write()
-                && r.code < 300
-                && r.resource == "services"
-                && r.subresource.is_none()
-                && let Some(name) = r.name
-            {
-                writes.entry((i, name)).or_default().push(r.received_at);
-            }
-        }
-    }
     let mut lat = Vec::new();
     let mut missing = 0;
     for &(t, j) in changes {
@@ -837,7 +876,7 @@ async fn takeover(
         .filter_map(|l| names.iter().position(|c| *c == l.cluster))
         .collect();
     let cs = clients(sim, names).await;
-    let marks: Vec<u64> = sims.iter().map(|c| c.request_mark()).collect();
+    let mut log = LogCursor::new(sims);
     let mut victim = victim;
     let killed = Utc::now();
     victim.child.start_kill().unwrap();
@@ -851,26 +890,24 @@ async fn takeover(
         .unwrap();
     let mirror = format!("{}-{}", svc_name(0), names[t]);
     let deadline = Instant::now() + Duration::from_secs(120);
+    let mut first: Option<DateTime<Utc>> = None;
+    // Per consumer, its first write of the mirror: "visible in all" means every consumer
+    // wrote it, not that as many writes were seen (retries and the survivor's own clusters
+    // alone could add up to that).
+    let mut visible: BTreeMap<usize, DateTime<Utc>> = BTreeMap::new();
     let (first_write, all_visible) = loop {
-        let mut first: Option<DateTime<Utc>> = None;
-        // Per consumer, its first write of the mirror: "visible in all" means every consumer
-        // wrote it, not that as many writes were seen (retries and the survivor's own clusters
-        // alone could add up to that).
-        let mut visible: BTreeMap<usize, DateTime<Utc>> = BTreeMap::new();
-        for (i, (c, m)) in sims.iter().zip(&marks).enumerate() {
-            for r in c.requests_since(*m) {
-                if !r.is_write() || r.code >= 300 {
-                    continue;
-                }
-                if victims.contains(&i) && survivor.user_agent_has(r.user_agent.as_deref()) {
-                    first = Some(first.map_or(r.received_at, |f| f.min(r.received_at)));
-                }
-                if i != t && r.resource == "services" && r.name.as_deref() == Some(&mirror) {
-                    let at = visible.entry(i).or_insert(r.received_at);
-                    *at = (*at).min(r.received_at);
-                }
+        log.poll(sims, |i, r| {
+            if !r.is_write() || r.code >= 300 {
+                return;
             }
-        }
+            if victims.contains(&i) && survivor.user_agent_has(r.user_agent.as_deref()) {
+                first = Some(first.map_or(r.received_at, |f| f.min(r.received_at)));
+            }
+            if i != t && r.resource == "services" && r.name.as_deref() == Some(&mirror) {
+                let at = visible.entry(i).or_insert(r.received_at);
+                *at = (*at).min(r.received_at);
+            }
+        });
         if (first.is_some() && visible.len() >= n - 1) || Instant::now() > deadline {
             let all = (visible.len() >= n - 1).then(|| visible.values().max().copied());
             break (first, all.flatten());
@@ -970,6 +1007,15 @@ async fn raw_creates(
 /// A replica: a supervisor with leases and nothing else in the process. Prints its replica id,
 /// then answers `stats` lines on stdin with its index sizes; exits when stdin closes.
 async fn child(url: &str, name: &str) {
+    // `BENCH_FLEET_CHILD_LOG=info,linkplane_mirror=debug`: the replicas' logs on stderr, to see
+    // where a phase's time goes (a takeover's lease gain, re-lists, first writes).
+    if let Ok(filter) = std::env::var("BENCH_FLEET_CHILD_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .init();
+    }
     let n = env_usize("BENCH_FLEET_CLUSTERS", 100);
     // The server's default pool size (`--database-max-connections`).
     let store = Store::connect(url, 16).await.unwrap();

@@ -12,8 +12,8 @@ use kube::{
 use linkplane_core::{
     MirrorMode,
     naming::{
-        CLUSTER_NAME_LABEL, HEADLESS_MIRROR_SVC_NAME_LABEL, MIRRORED_SERVICE_LABEL,
-        REMOTE_ADDRESS_ANNOTATION, REMOTE_RESOURCE_VERSION_ANNOTATION, mirror_service_name,
+        CLUSTER_NAME_LABEL, MIRRORED_SERVICE_LABEL, REMOTE_ADDRESS_ANNOTATION,
+        REMOTE_RESOURCE_VERSION_ANNOTATION, mirror_service_name,
     },
     plan::{
         DesiredEndpoints, DesiredMirror, DesiredNamespace, DesiredService, MirrorContext, Observed,
@@ -97,7 +97,7 @@ async fn reconcile(rt: &Arc<ClusterRuntime>, shared: &Shared, key: &MirrorKey) -
     };
     // Until both indexes listed once, and while either cluster is unreachable, hold: an
     // incomplete or stale index must never turn into deletions or a false "Mirrored".
-    if !target_rt.is_synced() || !rt.is_synced() || target_rt.is_failing() || rt.is_failing() {
+    if !target_rt.is_synced() || !rt.knows_mirrors() || target_rt.is_failing() || rt.is_failing() {
         return Ok(());
     }
     let exported = shared
@@ -302,14 +302,7 @@ fn observe(idx: &crate::index::ClusterIndex, ns: &str, root: &str) -> Observed {
     Observed {
         endpoint_mirrors: idx
             .services
-            .in_namespace(ns)
-            .filter(|s| {
-                s.service
-                    .labels
-                    .get(HEADLESS_MIRROR_SVC_NAME_LABEL)
-                    .map(String::as_str)
-                    == Some(root)
-            })
+            .in_group(ns, root)
             .map(|s| {
                 let a = &s.service.annotations;
                 (
@@ -675,15 +668,8 @@ impl Applier<'_> {
         self.rt
             .index()
             .services
-            .in_namespace(ns)
-            .filter(|s| {
-                self.owner.owns(&s.service.labels)
-                    && s.service
-                        .labels
-                        .get(HEADLESS_MIRROR_SVC_NAME_LABEL)
-                        .map(String::as_str)
-                        == Some(root)
-            })
+            .in_group(ns, root)
+            .filter(|s| self.owner.owns(&s.service.labels))
             .map(|s| s.service.name.clone())
             .collect()
     }

@@ -41,13 +41,16 @@ fn kind_bit(kind: Kind) -> u8 {
 }
 
 const SYNCED_ALL: u8 = 0b111;
+/// Services and Endpoints: what a `Mirrors` watch set lists.
+const MIRRORS_ALL: u8 = 0b011;
 
-/// What a runtime's Services and Endpoints watches see. With leases, a replica also runs the
-/// runtimes of clusters it does not own, because they are targets of links into clusters it
-/// does own; there it needs their exported Services and Endpoints, never the mirrors written
-/// into them (their owner plans those). In a full mesh of N clusters a cluster holds N−1 mirrors
-/// for each Service it exports, so watching them in every replica multiplied the index by the
-/// replica count and kept 2 replicas from converging at 100 clusters (BENCHMARKS.md).
+/// What one Services or Endpoints watch of a runtime sees (its label selector). With leases, a
+/// replica also runs the runtimes of clusters it does not own, because they are targets of links
+/// into clusters it does own; there it needs their exported Services and Endpoints, never the
+/// mirrors written into them (their owner plans those). In a full mesh of N clusters a cluster
+/// holds N−1 mirrors for each Service it exports, so watching them in every replica multiplied
+/// the index by the replica count and kept 2 replicas from converging at 100 clusters
+/// (BENCHMARKS.md).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WatchScope {
     /// Every Service and Endpoints object: a cluster this replica writes (or leases are off).
@@ -55,17 +58,29 @@ pub enum WatchScope {
     /// Objects without the `mirror.linkerd.io/mirrored-service` label only (label selector
     /// `!mirror.linkerd.io/mirrored-service`): a cluster another replica writes.
     Exports,
+    /// The objects an `Exports` watch leaves out (selector `mirror.linkerd.io/mirrored-service`):
+    /// added beside it when this replica gains the cluster, so a takeover lists only the
+    /// mirrors it now writes and the cluster stays a synced target throughout.
+    Mirrors,
 }
 
 impl WatchScope {
     /// The label selector of the Services and Endpoints watches (`None`: everything).
     pub(crate) fn label_selector(self) -> Option<String> {
+        let label = linkplane_core::naming::MIRRORED_SERVICE_LABEL;
         match self {
             WatchScope::Full => None,
-            WatchScope::Exports => Some(format!(
-                "!{}",
-                linkplane_core::naming::MIRRORED_SERVICE_LABEL
-            )),
+            WatchScope::Exports => Some(format!("!{label}")),
+            WatchScope::Mirrors => Some(label.to_string()),
+        }
+    }
+
+    /// Whether a watch of this scope lists an object (`is_mirror`: it carries the label).
+    pub(crate) fn lists(self, is_mirror: bool) -> bool {
+        match self {
+            WatchScope::Full => true,
+            WatchScope::Exports => !is_mirror,
+            WatchScope::Mirrors => is_mirror,
         }
     }
 }
@@ -75,12 +90,19 @@ impl WatchScope {
 pub struct ClusterRuntime {
     /// The cluster as configured when this runtime started.
     pub cluster: Cluster,
-    /// What its watches see; a change of ownership replaces the runtime.
+    /// What its first watch set sees: `Full` or `Exports`. Gaining the cluster adds a
+    /// `Mirrors` set to an `Exports` runtime ([`watch_mirrors`](Self::watch_mirrors)); losing it
+    /// replaces the runtime with an `Exports` one.
     pub scope: WatchScope,
     client: OnceLock<Client>,
     index: RwLock<ClusterIndex>,
     synced: AtomicU8,
     ever_synced: AtomicBool,
+    /// Set once a `Mirrors` watch set was asked for; `mirrors_started` once it was spawned.
+    mirrors_wanted: AtomicBool,
+    mirrors_started: AtomicBool,
+    /// Kinds (`kind_bit`) the `Mirrors` watch set has listed.
+    mirrors_listed: AtomicU8,
     failing: AtomicBool,
     /// Work queue of mirrors to write into this cluster (when it is a source).
     pub(crate) queue: WorkQueue<MirrorKey>,
@@ -108,6 +130,9 @@ impl ClusterRuntime {
             index: RwLock::new(ClusterIndex::default()),
             synced: AtomicU8::new(0),
             ever_synced: AtomicBool::new(false),
+            mirrors_wanted: AtomicBool::new(false),
+            mirrors_started: AtomicBool::new(false),
+            mirrors_listed: AtomicU8::new(0),
             failing: AtomicBool::new(false),
             queue: WorkQueue::new(),
             federation: WorkQueue::new(),
@@ -134,6 +159,50 @@ impl ClusterRuntime {
     /// True once every watch listed at least once.
     pub fn is_synced(&self) -> bool {
         self.ever_synced.load(Ordering::Acquire)
+    }
+
+    /// True once the objects written into this cluster (mirrors, federated Services) are in
+    /// the index: a `Full` runtime that synced, or an `Exports` one whose `Mirrors` watches
+    /// listed. Until then nothing is planned *into* it (an index without its mirrors would
+    /// create what exists and never collect an orphan); as a target it only needs
+    /// [`is_synced`](Self::is_synced).
+    pub fn knows_mirrors(&self) -> bool {
+        match self.scope {
+            WatchScope::Full => self.is_synced(),
+            _ => self.is_synced() && self.mirrors_listed.load(Ordering::Acquire) == MIRRORS_ALL,
+        }
+    }
+
+    /// True when this runtime watches (or is about to watch) the mirrors in its cluster: what a
+    /// runtime of a cluster this replica owns must do.
+    pub(crate) fn watches_mirrors(&self) -> bool {
+        self.scope == WatchScope::Full || self.mirrors_wanted.load(Ordering::Acquire)
+    }
+
+    /// Asks for the `Mirrors` watch set of an `Exports` runtime (this replica gained the
+    /// cluster). Returns true when it should be started now: the client is there and no one
+    /// started it yet. [`watch::start`](crate::watch) starts it after connecting otherwise.
+    pub(crate) fn want_mirrors(&self) -> bool {
+        if self.scope != WatchScope::Exports {
+            return false;
+        }
+        self.mirrors_wanted.store(true, Ordering::Release);
+        self.client.get().is_some() && self.claim_mirrors_start()
+    }
+
+    /// True exactly once, for whoever starts the `Mirrors` watch set.
+    pub(crate) fn claim_mirrors_start(&self) -> bool {
+        self.mirrors_wanted.load(Ordering::Acquire)
+            && !self.mirrors_started.swap(true, Ordering::AcqRel)
+    }
+
+    /// Records that the `Mirrors` watch of `kind` listed; true once both have (on every
+    /// later re-list too, as [`mark_listed`](Self::mark_listed)).
+    pub(crate) fn mark_mirrors_listed(&self, kind: Kind) -> bool {
+        self.mirrors_listed
+            .fetch_or(kind_bit(kind), Ordering::AcqRel)
+            | kind_bit(kind)
+            == MIRRORS_ALL
     }
 
     /// True while its API server cannot be watched (mirrors of its links are held as they are).
@@ -174,24 +243,22 @@ impl ClusterRuntime {
         K::slot_mut(&mut write(&self.index)).apply(obj.key(), obj.entry())
     }
 
-    /// A watch event: removes `obj` from the index; true when it was there.
-    pub(crate) fn delete<K: Indexed>(&self, obj: &K) -> bool {
-        K::slot_mut(&mut write(&self.index)).delete(&obj.key())
+    /// A watch event of a watch of `scope`: removes `obj` from the index if that watch lists
+    /// the indexed copy (see [`KindIndex::delete_if`](crate::index::KindIndex::delete_if));
+    /// true when removed.
+    pub(crate) fn delete<K: Indexed>(&self, scope: WatchScope, obj: &K) -> bool {
+        K::slot_mut(&mut write(&self.index)).delete_if(&obj.key(), |e| scope.lists(K::is_mirror(e)))
     }
 
-    /// A re-list began: objects are buffered until [`finish_reset`](Self::finish_reset).
-    pub(crate) fn begin_reset<K: Indexed>(&self) {
-        K::slot_mut(&mut write(&self.index)).begin_reset();
-    }
-
-    /// One object of a re-list.
-    pub(crate) fn reset_apply<K: Indexed>(&self, obj: &K) {
-        K::slot_mut(&mut write(&self.index)).reset_apply(obj.key(), obj.entry());
-    }
-
-    /// A re-list ended: its objects replace the kind's index at once.
-    pub(crate) fn finish_reset<K: Indexed>(&self) {
-        drop(K::slot_mut(&mut write(&self.index)).finish_reset());
+    /// A re-list by a watch of `scope` completed: `listed` replaces what that watch lists.
+    pub(crate) fn replace_listed<K: Indexed>(
+        &self,
+        scope: WatchScope,
+        listed: std::collections::BTreeMap<crate::index::ObjectKey, K::Entry>,
+    ) {
+        let changed = K::slot_mut(&mut write(&self.index))
+            .replace_listed(listed, |e| scope.lists(K::is_mirror(e)));
+        drop(changed);
     }
 
     /// Records an object this process just wrote, as the API server returned it. Its watch

@@ -10,6 +10,7 @@ use k8s_openapi::{
     },
     apimachinery::pkg::{apis::meta::v1::ObjectMeta, util::intstr::IntOrString as K8sIntOrString},
 };
+use linkplane_core::naming::MIRRORED_SERVICE_LABEL;
 use linkplane_core::plan::{
     AddressIp, DesiredEndpoints, DesiredNamespace, DesiredService, EndpointPort, IntOrString,
     RemoteAddress, RemoteEndpoints, RemoteService, RemoteSubset, ServicePort,
@@ -364,7 +365,7 @@ pub(crate) trait Indexed:
     /// The kind, for routing and logs.
     const KIND: Kind;
     /// What the index keeps of an object.
-    type Entry: Clone + PartialEq;
+    type Entry: Clone + PartialEq + crate::index::Grouped;
     /// The index entry of this object.
     fn entry(&self) -> Self::Entry;
     /// This type's objects in `idx`.
@@ -383,6 +384,11 @@ pub(crate) trait Indexed:
     fn labels(&self) -> BTreeMap<String, String> {
         self.meta().labels.clone().unwrap_or_default()
     }
+    /// Whether the entry is a mirror or federated Service (or its Endpoints): labelled
+    /// `mirror.linkerd.io/mirrored-service`, the label the watches' selectors split on.
+    fn is_mirror(_entry: &Self::Entry) -> bool {
+        false
+    }
 }
 
 impl Indexed for SlimService {
@@ -390,6 +396,9 @@ impl Indexed for SlimService {
     type Entry = IndexedService;
     fn entry(&self) -> IndexedService {
         index_service(&self.0)
+    }
+    fn is_mirror(entry: &IndexedService) -> bool {
+        entry.service.labels.contains_key(MIRRORED_SERVICE_LABEL)
     }
     fn slot(idx: &ClusterIndex) -> &KindIndex<IndexedService> {
         &idx.services
@@ -404,6 +413,9 @@ impl Indexed for SlimEndpoints {
     type Entry = IndexedEndpoints;
     fn entry(&self) -> IndexedEndpoints {
         index_endpoints(&self.0)
+    }
+    fn is_mirror(entry: &IndexedEndpoints) -> bool {
+        entry.labels.contains_key(MIRRORED_SERVICE_LABEL)
     }
     fn slot(idx: &ClusterIndex) -> &KindIndex<IndexedEndpoints> {
         &idx.endpoints

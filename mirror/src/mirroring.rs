@@ -83,6 +83,17 @@ impl Route<Shared> for MirrorRoute {
         }
     }
 
+    /// Full resync of each link writing into `cluster`: the links that only read its exports
+    /// saw no change.
+    fn on_gained(&self, shared: &Shared, cluster: &str) {
+        let snap = shared.snapshot();
+        for entry in snap.links.values() {
+            if entry.link.spec.source == cluster && shared.leases.may_write(cluster) {
+                shared.enqueue_link(&entry.link.name);
+            }
+        }
+    }
+
     /// Every mirror of every link touching `cluster` is in error.
     fn on_failed(&self, shared: &Shared, cluster: &str, message: &str) {
         let snap = shared.snapshot();
@@ -110,7 +121,7 @@ impl Route<Shared> for MirrorRoute {
         else {
             return;
         };
-        if !source.is_synced() || !target.is_synced() {
+        if !source.knows_mirrors() || !target.is_synced() {
             return;
         }
         let mut keys: BTreeSet<(String, String)> = {

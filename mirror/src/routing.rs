@@ -39,6 +39,11 @@ pub(crate) trait Route<C>: Send + Sync {
     /// Every watch of `cluster` (re)listed, or its API server answers again.
     fn on_synced(&self, _cx: &C, _cluster: &str) {}
 
+    /// This replica gained `cluster` and its mirrors are now in the index (they were not
+    /// watched while another replica owned it): plan what is written into it. Its exports were
+    /// indexed all along, so what only reads them needs nothing.
+    fn on_gained(&self, _cx: &C, _cluster: &str) {}
+
     /// `cluster` cannot be watched.
     fn on_failed(&self, _cx: &C, _cluster: &str, _message: &str) {}
 

@@ -173,6 +173,13 @@ impl Shared {
         }
     }
 
+    /// The mirrors of `cluster`, gained by this replica, are indexed.
+    pub fn on_gained(&self, cluster: &str) {
+        for r in &self.routes {
+            r.on_gained(self, cluster);
+        }
+    }
+
     /// `cluster` cannot be watched.
     pub fn on_failed(&self, cluster: &str, message: &str) {
         for r in &self.routes {

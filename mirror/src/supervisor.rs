@@ -495,27 +495,39 @@ async fn reload(shared: &Arc<Shared>, probes: &mut Probes) {
             continue;
         };
         // Clusters another replica writes are watched for their exports alone.
-        let scope = if !shared.leases.enabled() || owned.contains(*name) {
+        let writes_here = !shared.leases.enabled() || owned.contains(*name);
+        let current = shared.runtime(name).filter(|rt| {
+            rt.cluster.spec.api_server == cluster.spec.api_server
+                && rt.cluster.spec.credentials == cluster.spec.credentials
+        });
+        if let Some(rt) = &current {
+            if rt.watches_mirrors() == writes_here {
+                continue;
+            }
+            if writes_here {
+                // Gained: its exports stay indexed (links into it keep going), and a watch of
+                // the mirrors alone is added; once it lists, the links writing into the
+                // cluster get their full pass (`on_gained`).
+                tracing::info!(cluster = %name, "ownership gained: watching the mirrors in the cluster too");
+                if rt.want_mirrors() {
+                    crate::watch::start_mirrors(rt, shared);
+                }
+                continue;
+            }
+        }
+        let scope = if writes_here {
             WatchScope::Full
         } else {
             WatchScope::Exports
         };
-        let keep = shared.runtime(name).is_some_and(|rt| {
-            rt.cluster.spec.api_server == cluster.spec.api_server
-                && rt.cluster.spec.credentials == cluster.spec.credentials
-                && rt.scope == scope
-        });
-        if keep {
-            continue;
-        }
         let rt = ClusterRuntime::new(cluster.clone(), scope);
         if let Some(old_rt) = shared.insert_runtime(rt.clone()) {
-            if old_rt.scope == scope {
-                tracing::info!(cluster = %name, "cluster connection changed: restarting its reconciler");
+            if current.is_some() {
+                // Lost: re-listed for its exports alone (few objects); on sync the links into
+                // it from clusters this replica writes get a full pass (`on_synced`).
+                tracing::info!(cluster = %name, "ownership lost: watching the cluster's exports only");
             } else {
-                // Its index is re-listed under the new selector; on sync every link touching
-                // the cluster gets a full pass (`on_synced`).
-                tracing::info!(cluster = %name, ?scope, "ownership changed: re-watching the cluster");
+                tracing::info!(cluster = %name, "cluster connection changed: restarting its reconciler");
             }
             old_rt.stop();
         } else {

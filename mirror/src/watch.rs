@@ -3,7 +3,7 @@
 //! the API server's liveness (a failed watch marks the cluster `Failed`; a poller notices
 //! recovery, which a watcher resuming from its last resourceVersion would not).
 
-use std::sync::Arc;
+use std::{collections::BTreeMap, sync::Arc};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
@@ -16,9 +16,8 @@ use linkplane_store::reconcilers::ReconcilerState;
 use crate::{
     Metrics,
     backoff::Backoff,
-    cluster::ClusterRuntime,
+    cluster::{ClusterRuntime, WatchScope},
     convert::Indexed,
-    index::Kind,
     shared::Shared,
     slim::{SlimEndpoints, SlimNamespace, SlimService},
     status::set_reconciler,
@@ -48,24 +47,56 @@ pub(crate) fn start(rt: &Arc<ClusterRuntime>, shared: Arc<Shared>) {
         };
         let client = shared.wrap_client(client, &name);
         rt.set_client(client.clone());
-        rt.push_task(tokio::spawn(watch::<SlimService>(
-            rt.clone(),
-            shared.clone(),
-            client.clone(),
-        )));
-        rt.push_task(tokio::spawn(watch::<SlimEndpoints>(
-            rt.clone(),
-            shared.clone(),
-            client.clone(),
-        )));
-        rt.push_task(tokio::spawn(watch::<SlimNamespace>(
-            rt.clone(),
-            shared.clone(),
-            client,
-        )));
+        for task in [
+            tokio::spawn(watch::<SlimService>(
+                rt.clone(),
+                shared.clone(),
+                client.clone(),
+                rt.scope,
+            )),
+            tokio::spawn(watch::<SlimEndpoints>(
+                rt.clone(),
+                shared.clone(),
+                client.clone(),
+                rt.scope,
+            )),
+            tokio::spawn(watch::<SlimNamespace>(
+                rt.clone(),
+                shared.clone(),
+                client,
+                WatchScope::Full,
+            )),
+        ] {
+            rt.push_task(task);
+        }
+        // Gained while connecting: the mirrors' watches were asked for before there was a client.
+        if rt.claim_mirrors_start() {
+            start_mirrors(&rt, &shared);
+        }
         shared.start_workers(&rt);
     });
     rt.push_task(task);
+}
+
+/// Adds the `Mirrors` watch set to an `Exports` runtime whose cluster this replica gained:
+/// only the mirrors are listed; the exports already in the index stay and keep serving the
+/// links that target the cluster. Started once, by whoever [`ClusterRuntime::claim_mirrors_start`]s.
+pub(crate) fn start_mirrors(rt: &Arc<ClusterRuntime>, shared: &Arc<Shared>) {
+    let Some(client) = rt.client() else {
+        return;
+    };
+    rt.push_task(tokio::spawn(watch::<SlimService>(
+        rt.clone(),
+        shared.clone(),
+        client.clone(),
+        WatchScope::Mirrors,
+    )));
+    rt.push_task(tokio::spawn(watch::<SlimEndpoints>(
+        rt.clone(),
+        shared.clone(),
+        client,
+        WatchScope::Mirrors,
+    )));
 }
 
 fn update_cache_metrics(rt: &ClusterRuntime, m: &Metrics) {
@@ -82,26 +113,40 @@ fn update_cache_metrics(rt: &ClusterRuntime, m: &Metrics) {
         .set(idx.namespaces.len() as i64);
 }
 
-/// Watches every `K` of the cluster into its index, routing each change.
-async fn watch<K: Indexed>(rt: Arc<ClusterRuntime>, shared: Arc<Shared>, client: Client) {
+/// Watches the `K`s of the cluster that `scope` selects into its index, routing each change.
+async fn watch<K: Indexed>(
+    rt: Arc<ClusterRuntime>,
+    shared: Arc<Shared>,
+    client: Client,
+    scope: WatchScope,
+) {
     let name = rt.cluster.name.clone();
     let kind = K::KIND;
     let api: Api<K> = Api::all(client.clone());
     let mut config = watcher::Config::default();
-    if kind != Kind::Namespace
-        && let Some(selector) = rt.scope.label_selector()
-    {
+    if let Some(selector) = scope.label_selector() {
         config = config.labels(&selector);
     }
     let stream = watcher(api, config).default_backoff();
     futures::pin_mut!(stream);
+    // A re-list in progress: swapped into the index at once when it completes.
+    let mut listing = BTreeMap::new();
     while let Some(ev) = stream.next().await {
         match ev {
-            Ok(watcher::Event::Init) => rt.begin_reset::<K>(),
-            Ok(watcher::Event::InitApply(o)) => rt.reset_apply(&o),
+            Ok(watcher::Event::Init) => listing.clear(),
+            Ok(watcher::Event::InitApply(o)) => {
+                listing.insert(o.key(), o.entry());
+            }
             Ok(watcher::Event::InitDone) => {
-                rt.finish_reset::<K>();
+                rt.replace_listed::<K>(scope, std::mem::take(&mut listing));
                 update_cache_metrics(&rt, &shared.metrics);
+                if scope == WatchScope::Mirrors {
+                    if rt.mark_mirrors_listed(kind) {
+                        tracing::info!(cluster = %name, "mirrors listed: planning what is written into the cluster");
+                        shared.on_gained(&name);
+                    }
+                    continue;
+                }
                 if let Some(first) = rt.mark_listed(kind) {
                     let recovered = rt.set_failing(false);
                     if first || recovered {
@@ -119,7 +164,7 @@ async fn watch<K: Indexed>(rt: Arc<ClusterRuntime>, shared: Arc<Shared>, client:
                 }
             }
             Ok(watcher::Event::Delete(o)) => {
-                if rt.delete(&o) {
+                if rt.delete(scope, &o) {
                     let (ns, n) = o.key();
                     shared.on_change(&name, kind, &ns, &n, &o.labels());
                 }

@@ -211,6 +211,10 @@ async fn three_replicas_own_every_cluster_once_evenly_and_rebalance_on_leave_and
     let before = owners(&env).await;
 
     // A graceful leave hands its clusters over at once, not after the lease expires.
+    let marks: BTreeMap<&str, u64> = CLUSTERS
+        .iter()
+        .map(|c| (*c, env.sim.cluster(c).unwrap().request_mark()))
+        .collect();
     let t0 = tokio::time::Instant::now();
     r3.handle.shutdown().await;
     eventually("3 clusters each after r3 left", || {
@@ -227,6 +231,44 @@ async fn three_replicas_own_every_cluster_once_evenly_and_rebalance_on_leave_and
     // Exactly r3's two clusters move: the survivors keep theirs (the assignment is sticky to
     // the current holders while they are under the load bound).
     assert_eq!(moved, 2, "only r3's clusters move: {before:?} → {after:?}");
+    // The survivors watched r3's clusters for their exports all along (as targets of their own
+    // links): on gaining them they list the mirrors there and nothing else again. Upstream rule
+    // pinned: a list's `labelSelector` `mirror.linkerd.io/mirrored-service` selects the objects
+    // carrying the key (apimachinery labels.Parse, `selection.Exists`), the complement of the
+    // exports watch's `!key` (`selection.DoesNotExist`).
+    let survivors = [r1.id.as_str(), r2.id.as_str()];
+    let mirror_selector = Some("mirror.linkerd.io/mirrored-service");
+    for c in CLUSTERS.iter().filter(|c| before[**c] == r3.id) {
+        eventually("the gained cluster's mirrors listed", || async {
+            let lists: Vec<Option<String>> = env
+                .sim
+                .cluster(c)
+                .unwrap()
+                .requests_since(marks[c])
+                .into_iter()
+                .filter(|r| {
+                    r.verb == "list"
+                        && matches!(r.resource.as_str(), "services" | "endpoints")
+                        && r.user_agent
+                            .as_deref()
+                            .is_some_and(|ua| survivors.iter().any(|s| ua.contains(s)))
+                })
+                .map(|r| r.label_selector)
+                .collect();
+            let mirrors = lists
+                .iter()
+                .filter(|s| s.as_deref() == mirror_selector)
+                .count();
+            if lists.iter().any(|s| s.as_deref() != mirror_selector) {
+                panic!("{c}: a survivor re-listed more than the mirrors: {lists:?}");
+            }
+            if mirrors < 2 {
+                return Err(format!("{c}: {lists:?}"));
+            }
+            Ok(())
+        })
+        .await;
+    }
 
     // Work keeps flowing on the survivors: a new export reaches every consumer.
     export(&env.client("c0").await, "shop", "cart", EXPORTED).await;

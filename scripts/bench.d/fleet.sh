@@ -5,7 +5,8 @@
 # RSS per mirror, steady-state requests/min, churn latency p50/p99, takeover after kill -9.
 # Sizes: BENCH_FLEET_CLUSTERS, BENCH_FLEET_SERVICES, BENCH_FLEET_REPLICAS (e.g. "2"),
 # BENCH_FLEET_STEADY_SECS, BENCH_FLEET_CHURN_RATE, BENCH_FLEET_CHURN_SECS, BENCH_FLEET_RAW_PAIRS,
-# BENCH_FLEET_IN_FLIGHT; BENCH_FLEET_CHILD_WRAPPER=heaptrack profiles the replicas.
+# BENCH_FLEET_IN_FLIGHT; BENCH_FLEET_CHILD_WRAPPER=heaptrack profiles the replicas;
+# BENCH_FLEET_CHILD_LOG=info (an EnvFilter) prints the replicas' logs on stderr.
 # A quick run: BENCH_FLEET_CLUSTERS=10 BENCH_FLEET_STEADY_SECS=10.
 # Needs DATABASE_URL (scripts/bench starts a throwaway PostgreSQL).
 set -euo pipefail

@@ -238,6 +238,7 @@ async fn handle(cluster: Arc<ClusterInner>, req: Request<Incoming>) -> Response<
         return error_response(&ApiError::path_not_found());
     };
     let attrs = request_attributes(req.method(), &target, &query);
+    let label_selector = query.get("labelSelector").map(str::to_string);
     let user_agent = req
         .headers()
         .get(http::header::USER_AGENT)
@@ -265,6 +266,7 @@ async fn handle(cluster: Arc<ClusterInner>, req: Request<Incoming>) -> Response<
         user: user.name,
         code: resp.status().as_u16(),
         user_agent,
+        label_selector,
         received_at,
     });
     resp

@@ -64,6 +64,11 @@ impl Route<Shared> for FederationRoute {
         on_cluster(shared, cluster);
     }
 
+    fn on_gained(&self, shared: &Shared, cluster: &str) {
+        // The federated Services it holds are labelled as mirrors: now indexed.
+        full_pass(shared, cluster);
+    }
+
     fn on_failed(&self, shared: &Shared, cluster: &str, _message: &str) {
         on_cluster(shared, cluster);
     }

@@ -173,8 +173,9 @@ fn gather(rt: &ClusterRuntime, shared: &Shared, key: &FedKey) -> Option<Inputs> 
 }
 
 async fn reconcile(rt: &Arc<ClusterRuntime>, shared: &Shared, key: &FedKey) -> Result<()> {
-    // Until the source listed once, and while it is unreachable, hold.
-    if !rt.is_synced() || rt.is_failing() {
+    // Until the source's own objects (its federated Services among them) listed once, and while
+    // it is unreachable, hold.
+    if !rt.knows_mirrors() || rt.is_failing() {
         return Ok(());
     }
     let Some(client) = rt.client() else {
