@@ -2,9 +2,12 @@
 //! source cluster's mirror queue for `apply`'s workers; and the link-wide states a cluster's
 //! failure or recovery gives its links.
 
-use std::{collections::BTreeSet, sync::Arc};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    sync::Arc,
+};
 
-use linkplane_core::naming::MIRRORED_SERVICE_LABEL;
+use linkplane_core::naming::{CLUSTER_NAME_LABEL, MIRRORED_SERVICE_LABEL};
 
 use crate::{
     cluster::ClusterRuntime,
@@ -72,26 +75,30 @@ impl Route<Shared> for MirrorRoute {
     /// Full resync of each link touching `cluster`.
     fn on_synced(&self, shared: &Shared, cluster: &str) {
         let snap = shared.snapshot();
+        let mut links = Vec::new();
         for entry in snap.links.values() {
             let touches = entry.link.spec.source == cluster || entry.link.spec.target == cluster;
             if touches && shared.leases.may_write(&entry.link.spec.source) {
                 shared.status.send(StatusMsg::LinkRecovered {
                     link: entry.link.name.clone(),
                 });
-                shared.enqueue_link(&entry.link.name);
+                links.push(entry.link.name.as_str());
             }
         }
+        shared.enqueue_links(&links);
     }
 
     /// Full resync of each link writing into `cluster`: the links that only read its exports
     /// saw no change.
     fn on_gained(&self, shared: &Shared, cluster: &str) {
         let snap = shared.snapshot();
-        for entry in snap.links.values() {
-            if entry.link.spec.source == cluster && shared.leases.may_write(cluster) {
-                shared.enqueue_link(&entry.link.name);
-            }
-        }
+        let links: Vec<&str> = snap
+            .links
+            .values()
+            .filter(|e| e.link.spec.source == cluster)
+            .map(|e| e.link.name.as_str())
+            .collect();
+        shared.enqueue_links(&links);
     }
 
     /// Every mirror of every link touching `cluster` is in error.
@@ -114,47 +121,83 @@ impl Route<Shared> for MirrorRoute {
     /// (so orphans are garbage-collected), and forgets state rows of anything else. Only once
     /// both clusters' indexes are synced.
     fn on_link(&self, shared: &Shared, entry: &LinkEntry) {
-        let spec = &entry.link.spec;
-        let link_name = &entry.link.name;
-        let (Some(source), Some(target)) =
-            (shared.runtime(&spec.source), shared.runtime(&spec.target))
-        else {
-            return;
-        };
-        if !source.knows_mirrors() || !target.is_synced() {
-            return;
+        self.on_links(shared, &[entry]);
+    }
+
+    /// [`on_link`](Self::on_link) for many links, reading each source's index once: a cluster
+    /// (re)synced or gained has N−1 links, and a scan of its whole index per link was N−1 scans.
+    fn on_links(&self, shared: &Shared, entries: &[&LinkEntry]) {
+        let mut by_source: BTreeMap<&str, Vec<&LinkEntry>> = BTreeMap::new();
+        for e in entries {
+            by_source.entry(&e.link.spec.source).or_default().push(e);
         }
-        let mut keys: BTreeSet<(String, String)> = {
-            let idx = target.index();
-            idx.services.iter().map(|(k, _)| k.clone()).collect()
-        };
-        {
-            // Every mirror the link owns, linkplane's and (when it adopts them) Linkerd's: a
-            // mirror whose remote Service is gone is collected by its key's reconcile.
-            let owner = Ownership::of_link(spec);
-            let idx = source.index();
-            for ((ns, name), s) in idx.services.iter() {
-                if let Some(remote) = owner.remote_of(name, &s.service.labels) {
-                    keys.insert((ns.clone(), remote));
+        for (source, entries) in by_source {
+            let Some(source) = shared.runtime(source) else {
+                continue;
+            };
+            if !source.knows_mirrors() {
+                continue;
+            }
+            // Each ready link's keys, starting from its target's Services.
+            let mut keys: Vec<(&LinkEntry, BTreeSet<(String, String)>)> = entries
+                .into_iter()
+                .filter_map(|e| {
+                    let target = shared.runtime(&e.link.spec.target)?;
+                    if !target.is_synced() {
+                        return None;
+                    }
+                    let idx = target.index();
+                    Some((e, idx.services.iter().map(|(k, _)| k.clone()).collect()))
+                })
+                .collect();
+            // Every mirror the links own, linkplane's and (when they adopt them) Linkerd's: a
+            // mirror whose remote Service is gone is collected by its key's reconcile. A link
+            // owns only objects labelled with its target's name (`Ownership::owns`), so one pass
+            // over the index buckets them by that label.
+            {
+                let mut by_target: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+                for (i, (e, _)) in keys.iter().enumerate() {
+                    by_target.entry(&e.link.spec.target).or_default().push(i);
+                }
+                let owners: Vec<Ownership<'_>> = keys
+                    .iter()
+                    .map(|(e, _)| Ownership::of_link(&e.link.spec))
+                    .collect();
+                let idx = source.index();
+                let objects = idx
+                    .services
+                    .iter()
+                    .map(|(k, s)| (k, &s.service.labels))
+                    .chain(idx.endpoints.iter().map(|(k, e)| (k, &e.labels)));
+                for ((ns, name), labels) in objects {
+                    let Some(links) = labels
+                        .get(CLUSTER_NAME_LABEL)
+                        .and_then(|t| by_target.get(t.as_str()))
+                    else {
+                        continue;
+                    };
+                    for &i in links {
+                        if let Some(remote) = owners[i].remote_of(name, labels) {
+                            keys[i].1.insert((ns.clone(), remote));
+                        }
+                    }
                 }
             }
-            for ((ns, name), e) in idx.endpoints.iter() {
-                if let Some(remote) = owner.remote_of(name, &e.labels) {
-                    keys.insert((ns.clone(), remote));
+            for (entry, keys) in keys {
+                let link_name = &entry.link.name;
+                for (ns, name) in &keys {
+                    source.queue.add(MirrorKey {
+                        link: link_name.clone(),
+                        namespace: ns.clone(),
+                        service: name.clone(),
+                    });
                 }
+                shared.status.send(StatusMsg::Retain {
+                    link: link_name.clone(),
+                    keep: keys.into_iter().collect(),
+                });
             }
         }
-        for (ns, name) in &keys {
-            source.queue.add(MirrorKey {
-                link: link_name.clone(),
-                namespace: ns.clone(),
-                service: name.clone(),
-            });
-        }
-        shared.status.send(StatusMsg::Retain {
-            link: link_name.clone(),
-            keep: keys.into_iter().collect(),
-        });
     }
 
     fn start(&self, shared: &Arc<Shared>, rt: &Arc<ClusterRuntime>) {

@@ -51,6 +51,14 @@ pub(crate) trait Route<C>: Send + Sync {
     /// moved, or the periodic resync). Called only where this replica may write its source.
     fn on_link(&self, _cx: &C, _link: &LinkEntry) {}
 
+    /// [`on_link`](Self::on_link) for each of `links`; a route that can share work between
+    /// them (one read of a source's index for all its links) overrides it.
+    fn on_links(&self, cx: &C, links: &[&LinkEntry]) {
+        for l in links {
+            self.on_link(cx, l);
+        }
+    }
+
     /// The configuration was reloaded (`new` is already current).
     fn on_reload(&self, _cx: &Arc<C>, _old: &Snapshot, _new: &Snapshot) {}
 

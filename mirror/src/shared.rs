@@ -15,7 +15,7 @@ use linkplane_store::Store;
 use crate::{
     Metrics,
     cluster::ClusterRuntime,
-    config::{Options, Snapshot},
+    config::{LinkEntry, Options, Snapshot},
     events::Recorder,
     federation::state::Federation,
     index::Kind,
@@ -132,16 +132,23 @@ impl Shared {
     /// write its source. Each route holds back until the indexes it reads are synced: an empty
     /// index must never look like "all deleted".
     pub fn enqueue_link(&self, link_name: &str) {
+        self.enqueue_links(&[link_name]);
+    }
+
+    /// [`enqueue_link`](Self::enqueue_link) for many links at once (see [`Route::on_links`]).
+    pub fn enqueue_links(&self, link_names: &[&str]) {
         let snap = self.snapshot();
-        let Some(entry) = snap.links.get(link_name) else {
-            return;
-        };
-        if !self.leases.may_write(&entry.link.spec.source) {
-            // Another replica owns the source: it plans, writes and records this link.
+        let entries: Vec<&LinkEntry> = link_names
+            .iter()
+            .filter_map(|n| snap.links.get(*n))
+            // Another replica owns the source: it plans, writes and records these links.
+            .filter(|e| self.leases.may_write(&e.link.spec.source))
+            .collect();
+        if entries.is_empty() {
             return;
         }
         for r in &self.routes {
-            r.on_link(self, entry);
+            r.on_links(self, &entries);
         }
     }
 

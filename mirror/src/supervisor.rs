@@ -328,11 +328,13 @@ async fn ownership_changed(
     tracing::info!(gained = ?out.gained, lost = ?out.lost, "cluster ownership changed");
     reload(shared, probes).await;
     let snap = shared.snapshot();
-    for entry in snap.links.values() {
-        if out.gained.contains(&entry.link.spec.source) {
-            shared.enqueue_link(&entry.link.name);
-        }
-    }
+    let links: Vec<&str> = snap
+        .links
+        .values()
+        .filter(|e| out.gained.contains(&e.link.spec.source))
+        .map(|e| e.link.name.as_str())
+        .collect();
+    shared.enqueue_links(&links);
 }
 
 async fn run(
@@ -387,10 +389,9 @@ async fn run(
             },
             _ = resync.tick() => {
                 reload(&shared, &mut probes).await;
-                let names: Vec<String> = shared.snapshot().links.keys().cloned().collect();
-                for l in names {
-                    shared.enqueue_link(&l);
-                }
+                let snap = shared.snapshot();
+                let names: Vec<&str> = snap.links.keys().map(String::as_str).collect();
+                shared.enqueue_links(&names);
             }
         }
     }
@@ -564,6 +565,7 @@ async fn reload(shared: &Arc<Shared>, probes: &mut Probes) {
 
     // A full pass over each link whose inputs changed.
     let policies_changed = old.policies != new.policies;
+    let mut passes = Vec::new();
     for (name, entry) in &new.links {
         let spec = &entry.link.spec;
         let probe_current = !reprobed.contains(&spec.target);
@@ -575,9 +577,10 @@ async fn reload(shared: &Arc<Shared>, probes: &mut Probes) {
             || clusters_changed
             || !probe_current
         {
-            shared.enqueue_link(name);
+            passes.push(name.as_str());
         }
     }
+    shared.enqueue_links(&passes);
 }
 
 /// Starts a task for each pending clean-up of a removed link that is not running yet. A
