@@ -91,7 +91,7 @@ pub struct ClusterRuntime {
     /// The cluster as configured when this runtime started.
     pub cluster: Cluster,
     /// What its first watch set sees: `Full` or `Exports`. Gaining the cluster adds a
-    /// `Mirrors` set to an `Exports` runtime ([`watch_mirrors`](Self::watch_mirrors)); losing it
+    /// `Mirrors` set to an `Exports` runtime ([`want_mirrors`](Self::want_mirrors)); losing it
     /// replaces the runtime with an `Exports` one.
     pub scope: WatchScope,
     client: OnceLock<Client>,

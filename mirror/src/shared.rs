@@ -49,6 +49,8 @@ pub(crate) struct Shared {
     pub leases: Arc<LeaseTable>,
     /// The reconcilers events are routed to, in order (see `routing`).
     pub routes: Vec<Arc<dyn Route<Shared>>>,
+    /// Services and Endpoints lists run a few at a time (see `watch`).
+    pub lists: crate::watch::ListSlots,
 }
 
 fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {

@@ -3,7 +3,7 @@
 //! the API server's liveness (a failed watch marks the cluster `Failed`; a poller notices
 //! recovery, which a watcher resuming from its last resourceVersion would not).
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{collections::BTreeMap, sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
@@ -12,12 +12,14 @@ use kube::{
     runtime::{WatchStreamExt, watcher},
 };
 use linkplane_store::reconcilers::ReconcilerState;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::{
     Metrics,
     backoff::Backoff,
     cluster::{ClusterRuntime, WatchScope},
     convert::Indexed,
+    index::Kind,
     shared::Shared,
     slim::{SlimEndpoints, SlimNamespace, SlimService},
     status::set_reconciler,
@@ -131,13 +133,21 @@ async fn watch<K: Indexed>(
     futures::pin_mut!(stream);
     // A re-list in progress: swapped into the index at once when it completes.
     let mut listing = BTreeMap::new();
+    let mut slot = None;
     while let Some(ev) = stream.next().await {
         match ev {
-            Ok(watcher::Event::Init) => listing.clear(),
+            Ok(watcher::Event::Init) => {
+                listing.clear();
+                // Before the first page is requested (the watcher lists when polled next).
+                if kind != Kind::Namespace {
+                    slot = shared.lists.take().await;
+                }
+            }
             Ok(watcher::Event::InitApply(o)) => {
                 listing.insert(o.key(), o.entry());
             }
             Ok(watcher::Event::InitDone) => {
+                drop(slot.take()); // frees the list slot
                 rt.replace_listed::<K>(scope, std::mem::take(&mut listing));
                 update_cache_metrics(&rt, &shared.metrics);
                 if scope == WatchScope::Mirrors {
@@ -170,6 +180,7 @@ async fn watch<K: Indexed>(
                 }
             }
             Err(e) => {
+                drop(slot.take()); // frees the list slot
                 // The API server's URL and the innermost cause (`Connection refused`, a TLS or
                 // DNS failure): kube's own message stops at "client error (Connect)".
                 let msg = format!(
@@ -203,6 +214,34 @@ async fn watch<K: Indexed>(
                 }
             }
         }
+    }
+}
+
+/// How many Services or Endpoints lists run at once, process-wide. Lists are what a start or a
+/// takeover waits for, and CPU-bound on both ends: 100 lists at once finish together, after all
+/// of them, while a few at a time let the first clusters' writers start within a fraction of
+/// that (a takeover at 100 clusters, BENCHMARKS.md), and hold fewer half-decoded lists in memory.
+const LIST_SLOTS: usize = 4;
+/// How long a list waits for a slot before it runs anyway: an API server that answers slowly
+/// keeps its slot, and must never hold back the other clusters' lists for longer than this.
+const LIST_WAIT: Duration = Duration::from_secs(2);
+
+/// The list slots (see [`LIST_SLOTS`]).
+pub(crate) struct ListSlots(Semaphore);
+
+impl Default for ListSlots {
+    fn default() -> Self {
+        Self(Semaphore::new(LIST_SLOTS))
+    }
+}
+
+impl ListSlots {
+    /// A slot, or `None` once [`LIST_WAIT`] passed without one (the list then runs anyway).
+    async fn take(&self) -> Option<SemaphorePermit<'_>> {
+        tokio::time::timeout(LIST_WAIT, self.0.acquire())
+            .await
+            .ok()
+            .and_then(Result::ok)
     }
 }
 
@@ -251,4 +290,31 @@ fn with_causes(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // A list waits for a slot at most LIST_WAIT, then runs without one: a cluster whose lists
+    // hang never holds the others back for longer.
+    #[tokio::test(start_paused = true)]
+    async fn a_list_runs_without_a_slot_once_the_wait_is_over() {
+        let slots = ListSlots::default();
+        let held: Vec<_> = futures::future::join_all((0..LIST_SLOTS).map(|_| slots.take()))
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        assert_eq!(held.len(), LIST_SLOTS);
+        let t0 = tokio::time::Instant::now();
+        assert!(slots.take().await.is_none());
+        assert_eq!(t0.elapsed(), LIST_WAIT);
+        drop(held);
+        assert!(
+            slots.take().await.is_some(),
+            "a freed slot is taken at once"
+        );
+        assert_eq!(t0.elapsed(), LIST_WAIT);
+    }
 }
