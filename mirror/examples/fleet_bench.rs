@@ -1084,7 +1084,7 @@ mod heap {
     use std::mem::size_of;
 
     use linkplane_core::plan::{RemoteEndpoints, RemoteService};
-    use linkplane_mirror::index::{IndexedEndpoints, IndexedService, ObjectKey};
+    use linkplane_mirror::index::{CompactMap, IndexedEndpoints, IndexedService, ObjectKey};
 
     fn chunk(bytes: usize) -> usize {
         if bytes == 0 {
@@ -1164,10 +1164,14 @@ mod heap {
 
     pub fn endpoints((key, e): (&ObjectKey, &IndexedEndpoints)) -> usize {
         entry::<IndexedEndpoints>(key)
-            + string(&e.namespace)
-            + string(&e.name)
-            + map(&e.labels)
-            + map(&e.annotations)
+            + compact(&e.labels)
+            + compact(&e.annotations)
             + remote_endpoints(&e.endpoints)
+    }
+
+    /// The index's `CompactMap`: one slice of (key, value) pairs, then one allocation per string.
+    fn compact(m: &CompactMap) -> usize {
+        chunk(m.len() * 2 * size_of::<Box<str>>())
+            + m.iter().map(|(k, v)| string(k) + string(v)).sum::<usize>()
     }
 }

@@ -371,8 +371,10 @@ pub(crate) trait Written:
     const KIND_NAME: &'static str;
     /// `a Service`, `an Endpoints`: conflict messages.
     const ARTICLE: &'static str;
+    /// How an indexed object's labels are held.
+    type Labels: crate::ownership::Labels + ?Sized;
     /// Labels of an indexed object (ownership).
-    fn labels_of(entry: &Self::Entry) -> &BTreeMap<String, String>;
+    fn labels_of(entry: &Self::Entry) -> &Self::Labels;
     /// resourceVersion of an indexed object (replace precondition).
     fn resource_version(entry: &Self::Entry) -> &str;
 }
@@ -380,6 +382,7 @@ pub(crate) trait Written:
 impl Written for SlimService {
     const KIND_NAME: &'static str = "Service";
     const ARTICLE: &'static str = "a Service";
+    type Labels = BTreeMap<String, String>;
     fn labels_of(entry: &IndexedService) -> &BTreeMap<String, String> {
         &entry.service.labels
     }
@@ -391,7 +394,8 @@ impl Written for SlimService {
 impl Written for SlimEndpoints {
     const KIND_NAME: &'static str = "Endpoints";
     const ARTICLE: &'static str = "an Endpoints";
-    fn labels_of(entry: &IndexedEndpoints) -> &BTreeMap<String, String> {
+    type Labels = crate::index::CompactMap;
+    fn labels_of(entry: &IndexedEndpoints) -> &crate::index::CompactMap {
         &entry.labels
     }
     fn resource_version(entry: &IndexedEndpoints) -> &str {

@@ -17,7 +17,9 @@ use linkplane_core::plan::{
 };
 
 use crate::{
-    index::{ClusterIndex, IndexedEndpoints, IndexedService, Kind, KindIndex, ObjectKey},
+    index::{
+        ClusterIndex, CompactMap, IndexedEndpoints, IndexedService, Kind, KindIndex, ObjectKey,
+    },
     slim::{SlimEndpoints, SlimNamespace, SlimService},
 };
 
@@ -73,11 +75,11 @@ pub fn index_endpoints(eps: &Endpoints) -> IndexedEndpoints {
         ip: a.ip.clone(),
         hostname: a.hostname.clone(),
     };
+    let compact =
+        |m: &Option<BTreeMap<String, String>>| m.as_ref().map(CompactMap::from).unwrap_or_default();
     IndexedEndpoints {
-        namespace: meta.namespace.clone().unwrap_or_default(),
-        name: meta.name.clone().unwrap_or_default(),
-        labels: map(&meta.labels),
-        annotations: map(&meta.annotations),
+        labels: compact(&meta.labels),
+        annotations: compact(&meta.annotations),
         endpoints: RemoteEndpoints {
             resource_version: meta.resource_version.clone().unwrap_or_default(),
             subsets: eps
@@ -337,9 +339,9 @@ pub fn endpoints_diff(
     desired: &DesiredEndpoints,
     resolved: &RemoteEndpoints,
 ) -> Option<&'static str> {
-    if actual.labels != desired.labels {
+    if !actual.labels.same_as(&desired.labels) {
         Some("labels")
-    } else if actual.annotations != desired.annotations {
+    } else if !actual.annotations.same_as(&desired.annotations) {
         Some("annotations")
     } else if endpoints_semantics(&actual.endpoints.subsets)
         != endpoints_semantics(&resolved.subsets)

@@ -13,7 +13,7 @@ use crate::{
     cluster::ClusterRuntime,
     config::{LinkEntry, MirrorKey},
     index::Kind,
-    ownership::Ownership,
+    ownership::{Labels, Ownership},
     routing::{Change, Route},
     shared::Shared,
     status::StatusMsg,
@@ -164,15 +164,20 @@ impl Route<Shared> for MirrorRoute {
                     .map(|(e, _)| Ownership::of_link(&e.link.spec))
                     .collect();
                 let idx = source.index();
+                // Services hold their labels as a map, Endpoints in the index's compact form.
                 let objects = idx
                     .services
                     .iter()
-                    .map(|(k, s)| (k, &s.service.labels))
-                    .chain(idx.endpoints.iter().map(|(k, e)| (k, &e.labels)));
+                    .map(|(k, s)| (k, &s.service.labels as &dyn Labels))
+                    .chain(
+                        idx.endpoints
+                            .iter()
+                            .map(|(k, e)| (k, &e.labels as &dyn Labels)),
+                    );
                 for ((ns, name), labels) in objects {
                     let Some(links) = labels
-                        .get(CLUSTER_NAME_LABEL)
-                        .and_then(|t| by_target.get(t.as_str()))
+                        .label(CLUSTER_NAME_LABEL)
+                        .and_then(|t| by_target.get(t))
                     else {
                         continue;
                     };

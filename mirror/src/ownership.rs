@@ -27,7 +27,7 @@ use linkplane_core::{
     },
 };
 
-use crate::index::IndexedService;
+use crate::index::{CompactMap, IndexedService};
 
 /// Whose objects a writer may touch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,9 +53,9 @@ impl<'a> Ownership<'a> {
     }
 
     /// True when an object with these labels may be written and deleted.
-    pub(crate) fn owns(&self, labels: &BTreeMap<String, String>) -> bool {
-        let mirrored = labels.get(MIRRORED_SERVICE_LABEL).map(String::as_str) == Some("true");
-        let cluster = labels.get(CLUSTER_NAME_LABEL).map(String::as_str);
+    pub(crate) fn owns(&self, labels: &(impl Labels + ?Sized)) -> bool {
+        let mirrored = labels.label(MIRRORED_SERVICE_LABEL) == Some("true");
+        let cluster = labels.label(CLUSTER_NAME_LABEL);
         match *self {
             Ownership::Federated => mirrored && cluster.is_none(),
             Ownership::Mirrors {
@@ -64,18 +64,13 @@ impl<'a> Ownership<'a> {
             } => {
                 mirrored
                     && cluster == Some(target)
-                    && (adopt_linkerd || labels.contains_key(LINKPLANE_REMOTE_SERVICE_LABEL))
+                    && (adopt_linkerd || labels.label(LINKPLANE_REMOTE_SERVICE_LABEL).is_some())
             }
         }
     }
 
     /// Why an object with these labels named `what` (e.g. `a Service web-east`) is not ours.
-    pub(crate) fn refusal(
-        &self,
-        what: &str,
-        ns: &str,
-        labels: &BTreeMap<String, String>,
-    ) -> String {
+    pub(crate) fn refusal(&self, what: &str, ns: &str, labels: &(impl Labels + ?Sized)) -> String {
         match *self {
             Ownership::Mirrors { target, .. } if is_linkerd_mirror_of(labels, target) => format!(
                 "{what} exists in namespace {ns}, written by Linkerd's service mirror for cluster \
@@ -95,24 +90,17 @@ impl<'a> Ownership<'a> {
     /// endpoint mirror) stands for, or `None` when it is not ours. linkplane's label says it;
     /// for a mirror Linkerd wrote it is Linkerd's reverse mapping (§2.9): the name minus
     /// `-<target>`, or for an endpoint mirror its `headless-mirror-svc-name` minus `-<target>`.
-    pub(crate) fn remote_of(
-        &self,
-        name: &str,
-        labels: &BTreeMap<String, String>,
-    ) -> Option<String> {
+    pub(crate) fn remote_of(&self, name: &str, labels: &(impl Labels + ?Sized)) -> Option<String> {
         let Ownership::Mirrors { target, .. } = *self else {
             return None;
         };
         if !self.owns(labels) {
             return None;
         }
-        if let Some(remote) = labels.get(LINKPLANE_REMOTE_SERVICE_LABEL) {
-            return Some(remote.clone());
+        if let Some(remote) = labels.label(LINKPLANE_REMOTE_SERVICE_LABEL) {
+            return Some(remote.to_string());
         }
-        let local = labels
-            .get(HEADLESS_MIRROR_SVC_NAME_LABEL)
-            .map(String::as_str)
-            .unwrap_or(name);
+        let local = labels.label(HEADLESS_MIRROR_SVC_NAME_LABEL).unwrap_or(name);
         local
             .strip_suffix(target)
             .and_then(|s| s.strip_suffix('-'))
@@ -122,10 +110,30 @@ impl<'a> Ownership<'a> {
 }
 
 /// A mirror of `target` that Linkerd wrote (linkplane's label absent).
-fn is_linkerd_mirror_of(labels: &BTreeMap<String, String>, target: &str) -> bool {
-    labels.get(MIRRORED_SERVICE_LABEL).map(String::as_str) == Some("true")
-        && labels.get(CLUSTER_NAME_LABEL).map(String::as_str) == Some(target)
-        && !labels.contains_key(LINKPLANE_REMOTE_SERVICE_LABEL)
+fn is_linkerd_mirror_of(labels: &(impl Labels + ?Sized), target: &str) -> bool {
+    labels.label(MIRRORED_SERVICE_LABEL) == Some("true")
+        && labels.label(CLUSTER_NAME_LABEL) == Some(target)
+        && labels.label(LINKPLANE_REMOTE_SERVICE_LABEL).is_none()
+}
+
+/// A label lookup: what the ownership rule reads of an object's labels, whether they are held
+/// as a `BTreeMap` (Services, objects from the API) or as the index's [`CompactMap`]
+/// (Endpoints).
+pub(crate) trait Labels {
+    /// The value of label `key`.
+    fn label(&self, key: &str) -> Option<&str>;
+}
+
+impl Labels for BTreeMap<String, String> {
+    fn label(&self, key: &str) -> Option<&str> {
+        self.get(key).map(String::as_str)
+    }
+}
+
+impl Labels for CompactMap {
+    fn label(&self, key: &str) -> Option<&str> {
+        self.get(key)
+    }
 }
 
 /// True for Services linkplane (or Linkerd) wrote: mirrors and federated Services never join a

@@ -66,6 +66,83 @@ async fn exported_service_is_mirrored_with_gateway_endpoints(pool: sqlx::PgPool)
     env.shutdown().await;
 }
 
+/// docs/mirroring.md, "Minimal writes" and "Own writes go straight into the index": the
+/// applier compares the labels and annotations it owns on a mirror's Endpoints as maps, and a
+/// watch event that differs from what it wrote (an edit by hand) is reconciled back. Linkerd's
+/// service mirror writes the same `mirror.linkerd.io/remote-gateway-identity` annotation and
+/// mirror labels on a gateway mirror's Endpoints. Pins the index's compact form of those maps
+/// (issue 19): a changed value, an added label and a removed annotation are each drift.
+#[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
+async fn hand_edited_mirror_endpoints_labels_and_annotations_are_repaired(pool: sqlx::PgPool) {
+    let env = Env::start(pool, &["east", "west"]).await;
+    let (east, west) = (env.client("east").await, env.client("west").await);
+    create_ns(&west, "shop").await;
+    export(&east, "shop", "web", EXPORTED).await;
+    env.link("west", "east", |_| {}).await;
+    eventually("mirror endpoints", || async {
+        let eps = get_eps(&west, "shop", "web-east")
+            .await
+            .ok_or("no endpoints")?;
+        ok_if(ips(&eps).0 == ["127.0.0.1"], || format!("{:?}", ips(&eps)))
+    })
+    .await;
+    let written = get_eps(&west, "shop", "web-east").await.unwrap();
+    let (want_labels, want_annotations) = (
+        written.metadata.labels.clone().unwrap(),
+        written.metadata.annotations.clone().unwrap(),
+    );
+    assert_eq!(
+        want_annotations["mirror.linkerd.io/remote-gateway-identity"],
+        GW_ID
+    );
+    let api = kube::Api::<k8s_openapi::api::core::v1::Endpoints>::namespaced(west.clone(), "shop");
+    type Edit = fn(&mut k8s_openapi::api::core::v1::Endpoints);
+    let edits: [(&str, Edit); 3] = [
+        ("a changed annotation", |e| {
+            e.metadata.annotations.as_mut().unwrap().insert(
+                "mirror.linkerd.io/remote-gateway-identity".into(),
+                "someone-else".into(),
+            );
+        }),
+        ("an added label", |e| {
+            e.metadata
+                .labels
+                .as_mut()
+                .unwrap()
+                .insert("edited".into(), "by-hand".into());
+        }),
+        ("a removed annotation", |e| {
+            e.metadata
+                .annotations
+                .as_mut()
+                .unwrap()
+                .remove("mirror.linkerd.io/remote-gateway-identity");
+        }),
+    ];
+    for (what, edit) in edits {
+        let mut eps = get_eps(&west, "shop", "web-east").await.unwrap();
+        edit(&mut eps);
+        eps.metadata.managed_fields = None;
+        let edited_rv = api
+            .replace("web-east", &Default::default(), &eps)
+            .await
+            .unwrap()
+            .metadata
+            .resource_version;
+        eventually(&format!("{what} repaired"), || async {
+            let eps = get_eps(&west, "shop", "web-east").await.ok_or("gone")?;
+            ok_if(
+                eps.metadata.resource_version != edited_rv
+                    && eps.metadata.labels.as_ref() == Some(&want_labels)
+                    && eps.metadata.annotations.as_ref() == Some(&want_annotations),
+                || format!("{:?} {:?}", eps.metadata.labels, eps.metadata.annotations),
+            )
+        })
+        .await;
+    }
+    env.shutdown().await;
+}
+
 #[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
 async fn mirror_follows_the_export_label_being_removed_and_added(pool: sqlx::PgPool) {
     let env = Env::start(pool, &["east", "west"]).await;
