@@ -331,14 +331,15 @@ async fn selector_watches_see_objects_enter_and_leave_their_selection() {
     assert_eq!(gone.resource_version(), left.resource_version());
 }
 
-/// `!key` selects objects *without* the key, whatever a present key's value (even `""`):
-/// apimachinery `labels/selector.go`, the parser turns `!` + key into `selection.DoesNotExist`,
-/// whose `Requirement.Matches` is `!ls.Has(r.key)`. A watch under it sees an object that gains
+/// `!key` selects objects *without* the key, whatever a present key's value (even `""`), and
+/// the bare `key` exactly the others: apimachinery `labels/selector.go`, the parser turns `!` +
+/// key into `selection.DoesNotExist`, whose `Requirement.Matches` is `!ls.Has(r.key)`, and a
+/// bare key into `selection.Exists` (`ls.Has(r.key)`). A watch under it sees an object that gains
 /// the key leave as DELETED and one that loses it enter as ADDED (`cache_watcher.go`
 /// `convertToWatchEvent`). linkplane watches clusters it does not own with
 /// `!mirror.linkerd.io/mirrored-service`, so they must behave exactly so.
 #[tokio::test]
-async fn does_not_exist_selector_lists_and_watches_objects_without_the_key() {
+async fn exists_and_does_not_exist_selectors_split_objects_by_the_key() {
     const KEY: &str = "mirror.linkerd.io/mirrored-service";
     let (_sim, east, _dir) = sim(100).await;
     let api: Api<Service> = Api::namespaced(east.client().await.unwrap(), "default");
@@ -364,6 +365,27 @@ async fn does_not_exist_selector_lists_and_watches_objects_without_the_key() {
         .unwrap();
     let names: Vec<String> = listed.items.iter().map(|s| s.name_any()).collect();
     assert_eq!(names, vec!["web"], "a key with an empty value still exists");
+    // The bare key: the complement, which a replica adds for the mirrors of a cluster it
+    // gains. Each list is logged with its selector, as the
+    // audit Event's `requestURI` carries it.
+    let mark = east.request_mark();
+    let mut exists: Vec<String> = api
+        .list(&ListParams::default().labels(KEY))
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|s| s.name_any())
+        .collect();
+    exists.sort();
+    assert_eq!(exists, vec!["empty-value", "web-west"]);
+    let logged: Vec<Option<String>> = east
+        .requests_since(mark)
+        .into_iter()
+        .filter(|r| r.verb == "list")
+        .map(|r| r.label_selector)
+        .collect();
+    assert_eq!(logged, vec![Some(KEY.to_string())]);
 
     let rv = listed.metadata.resource_version.unwrap();
     let wp = WatchParams::default().labels(&selector).timeout(20);
