@@ -256,9 +256,10 @@ impl ClusterRuntime {
         scope: WatchScope,
         listed: std::collections::BTreeMap<crate::index::ObjectKey, K::Entry>,
     ) {
-        let changed = K::slot_mut(&mut write(&self.index))
+        // What changed is not routed key by key: the re-list's sync gives every link touching
+        // the cluster a full pass (`on_synced`, `on_gained`).
+        K::slot_mut(&mut write(&self.index))
             .replace_listed(listed, |e| scope.lists(K::is_mirror(e)));
-        drop(changed);
     }
 
     /// Records an object this process just wrote, as the API server returned it. Its watch
