@@ -3,6 +3,7 @@
 
 mod support;
 
+use kube::Client;
 use linkplane_core::{
     ExportPolicy, ExportPolicySpec, MirrorMode, NamespaceFilter,
     naming::HEADLESS_MIRROR_SVC_NAME_LABEL,
@@ -13,6 +14,28 @@ use support::*;
 const GW_ID: &str =
     "linkerd-gateway.linkerd-multicluster.serviceaccount.identity.linkerd.cluster.local";
 
+/// The scenarios' usual fleet: `east` exports `shop/web`, `west` (with namespace `shop`) links
+/// to it. Returns the environment and the two clusters' clients.
+async fn west_links_east_exporting_web(pool: sqlx::PgPool) -> (Env, Client, Client) {
+    let env = Env::start(pool, &["east", "west"]).await;
+    let (east, west) = (env.client("east").await, env.client("west").await);
+    create_ns(&west, "shop").await;
+    export(&east, "shop", "web", EXPORTED).await;
+    env.link("west", "east", |_| {}).await;
+    (env, east, west)
+}
+
+/// Waits until `web-east`'s Endpoints in `west` point at east's gateway.
+async fn gateway_endpoints_mirrored(west: &Client) {
+    eventually("mirror endpoints", || async {
+        let eps = get_eps(west, "shop", "web-east")
+            .await
+            .ok_or("no endpoints")?;
+        ok_if(ips(&eps).0 == ["127.0.0.1"], || format!("{:?}", ips(&eps)))
+    })
+    .await;
+}
+
 #[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
 async fn exported_service_is_mirrored_with_gateway_endpoints(pool: sqlx::PgPool) {
     let env = Env::start(pool, &["east", "west"]).await;
@@ -21,13 +44,7 @@ async fn exported_service_is_mirrored_with_gateway_endpoints(pool: sqlx::PgPool)
     let remote = export(&east, "shop", "web", EXPORTED).await;
     env.link("west", "east", |_| {}).await;
 
-    eventually("mirror endpoints", || async {
-        let eps = get_eps(&west, "shop", "web-east")
-            .await
-            .ok_or("no endpoints")?;
-        ok_if(ips(&eps).0 == ["127.0.0.1"], || format!("{:?}", ips(&eps)))
-    })
-    .await;
+    gateway_endpoints_mirrored(&west).await;
     let svc = get_svc(&west, "shop", "web-east").await.unwrap();
     assert_eq!(
         labels(&svc),
@@ -74,18 +91,8 @@ async fn exported_service_is_mirrored_with_gateway_endpoints(pool: sqlx::PgPool)
 /// (issue 19): a changed value, an added label and a removed annotation are each drift.
 #[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
 async fn hand_edited_mirror_endpoints_labels_and_annotations_are_repaired(pool: sqlx::PgPool) {
-    let env = Env::start(pool, &["east", "west"]).await;
-    let (east, west) = (env.client("east").await, env.client("west").await);
-    create_ns(&west, "shop").await;
-    export(&east, "shop", "web", EXPORTED).await;
-    env.link("west", "east", |_| {}).await;
-    eventually("mirror endpoints", || async {
-        let eps = get_eps(&west, "shop", "web-east")
-            .await
-            .ok_or("no endpoints")?;
-        ok_if(ips(&eps).0 == ["127.0.0.1"], || format!("{:?}", ips(&eps)))
-    })
-    .await;
+    let (env, _, west) = west_links_east_exporting_web(pool).await;
+    gateway_endpoints_mirrored(&west).await;
     let written = get_eps(&west, "shop", "web-east").await.unwrap();
     let (want_labels, want_annotations) = (
         written.metadata.labels.clone().unwrap(),
@@ -145,11 +152,7 @@ async fn hand_edited_mirror_endpoints_labels_and_annotations_are_repaired(pool: 
 
 #[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
 async fn mirror_follows_the_export_label_being_removed_and_added(pool: sqlx::PgPool) {
-    let env = Env::start(pool, &["east", "west"]).await;
-    let (east, west) = (env.client("east").await, env.client("west").await);
-    create_ns(&west, "shop").await;
-    export(&east, "shop", "web", EXPORTED).await;
-    env.link("west", "east", |_| {}).await;
+    let (env, east, west) = west_links_east_exporting_web(pool).await;
     eventually("mirrored", || async {
         ok_if(get_svc(&west, "shop", "web-east").await.is_some(), || {
             "absent".into()
@@ -180,11 +183,7 @@ async fn mirror_follows_the_export_label_being_removed_and_added(pool: sqlx::PgP
 
 #[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
 async fn remote_deletion_deletes_the_mirror(pool: sqlx::PgPool) {
-    let env = Env::start(pool, &["east", "west"]).await;
-    let (east, west) = (env.client("east").await, env.client("west").await);
-    create_ns(&west, "shop").await;
-    export(&east, "shop", "web", EXPORTED).await;
-    env.link("west", "east", |_| {}).await;
+    let (env, east, west) = west_links_east_exporting_web(pool).await;
     eventually("mirrored", || async {
         ok_if(get_eps(&west, "shop", "web-east").await.is_some(), || {
             "absent".into()
@@ -205,11 +204,7 @@ async fn remote_deletion_deletes_the_mirror(pool: sqlx::PgPool) {
 
 #[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
 async fn port_change_is_mirrored_and_unchanged_mirrors_are_not_rewritten(pool: sqlx::PgPool) {
-    let env = Env::start(pool, &["east", "west"]).await;
-    let (east, west) = (env.client("east").await, env.client("west").await);
-    create_ns(&west, "shop").await;
-    export(&east, "shop", "web", EXPORTED).await;
-    env.link("west", "east", |_| {}).await;
+    let (env, east, west) = west_links_east_exporting_web(pool).await;
     eventually("mirrored", || async {
         ok_if(get_eps(&west, "shop", "web-east").await.is_some(), || {
             "absent".into()
@@ -278,11 +273,7 @@ async fn port_change_is_mirrored_and_unchanged_mirrors_are_not_rewritten(pool: s
 
 #[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
 async fn mode_switches_both_ways(pool: sqlx::PgPool) {
-    let env = Env::start(pool, &["east", "west"]).await;
-    let (east, west) = (env.client("east").await, env.client("west").await);
-    create_ns(&west, "shop").await;
-    export(&east, "shop", "web", EXPORTED).await;
-    env.link("west", "east", |_| {}).await;
+    let (env, east, west) = west_links_east_exporting_web(pool).await;
     eventually("gateway mode", || async {
         ok_if(get_eps(&west, "shop", "web-east").await.is_some(), || {
             "no endpoints".into()
@@ -545,11 +536,7 @@ async fn excluded_labels_and_annotations_are_not_copied(pool: sqlx::PgPool) {
 
 #[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
 async fn dead_gateway_makes_endpoints_not_ready_and_recovery_restores_them(pool: sqlx::PgPool) {
-    let env = Env::start(pool, &["east", "west"]).await;
-    let (east, west) = (env.client("east").await, env.client("west").await);
-    create_ns(&west, "shop").await;
-    export(&east, "shop", "web", EXPORTED).await;
-    env.link("west", "east", |_| {}).await;
+    let (env, _, west) = west_links_east_exporting_web(pool).await;
     eventually("ready", || async {
         let eps = get_eps(&west, "shop", "web-east").await.ok_or("absent")?;
         ok_if(ips(&eps).0.len() == 1, || format!("{:?}", ips(&eps)))
@@ -723,11 +710,7 @@ async fn a_link_removed_while_the_server_is_down_is_cleaned_up_on_start(pool: sq
 async fn a_link_removed_while_its_source_is_unreachable_is_cleaned_up_when_it_returns(
     pool: sqlx::PgPool,
 ) {
-    let env = Env::start(pool, &["east", "west"]).await;
-    let (east, west) = (env.client("east").await, env.client("west").await);
-    create_ns(&west, "shop").await;
-    export(&east, "shop", "web", EXPORTED).await;
-    env.link("west", "east", |_| {}).await;
+    let (env, _, west) = west_links_east_exporting_web(pool).await;
     eventually("mirrored", || async {
         ok_if(get_eps(&west, "shop", "web-east").await.is_some(), || {
             "absent".into()
@@ -1015,11 +998,7 @@ async fn credential_change_restarts_the_cluster_reconciler(pool: sqlx::PgPool) {
 
 #[sqlx::test(migrator = "linkplane_store::MIGRATOR")]
 async fn paused_link_keeps_mirrors_and_changes_nothing(pool: sqlx::PgPool) {
-    let env = Env::start(pool, &["east", "west"]).await;
-    let (east, west) = (env.client("east").await, env.client("west").await);
-    create_ns(&west, "shop").await;
-    export(&east, "shop", "web", EXPORTED).await;
-    env.link("west", "east", |_| {}).await;
+    let (env, east, west) = west_links_east_exporting_web(pool).await;
     eventually("mirrored", || async {
         ok_if(get_eps(&west, "shop", "web-east").await.is_some(), || {
             "absent".into()
